@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moatcloud/moat/internal/node"
+	"github.com/moatcloud/moat/internal/quantity"
+)
+
+func (a *app) nodeCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "Run and manage nodes"}
+	cmd.AddCommand(a.nodeServeCommand())
+	return cmd
+}
+
+func (a *app) nodeServeCommand() *cobra.Command {
+	var cfg node.Config
+	var logMax, maxLayer string
+	cmd := &cobra.Command{
+		Use:   "serve --root DIR [--socket PATH]",
+		Short: "Run the node daemon (containers, images, logs) on a unix socket",
+		Long: `Run the node daemon. It listens on a unix socket only (mode 0600, root)
+and never on TCP. Containers it starts outlive it: a restarted daemon
+re-adopts them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if cfg.LogMaxSize, err = quantity.ParseBytes(logMax); err != nil {
+				return usageError{err}
+			}
+			if cfg.MaxLayer, err = quantity.ParseBytes(maxLayer); err != nil {
+				return usageError{err}
+			}
+			d, err := node.New(cfg, slog.Default())
+			if err != nil {
+				return err
+			}
+			return d.Serve(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Root, "root", "/var/lib/moat", "state directory: images, containers, logs")
+	f.StringVar(&cfg.Socket, "socket", "/run/moat/node.sock", "API socket")
+	f.StringVar(&cfg.Runc, "runc", "runc", "runc binary")
+	f.StringVar(&cfg.RuncRoot, "runc-root", "", "runc state directory (default ROOT/runc)")
+	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "moat", "cgroup containers are placed under")
+	f.StringVar(&logMax, "log-max-size", "10Mi", "size of one container log file before rotation")
+	f.IntVar(&cfg.LogMaxFiles, "log-max-files", 3, "container log files kept, current included")
+	f.StringVar(&maxLayer, "max-layer-size", "8Gi", "largest unpacked layer accepted")
+	f.StringSliceVar(&cfg.AllowBind, "allow-bind", nil, "host directory containers may bind-mount from (repeatable; default ROOT/volumes)")
+	return cmd
+}

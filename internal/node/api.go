@@ -1,0 +1,134 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/runtime"
+	"github.com/moatcloud/moat/internal/version"
+)
+
+// routes is the node API. Every path is versioned; every error is JSON
+// {"error": "..."} with a status from errs.HTTPStatus.
+func (d *Daemon) routes() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if err := h(w, r); err != nil {
+				d.writeError(w, r, err)
+			}
+		})
+	}
+	handle("GET /v1/info", d.handleInfo)
+	handle("GET /v1/images", d.handleImages)
+	handle("POST /v1/images/import", d.handleImport)
+	handle("GET /v1/images/{ref...}", d.handleImage)
+	handle("DELETE /v1/images/{ref...}", d.handleRemoveImage)
+	handle("GET /v1/containers", d.handleContainers)
+	handle("POST /v1/containers", d.handleCreate)
+	handle("GET /v1/containers/{id}", d.handleInspect)
+	handle("POST /v1/containers/{id}/start", d.handleStart)
+	handle("POST /v1/containers/{id}/stop", d.handleStop)
+	handle("DELETE /v1/containers/{id}", d.handleRemove)
+	handle("GET /v1/containers/{id}/logs", d.handleLogs)
+	handle("POST /v1/containers/{id}/debug", d.handleDebug)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		d.writeError(w, r, errs.Invalid("", "no API at %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers with the error's status; only server-side failures
+// are logged: a bad request is the caller's to report.
+func (d *Daemon) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status := errs.HTTPStatus(err)
+	if errors.Is(err, context.Canceled) {
+		return // the client went away
+	}
+	if status >= 500 {
+		d.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, status, nodeapi.ErrorBody{Error: err.Error()})
+}
+
+func (d *Daemon) handleInfo(w http.ResponseWriter, r *http.Request) error {
+	info := nodeapi.NodeInfo{
+		Version: version.Version, OS: osName(), Arch: goruntime.GOARCH, CPUs: goruntime.NumCPU(),
+		CgroupMode: runtime.CgroupMode(), Root: d.cfg.Root,
+	}
+	var uts unix.Utsname
+	if unix.Uname(&uts) == nil {
+		info.Kernel = unix.ByteSliceToString(uts.Release[:])
+	}
+	info.Hostname, _ = os.Hostname()
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) == nil {
+		info.MemoryBytes = int64(si.Totalram) * int64(si.Unit)
+	}
+	var fs unix.Statfs_t
+	if unix.Statfs(d.cfg.Root, &fs) == nil {
+		info.DiskBytes, info.DiskFreeBytes = int64(fs.Blocks)*fs.Bsize, int64(fs.Bavail)*fs.Bsize
+	}
+	info.Runc, _ = d.runc.Version(r.Context())
+	for _, c := range d.List() {
+		info.Containers++
+		if c.State == nodeapi.StateRunning {
+			info.Running++
+		}
+	}
+	return writeJSON(w, http.StatusOK, info)
+}
+
+// osName is PRETTY_NAME from /etc/os-release.
+func osName() string {
+	b, _ := os.ReadFile("/etc/os-release")
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return "linux"
+}
+
+// queryBool parses a boolean query parameter ("1", "true"; absent: false).
+func queryBool(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, errs.Invalid("query "+name, "%q: want true or false", v)
+	}
+	return b, nil
+}
+
+// queryDuration parses a duration query parameter; nil when absent.
+func queryDuration(r *http.Request, name string) (*time.Duration, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return nil, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return nil, errs.Invalid("query "+name, "%q: want a duration such as 10s", v)
+	}
+	return &d, nil
+}

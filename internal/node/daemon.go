@@ -1,0 +1,150 @@
+// Package node is the node daemon: it keeps the node's image store,
+// creates and supervises containers (through one shim each, so containers
+// outlive the daemon), applies restart policies, re-adopts containers after
+// a restart, and serves its HTTP API on a unix socket only.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/moatcloud/moat/internal/image"
+	"github.com/moatcloud/moat/internal/runtime"
+)
+
+// Config configures a node daemon.
+type Config struct {
+	Root         string   // state: images, containers, runc state
+	Socket       string   // the API's unix socket
+	Runc         string   // runc binary
+	RuncRoot     string   // runc --root; default Root/runc
+	CgroupParent string   // cgroup under which containers live; default "moat"
+	Exe          string   // the moat binary shims run as; default this executable
+	LogMaxSize   int64    // per log file; default logs.DefaultMaxSize
+	LogMaxFiles  int      // default logs.DefaultMaxFiles
+	MaxLayer     int64    // unpacked bytes per layer; default layer.DefaultMaxBytes
+	AllowBind    []string // host directories bind mounts may come from; default Root/volumes
+}
+
+// Daemon is a running node daemon.
+type Daemon struct {
+	cfg    Config
+	log    *slog.Logger
+	images *image.Store
+	runc   runtime.Runc
+
+	ctx        context.Context // the daemon's lifetime; restart timers stop with it
+	mu         sync.Mutex
+	containers map[string]*container
+}
+
+func (c *Config) setDefaults() error {
+	if c.Root == "" {
+		return errors.New("node: no root directory")
+	}
+	root, err := filepath.Abs(c.Root)
+	if err != nil {
+		return err
+	}
+	c.Root = root
+	if c.Socket == "" {
+		c.Socket = filepath.Join(root, "node.sock")
+	}
+	if c.Runc == "" {
+		c.Runc = "runc"
+	}
+	if c.RuncRoot == "" {
+		c.RuncRoot = filepath.Join(root, "runc")
+	}
+	if c.CgroupParent == "" {
+		c.CgroupParent = "moat"
+	}
+	if c.Exe == "" {
+		if c.Exe, err = os.Executable(); err != nil {
+			return fmt.Errorf("find own executable: %w", err)
+		}
+	}
+	if len(c.AllowBind) == 0 {
+		c.AllowBind = []string{filepath.Join(root, "volumes")}
+	}
+	return nil
+}
+
+// New opens the node's state under cfg.Root.
+func New(cfg Config, log *slog.Logger) (*Daemon, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{cfg.Root, filepath.Join(cfg.Root, "containers"), cfg.RuncRoot} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+	}
+	store, err := image.Open(filepath.Join(cfg.Root, "images"), image.Options{MaxLayerBytes: cfg.MaxLayer})
+	if err != nil {
+		return nil, err
+	}
+	return &Daemon{
+		cfg: cfg, log: log, images: store,
+		runc:       runtime.Runc{Binary: cfg.Runc, Root: cfg.RuncRoot},
+		containers: map[string]*container{},
+		ctx:        context.Background(),
+	}, nil
+}
+
+// Serve re-adopts the node's containers, then serves the API on the unix
+// socket until ctx ends. Containers keep running after it returns.
+func (d *Daemon) Serve(ctx context.Context) error {
+	d.ctx = ctx
+	if err := d.adoptAll(); err != nil {
+		return err
+	}
+	ln, err := listenUnix(d.cfg.Socket)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	d.log.Info("node serving", "socket", d.cfg.Socket, "root", d.cfg.Root, "containers", len(d.containers))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdown)
+	d.log.Info("node stopped; containers keep running")
+	return nil
+}
+
+// listenUnix listens on a socket only root can use: the API can start any
+// container, so it is root's, as docker's and containerd's are.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	// Connecting needs write permission on the socket; with any sane umask
+	// only root has it from the start, and the chmod makes it explicit.
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	return ln, nil
+}

@@ -1,0 +1,48 @@
+package nodeapi
+
+import "time"
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+// NodeInfo describes a node: what `moat node add` reports and the
+// scheduler later weighs.
+type NodeInfo struct {
+	Version       string `json:"version"`
+	Hostname      string `json:"hostname"`
+	OS            string `json:"os"`
+	Kernel        string `json:"kernel"`
+	Arch          string `json:"arch"`
+	Runc          string `json:"runc"`
+	CgroupMode    string `json:"cgroupMode"`
+	CPUs          int    `json:"cpus"`
+	MemoryBytes   int64  `json:"memoryBytes"`
+	DiskBytes     int64  `json:"diskBytes"`
+	DiskFreeBytes int64  `json:"diskFreeBytes"`
+	Root          string `json:"root"`
+	Containers    int    `json:"containers"`
+	Running       int    `json:"running"`
+}
+
+// Image is an image in a node's store.
+type Image struct {
+	Name         string    `json:"name,omitempty"`
+	Digest       string    `json:"digest"`
+	Size         int64     `json:"size"`
+	Layers       int       `json:"layers"`
+	Architecture string    `json:"architecture,omitempty"`
+	Entrypoint   []string  `json:"entrypoint,omitempty"`
+	Cmd          []string  `json:"cmd,omitempty"`
+	User         string    `json:"user,omitempty"`
+	Imported     time.Time `json:"imported"`
+}
+
+// LogEntry is one line of a container's output.
+type LogEntry struct {
+	Time    time.Time `json:"time"`
+	Stream  string    `json:"stream"`
+	Partial bool      `json:"partial,omitempty"`
+	Line    string    `json:"line"`
+}

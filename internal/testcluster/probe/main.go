@@ -1,0 +1,227 @@
+// Command probe runs inside test containers and reports, from the inside,
+// what the container can do: its identity, capabilities, seccomp mode,
+// network interfaces, filesystem and cgroup limits. Its other modes serve
+// HTTP, exit with a code, ignore SIGTERM, or print lines, for the
+// lifecycle tests. It must stay a static binary with no dependencies.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	mode := "report"
+	if len(os.Args) > 1 {
+		mode = os.Args[1]
+	}
+	arg := ""
+	if len(os.Args) > 2 {
+		arg = os.Args[2]
+	}
+	switch mode {
+	case "report":
+		json.NewEncoder(os.Stdout).Encode(report())
+	case "serve":
+		serve(arg)
+	case "exit":
+		code, _ := strconv.Atoi(arg)
+		fmt.Println("exiting with", code)
+		os.Exit(code)
+	case "sleep":
+		fmt.Println("sleeping")
+		forever()
+	case "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+		fmt.Println("ignoring SIGTERM")
+		forever()
+	case "tick":
+		tick(arg)
+	case "spam":
+		n, _ := strconv.Atoi(arg)
+		for i := range n {
+			fmt.Printf("line %d\n", i)
+		}
+		fmt.Fprintln(os.Stderr, "done on stderr")
+		forever()
+	case "snoop":
+		snoop()
+	case "oom":
+		var keep [][]byte
+		for {
+			b := make([]byte, 1<<20)
+			for i := range b {
+				b[i] = 1
+			}
+			keep = append(keep, b)
+		}
+	default:
+		fmt.Fprintln(os.Stderr, "unknown mode", mode)
+		os.Exit(2)
+	}
+}
+
+func serve(addr string) {
+	if addr == "" {
+		addr = ":8080"
+	}
+	host, _ := os.Hostname()
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "probe %s\n", host)
+	})
+	fmt.Println("serving on", addr)
+	if err := http.ListenAndServe(addr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// tick prints a numbered line every interval, forever.
+func tick(interval string) {
+	d, err := time.ParseDuration(interval)
+	if err != nil {
+		d = 50 * time.Millisecond
+	}
+	for i := 0; ; i++ {
+		fmt.Printf("tick %d\n", i)
+		time.Sleep(d)
+	}
+}
+
+// snoop watches for processes other than itself in its pid namespace and
+// reports whether it can reach their root directory and executable: a
+// debug tool run from the node must not be reachable.
+func snoop() {
+	fmt.Println("snooping")
+	seen := map[string]bool{} // pid and command line: a process is checked again after each exec
+	for {
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == 1 || pid == os.Getpid() {
+				continue
+			}
+			raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			cmd := strings.ReplaceAll(string(raw), "\x00", " ")
+			key := e.Name() + " " + cmd
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			_, rootErr := os.ReadDir(fmt.Sprintf("/proc/%d/root/", pid))
+			_, exeErr := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+			fmt.Printf("snoop pid=%d cmd=%q root=%s exe=%s\n", pid, cmd, verdict(rootErr), verdict(exeErr))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func verdict(err error) string {
+	if err == nil {
+		return "REACHED"
+	}
+	return "denied"
+}
+
+type Report struct {
+	UID, GID     int
+	Groups       []int
+	CapEff       string
+	CapBnd       string
+	CapAmb       string
+	Seccomp      string
+	NoNewPrivs   string
+	Interfaces   []string // name:flags
+	RootWritable bool
+	TmpWritable  bool
+	TmpIsTmpfs   bool
+	Pids         []int // every pid this process can see
+	Hostname     string
+	MemoryLimit  string
+	PidsLimit    string
+	CPUQuota     string
+	KcoreBytes   int
+	ProcSysWrite string
+	NoFile       string
+	Env          []string
+	Cwd          string
+}
+
+func report() Report {
+	var r Report
+	r.UID, r.GID = os.Getuid(), os.Getgid()
+	r.Groups, _ = os.Getgroups()
+	status, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(status), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		v = strings.TrimSpace(v)
+		switch k {
+		case "CapEff":
+			r.CapEff = v
+		case "CapBnd":
+			r.CapBnd = v
+		case "CapAmb":
+			r.CapAmb = v
+		case "Seccomp":
+			r.Seccomp = v
+		case "NoNewPrivs":
+			r.NoNewPrivs = v
+		}
+	}
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		r.Interfaces = append(r.Interfaces, i.Name+":"+i.Flags.String())
+	}
+	r.RootWritable = os.WriteFile("/probe-was-here", []byte("x"), 0o644) == nil
+	r.TmpWritable = os.WriteFile("/tmp/probe-was-here", []byte("x"), 0o644) == nil
+	var st syscall.Statfs_t
+	r.TmpIsTmpfs = syscall.Statfs("/tmp", &st) == nil && st.Type == 0x01021994
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			r.Pids = append(r.Pids, pid)
+		}
+	}
+	r.Hostname, _ = os.Hostname()
+	r.MemoryLimit = firstFile("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+	r.PidsLimit = firstFile("/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max")
+	r.CPUQuota = firstFile("/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us")
+	kcore, _ := os.ReadFile("/proc/kcore")
+	r.KcoreBytes = len(kcore)
+	if err := os.WriteFile("/proc/sys/kernel/hostname", []byte("x"), 0); err != nil {
+		r.ProcSysWrite = err.Error()
+	} else {
+		r.ProcSysWrite = "ok"
+	}
+	var rl syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
+	r.NoFile = fmt.Sprintf("%d:%d", rl.Cur, rl.Max)
+	r.Env = os.Environ()
+	r.Cwd, _ = os.Getwd()
+	return r
+}
+
+func firstFile(paths ...string) string {
+	for _, p := range paths {
+		if b, err := os.ReadFile(p); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	return ""
+}
+
+// forever blocks without tripping the runtime's deadlock detector, which an
+// empty select would in a program with nothing else to do.
+func forever() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
