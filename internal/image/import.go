@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -125,7 +125,6 @@ func (s *Store) commit(ctx context.Context, a *archive, found []pending) (imgs [
 		img := p.img
 		img.Name, img.Digest = p.name, p.manifest
 		imgs = append(imgs, img)
-		slog.Info("image imported", "name", p.name, "digest", p.manifest, "layers", len(img.Layers), "size", img.Size)
 	}
 	return imgs, nil
 }
@@ -146,6 +145,9 @@ func (s *Store) addToIndex(found []pending) error {
 	}
 	now := time.Now().UTC()
 	for _, p := range found {
+		if slices.ContainsFunc(idx, func(e indexEntry) bool { return e.Name == p.name && e.Digest == p.manifest }) {
+			continue // imported before: keep its first import time
+		}
 		kept := idx[:0]
 		for _, e := range idx {
 			// A name moves to the new image; an unnamed entry for the same

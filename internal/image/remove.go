@@ -53,7 +53,6 @@ func (s *Store) Remove(ref string, inUse func(digest.Digest) bool) error {
 	if !stillNamed {
 		s.deleteUnshared(target, kept)
 	}
-	slog.Info("image removed", "ref", ref, "digest", target.Digest)
 	return nil
 }
 

@@ -38,6 +38,7 @@ func (d *Daemon) handleImport(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]nodeapi.Image, 0, len(imgs))
 	for _, img := range imgs {
+		d.log.Info("image imported", "name", img.Name, "digest", img.Digest, "layers", len(img.Layers), "size", img.Size)
 		out = append(out, wireImage(img))
 	}
 	return writeJSON(w, http.StatusCreated, out)
@@ -55,6 +56,7 @@ func (d *Daemon) handleRemoveImage(w http.ResponseWriter, r *http.Request) error
 	if err := d.images.Remove(r.PathValue("ref"), d.imageInUse); err != nil {
 		return err
 	}
+	d.log.Info("image removed", "ref", r.PathValue("ref"))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -66,6 +66,9 @@ const shimReadyFD = 3
 
 // RunShim is the shim's main: `moat shim DIR`. It returns the exit code.
 func RunShim(dir string) int {
+	// GOMAXPROCS=1 is for the shim's own runtime; runc, a Go program
+	// too, must not inherit it (it would start the container slower).
+	os.Unsetenv("GOMAXPROCS")
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("dir", dir)
 	unix.CloseOnExec(shimReadyFD) // runc and the container must not inherit it
 	ready := os.NewFile(shimReadyFD, "ready")
@@ -82,7 +85,7 @@ func RunShim(dir string) int {
 		log.Error("become subreaper", "err", err)
 	}
 	st := runContainer(dir, cfg, ready, log)
-	if err := writeJSONFile(filepath.Join(dir, ExitFile), st); err != nil {
+	if err := writeJSONFile(filepath.Join(dir, ExitFile), st, true); err != nil {
 		log.Error("write exit status", "err", err)
 		return 1
 	}
@@ -221,8 +224,9 @@ func readJSONFile(path string, v any) error {
 }
 
 // writeJSONFile writes atomically: a reader sees the old file or the new,
-// never half of one, even across a crash.
-func writeJSONFile(path string, v any) error {
+// never half of one. With sync it is also on disk before the rename, so a
+// power cut cannot lose it (exit statuses; not the per-start config).
+func writeJSONFile(path string, v any, sync bool) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
@@ -233,7 +237,7 @@ func writeJSONFile(path string, v any) error {
 		return err
 	}
 	_, err = f.Write(b)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

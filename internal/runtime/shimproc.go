@@ -175,7 +175,7 @@ func ReadExit(dir string) (ExitStatus, bool) {
 
 // WriteShimConfig writes dir/shim.json for the next shim.
 func WriteShimConfig(dir string, cfg ShimConfig) error {
-	return writeJSONFile(filepath.Join(dir, ShimConfigFile), cfg)
+	return writeJSONFile(filepath.Join(dir, ShimConfigFile), cfg, false)
 }
 
 // ClearRun removes what the previous run of a container left (its exit
