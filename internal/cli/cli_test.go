@@ -1,0 +1,113 @@
+package cli_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/testcluster"
+)
+
+// moat runs the real binary and returns stdout, stderr and the exit status.
+func moat(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(testcluster.Moat(t), args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out.String(), errOut.String(), 0
+	case errors.As(err, &ee):
+		return out.String(), errOut.String(), ee.ExitCode()
+	}
+	t.Fatalf("moat %v: %v", args, err)
+	return "", "", 0
+}
+
+// TestRuntimeCommands drives a node through the CLI and checks the
+// contract scripts rely on: --json output and exit statuses.
+func TestRuntimeCommands(t *testing.T) {
+	n := testcluster.StartNode(t)
+	image := testcluster.ProbeImage(t, "probe:1")
+	rt := func(args ...string) (string, string, int) {
+		return moat(t, append([]string{"runtime", "--socket", n.Socket}, args...)...)
+	}
+	if out, errOut, code := rt("import", image); code != 0 || !strings.Contains(out, "probe:1") {
+		t.Fatalf("import: %d %q %q", code, out, errOut)
+	}
+	if out, _, code := rt("run", "--name", "web", "--port", "http=8080", "probe:1", "--", "serve"); code != 0 || strings.TrimSpace(out) != "web" {
+		t.Fatalf("run: %d %q", code, out)
+	}
+	out, _, code := rt("ps", "--json")
+	var cs []nodeapi.Container
+	if code != 0 || json.Unmarshal([]byte(out), &cs) != nil || len(cs) != 1 || cs[0].ID != "web" {
+		t.Fatalf("ps --json: %d %q", code, out)
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"debug passes the tool's exit status", []string{"debug", "web", "--", "false"}, 1, ""},
+		{"invalid size", []string{"run", "--memory", "12XB", "probe:1"}, 2, "--memory"},
+		{"unknown flag", []string{"ps", "--colour"}, 2, "unknown flag"},
+		{"unknown container", []string{"rm", "nobody"}, 3, "not found"},
+		{"unknown image", []string{"run", "nope:1"}, 3, "nope:1"},
+		{"duplicate name", []string{"run", "--name", "web", "probe:1"}, 4, "already exists"},
+		{"remove a running container", []string{"rm", "web"}, 4, "stop it first"},
+		{"daemon not running", []string{"--socket", "/nonexistent.sock", "ps"}, 5, "hint"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errOut, code := rt(tt.args...)
+			if code != tt.code || !strings.Contains(errOut, tt.stderr) {
+				t.Errorf("moat runtime %v: exit %d, stderr %q; want %d mentioning %q", tt.args, code, errOut, tt.code, tt.stderr)
+			}
+		})
+	}
+	if _, _, code := rt("rm", "-f", "web"); code != 0 {
+		t.Errorf("rm -f: exit %d", code)
+	}
+}
+
+// TestImageLintStrict: lint finds a shell by path, and --strict fails.
+func TestImageLintStrict(t *testing.T) {
+	dir := t.TempDir()
+	app := filepath.Join(dir, "app")
+	os.WriteFile(app, []byte("#!/bin/true\n"), 0o755)
+	clean := filepath.Join(dir, "clean.tar")
+	dirty := filepath.Join(dir, "dirty.tar")
+	if _, e, code := moat(t, "image", "build", "-o", clean, "--add", app+":/app", "--entrypoint", "/app"); code != 0 {
+		t.Fatalf("build: %s", e)
+	}
+	if _, e, code := moat(t, "image", "build", "-o", dirty, "--add", app+":/app", "--add", app+":/bin/sh", "--entrypoint", "/app"); code != 0 {
+		t.Fatalf("build: %s", e)
+	}
+	if out, _, code := moat(t, "image", "lint", "--strict", clean); code != 0 || !strings.Contains(out, "minimal") {
+		t.Errorf("lint of a minimal image: exit %d %q", code, out)
+	}
+	out, _, code := moat(t, "image", "lint", "--strict", "--json", dirty)
+	if code != 1 || !strings.Contains(out, `"/bin/sh"`) || !strings.Contains(out, `"shell"`) {
+		t.Errorf("lint --strict of an image with /bin/sh: exit %d %q", code, out)
+	}
+	if _, _, code := moat(t, "image", "lint", dirty); code != 0 {
+		t.Errorf("lint without --strict should report and succeed, exit %d", code)
+	}
+	// Same inputs, same digest.
+	again := filepath.Join(dir, "again.tar")
+	moat(t, "image", "build", "-o", again, "--add", app+":/app", "--entrypoint", "/app")
+	a, _ := os.ReadFile(clean)
+	b, _ := os.ReadFile(again)
+	if !bytes.Equal(a, b) {
+		t.Error("two builds from the same inputs differ")
+	}
+}
