@@ -111,3 +111,26 @@ func TestImageLintStrict(t *testing.T) {
 		t.Error("two builds from the same inputs differ")
 	}
 }
+
+// TestImportDirAndLintRef: an OCI layout directory imports like its tar,
+// and lint finds an image by reference in a node's store.
+func TestImportDirAndLintRef(t *testing.T) {
+	n := testcluster.StartNode(t)
+	dir := filepath.Join(t.TempDir(), "layout")
+	os.MkdirAll(dir, 0o755)
+	if out, err := exec.Command("tar", "-xf", testcluster.ProbeImage(t, "probe:dir"), "-C", dir).CombinedOutput(); err != nil {
+		t.Fatalf("untar: %v %s", err, out)
+	}
+	out, errOut, code := moat(t, "runtime", "--socket", n.Socket, "import", "--json", dir)
+	var imgs []nodeapi.Image
+	if code != 0 || json.Unmarshal([]byte(out), &imgs) != nil || len(imgs) != 1 || imgs[0].Name != "probe:dir" {
+		t.Fatalf("import a layout directory: exit %d %q %q", code, out, errOut)
+	}
+	out, errOut, code = moat(t, "image", "lint", "--strict", "--root", n.Root, "probe:dir")
+	if code != 0 || !strings.Contains(out, "minimal") {
+		t.Errorf("lint by reference: exit %d %q %q", code, out, errOut)
+	}
+	if _, errOut, code := moat(t, "image", "lint", "--root", n.Root, "absent:1"); code != 3 {
+		t.Errorf("lint of an unknown reference: exit %d %q, want 3", code, errOut)
+	}
+}
