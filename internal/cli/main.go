@@ -74,7 +74,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w\nsee: %s --help", err, cmd.CommandPath())}
 	})
-	root.AddCommand(a.nodeCommand(), a.runtimeCommand(), a.imageCommand(), a.debugExecCommand())
+	root.AddCommand(a.nodeCommand(), a.runtimeCommand(), a.imageCommand(), a.debugExecCommand(), a.devCommand(), a.gateCommand())
 	return root
 }
 

@@ -11,13 +11,13 @@ import (
 
 func (a *app) nodeCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Run and manage nodes"}
-	cmd.AddCommand(a.nodeServeCommand())
+	cmd.AddCommand(a.nodeServeCommand(), a.nodeAddCommand(), a.nodeRmCommand(), a.nodeLsCommand(), a.nodeAuditCommand())
 	return cmd
 }
 
 func (a *app) nodeServeCommand() *cobra.Command {
 	var cfg node.Config
-	var logMax, maxLayer string
+	var logMax, maxLayer, configFile string
 	cmd := &cobra.Command{
 		Use:   "serve --root DIR [--socket PATH]",
 		Short: "Run the node daemon (containers, images, logs) on a unix socket",
@@ -26,6 +26,9 @@ and never on TCP. Containers it starts outlive it: a restarted daemon
 re-adopts them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyConfigFile(cmd.Flags(), configFile); err != nil {
+				return usageError{err}
+			}
 			var err error
 			if cfg.LogMaxSize, err = quantity.ParseBytes(logMax); err != nil {
 				return usageError{err}
@@ -49,6 +52,7 @@ re-adopts them.`,
 	f.StringVar(&logMax, "log-max-size", "10Mi", "size of one container log file before rotation")
 	f.IntVar(&cfg.LogMaxFiles, "log-max-files", 3, "container log files kept, current included")
 	f.StringVar(&maxLayer, "max-layer-size", "8Gi", "largest unpacked layer accepted")
+	f.StringVar(&configFile, "config", "/etc/moat/node.conf", "settings file: one flag=value per line; flags given on the command line win")
 	f.StringSliceVar(&cfg.AllowBind, "allow-bind", nil, "host directory containers may bind-mount from (repeatable; default ROOT/volumes)")
 	return cmd
 }

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/moatcloud/moat/internal/audit"
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/runtime"
@@ -30,7 +31,17 @@ func (d *Daemon) routes() http.Handler {
 			}
 		})
 	}
+	handle("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) error {
+		return writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	})
 	handle("GET /v1/info", d.handleInfo)
+	handle("GET /v1/audit", func(w http.ResponseWriter, r *http.Request) error {
+		report, err := audit.Run(r.Context())
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, report)
+	})
 	handle("GET /v1/images", d.handleImages)
 	handle("POST /v1/images/import", d.handleImport)
 	handle("GET /v1/images/{ref...}", d.handleImage)

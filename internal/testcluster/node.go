@@ -47,7 +47,8 @@ func StartNode(t testing.TB, extraArgs ...string) *Node {
 		logs: &lockedBuffer{},
 	}
 	n.Client = nodeapi.UnixClient(n.Socket)
-	t.Cleanup(n.cleanup)
+	stop := onInterrupt(func() { n.cleanupQuietly() })
+	t.Cleanup(func() { stop(); n.cleanup() })
 	n.Start()
 	return n
 }
@@ -117,6 +118,12 @@ func (n *Node) cleanup() {
 	if n.t.Failed() {
 		n.t.Logf("node %s log:\n%s", n.Root, n.logs.String())
 	}
+	if err := n.cleanupQuietly(); err != nil {
+		n.t.Errorf("cleanup %s: %v", n.Root, err)
+	}
+}
+
+func (n *Node) cleanupQuietly() error {
 	n.Kill9()
 	runcRoot := filepath.Join(n.Root, "runc")
 	ids, _ := os.ReadDir(runcRoot)
@@ -129,9 +136,7 @@ func (n *Node) cleanup() {
 	}
 	unmountUnder(n.Root)
 	removeCgroups(n.CgroupParent)
-	if err := os.RemoveAll(n.Root); err != nil {
-		n.t.Errorf("cleanup %s: %v", n.Root, err)
-	}
+	return os.RemoveAll(n.Root)
 }
 
 // killMatching kills every process whose command line mentions s: the

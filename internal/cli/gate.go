@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moatcloud/moat/internal/gate"
+	"github.com/moatcloud/moat/internal/quantity"
+)
+
+func (a *app) gateCommand() *cobra.Command {
+	var role, root, socket, maxUpload, configFile string
+	cmd := &cobra.Command{
+		Use:   "gate --as ROLE",
+		Short: "The forced command of a node's authorized_keys (not for interactive use)",
+		Long: `The forced command a node's authorized_keys pins a key to:
+
+  restrict,command="/usr/local/bin/moat gate --as master" ssh-ed25519 AAAA...
+
+It serves what SSH_ORIGINAL_COMMAND asks, if the role allows it: rpc (the
+node daemon's API), sftp (confined to the upload inbox) or dial CONTAINER:PORT.
+Anything else is refused.`,
+		Args: cobra.NoArgs,
+		// Refusals are one line on stderr: no usage text, no logging on stdout.
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyConfigFileTolerant(cmd.Flags(), configFile); err != nil {
+				return gateRefusal(a, err)
+			}
+			max, err := quantity.ParseBytes(maxUpload)
+			if err != nil {
+				return gateRefusal(a, fmt.Errorf("max-upload: %w", err))
+			}
+			req, err := gate.Parse(role, os.Getenv("SSH_ORIGINAL_COMMAND"))
+			if err != nil {
+				return gateRefusal(a, err)
+			}
+			cfg := gate.Config{Socket: socket, Inbox: filepath.Join(root, "inbox"), MaxUpload: max}
+			if err := os.MkdirAll(cfg.Inbox, 0o700); err != nil {
+				return gateRefusal(a, err)
+			}
+			if err := gate.Run(cmd.Context(), cfg, req, os.Stdin, os.Stdout); err != nil {
+				return gateRefusal(a, err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&role, "as", "", "whose key this is: master")
+	f.StringVar(&root, "root", "/var/lib/moat", "node state directory (the inbox is ROOT/inbox)")
+	f.StringVar(&socket, "socket", "/run/moat/node.sock", "node daemon socket")
+	f.StringVar(&maxUpload, "max-upload", "16Gi", "largest file one upload may write")
+	f.StringVar(&configFile, "config", "/etc/moat/node.conf", "node settings file")
+	return cmd
+}
+
+// gateRefusal prints the one line an SSH client sees and exits non-zero.
+func gateRefusal(a *app, err error) error {
+	fmt.Fprintf(a.stderr, "moat gate: %v\n", err)
+	return exitError{1}
+}

@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moatcloud/moat/internal/enroll"
+	"github.com/moatcloud/moat/internal/inventory"
+	"github.com/moatcloud/moat/internal/quantity"
+)
+
+// masterDir is where the master's key and the enrolled nodes live.
+func masterDir() string { return envOr("MOAT_MASTER_DIR", inventory.DefaultDir) }
+
+func openInventory() (*inventory.Store, error) { return inventory.Open(masterDir()) }
+
+func (a *app) nodeAddCommand() *cobra.Command {
+	var opts enroll.Options
+	var labels, sshOpts []string
+	cmd := &cobra.Command{
+		Use:   "add [flags] USER@HOST",
+		Short: "Enrol a machine you can SSH into as a node",
+		Long: `Enrol a machine you can already SSH into (as root, or a user with
+passwordless sudo). moat uses your own ssh client, so ~/.ssh/config,
+ssh-agent, known_hosts, -i and jump hosts work as they do for ssh.
+
+It uploads this moat binary over SFTP to /usr/local/bin/moat (checksum
+verified), pins the master's key to "moat gate" in root's authorized_keys,
+starts the node daemon (a systemd unit, or detached without systemd),
+records the machine's host key, and checks the master's path end to end.
+Running it again is safe.`,
+		Example: "  moat node add root@203.0.113.7\n  moat node add --label zone=fsn1 -i ~/.ssh/ops --jump admin@bastion root@10.0.0.5",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			inv, err := openInventory()
+			if err != nil {
+				return err
+			}
+			if opts.MasterKey, err = inv.MasterKey(); err != nil {
+				return err
+			}
+			opts.Access.Dest = args[0]
+			if opts.Labels, err = parseKV(labels, "--label"); err != nil {
+				return usageError{err}
+			}
+			for _, o := range sshOpts {
+				opts.ExtraSSH = append(opts.ExtraSSH, "-o", o)
+			}
+			if !a.json {
+				opts.Log = func(step string) { fmt.Fprintln(a.stderr, "  "+step) }
+				opts.Progress = func(total int64) io.Writer { return newProgress(a.stderr, total, "upload moat") }
+			}
+			node, err := enroll.Add(cmd.Context(), opts)
+			if err != nil {
+				return fmt.Errorf("enrol %s: %w", args[0], err)
+			}
+			if err := inv.Put(node); err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(a.stdout, node)
+			}
+			i := node.Info
+			return table(a.stdout, [][]string{
+				{"node:", node.Name + " (" + node.Addr + ")"}, {"os:", i.OS}, {"kernel:", i.Kernel + " (" + i.Arch + ")"},
+				{"runc:", i.Runc}, {"cgroups:", i.CgroupMode}, {"cpus:", strconv.Itoa(i.CPUs)},
+				{"memory:", quantity.FormatBytes(i.MemoryBytes)},
+				{"disk:", quantity.FormatBytes(i.DiskFreeBytes) + " free of " + quantity.FormatBytes(i.DiskBytes)},
+				{"host key:", fingerprint(node.HostKey)},
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Name, "name", "", "node name (default: the machine's short hostname)")
+	f.IntVarP(&opts.Access.Port, "port", "p", 0, "SSH port (default: ssh's)")
+	f.StringVarP(&opts.Access.Identity, "identity", "i", "", "private key for your SSH login")
+	f.StringVarP(&opts.Access.Jump, "jump", "J", "", "jump host, USER@HOST[:PORT]")
+	f.StringVarP(&opts.Access.SSHConfig, "ssh-config", "F", "", "ssh config file (default: ~/.ssh/config)")
+	f.StringArrayVarP(&sshOpts, "ssh-option", "o", nil, "extra ssh option, as for ssh -o (repeatable)")
+	f.StringVar(&opts.Address, "address", "", "HOST:PORT the master connects to (default: what ssh resolves)")
+	f.StringArrayVarP(&labels, "label", "l", nil, "node label K=V (repeatable)")
+	f.StringVar(&opts.Binary, "binary", "", "moat binary to install, e.g. one built for arm64 (default: this one)")
+	return cmd
+}
+
+func parseKV(items []string, flag string) (map[string]string, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, it := range items {
+		k, v, ok := strings.Cut(it, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%s %q: want K=V", flag, it)
+		}
+		out[k] = v
+	}
+	return out, nil
+}

@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moatcloud/moat/internal/sshx"
+)
+
+func (a *app) nodeAuditCommand() *cobra.Command {
+	var strict bool
+	cmd := &cobra.Command{
+		Use:   "audit [--strict] NODE",
+		Short: "Show what a node exposes: every listening socket, sshd settings that weaken it",
+		Long: `Ask a node, through the master's gate, for every listening TCP and UDP
+socket (from /proc/net, with the owning process) and the sshd settings that
+weaken it, and flag anything besides sshd. moat's promise — a node listens
+on no port but OpenSSH — is checkable, not taken on faith. With --strict
+the command fails if any finding is high.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			inv, err := openInventory()
+			if err != nil {
+				return err
+			}
+			node, err := inv.Get(args[0])
+			if err != nil {
+				return err
+			}
+			key, err := inv.MasterKey()
+			if err != nil {
+				return err
+			}
+			target, err := node.Target()
+			if err != nil {
+				return err
+			}
+			pool := sshx.NewPool(sshx.Config{Signer: key})
+			defer pool.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			report, err := pool.Add(target).NodeAPI().Audit(ctx)
+			if err != nil {
+				return fmt.Errorf("audit %s: %w", node.Name, err)
+			}
+			if a.json {
+				if err := printJSON(a.stdout, report); err != nil {
+					return err
+				}
+			} else {
+				rows := [][]string{{"PROTO", "ADDRESS", "PORT", "PROCESS", "PID"}}
+				for _, s := range report.Sockets {
+					rows = append(rows, []string{s.Proto, s.Address, strconv.Itoa(s.Port), orDash(s.Process), pidString(s.Pid)})
+				}
+				table(a.stdout, rows)
+				fmt.Fprintln(a.stdout)
+				if len(report.Findings) == 0 {
+					fmt.Fprintln(a.stdout, "nothing found: only sshd listens, and sshd accepts keys only")
+				}
+				for _, f := range report.Findings {
+					fmt.Fprintf(a.stdout, "%-5s %s\n", f.Severity, f.What)
+				}
+			}
+			if strict {
+				for _, f := range report.Findings {
+					if f.Severity == "high" {
+						return fmt.Errorf("audit %s: high findings", node.Name)
+					}
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&strict, "strict", false, "exit non-zero on any high finding")
+	return cmd
+}

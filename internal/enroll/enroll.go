@@ -1,0 +1,212 @@
+package enroll
+
+import (
+	"context"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/inventory"
+	"github.com/moatcloud/moat/internal/sshx"
+)
+
+// Where moat lives on a node.
+const (
+	BinaryPath     = "/usr/local/bin/moat"
+	UnitPath       = "/etc/systemd/system/moat-node.service"
+	AuthorizedKeys = "/root/.ssh/authorized_keys"
+	masterComment  = "moat-master"
+)
+
+// Options of an enrolment.
+type Options struct {
+	Access    inventory.Access
+	ExtraSSH  []string // extra ssh options, e.g. -o UserKnownHostsFile=...
+	Name      string   // node name; default the machine's short hostname
+	Address   string   // host:port the master connects to; default what ssh -G resolves
+	Labels    map[string]string
+	Binary    string // the moat binary to install; default this executable
+	MasterKey ssh.Signer
+	Progress  func(total int64) io.Writer // upload progress, may be nil
+	Log       func(step string)           // what enrolment does, for the operator; may be nil
+}
+
+var nodeNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// machine is what enrolment learns about the machine first.
+type machine struct {
+	arch, hostname string
+	systemd        bool
+}
+
+// Add enrols the machine: installs the moat binary (checksum verified), pins
+// the master's key to the gate in root's authorized_keys, starts the node
+// daemon as a service, records the host key, and checks the master's path
+// end to end by asking the daemon, through the gate, to describe the node.
+// Running it again is safe: it changes only what differs.
+func Add(ctx context.Context, opts Options) (inventory.Node, error) {
+	log := opts.Log
+	if log == nil {
+		log = func(string) {}
+	}
+	r, err := newRemote(opts.Access, opts.ExtraSSH)
+	if err != nil {
+		return inventory.Node{}, err
+	}
+	defer r.close()
+	m, err := inspect(ctx, r)
+	if err != nil {
+		return inventory.Node{}, err
+	}
+	name := opts.Name
+	if name == "" {
+		name = strings.ToLower(m.hostname)
+	}
+	if !nodeNameRE.MatchString(name) {
+		return inventory.Node{}, errs.Invalid("name", "%q: a node name is lowercase letters, digits and '-' (use --name)", name)
+	}
+	binary := opts.Binary
+	if binary == "" {
+		if binary, err = os.Executable(); err != nil {
+			return inventory.Node{}, err
+		}
+	}
+	if err := checkArch(binary, m.arch); err != nil {
+		return inventory.Node{}, err
+	}
+	changed, err := installBinary(ctx, r, binary, opts.Progress)
+	if err != nil {
+		return inventory.Node{}, err
+	}
+	log(map[bool]string{true: "installed " + BinaryPath, false: BinaryPath + " already up to date"}[changed])
+	if err := installMasterKey(ctx, r, opts.MasterKey.PublicKey()); err != nil {
+		return inventory.Node{}, err
+	}
+	log("pinned the master's key to moat gate in " + AuthorizedKeys)
+	how, err := startDaemon(ctx, r, m.systemd, changed)
+	if err != nil {
+		return inventory.Node{}, err
+	}
+	log("node daemon " + how)
+	hostKey, err := readHostKey(ctx, r)
+	if err != nil {
+		return inventory.Node{}, err
+	}
+	addr, err := masterAddress(ctx, r, opts.Address)
+	if err != nil {
+		return inventory.Node{}, err
+	}
+	node := inventory.Node{
+		Name: name, Addr: addr, User: "root", HostKey: sshx.AuthorizedKey(hostKey),
+		Labels: opts.Labels, Enrolled: time.Now().UTC(), Operator: opts.Access,
+	}
+	if node.Info, err = checkMasterPath(ctx, node, opts.MasterKey); err != nil {
+		return inventory.Node{}, err
+	}
+	return node, nil
+}
+
+func inspect(ctx context.Context, r *remote) (machine, error) {
+	out, err := r.run(ctx, nil, "uname -m; id -u; hostname; test -d /run/systemd/system && echo systemd || echo none")
+	if err != nil {
+		return machine{}, err
+	}
+	f := strings.Fields(out)
+	if len(f) != 4 {
+		return machine{}, fmt.Errorf("inspect %s: unexpected answer %q", r.access.Dest, out)
+	}
+	m := machine{arch: f[0], hostname: strings.Split(f[2], ".")[0], systemd: f[3] == "systemd"}
+	if f[1] != "0" {
+		if _, err := r.run(ctx, nil, "sudo -n true"); err != nil {
+			return machine{}, fmt.Errorf("%s is not root and has no passwordless sudo: enrolment installs a system service: %w", r.access.Dest, errs.ErrForbidden)
+		}
+		r.sudo = true
+	}
+	return m, nil
+}
+
+// checkArch refuses to install a binary the machine cannot run.
+func checkArch(binary, machineArch string) error {
+	f, err := elf.Open(binary)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", binary, err)
+	}
+	defer f.Close()
+	want := map[string]elf.Machine{"x86_64": elf.EM_X86_64, "aarch64": elf.EM_AARCH64, "arm64": elf.EM_AARCH64}[machineArch]
+	if want == 0 {
+		return fmt.Errorf("the machine is %s: moat runs on x86_64 and aarch64: %w", machineArch, errs.ErrInvalid)
+	}
+	if f.Machine != want {
+		return fmt.Errorf("the machine is %s but %s is built for %s: build moat for it (GOARCH=%s) and pass --binary: %w",
+			machineArch, binary, f.Machine, map[string]string{"x86_64": "amd64", "aarch64": "arm64"}[machineArch], errs.ErrInvalid)
+	}
+	return nil
+}
+
+func sha256File(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	return hex.EncodeToString(h.Sum(nil)), n, err
+}
+
+// installBinary uploads the binary over SFTP unless the machine has the
+// same one, checks the upload's sha256 there, and moves it into place.
+func installBinary(ctx context.Context, r *remote, binary string, progress func(int64) io.Writer) (bool, error) {
+	sum, size, err := sha256File(binary)
+	if err != nil {
+		return false, err
+	}
+	out, _ := r.run(ctx, nil, "sha256sum "+BinaryPath+" 2>/dev/null || true")
+	if strings.HasPrefix(out, sum+" ") {
+		return false, nil
+	}
+	tmp := "/tmp/.moat-upload-" + sum[:12]
+	client, done, err := r.sftp(ctx)
+	if err != nil {
+		return false, err
+	}
+	err = upload(client, binary, tmp, size, progress)
+	done()
+	if err != nil {
+		return false, fmt.Errorf("upload %s: %w", binary, err)
+	}
+	cmd := fmt.Sprintf("echo %s' '%s | sha256sum -c --status && chmod 0755 %s && mv -f %s %s",
+		sum, shellQuote(tmp), shellQuote(tmp), shellQuote(tmp), BinaryPath)
+	if _, err := r.run(ctx, nil, cmd); err != nil {
+		r.run(ctx, nil, "rm -f "+shellQuote(tmp))
+		return false, fmt.Errorf("the uploaded binary's checksum does not match %s: %w", sum, err)
+	}
+	return true, nil
+}
+
+// masterAddress is where the master will connect: given, or the host and
+// port the operator's ssh resolves.
+func masterAddress(ctx context.Context, r *remote, given string) (string, error) {
+	if given != "" {
+		if _, _, err := net.SplitHostPort(given); err != nil {
+			return "", errs.Invalid("address", "%q: want HOST:PORT", given)
+		}
+		return given, nil
+	}
+	host, port, err := r.effective(ctx)
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port)), nil
+}

@@ -1,0 +1,174 @@
+package enroll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/moatcloud/moat/internal/inventory"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/sshx"
+)
+
+// unit runs the daemon under systemd. KillMode=process: containers belong
+// to their shims, which live in this unit's cgroup; stopping or restarting
+// the daemon must not kill them.
+const unit = `[Unit]
+Description=moat node daemon
+After=network-online.target
+
+[Service]
+ExecStart=/usr/local/bin/moat node serve
+Restart=always
+RestartSec=1
+KillMode=process
+Delegate=yes
+LimitNOFILE=1048576
+
+[Install]
+WantedBy=multi-user.target
+`
+
+// Without systemd the daemon is started detached and logs here; it is not
+// restarted at boot (see the README: add it to the machine's init).
+const fallbackLog = "/var/log/moat-node.log"
+
+const pidFile = "/run/moat/node.pid"
+
+func upload(client *sftp.Client, src, dst string, size int64, progress func(int64) io.Writer) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := client.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return err
+	}
+	var r io.Reader = in
+	if progress != nil {
+		r = io.TeeReader(in, progress(size))
+	}
+	if _, err := out.ReadFrom(r); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// masterKeyLine pins the master's key to the gate: restrict turns off
+// forwarding, agent, X11 and pty; command= makes the gate the only program
+// this key can run.
+func masterKeyLine(key ssh.PublicKey) string {
+	return fmt.Sprintf(`restrict,command="%s gate --as master" %s %s`, BinaryPath, sshx.AuthorizedKey(key), masterComment)
+}
+
+// installMasterKey puts the master's line in root's authorized_keys,
+// replacing any earlier master key, and keeps every other line.
+func installMasterKey(ctx context.Context, r *remote, key ssh.PublicKey) error {
+	current, err := r.run(ctx, nil, "cat "+AuthorizedKeys+" 2>/dev/null || true")
+	if err != nil {
+		return err
+	}
+	lines := withoutMaster(current, key)
+	lines = append(lines, masterKeyLine(key))
+	return r.writeFile(ctx, AuthorizedKeys, 0o600, []byte(strings.Join(lines, "\n")+"\n"))
+}
+
+// withoutMaster drops the lines of a master key: this one, or an older
+// one (same comment), so a re-enrolment after a key change leaves one.
+func withoutMaster(authorizedKeys string, key ssh.PublicKey) []string {
+	blob := sshx.AuthorizedKey(key)
+	var keep []string
+	for _, line := range strings.Split(authorizedKeys, "\n") {
+		t := strings.TrimSpace(line)
+		if t == "" || strings.Contains(t, blob) || strings.HasSuffix(t, " "+masterComment) {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return keep
+}
+
+// startDaemon installs and starts the node daemon's service, restarting it
+// when the binary changed.
+func startDaemon(ctx context.Context, r *remote, systemd, binaryChanged bool) (string, error) {
+	if systemd {
+		old, _ := r.run(ctx, nil, "cat "+UnitPath+" 2>/dev/null || true")
+		if old != unit {
+			if err := r.writeFile(ctx, UnitPath, 0o644, []byte(unit)); err != nil {
+				return "", err
+			}
+		}
+		verb := "start"
+		if binaryChanged || old != unit {
+			verb = "restart"
+		}
+		if _, err := r.run(ctx, nil, "systemctl daemon-reload && systemctl enable --quiet moat-node && systemctl "+verb+" moat-node"); err != nil {
+			return "", err
+		}
+		return "running as systemd unit moat-node", nil
+	}
+	running, _ := r.run(ctx, nil, fmt.Sprintf("p=$(cat %s 2>/dev/null) && kill -0 $p 2>/dev/null && echo $p || true", pidFile))
+	if pid := strings.TrimSpace(running); pid != "" {
+		if !binaryChanged {
+			return "already running (no systemd: started detached)", nil
+		}
+		if _, err := r.run(ctx, nil, fmt.Sprintf("kill %s; for i in $(seq 100); do kill -0 %s 2>/dev/null || exit 0; sleep 0.1; done; exit 1", pid, pid)); err != nil {
+			return "", fmt.Errorf("stop the old node daemon (pid %s): %w", pid, err)
+		}
+	}
+	cmd := fmt.Sprintf("setsid -f %s node serve >>%s 2>&1 </dev/null", BinaryPath, fallbackLog)
+	if _, err := r.run(ctx, nil, cmd); err != nil {
+		return "", err
+	}
+	return "started detached, logging to " + fallbackLog + " (no systemd: add it to the machine's init to survive reboots)", nil
+}
+
+// readHostKey reads the machine's host key over the operator's connection,
+// which ssh has already verified against known_hosts: the key the master
+// pins is the one the operator trusts.
+func readHostKey(ctx context.Context, r *remote) (ssh.PublicKey, error) {
+	out, err := r.run(ctx, nil, "cat /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null || cat /etc/ssh/ssh_host_ecdsa_key.pub 2>/dev/null || cat /etc/ssh/ssh_host_rsa_key.pub")
+	if err != nil {
+		return nil, fmt.Errorf("read the host key: %w", err)
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	return sshx.ParsePublicKey(line)
+}
+
+// checkMasterPath connects as the master would (pinned host key, the
+// master's key, the gate) and asks the daemon to describe the node.
+func checkMasterPath(ctx context.Context, node inventory.Node, signer ssh.Signer) (nodeapi.NodeInfo, error) {
+	target, err := node.Target()
+	if err != nil {
+		return nodeapi.NodeInfo{}, err
+	}
+	pool := sshx.NewPool(sshx.Config{Signer: signer})
+	defer pool.Close()
+	conn := pool.Add(target)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		info, err := conn.NodeAPI().Info(ctx)
+		if err == nil {
+			return info, nil
+		}
+		if _, _, connErr := conn.State(); errors.Is(connErr, sshx.ErrHostKeyChanged) {
+			return nodeapi.NodeInfo{}, connErr
+		}
+		select {
+		case <-ctx.Done():
+			return nodeapi.NodeInfo{}, fmt.Errorf("the master cannot reach the node daemon at %s through the gate: %w "+
+				"(if the node is reachable only through a jump host, pass --address HOST:PORT the master can reach)", node.Addr, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

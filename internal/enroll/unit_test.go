@@ -1,0 +1,71 @@
+package enroll
+
+import (
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/sshx"
+)
+
+func TestWithoutMaster(t *testing.T) {
+	key, err := sshx.GenerateKey(t.TempDir()+"/k", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := sshx.AuthorizedKey(key.PublicKey())
+	in := strings.Join([]string{
+		"ssh-ed25519 AAAAoperator operator@laptop",
+		`restrict,command="/usr/local/bin/moat gate --as master" ` + mine + " moat-master",
+		`restrict,command="/usr/local/bin/moat gate --as master" ssh-ed25519 AAAAold moat-master`,
+		"# a comment the operator wrote",
+		"",
+		"ssh-rsa AAAAother backup",
+	}, "\n")
+	got := withoutMaster(in, key.PublicKey())
+	want := []string{"ssh-ed25519 AAAAoperator operator@laptop", "# a comment the operator wrote", "ssh-rsa AAAAother backup"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("withoutMaster kept:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	line := masterKeyLine(key.PublicKey())
+	if !strings.HasPrefix(line, `restrict,command="/usr/local/bin/moat gate --as master" ssh-ed25519 `) || !strings.HasSuffix(line, " moat-master") {
+		t.Errorf("master key line %q", line)
+	}
+}
+
+func TestCheckArch(t *testing.T) {
+	bin, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip("no true binary")
+	}
+	if err := checkArch(bin, "x86_64"); err != nil && strings.Contains(err.Error(), "read") {
+		t.Fatal(err)
+	}
+	// This machine's binaries are not for both architectures at once.
+	errA, errB := checkArch(bin, "x86_64"), checkArch(bin, "aarch64")
+	if (errA == nil) == (errB == nil) {
+		t.Errorf("checkArch: x86_64 %v, aarch64 %v; want exactly one to fail", errA, errB)
+	}
+	for _, err := range []error{errA, errB} {
+		if err != nil && (!errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), "GOARCH=")) {
+			t.Errorf("mismatch error %q lacks the way out", err)
+		}
+	}
+	if err := checkArch(bin, "mips"); !errors.Is(err, errs.ErrInvalid) {
+		t.Errorf("unknown machine: %v", err)
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{"a": "'a'", "a b": "'a b'", "it's": `'it'\''s'`, "": "''", "$(id)": "'$(id)'"} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+		out, err := exec.Command("sh", "-c", "printf %s "+shellQuote(in)).Output()
+		if err != nil || string(out) != in {
+			t.Errorf("sh sees %q for %q (%v)", out, in, err)
+		}
+	}
+}

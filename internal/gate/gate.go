@@ -1,0 +1,154 @@
+// Package gate is the forced command a node's authorized_keys pins the
+// master's key to: `moat gate --as ROLE`. It reads SSH_ORIGINAL_COMMAND
+// and allows exactly three things: rpc (relay the session to the node
+// daemon's API), sftp (confined to the upload inbox) and dial
+// CONTAINER:PORT (pipe the session to a declared container port).
+// Everything else — a login shell, any other command, scp, another
+// subsystem — is refused with one line on stderr and a non-zero exit. The
+// gate never runs a shell and writes nothing but protocol on stdout.
+package gate
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/nodeapi"
+)
+
+// Verbs the gate knows.
+const (
+	VerbRPC  = "rpc"
+	VerbSFTP = "sftp"
+	VerbDial = "dial"
+)
+
+// roles says which verbs each key role may use.
+var roles = map[string][]string{
+	"master": {VerbRPC, VerbSFTP, VerbDial},
+}
+
+// Request is a parsed, allowed gate command.
+type Request struct {
+	Verb      string
+	Container string // dial
+	Port      int    // dial
+}
+
+// Config is where the gate finds the node's parts.
+type Config struct {
+	Socket    string // node daemon API socket
+	Inbox     string // SFTP root
+	MaxUpload int64
+}
+
+const allowed = "this key may only run: rpc, sftp, dial CONTAINER:PORT"
+
+// Parse checks the SSH command against the role. Pure.
+func Parse(role, command string) (Request, error) {
+	verbs, ok := roles[role]
+	if !ok {
+		return Request{}, fmt.Errorf("unknown role %q: %w", role, errs.ErrForbidden)
+	}
+	fields := strings.Fields(command)
+	if len(fields) == 0 {
+		return Request{}, fmt.Errorf("interactive login refused: %s: %w", allowed, errs.ErrForbidden)
+	}
+	var req Request
+	switch {
+	case command == VerbRPC:
+		req.Verb = VerbRPC
+	case command == VerbSFTP || isSFTPSubsystem(fields):
+		req.Verb = VerbSFTP
+	case fields[0] == VerbDial && len(fields) == 2:
+		c, p, err := parseTarget(fields[1])
+		if err != nil {
+			return Request{}, err
+		}
+		req = Request{Verb: VerbDial, Container: c, Port: p}
+	default:
+		return Request{}, fmt.Errorf("command refused: %s: %s: %w", quote(command), allowed, errs.ErrForbidden)
+	}
+	for _, v := range verbs {
+		if v == req.Verb {
+			return req, nil
+		}
+	}
+	return Request{}, fmt.Errorf("role %s may not use %s: %w", role, req.Verb, errs.ErrForbidden)
+}
+
+// isSFTPSubsystem recognises the command sshd substitutes for the sftp
+// subsystem under a forced command: its configured sftp-server or
+// internal-sftp, possibly with flags.
+func isSFTPSubsystem(fields []string) bool {
+	base := path.Base(fields[0])
+	if base != "sftp-server" && base != "internal-sftp" {
+		return false
+	}
+	for _, f := range fields[1:] {
+		if !strings.HasPrefix(f, "-") && !isFlagValue(f) {
+			return false
+		}
+	}
+	return true
+}
+
+// isFlagValue allows the values of sftp-server's own flags (-l INFO,
+// -f AUTH, -u 022).
+func isFlagValue(s string) bool {
+	for _, r := range s {
+		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func parseTarget(s string) (string, int, error) {
+	name, portStr, ok := strings.Cut(s, ":")
+	port, err := strconv.Atoi(portStr)
+	if !ok || err != nil || port < 1 || port > 65535 || !nodeapi.ValidName(name) {
+		return "", 0, fmt.Errorf("dial %s: want CONTAINER:PORT: %w", quote(s), errs.ErrInvalid)
+	}
+	return name, port, nil
+}
+
+// quote keeps an attacker's command from writing control characters to the
+// operator's terminal, and bounds its length.
+func quote(s string) string {
+	if len(s) > 80 {
+		s = s[:80] + "..."
+	}
+	return strconv.Quote(s)
+}
+
+// Run serves an allowed request on the session's stdin and stdout.
+func Run(ctx context.Context, cfg Config, req Request, stdin io.Reader, stdout io.Writer) error {
+	rw := sessionRW{stdin, stdout}
+	switch req.Verb {
+	case VerbRPC:
+		return relayRPC(ctx, cfg.Socket, rw)
+	case VerbSFTP:
+		return ServeSFTP(rw, cfg.Inbox, cfg.MaxUpload)
+	case VerbDial:
+		return dial(ctx, cfg.Socket, req.Container, req.Port, rw)
+	}
+	return fmt.Errorf("verb %q: %w", req.Verb, errs.ErrForbidden)
+}
+
+// sessionRW is the SSH session as one stream.
+type sessionRW struct {
+	io.Reader
+	io.Writer
+}
+
+func (s sessionRW) Close() error {
+	if c, ok := s.Writer.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package gate
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/moatcloud/moat/internal/errs"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		role, command string
+		want          Request
+		err           error
+	}{
+		{"master", "rpc", Request{Verb: VerbRPC}, nil},
+		{"master", "sftp", Request{Verb: VerbSFTP}, nil},
+		{"master", "/usr/lib/openssh/sftp-server", Request{Verb: VerbSFTP}, nil},
+		{"master", "/usr/lib/openssh/sftp-server -l INFO", Request{Verb: VerbSFTP}, nil},
+		{"master", "internal-sftp", Request{Verb: VerbSFTP}, nil},
+		{"master", "dial web:8080", Request{Verb: VerbDial, Container: "web", Port: 8080}, nil},
+		{"master", "dial web.1:1", Request{Verb: VerbDial, Container: "web.1", Port: 1}, nil},
+		{"master", "", Request{}, errs.ErrForbidden},
+		{"master", "   ", Request{}, errs.ErrForbidden},
+		{"master", "id", Request{}, errs.ErrForbidden},
+		{"master", "bash", Request{}, errs.ErrForbidden},
+		{"master", "rpc; id", Request{}, errs.ErrForbidden},
+		{"master", "rpc extra", Request{}, errs.ErrForbidden},
+		{"master", "RPC", Request{}, errs.ErrForbidden},
+		{"master", "scp -t /tmp", Request{}, errs.ErrForbidden},
+		{"master", "scp -f /etc/shadow", Request{}, errs.ErrForbidden},
+		{"master", "/usr/lib/openssh/sftp-server; id", Request{}, errs.ErrForbidden},
+		{"master", "/usr/bin/sftp-server /etc", Request{}, errs.ErrForbidden},
+		{"master", "/bin/sh -c sftp-server", Request{}, errs.ErrForbidden},
+		{"master", "dial web", Request{}, errs.ErrInvalid},
+		{"master", "dial web:0", Request{}, errs.ErrInvalid},
+		{"master", "dial web:65536", Request{}, errs.ErrInvalid},
+		{"master", "dial ../x:80", Request{}, errs.ErrInvalid},
+		{"master", "dial web:80 extra", Request{}, errs.ErrForbidden},
+		{"master", "dial Web:80", Request{}, errs.ErrInvalid},
+		{"nobody", "rpc", Request{}, errs.ErrForbidden},
+		{"", "rpc", Request{}, errs.ErrForbidden},
+	}
+	for _, tt := range tests {
+		got, err := Parse(tt.role, tt.command)
+		if tt.err != nil {
+			if !errors.Is(err, tt.err) {
+				t.Errorf("Parse(%q, %q) = %+v, %v; want error %v", tt.role, tt.command, got, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("Parse(%q, %q) = %+v, %v; want %+v", tt.role, tt.command, got, err, tt.want)
+		}
+	}
+}
+
+func TestQuoteBoundsAttackerInput(t *testing.T) {
+	long := make([]byte, 500)
+	for i := range long {
+		long[i] = 'a'
+	}
+	_, err := Parse("master", string(long)+"\x1b[2J")
+	if err == nil || len(err.Error()) > 300 {
+		t.Fatalf("refusal of a long command: %v", err)
+	}
+	_, err = Parse("master", "evil\x1b[2Jcommand")
+	if err == nil || containsControl(err.Error()) {
+		t.Fatalf("refusal echoes control characters: %q", err)
+	}
+}
+
+func containsControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 {
+			return true
+		}
+	}
+	return false
+}
+
+// FuzzParse: any command either parses into an allowed verb or is refused;
+// never a panic, never a dial without a valid target.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"rpc", "sftp", "dial web:80", "", "scp -t /", "/usr/lib/openssh/sftp-server -l INFO"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, command string) {
+		req, err := Parse("master", command)
+		if err != nil {
+			return
+		}
+		switch req.Verb {
+		case VerbRPC, VerbSFTP:
+		case VerbDial:
+			if req.Port < 1 || req.Port > 65535 || req.Container == "" {
+				t.Fatalf("dial %q parsed to %+v", command, req)
+			}
+		default:
+			t.Fatalf("command %q parsed to verb %q", command, req.Verb)
+		}
+	})
+}

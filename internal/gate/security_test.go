@@ -1,0 +1,278 @@
+package gate_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/moatcloud/moat/internal/testcluster"
+)
+
+// TestMasterKeyCannotGetAShell: whatever an attacker holding the master's
+// key asks for, no shell and no other program runs.
+func TestMasterKeyCannotGetAShell(t *testing.T) {
+	c := testcluster.NewCluster(t, 1)
+	c.Install("n1")
+	a := newAttacker(t, c, "n1")
+	tests := []struct {
+		name string
+		args []string
+		says string
+	}{
+		{"login shell", nil, "interactive login refused"},
+		// restrict refuses the pty, and ssh gives up before asking for anything.
+		{"login shell with a tty", []string{"-tt"}, "PTY allocation request failed"},
+		{"a command", []string{"id"}, "command refused"},
+		{"a command with a tty", []string{"-tt", "id"}, "PTY allocation request failed"},
+		{"a command asking for a tty only if possible", []string{"-t", "id"}, "command refused"},
+		{"a shell command line", []string{"bash -c id"}, "command refused"},
+		{"an allowed verb with more", []string{"rpc; id"}, "command refused"},
+		{"legacy scp sink", []string{"scp -t /tmp"}, "command refused"},
+		{"legacy scp source", []string{"scp -f /etc/shadow"}, "command refused"},
+		{"a subsystem other than sftp", []string{"-s", "netconf"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := a.ssh("", tt.args...)
+			if code == 0 {
+				t.Errorf("exit 0; want a refusal (stdout %q)", out)
+			}
+			if strings.Contains(out, "uid=") || strings.Contains(out, "root") {
+				t.Errorf("a program ran: stdout %q", out)
+			}
+			if !strings.Contains(errOut, tt.says) {
+				t.Errorf("stderr %q does not say %q", errOut, tt.says)
+			}
+		})
+	}
+}
+
+// TestMasterKeyCannotForward: no local, remote or dynamic forwarding, no
+// agent forwarding (restrict in authorized_keys), with OpenSSH and with
+// the Go client.
+func TestMasterKeyCannotForward(t *testing.T) {
+	c := testcluster.NewCluster(t, 1)
+	c.Install("n1")
+	a := newAttacker(t, c, "n1")
+	client := masterClient(t, c, "n1")
+	if conn, err := client.Dial("tcp", "127.0.0.1:22"); err == nil {
+		conn.Close()
+		t.Error("Go client: direct-tcpip (ssh -L) accepted")
+	}
+	if ln, err := client.Listen("tcp", "127.0.0.1:0"); err == nil {
+		ln.Close()
+		t.Error("Go client: tcpip-forward (ssh -R) accepted")
+	}
+	sess, err := client.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.RequestAgentForwarding(sess); err == nil {
+		t.Error("Go client: agent forwarding accepted")
+	}
+	sess.Close()
+
+	_, errOut, code := a.ssh("", "-N", "-o", "ExitOnForwardFailure=yes", "-R", "127.0.0.1:0:127.0.0.1:22")
+	if code == 0 || !strings.Contains(errOut, "forwarding failed") {
+		t.Errorf("ssh -R: exit %d, stderr %q; want forwarding refused", code, errOut)
+	}
+	for _, flag := range []string{"-L", "-D"} {
+		t.Run("ssh "+flag, func(t *testing.T) {
+			port := freePort(t)
+			spec := fmt.Sprintf("127.0.0.1:%d:127.0.0.1:22", port)
+			if flag == "-D" {
+				spec = fmt.Sprintf("127.0.0.1:%d", port)
+			}
+			cmd := exec.Command("ssh", append(a.opts(), "-N", flag, spec, "root@"+a.addr)...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			if reached := throughForward(t, port, flag == "-D"); reached {
+				t.Errorf("ssh %s: reached the node's sshd through the forward", flag)
+			}
+		})
+	}
+}
+
+// throughForward connects to a local forward and reports whether anything
+// on the far side answered (an SSH banner).
+func throughForward(t *testing.T, port int, socks bool) bool {
+	t.Helper()
+	var conn net.Conn
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		conn, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the local forward never listened: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer conn.Close()
+	if socks {
+		// SOCKS5: no auth, then CONNECT 127.0.0.1:22.
+		conn.Write([]byte{5, 1, 0})
+		conn.Write([]byte{5, 1, 0, 1, 127, 0, 0, 1, 0, 22})
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ := bufio.NewReader(conn).ReadString('\n')
+	return strings.Contains(b, "SSH-")
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestSFTPAndSCPConfined: OpenSSH's sftp and scp with the master's key
+// reach the inbox and nothing else.
+func TestSFTPAndSCPConfined(t *testing.T) {
+	c := testcluster.NewCluster(t, 1)
+	c.Install("n1")
+	n, _ := c.Node("n1")
+	os.WriteFile(filepath.Join(n.Dir, "etc-moat", "node.conf"), []byte("cgroup-parent=moat-"+c.Name+"-n1\nmax-upload=1Mi\n"), 0o600)
+	inbox := filepath.Join(n.Dir, "var-lib-moat", "inbox")
+	a := newAttacker(t, c, "n1")
+	dir := t.TempDir()
+	small := filepath.Join(dir, "small")
+	os.WriteFile(small, []byte("hello"), 0o600)
+	big := filepath.Join(dir, "big")
+	os.WriteFile(big, make([]byte, 2<<20), 0o600)
+	marker := fmt.Sprintf("moat-pwned-%d", time.Now().UnixNano())
+	if err := os.MkdirAll(inbox, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink("/etc", filepath.Join(inbox, "etc-link"))
+	os.Symlink("../../../../../../../../tmp", filepath.Join(inbox, "tmp-link"))
+
+	refused := []struct{ name, command string }{
+		{"read /etc/shadow", "get /etc/shadow " + filepath.Join(dir, "shadow")},
+		{"read through ..", "get ../../../../etc/shadow " + filepath.Join(dir, "shadow2")},
+		{"read through a planted symlink", "get etc-link/shadow " + filepath.Join(dir, "shadow3")},
+		{"write through a planted symlink", "put " + small + " tmp-link/" + marker},
+		{"make a symlink", "symlink /etc/shadow " + marker},
+		{"make a hard link", "ln small " + marker},
+		{"oversized upload", "put " + big + " big"},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			if out, errOut, code := a.sftp(tt.command); code == 0 {
+				t.Errorf("sftp %q succeeded: %q %q", tt.command, out, errOut)
+			}
+		})
+	}
+	if out, _, _ := a.sftp("ls -la etc-link/"); strings.Contains(out, "passwd") || strings.Contains(out, "shadow") {
+		t.Errorf("listing a planted symlink shows /etc: %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "shadow")); err == nil {
+		t.Error("a shadow file was fetched")
+	}
+	if _, err := os.Stat(filepath.Join(inbox, "big")); err == nil {
+		t.Error("the oversized upload was kept")
+	}
+	// Absolute and .. destinations land inside the inbox, never outside.
+	for _, dst := range []string{"/tmp/" + marker, "../../../../tmp/" + marker} {
+		a.sftp("put " + small + " " + dst)
+	}
+	_, errOut, code := a.run("", "scp", append(a.opts(), "-O", small, "root@"+a.addr+":/tmp/"+marker)...)
+	if code == 0 {
+		t.Errorf("legacy scp succeeded: %q", errOut)
+	}
+	a.run("", "scp", append(a.opts(), small, "root@"+a.addr+":/tmp/"+marker)...)
+	if _, err := os.Stat("/tmp/" + marker); err == nil {
+		os.Remove("/tmp/" + marker)
+		t.Error("an upload escaped to /tmp")
+	}
+	if _, _, code := a.run("", "scp", append(a.opts(), "root@"+a.addr+":/etc/shadow", filepath.Join(dir, "s"))...); code == 0 {
+		t.Error("scp fetched /etc/shadow")
+	}
+	// What the inbox is for still works.
+	if _, errOut, code := a.sftp("put " + small + " blob"); code != 0 {
+		t.Fatalf("a normal upload failed: %s", errOut)
+	}
+	if b, _ := os.ReadFile(filepath.Join(inbox, "blob")); string(b) != "hello" {
+		t.Errorf("inbox/blob = %q", b)
+	}
+}
+
+// TestDialOnlyDeclaredPorts: dial reaches a declared container port, and
+// nothing else.
+func TestDialOnlyDeclaredPorts(t *testing.T) {
+	c := testcluster.NewCluster(t, 1)
+	c.Install("n1")
+	runProbe(t, c, "n1")
+	a := newAttacker(t, c, "n1")
+	out, errOut, code := a.ssh("GET / HTTP/1.0\r\n\r\n", "dial web:8080")
+	if code != 0 || !strings.Contains(out, "probe web") {
+		t.Fatalf("dial a declared port: exit %d, %q %q", code, out, errOut)
+	}
+	for _, target := range []string{"web:9999", "web:22", "nosuch:8080"} {
+		out, errOut, code := a.ssh("GET / HTTP/1.0\r\n\r\n", "dial "+target)
+		if code == 0 || out != "" {
+			t.Errorf("dial %s: exit %d, stdout %q; want refused", target, code, out)
+		}
+		if !strings.Contains(errOut, "moat gate:") {
+			t.Errorf("dial %s: stderr %q; want the gate's refusal", target, errOut)
+		}
+	}
+}
+
+// TestOnlySSHListens scans every TCP port of every node: only 22 answers,
+// even with a container that declares a port running on the node.
+func TestOnlySSHListens(t *testing.T) {
+	c := testcluster.NewCluster(t, 2)
+	c.Install("n1")
+	c.Install("n2")
+	runProbe(t, c, "n1")
+	for _, n := range c.Nodes {
+		open := scan(n.Addr.String())
+		if len(open) != 1 || open[0] != 22 {
+			t.Errorf("node %s: open TCP ports %v, want only 22", n.Name, open)
+		}
+	}
+}
+
+func scan(host string) []int {
+	ports := make(chan int)
+	var mu sync.Mutex
+	var open []int
+	var wg sync.WaitGroup
+	for range 256 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range ports {
+				conn, err := net.DialTimeout("tcp", net.JoinHostPort(host, fmt.Sprint(p)), 2*time.Second)
+				if err == nil {
+					conn.Close()
+					mu.Lock()
+					open = append(open, p)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for p := 1; p <= 65535; p++ {
+		ports <- p
+	}
+	close(ports)
+	wg.Wait()
+	return open
+}

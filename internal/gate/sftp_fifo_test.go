@@ -1,0 +1,47 @@
+//go:build unix
+
+package gate
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSFTPPlantedFIFO: a FIFO planted in the inbox is refused at once
+// instead of blocking the session in open(2).
+func TestSFTPPlantedFIFO(t *testing.T) {
+	env := startSFTP(t, 0)
+	if err := syscall.Mkfifo(filepath.Join(env.inbox, "fifo"), 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	// Each operation must fail at once; a blocked open would hang here.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := get(env.c, "fifo"); !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("read: %v, want permission denied", err)
+		}
+		if err := put(env.c, "fifo", []byte("x")); err == nil {
+			t.Error("write succeeded")
+		}
+		if err := env.c.Truncate("fifo", 0); err == nil {
+			t.Error("truncate succeeded")
+		}
+		if _, err := env.c.ReadDir("fifo"); err == nil {
+			t.Error("list succeeded")
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a planted FIFO blocked the session")
+	}
+	if fi, err := os.Lstat(filepath.Join(env.inbox, "fifo")); err != nil || fi.Mode().Type() != fs.ModeNamedPipe {
+		t.Errorf("fifo changed: %v %v", fi, err)
+	}
+}

@@ -1,0 +1,134 @@
+package local
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Local clusters take /24s from 10.250.0.0/16: .1 is the bridge (this
+// machine's side), nodes are .11 upwards.
+const subnetBase = "10.250."
+
+// createBridge picks a free /24 and puts a bridge on it. The pick happens
+// under a lock, so clusters created at once (parallel test packages) never
+// share a subnet.
+func (c *Cluster) createBridge() error {
+	lock, err := os.OpenFile("/run/moat-local.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("create bridge: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("create bridge: lock: %w", err)
+	}
+	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	subnet, err := freeSubnet()
+	if err != nil {
+		return err
+	}
+	c.Subnet = subnet
+	c.Gateway = subnet.Addr().Next()
+	if linkExists(c.Bridge) {
+		return fmt.Errorf("create bridge: %s already exists (another cluster named %s? moat dev down removes it)", c.Bridge, c.Name)
+	}
+	for _, args := range [][]string{
+		{"link", "add", c.Bridge, "type", "bridge"},
+		{"addr", "add", netip.PrefixFrom(c.Gateway, 24).String(), "dev", c.Bridge},
+		{"link", "set", c.Bridge, "up"},
+	} {
+		if err := run("ip", args...); err != nil {
+			return fmt.Errorf("create bridge: %w", err)
+		}
+	}
+	return nil
+}
+
+// freeSubnet returns a 10.250.X.0/24 no interface of this machine uses.
+func freeSubnet() (netip.Prefix, error) {
+	used := map[string]bool{}
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	for _, ifc := range ifaces {
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() {
+				used[p.Masked().Addr().String()] = true
+			}
+		}
+	}
+	for x := 1; x < 255; x++ {
+		base := fmt.Sprintf("%s%d.0", subnetBase, x)
+		if !used[base] {
+			return netip.MustParsePrefix(base + "/24"), nil
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("no free /24 left in %s0.0/16", subnetBase)
+}
+
+// createNetwork gives node i its namespace, a veth to the bridge, and an
+// address. No default route: the node reaches the bridge and nothing else.
+func (c *Cluster) createNetwork(n *Node) error {
+	ns := []string{"-n", n.NetNS}
+	for _, args := range [][]string{
+		{"netns", "add", n.NetNS},
+		{"link", "add", n.HostVeth, "type", "veth", "peer", "name", "eth0", "netns", n.NetNS},
+		{"link", "set", n.HostVeth, "master", c.Bridge, "up"},
+		append(ns, "addr", "add", netip.PrefixFrom(n.Addr, 24).String(), "dev", "eth0"),
+		append(ns, "link", "set", "eth0", "up"),
+		append(ns, "link", "set", "lo", "up"),
+	} {
+		if err := run("ip", args...); err != nil {
+			return fmt.Errorf("node %s network: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
+// CutLink takes a node's link down: its processes live on, unreachable,
+// as behind a failed switch port.
+func (c *Cluster) CutLink(name string) error {
+	n, err := c.Node(name)
+	if err != nil {
+		return err
+	}
+	return run("ip", "link", "set", n.HostVeth, "down")
+}
+
+// RestoreLink brings a cut link back.
+func (c *Cluster) RestoreLink(name string) error {
+	n, err := c.Node(name)
+	if err != nil {
+		return err
+	}
+	return run("ip", "link", "set", n.HostVeth, "up")
+}
+
+func linkExists(name string) bool {
+	_, err := net.InterfaceByName(name)
+	return err == nil
+}
+
+func netnsExists(name string) bool {
+	_, err := os.Stat("/run/netns/" + name)
+	return err == nil
+}
+
+// run runs a command and folds its stderr into the error.
+func run(name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}

@@ -1,0 +1,263 @@
+package local
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// privateDirs are bind-mounted from the node's directory over the
+// machine's, inside the node's mount namespace only.
+var privateDirs = []struct {
+	sub, target string
+	mode        os.FileMode
+}{
+	{"root", "/root", 0o700},
+	{"etc-ssh", "/etc/ssh", 0o755},
+	{"etc-moat", "/etc/moat", 0o755},
+	{"usr-local-bin", "/usr/local/bin", 0o755},
+	{"var-lib-moat", "/var/lib/moat", 0o700},
+	{"run-moat", "/run/moat", 0o755},
+}
+
+const sshdConfig = `# moat local node %[1]s
+Port 22
+HostKey /etc/ssh/ssh_host_ed25519_key
+PidFile none
+AuthorizedKeysFile .ssh/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+X11Forwarding no
+AllowTcpForwarding yes
+Subsystem sftp /usr/lib/openssh/sftp-server
+LogLevel INFO
+`
+
+func (c *Cluster) createNode(i int, authorizedKeys []string) (*Node, error) {
+	addr := c.Subnet.Addr()
+	for range 10 + i {
+		addr = addr.Next()
+	}
+	n := &Node{
+		Name: fmt.Sprintf("n%d", i), Addr: addr,
+		NetNS:    fmt.Sprintf("moat-%s-n%d", c.Name, i),
+		HostVeth: fmt.Sprintf("m%sn%d", c.Name, i),
+		Dir:      filepath.Join(c.Dir, fmt.Sprintf("n%d", i)),
+	}
+	for _, d := range privateDirs {
+		if err := os.MkdirAll(filepath.Join(n.Dir, d.sub), d.mode); err != nil {
+			return nil, err
+		}
+	}
+	etcSSH := filepath.Join(n.Dir, "etc-ssh")
+	key := filepath.Join(etcSSH, "ssh_host_ed25519_key")
+	if err := run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "moat-"+n.NetNS, "-f", key); err != nil {
+		return nil, fmt.Errorf("node %s host key: %w", n.Name, err)
+	}
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		return nil, err
+	}
+	n.HostKey = strings.TrimSpace(string(pub))
+	files := map[string]string{
+		filepath.Join(etcSSH, "sshd_config"):              fmt.Sprintf(sshdConfig, n.NetNS),
+		filepath.Join(n.Dir, "root/.ssh/authorized_keys"): strings.Join(authorizedKeys, "\n") + "\n",
+		// The node daemon's settings: containers of nodes sharing this
+		// kernel must not share cgroups.
+		filepath.Join(n.Dir, "etc-moat/node.conf"): "cgroup-parent=moat-" + c.Name + "-" + n.Name + "\n",
+	}
+	for path, content := range files {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return n, c.createNetwork(n)
+}
+
+// startSSHD starts the node's sshd in the node's namespaces and waits until
+// it accepts connections.
+func (c *Cluster) startSSHD(n *Node) error {
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // sshd's privilege separation directory
+		return err
+	}
+	logf, err := os.OpenFile(filepath.Join(n.Dir, "sshd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(c.Moat, "dev", "node-init", "--netns", n.NetNS, "--dir", n.Dir, "--hostname", n.Name, "--",
+		"/usr/sbin/sshd", "-D", "-e", "-f", "/etc/ssh/sshd_config")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// A mount namespace of its own (Go makes / private in it), where
+	// node-init puts the node's directories.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Unshareflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("node %s sshd: %w", n.Name, err)
+	}
+	n.SSHDPid = cmd.Process.Pid
+	go cmd.Wait()
+	if err := waitTCP(netip.AddrPortFrom(n.Addr, 22), 15*time.Second); err != nil {
+		log, _ := os.ReadFile(logf.Name())
+		return fmt.Errorf("node %s sshd: %w\n%s", n.Name, err, log)
+	}
+	return c.save()
+}
+
+func waitTCP(ap netip.AddrPort, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		conn, err := net.DialTimeout("tcp", ap.String(), time.Second)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not accepting connections after %s: %w", ap, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Command runs a program inside a node: its mount and network namespaces,
+// where /var/lib/moat, /run/moat and the rest are the node's own.
+func (c *Cluster) Command(name string, args ...string) (*exec.Cmd, error) {
+	n, err := c.Node(name)
+	if err != nil {
+		return nil, err
+	}
+	if n.SSHDPid == 0 || !alive(n.SSHDPid) {
+		return nil, fmt.Errorf("node %s is stopped", name)
+	}
+	return exec.Command("nsenter", append([]string{"-t", strconv.Itoa(n.SSHDPid), "-m", "-n", "-u", "--"}, args...)...), nil
+}
+
+// StartDaemon starts the node daemon inside a node, as an init system
+// would, and waits until it answers on the node's socket.
+func (c *Cluster) StartDaemon(name string) error {
+	n, err := c.Node(name)
+	if err != nil {
+		return err
+	}
+	cmd, err := c.Command(name, "/usr/local/bin/moat", "node", "serve")
+	if err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(filepath.Join(n.Dir, "node.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("node %s daemon: %w", name, err)
+	}
+	go cmd.Wait()
+	return waitUnix(filepath.Join(n.Dir, "run-moat", "node.sock"), 15*time.Second)
+}
+
+func waitUnix(path string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		conn, err := net.Dial("unix", path)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not answering after %s: %w", path, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// StopNode powers a node off: every process in it, containers included,
+// is killed. Its disk (the node directory) stays.
+func (c *Cluster) StopNode(name string) error {
+	n, err := c.Node(name)
+	if err != nil {
+		return err
+	}
+	return c.killNode(n)
+}
+
+// StartNode boots a stopped node: sshd, and the node daemon if moat is
+// installed on it.
+func (c *Cluster) StartNode(name string) error {
+	n, err := c.Node(name)
+	if err != nil {
+		return err
+	}
+	if err := c.startSSHD(n); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(n.Dir, "usr-local-bin", "moat")); err == nil {
+		return c.StartDaemon(name)
+	}
+	return nil
+}
+
+// killNode kills the node's containers (they live in namespaces of their
+// own) and then every process in its network namespace, until none is left.
+func (c *Cluster) killNode(n *Node) error {
+	var errs []error
+	runcRoot := filepath.Join(n.Dir, "var-lib-moat", "runc")
+	if ids, err := os.ReadDir(runcRoot); err == nil {
+		for _, id := range ids {
+			exec.Command("runc", "--root", runcRoot, "kill", id.Name(), "KILL").Run()
+			exec.Command("runc", "--root", runcRoot, "delete", "--force", id.Name()).Run()
+		}
+	}
+	if netnsExists(n.NetNS) {
+		for range 50 {
+			out, err := exec.Command("ip", "netns", "pids", n.NetNS).Output()
+			pids := strings.Fields(string(out))
+			if err != nil || len(pids) == 0 {
+				break
+			}
+			for _, p := range pids {
+				if pid, err := strconv.Atoi(p); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	errs = append(errs, removeCgroups("moat-"+c.Name+"-"+n.Name))
+	n.SSHDPid = 0
+	return errors.Join(errs...)
+}
+
+// removeCgroups removes a cgroup parent (and its empty children) from every
+// hierarchy, v1 and v2.
+func removeCgroups(parent string) error {
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent)
+	dirs = append(dirs, "/sys/fs/cgroup/"+parent)
+	for _, d := range dirs {
+		subs, _ := os.ReadDir(d)
+		for _, s := range subs {
+			if s.IsDir() {
+				os.Remove(filepath.Join(d, s.Name()))
+			}
+		}
+		if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove cgroup %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }

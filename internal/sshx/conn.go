@@ -1,0 +1,246 @@
+package sshx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/nodeapi"
+)
+
+// State of a held connection.
+type State string
+
+// States.
+const (
+	Connecting State = "connecting" // never up yet
+	Up         State = "up"
+	Down       State = "down" // was up, or failed; retrying
+)
+
+// Reconnect backoff: 100 ms doubling to 10 s, each wait ±20% so a master
+// restarting does not hit every node in the same instant.
+const (
+	backoffMin = 100 * time.Millisecond
+	backoffMax = 10 * time.Second
+)
+
+// Conn is a held connection to one node.
+type Conn struct {
+	pool   *Pool
+	target Target
+	ctx    context.Context
+	cancel context.CancelFunc
+	http   *http.Client
+
+	mu      sync.Mutex
+	client  *ssh.Client
+	state   State
+	since   time.Time
+	lastErr error
+	changed chan struct{}
+}
+
+func newConn(p *Pool, t Target) *Conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Conn{pool: p, target: t, ctx: ctx, cancel: cancel, state: Connecting, since: time.Now(), changed: make(chan struct{})}
+	c.http = &http.Client{Transport: c.transport()}
+	return c
+}
+
+// Name is the node's name.
+func (c *Conn) Name() string { return c.target.Name }
+
+// State reports the connection's state, since when, and the last error.
+func (c *Conn) State() (State, time.Time, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state, c.since, c.lastErr
+}
+
+// Changed returns a channel closed at the next state change.
+func (c *Conn) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}
+
+func (c *Conn) setState(s State, client *ssh.Client, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != s {
+		c.since = time.Now()
+		close(c.changed)
+		c.changed = make(chan struct{})
+	}
+	c.state, c.client, c.lastErr = s, client, err
+}
+
+// Client waits until the connection is up and returns it.
+func (c *Conn) Client(ctx context.Context) (*ssh.Client, error) {
+	for {
+		c.mu.Lock()
+		client, state, err, changed := c.client, c.state, c.lastErr, c.changed
+		c.mu.Unlock()
+		if state == Up {
+			return client, nil
+		}
+		if errors.Is(err, ErrHostKeyChanged) {
+			// Retrying will not help until the node is enrolled again.
+			return nil, err
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			if err == nil {
+				err = ctx.Err()
+			}
+			return nil, fmt.Errorf("node %s is %s: %w: %w", c.target.Name, state, err, errs.ErrUnavailable)
+		case <-c.ctx.Done():
+			return nil, fmt.Errorf("node %s: connection closed: %w", c.target.Name, errs.ErrUnavailable)
+		}
+	}
+}
+
+// NodeAPI is a client of the node daemon's API, over the gate's rpc.
+func (c *Conn) NodeAPI() *nodeapi.Client { return nodeapi.NewClient(c.http) }
+
+// HTTP is an http.Client whose connections are rpc sessions on this node.
+func (c *Conn) HTTP() *http.Client { return c.http }
+
+func (c *Conn) close() {
+	c.cancel()
+	c.mu.Lock()
+	client := c.client
+	c.mu.Unlock()
+	if client != nil {
+		client.Close()
+	}
+	c.http.CloseIdleConnections()
+}
+
+// maintain connects, watches, and reconnects until the Conn is closed.
+func (c *Conn) maintain() {
+	log := c.pool.cfg.Log.With("node", c.target.Name)
+	wait := backoffMin
+	for c.ctx.Err() == nil {
+		client, err := c.connect(c.ctx)
+		if err != nil {
+			if c.ctx.Err() != nil {
+				return
+			}
+			state, _, _ := c.State()
+			if state == Up || errors.Is(err, ErrHostKeyChanged) {
+				log.Warn("node unreachable", "err", err)
+			}
+			c.setState(Down, nil, err)
+			select {
+			case <-time.After(jitter(wait)):
+			case <-c.ctx.Done():
+				return
+			}
+			wait = min(wait*2, backoffMax)
+			continue
+		}
+		wait = backoffMin
+		c.setState(Up, client, nil)
+		log.Info("node up")
+		err = c.watch(client)
+		client.Close()
+		c.http.CloseIdleConnections()
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.setState(Down, nil, err)
+		log.Warn("node down", "err", err)
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// connect dials and handshakes, holding a handshake slot.
+func (c *Conn) connect(ctx context.Context) (*ssh.Client, error) {
+	cfg := c.pool.cfg
+	if err := c.pool.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer c.pool.release()
+	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	tcp, err := d.DialContext(dctx, "tcp", c.target.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", c.target.Addr, err)
+	}
+	tcp.SetDeadline(time.Now().Add(cfg.DialTimeout))
+	sc, chans, reqs, err := ssh.NewClientConn(tcp, c.target.Addr, c.clientConfig())
+	if err != nil {
+		tcp.Close()
+		return nil, fmt.Errorf("ssh handshake with %s: %w", c.target.Addr, err)
+	}
+	tcp.SetDeadline(time.Time{})
+	return ssh.NewClient(sc, chans, reqs), nil
+}
+
+func (c *Conn) clientConfig() *ssh.ClientConfig {
+	return &ssh.ClientConfig{
+		User:            c.target.User,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(c.pool.cfg.Signer)},
+		HostKeyCallback: PinnedHostKey(c.target.Name, c.target.HostKey),
+		// Ask for the pinned key's type, so a node with several host keys
+		// presents the one we know.
+		HostKeyAlgorithms: algorithmsFor(c.target.HostKey),
+		Timeout:           c.pool.cfg.DialTimeout,
+	}
+}
+
+// watch sends keepalives until the node stops answering or the connection
+// breaks, and says why.
+func (c *Conn) watch(client *ssh.Client) error {
+	cfg := c.pool.cfg
+	closed := make(chan error, 1)
+	go func() { closed <- client.Wait() }()
+	tick := time.NewTicker(cfg.KeepaliveInterval)
+	defer tick.Stop()
+	var inflight chan struct{}
+	misses := 0
+	for {
+		select {
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		case err := <-closed:
+			return fmt.Errorf("connection closed: %v", err)
+		case <-tick.C:
+		}
+		if inflight != nil {
+			select {
+			case <-inflight:
+				misses = 0
+			default:
+				// The last probe got no answer in a whole interval.
+				misses++
+				if misses >= cfg.KeepaliveMisses {
+					return fmt.Errorf("no answer to %d keepalives %s apart", misses, cfg.KeepaliveInterval)
+				}
+				continue
+			}
+		}
+		inflight = make(chan struct{})
+		go func(done chan struct{}) {
+			// Any reply, even "unknown request", proves the node alive.
+			if _, _, err := client.SendRequest("keepalive@openssh.com", true, nil); err == nil {
+				close(done)
+			}
+		}(inflight)
+	}
+}

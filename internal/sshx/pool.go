@@ -1,0 +1,133 @@
+// Package sshx is the master's side of SSH. It holds one connection per
+// node, checks it with keepalives so a dead node is noticed in seconds,
+// reconnects with backoff and jitter, caps concurrent handshakes (sshd drops
+// bursts past MaxStartups), and pins each node's host key. On top of a held
+// connection it offers an http.Client over the gate's rpc, an SFTP client
+// and dial.
+package sshx
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Defaults: a node that answers nothing for three keepalives 700 ms apart
+// is down, within 2.1 to 2.8 s of going silent.
+const (
+	DefaultKeepaliveInterval = 700 * time.Millisecond
+	DefaultKeepaliveMisses   = 3
+	DefaultMaxHandshakes     = 8
+	DefaultDialTimeout       = 5 * time.Second
+)
+
+// Config configures a Pool.
+type Config struct {
+	Signer            ssh.Signer // the master's key
+	KeepaliveInterval time.Duration
+	KeepaliveMisses   int
+	MaxHandshakes     int // concurrent SSH handshakes, below sshd's MaxStartups (10)
+	DialTimeout       time.Duration
+	Log               *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.KeepaliveInterval <= 0 {
+		c.KeepaliveInterval = DefaultKeepaliveInterval
+	}
+	if c.KeepaliveMisses <= 0 {
+		c.KeepaliveMisses = DefaultKeepaliveMisses
+	}
+	if c.MaxHandshakes <= 0 {
+		c.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+}
+
+// Target is a node to hold a connection to.
+type Target struct {
+	Name    string        // node name, in logs and errors
+	Addr    string        // host:port
+	User    string        // login user; the key is pinned to the gate there
+	HostKey ssh.PublicKey // pinned at enrolment
+}
+
+// Pool holds the connections.
+type Pool struct {
+	cfg        Config
+	handshakes chan struct{}
+
+	mu    sync.Mutex
+	conns map[string]*Conn
+}
+
+// NewPool makes an empty pool.
+func NewPool(cfg Config) *Pool {
+	cfg.setDefaults()
+	return &Pool{cfg: cfg, handshakes: make(chan struct{}, cfg.MaxHandshakes), conns: map[string]*Conn{}}
+}
+
+// Add starts holding a connection to t (replacing any under that name) and
+// returns it. The connection comes up in the background.
+func (p *Pool) Add(t Target) *Conn {
+	c := newConn(p, t)
+	p.mu.Lock()
+	old := p.conns[t.Name]
+	p.conns[t.Name] = c
+	p.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+	go c.maintain()
+	return c
+}
+
+// Get returns the connection to a node.
+func (p *Pool) Get(name string) (*Conn, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.conns[name]
+	return c, ok
+}
+
+// Remove stops holding the connection to a node.
+func (p *Pool) Remove(name string) {
+	p.mu.Lock()
+	c := p.conns[name]
+	delete(p.conns, name)
+	p.mu.Unlock()
+	if c != nil {
+		c.close()
+	}
+}
+
+// Close closes every connection.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = map[string]*Conn{}
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+}
+
+// acquire takes a handshake slot.
+func (p *Pool) acquire(ctx context.Context) error {
+	select {
+	case p.handshakes <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *Pool) release() { <-p.handshakes }

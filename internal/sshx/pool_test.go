@@ -1,0 +1,93 @@
+package sshx_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/moatcloud/moat/internal/sshx"
+	"github.com/moatcloud/moat/internal/testcluster"
+)
+
+func waitState(t *testing.T, c *sshx.Conn, want sshx.State, timeout time.Duration) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		state, _, err := c.State()
+		if state == want {
+			return
+		}
+		select {
+		case <-c.Changed():
+		case <-deadline:
+			t.Fatalf("node %s: state %s (last error %v), want %s within %s", c.Name(), state, err, want, timeout)
+		}
+	}
+}
+
+func TestPoolRPC(t *testing.T) {
+	c := testcluster.NewCluster(t, 2)
+	c.Install("n1")
+	c.Install("n2")
+	pool := sshx.NewPool(sshx.Config{Signer: c.MasterKey})
+	defer pool.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, n := range []string{"n1", "n2"} {
+		conn := pool.Add(c.Target(n))
+		info, err := conn.NodeAPI().Info(ctx)
+		if err != nil {
+			t.Fatalf("info from %s: %v", n, err)
+		}
+		if info.Runc == "" || info.CPUs == 0 {
+			t.Errorf("info from %s: %+v", n, info)
+		}
+		// Many requests reuse the same few rpc sessions.
+		for range 50 {
+			if err := conn.NodeAPI().Ping(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestHostKeyChangedIsRefused(t *testing.T) {
+	c := testcluster.NewCluster(t, 2)
+	c.Install("n1")
+	pool := sshx.NewPool(sshx.Config{Signer: c.MasterKey})
+	defer pool.Close()
+	target := c.Target("n1")
+	target.HostKey = c.HostKey("n2") // what a reinstalled node, or a man in the middle, shows
+	conn := pool.Add(target)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := conn.Client(ctx)
+	if !errors.Is(err, sshx.ErrHostKeyChanged) {
+		t.Fatalf("connect with the wrong pinned key: %v, want ErrHostKeyChanged", err)
+	}
+}
+
+// TestDeadNodeDetected: a cut link is noticed by keepalives, and the
+// connection comes back when the link does.
+func TestDeadNodeDetected(t *testing.T) {
+	c := testcluster.NewCluster(t, 1)
+	c.Install("n1")
+	pool := sshx.NewPool(sshx.Config{Signer: c.MasterKey})
+	defer pool.Close()
+	conn := pool.Add(c.Target("n1"))
+	waitState(t, conn, sshx.Up, 20*time.Second)
+	if err := c.CutLink("n1"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, conn, sshx.Down, 10*time.Second)
+	if err := c.RestoreLink("n1"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, conn, sshx.Up, 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := conn.NodeAPI().Ping(ctx); err != nil {
+		t.Fatalf("ping after the link came back: %v", err)
+	}
+}

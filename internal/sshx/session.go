@@ -1,0 +1,172 @@
+package sshx
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/moatcloud/moat/internal/errs"
+)
+
+// Open starts a session running command on the node's gate and returns it
+// as a stream. Reads end with the gate's own error message if it refused.
+func (c *Conn) Open(ctx context.Context, command string) (net.Conn, error) {
+	client, err := c.Client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := client.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("node %s: open session: %v: %w", c.target.Name, err, errs.ErrUnavailable)
+	}
+	sc := &sessionConn{sess: sess, node: c.target.Name, command: command}
+	if sc.w, err = sess.StdinPipe(); err == nil {
+		sc.r, err = sess.StdoutPipe()
+	}
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	sess.Stderr = &sc.stderr
+	if err := sess.Start(command); err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("node %s: start %s: %w", c.target.Name, command, err)
+	}
+	return sc, nil
+}
+
+// transport makes HTTP connections out of rpc sessions. Keep-alive keeps
+// them: a session costs the node a fork of the gate, a request should not.
+func (c *Conn) transport() *http.Transport {
+	return &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return c.Open(ctx, "rpc")
+		},
+		// sshd allows 10 sessions per connection (MaxSessions): leave room
+		// for SFTP and dial sessions.
+		MaxConnsPerHost:     6,
+		MaxIdleConnsPerHost: 6,
+		IdleConnTimeout:     5 * time.Minute,
+		DisableCompression:  true,
+	}
+}
+
+// SFTP opens an SFTP session on the gate (confined to the node's inbox).
+func (c *Conn) SFTP(ctx context.Context, opts ...sftp.ClientOption) (*sftp.Client, error) {
+	s, err := c.Open(ctx, "sftp")
+	if err != nil {
+		return nil, err
+	}
+	sc := s.(*sessionConn)
+	client, err := sftp.NewClientPipe(sc.r, sc.w, opts...)
+	if err != nil {
+		sc.exit()
+		sc.Close()
+		return nil, fmt.Errorf("node %s: sftp: %w%s", c.target.Name, err, sc.gateSays())
+	}
+	go func() { client.Wait(); sc.Close() }()
+	return client, nil
+}
+
+// Dial reaches a declared port of a container on the node.
+func (c *Conn) Dial(ctx context.Context, container string, port int) (net.Conn, error) {
+	return c.Open(ctx, fmt.Sprintf("dial %s:%d", container, port))
+}
+
+// sessionConn is an SSH session as a net.Conn. Deadlines are not
+// supported: callers use contexts and Close.
+type sessionConn struct {
+	sess    *ssh.Session
+	node    string
+	command string
+	r       io.Reader
+	w       io.WriteCloser
+	stderr  lockedBuffer
+	once    sync.Once
+
+	waitOnce sync.Once
+	exitErr  error
+}
+
+func (s *sessionConn) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	if err == io.EOF {
+		if exitErr := s.exit(); exitErr != nil {
+			return n, fmt.Errorf("node %s: %s: %v%s", s.node, s.command, exitErr, s.gateSays())
+		}
+	}
+	return n, err
+}
+
+// exit waits (briefly: the output has ended) for the gate's exit status,
+// which follows its stderr, and returns its failure if it failed.
+func (s *sessionConn) exit() error {
+	s.waitOnce.Do(func() {
+		done := make(chan error, 1)
+		go func() { done <- s.sess.Wait() }()
+		select {
+		case s.exitErr = <-done:
+		case <-time.After(2 * time.Second):
+		}
+	})
+	return s.exitErr
+}
+
+func (s *sessionConn) Write(b []byte) (int, error) { return s.w.Write(b) }
+
+// CloseWrite tells the far side there is no more input.
+func (s *sessionConn) CloseWrite() error { return s.w.Close() }
+
+func (s *sessionConn) Close() error {
+	s.once.Do(func() { s.w.Close(); s.sess.Close() })
+	return nil
+}
+
+// gateSays returns what the gate wrote on stderr, if anything.
+func (s *sessionConn) gateSays() string {
+	msg := strings.TrimSpace(s.stderr.String())
+	if msg == "" {
+		return ""
+	}
+	return ": " + msg
+}
+
+func (s *sessionConn) LocalAddr() net.Addr              { return sshAddr(s.node) }
+func (s *sessionConn) RemoteAddr() net.Addr             { return sshAddr(s.node) }
+func (s *sessionConn) SetDeadline(time.Time) error      { return nil }
+func (s *sessionConn) SetReadDeadline(time.Time) error  { return nil }
+func (s *sessionConn) SetWriteDeadline(time.Time) error { return nil }
+
+type sshAddr string
+
+func (a sshAddr) Network() string { return "ssh" }
+func (a sshAddr) String() string  { return string(a) }
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.b.Len() > 4096 {
+		return len(p), nil // a gate message is one line; do not let it grow
+	}
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
