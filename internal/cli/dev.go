@@ -1,22 +1,169 @@
 package cli
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
 	"github.com/spf13/cobra"
 
+	"github.com/moatcloud/moat/internal/enroll"
+	"github.com/moatcloud/moat/internal/inventory"
 	"github.com/moatcloud/moat/internal/provider/local"
+	"github.com/moatcloud/moat/internal/sshx"
 )
 
+const defaultDevDir = "/var/lib/moat-dev"
+
 func (a *app) devCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "dev", Short: "A local cluster in network namespaces, for development"}
-	cmd.AddCommand(a.devNodeInitCommand())
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "A local cluster of real nodes in network namespaces, for development",
+		Long: `moat dev up makes nodes on this machine: each a network namespace on a
+bridge with its own address, its own sshd, its own /root, /etc/ssh and
+/var/lib/moat. They are enrolled with moat node add, through ssh, exactly as
+rented machines are. Reach one with: ssh -F /var/lib/moat-dev/ssh_config n1`,
+	}
+	cmd.PersistentFlags().StringVar(&dir, "dir", defaultDevDir, "state directory of the local cluster")
+	cmd.AddCommand(a.devUpCommand(&dir), a.devDownCommand(&dir), a.devNodeInitCommand())
 	return cmd
+}
+
+func (a *app) devUpCommand(dir *string) *cobra.Command {
+	var nodes int
+	cmd := &cobra.Command{
+		Use:   "up [--nodes N]",
+		Short: "Create a local cluster of N enrolled nodes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := os.Stat(filepath.Join(*dir, "cluster", "cluster.json")); err == nil {
+				return fmt.Errorf("a local cluster already exists in %s: moat dev down removes it", *dir)
+			}
+			return a.devUp(cmd.Context(), *dir, nodes)
+		},
+	}
+	cmd.Flags().IntVarP(&nodes, "nodes", "n", 3, "number of nodes")
+	return cmd
+}
+
+func (a *app) devUp(ctx context.Context, dir string, nodes int) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	opKey, err := sshx.LoadOrGenerateKey(filepath.Join(dir, "operator_ed25519"), "moat-dev-operator")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "creating %d nodes (network namespaces on bridge mbdev, each with its own sshd)\n", nodes)
+	c, err := local.Create(local.Options{
+		Name: "dev", Dir: filepath.Join(dir, "cluster"), Nodes: nodes, Moat: exe,
+		AuthorizedKeys: []string{sshx.AuthorizedKey(opKey.PublicKey()) + " moat-dev-operator"},
+		Keep:           true,
+	})
+	if err != nil {
+		return err
+	}
+	sshConfig, err := writeDevSSHConfig(dir, c)
+	if err != nil {
+		return err
+	}
+	inv, err := openInventory()
+	if err != nil {
+		return err
+	}
+	master, err := inv.MasterKey()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(a.stderr, "enrolling them with moat node add (through ssh, as any machine)")
+	var wg sync.WaitGroup
+	errs := make([]error, len(c.Nodes))
+	for i, n := range c.Nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			node, err := enroll.Add(ctx, enroll.Options{
+				Access: inventory.Access{Dest: n.Name, SSHConfig: sshConfig}, Name: n.Name,
+				Labels: map[string]string{"provider": "local"}, MasterKey: master,
+			})
+			if err == nil {
+				err = inv.Put(node)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("enrol the local nodes: %w (moat dev down cleans up)", err)
+	}
+	fmt.Fprintf(a.stderr, "ready: moat node ls; ssh -F %s n1\n", sshConfig)
+	return a.printNodes(ctx)
+}
+
+// writeDevSSHConfig writes an ssh config and known_hosts for the nodes, so
+// the operator (and node add) reach them as n1, n2, ... with host keys
+// checked.
+func writeDevSSHConfig(dir string, c *local.Cluster) (string, error) {
+	var cfg, known bytes.Buffer
+	for _, n := range c.Nodes {
+		fmt.Fprintf(&cfg, "Host %s\n  HostName %s\n", n.Name, n.Addr)
+		fmt.Fprintf(&known, "%s %s\n", n.Addr, n.HostKey)
+	}
+	fmt.Fprintf(&cfg, "Host *\n  User root\n  IdentityFile %s\n  IdentitiesOnly yes\n  UserKnownHostsFile %s\n  StrictHostKeyChecking yes\n",
+		filepath.Join(dir, "operator_ed25519"), filepath.Join(dir, "known_hosts"))
+	if err := os.WriteFile(filepath.Join(dir, "known_hosts"), known.Bytes(), 0o600); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "ssh_config")
+	return path, os.WriteFile(path, cfg.Bytes(), 0o600)
+}
+
+func (a *app) printNodes(ctx context.Context) error {
+	ls := a.nodeLsCommand()
+	ls.SetContext(ctx)
+	return ls.RunE(ls, nil)
+}
+
+func (a *app) devDownCommand(dir *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "down",
+		Short: "Remove the local cluster: nodes, containers, namespaces, bridge",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := local.Load(filepath.Join(*dir, "cluster"))
+			if errors.Is(err, fs.ErrNotExist) {
+				fmt.Fprintln(a.stderr, "no local cluster")
+				return os.RemoveAll(*dir)
+			}
+			if err != nil {
+				return err
+			}
+			if inv, err := openInventory(); err == nil {
+				for _, n := range c.Nodes {
+					inv.Delete(n.Name)
+				}
+			}
+			if err := c.Destroy(); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "removed %d local nodes\n", len(c.Nodes))
+			return os.RemoveAll(*dir)
+		},
+	}
 }
 
 func (a *app) devNodeInitCommand() *cobra.Command {
 	var dir, netns, hostname string
 	cmd := &cobra.Command{
 		Use:    "node-init --netns NAME --dir DIR -- PROGRAM [ARGS...]",
-		Short:  "Enter a local node's private directories and exec its sshd (run by moat dev up)",
+		Short:  "Enter a local node's namespaces and directories and exec its sshd (run by moat dev up)",
 		Hidden: true,
 		Args:   cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

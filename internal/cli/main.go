@@ -66,11 +66,11 @@ func (a *app) rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return a.setupLogging()
+			return a.setupLogging(cmd)
 		},
 	}
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print machine-readable JSON")
-	root.PersistentFlags().StringVar(&a.logLevel, "log-level", envOr("MOAT_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", os.Getenv("MOAT_LOG_LEVEL"), "log level: debug, info, warn, error (default: info for daemons, warn for commands)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w\nsee: %s --help", err, cmd.CommandPath())}
 	})
@@ -83,9 +83,19 @@ type usageError struct{ error }
 
 func (u usageError) Unwrap() []error { return []error{u.error, errs.ErrInvalid} }
 
-func (a *app) setupLogging() error {
+// daemon marks commands that run for long and log as they go.
+const daemon = "daemon"
+
+func (a *app) setupLogging(cmd *cobra.Command) error {
+	name := a.logLevel
+	if name == "" {
+		name = "warn"
+		if cmd.Annotations[daemon] != "" {
+			name = "info"
+		}
+	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
+	if err := level.UnmarshalText([]byte(name)); err != nil {
 		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", a.logLevel)}
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level})))

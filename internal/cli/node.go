@@ -11,7 +11,7 @@ import (
 
 func (a *app) nodeCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Run and manage nodes"}
-	cmd.AddCommand(a.nodeServeCommand(), a.nodeAddCommand(), a.nodeRmCommand(), a.nodeLsCommand(), a.nodeAuditCommand())
+	cmd.AddCommand(a.nodeServeCommand(), a.nodeAddCommand(), a.nodeRmCommand(), a.nodeLsCommand(), a.nodeAuditCommand(), a.nodeDialCommand())
 	return cmd
 }
 
@@ -19,8 +19,9 @@ func (a *app) nodeServeCommand() *cobra.Command {
 	var cfg node.Config
 	var logMax, maxLayer, configFile string
 	cmd := &cobra.Command{
-		Use:   "serve --root DIR [--socket PATH]",
-		Short: "Run the node daemon (containers, images, logs) on a unix socket",
+		Use:         "serve --root DIR [--socket PATH]",
+		Annotations: map[string]string{daemon: "yes"},
+		Short:       "Run the node daemon (containers, images, logs) on a unix socket",
 		Long: `Run the node daemon. It listens on a unix socket only (mode 0600, root)
 and never on TCP. Containers it starts outlive it: a restarted daemon
 re-adopts them.`,

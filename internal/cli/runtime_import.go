@@ -17,7 +17,7 @@ import (
 func (r *runtimeCtx) importCommand() *cobra.Command {
 	var name string
 	cmd := &cobra.Command{
-		Use:   "import [--name NAME] FILE|DIR",
+		Use:   "import [--name NAME] FILE|DIR|-",
 		Short: "Import an OCI image layout (directory or tar) or a docker save archive",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -49,6 +49,9 @@ func (r *runtimeCtx) importCommand() *cobra.Command {
 // openArchive opens a tar file as is, or streams a directory (an OCI
 // layout) as a tar. size is -1 when unknown.
 func openArchive(path string) (io.ReadCloser, int64, error) {
+	if path == "-" {
+		return io.NopCloser(os.Stdin), -1, nil
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, 0, err

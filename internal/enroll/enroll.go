@@ -176,7 +176,7 @@ func installBinary(ctx context.Context, r *remote, binary string, progress func(
 	if strings.HasPrefix(out, sum+" ") {
 		return false, nil
 	}
-	tmp := "/tmp/.moat-upload-" + sum[:12]
+	tmp := "/tmp/.moat-upload-" + sum[:12] + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	client, done, err := r.sftp(ctx)
 	if err != nil {
 		return false, err
@@ -186,8 +186,11 @@ func installBinary(ctx context.Context, r *remote, binary string, progress func(
 	if err != nil {
 		return false, fmt.Errorf("upload %s: %w", binary, err)
 	}
-	cmd := fmt.Sprintf("echo %s' '%s | sha256sum -c --status && chmod 0755 %s && mv -f %s %s",
-		sum, shellQuote(tmp), shellQuote(tmp), shellQuote(tmp), BinaryPath)
+	// Staged beside its place and renamed: atomic, and no "text file busy"
+	// from a daemon running the old binary.
+	staged := BinaryPath + ".new"
+	cmd := fmt.Sprintf("echo %s' '%s | sha256sum -c --status && install -m 0755 %s %s && rm -f %s && mv -f %s %s",
+		sum, shellQuote(tmp), shellQuote(tmp), staged, shellQuote(tmp), staged, BinaryPath)
 	if _, err := r.run(ctx, nil, cmd); err != nil {
 		r.run(ctx, nil, "rm -f "+shellQuote(tmp))
 		return false, fmt.Errorf("the uploaded binary's checksum does not match %s: %w", sum, err)

@@ -196,9 +196,8 @@ func TestSFTPAndSCPConfined(t *testing.T) {
 		t.Errorf("legacy scp succeeded: %q", errOut)
 	}
 	a.run("", "scp", append(a.opts(), small, "root@"+a.addr+":/tmp/"+marker)...)
-	if _, err := os.Stat("/tmp/" + marker); err == nil {
-		os.Remove("/tmp/" + marker)
-		t.Error("an upload escaped to /tmp")
+	if _, err := os.Stat(filepath.Join(n.Dir, "tmp", marker)); err == nil {
+		t.Error("an upload escaped to the node's /tmp")
 	}
 	if _, _, code := a.run("", "scp", append(a.opts(), "root@"+a.addr+":/etc/shadow", filepath.Join(dir, "s"))...); code == 0 {
 		t.Error("scp fetched /etc/shadow")

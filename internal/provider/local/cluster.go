@@ -25,6 +25,9 @@ type Options struct {
 	// AuthorizedKeys are authorized_keys lines for root on every node: the
 	// operator's access, as a VPS provider would install it.
 	AuthorizedKeys []string
+	// Keep makes the cluster outlive the process that creates it (moat dev
+	// up). Otherwise SweepStale removes it once that process is gone.
+	Keep bool
 }
 
 // Cluster is a set of local nodes on one bridge.
@@ -70,7 +73,10 @@ func Create(opts Options) (c *Cluster, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create cluster: %w", err)
 	}
-	c = &Cluster{Name: opts.Name, Dir: dir, Moat: opts.Moat, Bridge: "mb" + opts.Name, Owner: os.Getpid()}
+	c = &Cluster{Name: opts.Name, Dir: dir, Moat: opts.Moat, Bridge: "mb" + opts.Name}
+	if !opts.Keep {
+		c.Owner = os.Getpid()
+	}
 	defer func() {
 		if err != nil {
 			c.Destroy()

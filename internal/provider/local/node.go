@@ -26,6 +26,7 @@ var privateDirs = []struct {
 	{"usr-local-bin", "/usr/local/bin", 0o755},
 	{"var-lib-moat", "/var/lib/moat", 0o700},
 	{"run-moat", "/run/moat", 0o755},
+	{"tmp", "/tmp", 0o1777},
 }
 
 const sshdConfig = `# moat local node %[1]s

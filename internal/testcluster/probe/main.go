@@ -8,6 +8,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -54,6 +55,8 @@ func main() {
 		forever()
 	case "snoop":
 		snoop()
+	case "sink":
+		sink(arg)
 	case "oom":
 		var keep [][]byte
 		for {
@@ -81,6 +84,28 @@ func serve(addr string) {
 	if err := http.ListenAndServe(addr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+// sink accepts connections, reads each to its end and answers with the
+// number of bytes it read: the far end of tunnel throughput tests.
+func sink(addr string) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println("sinking on", addr)
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			continue
+		}
+		go func() {
+			defer conn.Close()
+			n, _ := io.Copy(io.Discard, conn)
+			fmt.Fprintf(conn, "ok %d\n", n)
+		}()
 	}
 }
 
