@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -177,8 +176,7 @@ func (c *Conn) connect(ctx context.Context) (*ssh.Client, error) {
 	defer c.pool.release()
 	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
-	var d net.Dialer
-	tcp, err := d.DialContext(dctx, "tcp", c.target.Addr)
+	tcp, err := c.pool.dial(dctx, "tcp", c.target.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", c.target.Addr, err)
 	}

@@ -9,6 +9,7 @@ package sshx
 import (
 	"context"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -64,6 +65,7 @@ type Target struct {
 type Pool struct {
 	cfg        Config
 	handshakes chan struct{}
+	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	mu    sync.Mutex
 	conns map[string]*Conn
@@ -72,7 +74,8 @@ type Pool struct {
 // NewPool makes an empty pool.
 func NewPool(cfg Config) *Pool {
 	cfg.setDefaults()
-	return &Pool{cfg: cfg, handshakes: make(chan struct{}, cfg.MaxHandshakes), conns: map[string]*Conn{}}
+	var d net.Dialer
+	return &Pool{cfg: cfg, handshakes: make(chan struct{}, cfg.MaxHandshakes), dial: d.DialContext, conns: map[string]*Conn{}}
 }
 
 // Add starts holding a connection to t (replacing any under that name) and

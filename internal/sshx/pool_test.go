@@ -91,3 +91,28 @@ func TestDeadNodeDetected(t *testing.T) {
 		t.Fatalf("ping after the link came back: %v", err)
 	}
 }
+
+// TestNodeRebootReconnects: a node powered off (every process killed) is
+// marked down; booted again, its daemon comes back and the held
+// connection with it.
+func TestNodeRebootReconnects(t *testing.T) {
+	c := testcluster.NewCluster(t, 1)
+	c.Install("n1")
+	pool := sshx.NewPool(sshx.Config{Signer: c.MasterKey})
+	defer pool.Close()
+	conn := pool.Add(c.Target("n1"))
+	waitState(t, conn, sshx.Up, 20*time.Second)
+	if err := c.StopNode("n1"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, conn, sshx.Down, 10*time.Second)
+	if err := c.StartNode("n1"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, conn, sshx.Up, 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := conn.NodeAPI().Ping(ctx); err != nil {
+		t.Fatalf("ping after reboot: %v", err)
+	}
+}
