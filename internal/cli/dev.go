@@ -7,13 +7,20 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/moatcloud/moat/internal/enroll"
 	"github.com/moatcloud/moat/internal/inventory"
+	"github.com/moatcloud/moat/internal/master"
+	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/provider/local"
 	"github.com/moatcloud/moat/internal/sshx"
 )
@@ -57,12 +64,27 @@ func (a *app) devUp(ctx context.Context, dir string, nodes int) error {
 	if err != nil {
 		return err
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	c, err := a.ensureMaster(ctx, dir, exe)
+	if err != nil {
+		return err
+	}
+	key, err := c.Key(ctx)
+	if err != nil {
+		return err
+	}
+	masterKey, err := sshx.ParsePublicKey(key.AuthorizedKey)
+	if err != nil {
+		return err
+	}
 	opKey, err := sshx.LoadOrGenerateKey(filepath.Join(dir, "operator_ed25519"), "moat-dev-operator")
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stderr, "creating %d nodes (network namespaces on bridge mbdev, each with its own sshd)\n", nodes)
-	c, err := local.Create(local.Options{
+	cl, err := local.Create(local.Options{
 		Name: "dev", Dir: filepath.Join(dir, "cluster"), Nodes: nodes, Moat: exe,
 		AuthorizedKeys: []string{sshx.AuthorizedKey(opKey.PublicKey()) + " moat-dev-operator"},
 		Keep:           true,
@@ -70,31 +92,26 @@ func (a *app) devUp(ctx context.Context, dir string, nodes int) error {
 	if err != nil {
 		return err
 	}
-	sshConfig, err := writeDevSSHConfig(dir, c)
-	if err != nil {
-		return err
-	}
-	inv, err := openInventory()
-	if err != nil {
-		return err
-	}
-	master, err := inv.MasterKey()
+	sshConfig, err := writeDevSSHConfig(dir, cl)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(a.stderr, "enrolling them with moat node add (through ssh, as any machine)")
 	var wg sync.WaitGroup
-	errs := make([]error, len(c.Nodes))
-	for i, n := range c.Nodes {
+	errs := make([]error, len(cl.Nodes))
+	for i, n := range cl.Nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			node, err := enroll.Add(ctx, enroll.Options{
 				Access: inventory.Access{Dest: n.Name, SSHConfig: sshConfig}, Name: n.Name,
-				Labels: map[string]string{"provider": "local"}, MasterKey: master,
+				Labels: map[string]string{"provider": "local"}, MasterKey: masterKey,
 			})
 			if err == nil {
-				err = inv.Put(node)
+				err = c.RegisterNode(ctx, node)
+			}
+			if err == nil {
+				_, err = waitNodeUp(ctx, c, n.Name, 30*time.Second)
 			}
 			errs[i] = err
 		}()
@@ -104,7 +121,44 @@ func (a *app) devUp(ctx context.Context, dir string, nodes int) error {
 		return fmt.Errorf("enrol the local nodes: %w (moat dev down cleans up)", err)
 	}
 	fmt.Fprintf(a.stderr, "ready: moat node ls; ssh -F %s n1\n", sshConfig)
-	return a.printNodes(ctx)
+	ls := a.nodeLsCommand()
+	ls.SetContext(ctx)
+	return ls.RunE(ls, nil)
+}
+
+// ensureMaster returns a client of the running master, or makes the
+// master's state and starts one, detached, logging into dir.
+func (a *app) ensureMaster(ctx context.Context, dir, exe string) (*masterapi.Client, error) {
+	c := a.masterClient()
+	if c.Ping(ctx) == nil {
+		return c, nil
+	}
+	if _, _, err := master.Init(ctx, masterDir()); err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, "master.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, "master")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the master: %w", err)
+	}
+	os.WriteFile(filepath.Join(dir, "master.pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
+	cmd.Process.Release()
+	fmt.Fprintf(a.stderr, "started a master (log: %s)\n", logf.Name())
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if c.Ping(ctx) == nil {
+			return c, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the master did not start: see %s", logf.Name())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // writeDevSSHConfig writes an ssh config and known_hosts for the nodes, so
@@ -125,12 +179,6 @@ func writeDevSSHConfig(dir string, c *local.Cluster) (string, error) {
 	return path, os.WriteFile(path, cfg.Bytes(), 0o600)
 }
 
-func (a *app) printNodes(ctx context.Context) error {
-	ls := a.nodeLsCommand()
-	ls.SetContext(ctx)
-	return ls.RunE(ls, nil)
-}
-
 func (a *app) devDownCommand(dir *string) *cobra.Command {
 	return &cobra.Command{
 		Use:   "down",
@@ -140,20 +188,21 @@ func (a *app) devDownCommand(dir *string) *cobra.Command {
 			c, err := local.Load(filepath.Join(*dir, "cluster"))
 			if errors.Is(err, fs.ErrNotExist) {
 				fmt.Fprintln(a.stderr, "no local cluster")
+				stopDevMaster(a, *dir)
 				return os.RemoveAll(*dir)
 			}
 			if err != nil {
 				return err
 			}
-			if inv, err := openInventory(); err == nil {
-				for _, n := range c.Nodes {
-					inv.Delete(n.Name)
-				}
+			mc := a.masterClient()
+			for _, n := range c.Nodes {
+				mc.RemoveNode(cmd.Context(), n.Name)
 			}
 			if err := c.Destroy(); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stderr, "removed %d local nodes\n", len(c.Nodes))
+			stopDevMaster(a, *dir)
 			return os.RemoveAll(*dir)
 		},
 	}
@@ -175,4 +224,15 @@ func (a *app) devNodeInitCommand() *cobra.Command {
 	cmd.Flags().StringVar(&hostname, "hostname", "", "the node's host name")
 	cmd.MarkFlagRequired("dir")
 	return cmd
+}
+
+// stopDevMaster stops the master dev up started, if it did.
+func stopDevMaster(a *app, dir string) {
+	b, err := os.ReadFile(filepath.Join(dir, "master.pid"))
+	if err != nil {
+		return
+	}
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && syscall.Kill(pid, syscall.SIGTERM) == nil {
+		fmt.Fprintln(a.stderr, "stopped the master dev up started")
+	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,7 +16,7 @@ import (
 
 func (a *app) imageCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Build, inspect and lint images"}
-	cmd.AddCommand(a.imageBuildCommand(), a.imageLintCommand())
+	cmd.AddCommand(a.imageBuildCommand(), a.imageLintCommand(), a.imageImportCommand(), a.imageLsCommand(), a.imageRmCommand())
 	return cmd
 }
 
@@ -28,12 +29,13 @@ func (a *app) imageBuildCommand() *cobra.Command {
 	var adds, labels []string
 	var caCerts bool
 	cmd := &cobra.Command{
-		Use:   "build -o FILE --add SRC:DST[:MODE]... --entrypoint PATH [flags]",
+		Use:   "build [-o FILE] --add SRC:DST[:MODE]... --entrypoint PATH [flags]",
 		Short: "Build a minimal, reproducible OCI image from files",
 		Long: `Build a minimal OCI image (an OCI layout tar) from files: typically one
 static binary, its config and CA certificates. No base image, no shell.
 The same inputs give the same digest: fixed mtimes (SOURCE_DATE_EPOCH or
-the epoch), sorted entries, owner 0:0 unless --chown.`,
+the epoch), sorted entries, owner 0:0 unless --chown. With -o the image is
+written to FILE; without, it goes into the master's store.`,
 		Example: "  moat image build -o web.tar --add ./web:/web --entrypoint /web --ca-certs --port 8080 --name web:1",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -67,7 +69,7 @@ the epoch), sorted entries, owner 0:0 unless --chown.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&out, "output", "o", "", "the OCI layout tar to write (required)")
+	f.StringVarP(&out, "output", "o", "", "the OCI layout tar to write (default: import into the master)")
 	f.StringArrayVar(&adds, "add", nil, "add a file or directory: SRC:DST[:MODE] (repeatable)")
 	f.StringVar(&entrypoint, "entrypoint", "", "the program to run (an absolute path in the image)")
 	f.StringArrayVar(&opts.Cmd, "cmd", nil, "default argument (repeatable)")
@@ -79,11 +81,21 @@ the epoch), sorted entries, owner 0:0 unless --chown.`,
 	f.StringVar(&opts.Name, "name", "", "image name, e.g. web:1")
 	f.StringVar(&chown, "chown", "", "owner UID:GID of the added files (default 0:0)")
 	f.BoolVar(&caCerts, "ca-certs", false, "add this machine's CA certificate bundle at /etc/ssl/certs/ca-certificates.crt")
-	cmd.MarkFlagRequired("output")
 	return cmd
 }
 
 func writeImage(a *app, cmd *cobra.Command, out string, opts build.Options) error {
+	if out == "" {
+		var buf bytes.Buffer
+		if _, err := build.Build(cmd.Context(), &buf, opts); err != nil {
+			return err
+		}
+		imgs, err := a.masterClient().ImportImage(cmd.Context(), &buf, opts.Name)
+		if err != nil {
+			return err
+		}
+		return a.printImages(imgs)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".moat-build-")
 	if err != nil {
 		return err

@@ -1,22 +1,24 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/moatcloud/moat/internal/enroll"
 	"github.com/moatcloud/moat/internal/inventory"
+	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/quantity"
+	"github.com/moatcloud/moat/internal/sshx"
 )
 
-// masterDir is where the master's key and the enrolled nodes live.
+// masterDir is where the master's state lives.
 func masterDir() string { return envOr("MOAT_MASTER_DIR", inventory.DefaultDir) }
-
-func openInventory() (*inventory.Store, error) { return inventory.Open(masterDir()) }
 
 func (a *app) nodeAddCommand() *cobra.Command {
 	var opts enroll.Options
@@ -31,16 +33,19 @@ ssh-agent, known_hosts, -i and jump hosts work as they do for ssh.
 It uploads this moat binary over SFTP to /usr/local/bin/moat (checksum
 verified), pins the master's key to "moat gate" in root's authorized_keys,
 starts the node daemon (a systemd unit, or detached without systemd),
-records the machine's host key, and checks the master's path end to end.
-Running it again is safe.`,
+records the machine's host key, registers the node with the master and
+waits until the master reaches it through the gate. Running it again is
+safe.`,
 		Example: "  moat node add root@203.0.113.7\n  moat node add --label zone=fsn1 -i ~/.ssh/ops --jump admin@bastion root@10.0.0.5",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			inv, err := openInventory()
+			ctx := cmd.Context()
+			c := a.masterClient()
+			key, err := c.Key(ctx)
 			if err != nil {
-				return err
+				return fmt.Errorf("enrol %s: the master must run to take the node in (moat init; moat master): %w", args[0], err)
 			}
-			if opts.MasterKey, err = inv.MasterKey(); err != nil {
+			if opts.MasterKey, err = sshx.ParsePublicKey(key.AuthorizedKey); err != nil {
 				return err
 			}
 			opts.Access.Dest = args[0]
@@ -54,24 +59,18 @@ Running it again is safe.`,
 				opts.Log = func(step string) { fmt.Fprintln(a.stderr, "  "+step) }
 				opts.Progress = func(total int64) io.Writer { return newProgress(a.stderr, total, "upload moat") }
 			}
-			node, err := enroll.Add(cmd.Context(), opts)
+			node, err := enroll.Add(ctx, opts)
 			if err != nil {
 				return fmt.Errorf("enrol %s: %w", args[0], err)
 			}
-			if err := inv.Put(node); err != nil {
+			if err := c.RegisterNode(ctx, node); err != nil {
 				return err
 			}
-			if a.json {
-				return printJSON(a.stdout, node)
+			up, err := waitNodeUp(ctx, c, node.Name, 30*time.Second)
+			if err != nil {
+				return fmt.Errorf("enrol %s: %w", args[0], err)
 			}
-			i := node.Info
-			return table(a.stdout, [][]string{
-				{"node:", node.Name + " (" + node.Addr + ")"}, {"os:", i.OS}, {"kernel:", i.Kernel + " (" + i.Arch + ")"},
-				{"runc:", i.Runc}, {"cgroups:", i.CgroupMode}, {"cpus:", strconv.Itoa(i.CPUs)},
-				{"memory:", quantity.FormatBytes(i.MemoryBytes)},
-				{"disk:", quantity.FormatBytes(i.DiskFreeBytes) + " free of " + quantity.FormatBytes(i.DiskBytes)},
-				{"host key:", fingerprint(node.HostKey)},
-			})
+			return a.printEnrolled(up)
 		},
 	}
 	f := cmd.Flags()
@@ -85,6 +84,44 @@ Running it again is safe.`,
 	f.StringArrayVarP(&labels, "label", "l", nil, "node label K=V (repeatable)")
 	f.StringVar(&opts.Binary, "binary", "", "moat binary to install, e.g. one built for arm64 (default: this one)")
 	return cmd
+}
+
+// waitNodeUp waits until the master reports the node up and described.
+func waitNodeUp(ctx context.Context, c *masterapi.Client, name string, timeout time.Duration) (masterapi.Node, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		nodes, err := c.Nodes(ctx)
+		if err != nil {
+			return masterapi.Node{}, err
+		}
+		for _, n := range nodes {
+			if n.Name == name && n.State == "up" && n.Info.CPUs > 0 {
+				return n, nil
+			}
+			if n.Name == name && time.Now().After(deadline) {
+				return n, fmt.Errorf("the master does not reach %s at %s through the gate: %s (if the node is reachable only through a jump host, pass --address HOST:PORT the master can reach)", name, n.Addr, orDash(n.Error))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return masterapi.Node{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (a *app) printEnrolled(n masterapi.Node) error {
+	if a.json {
+		return printJSON(a.stdout, n)
+	}
+	i := n.Info
+	return table(a.stdout, [][]string{
+		{"node:", n.Name + " (" + n.Addr + ")"}, {"os:", i.OS}, {"kernel:", i.Kernel + " (" + i.Arch + ")"},
+		{"runc:", i.Runc}, {"cgroups:", i.CgroupMode}, {"cpus:", strconv.Itoa(i.CPUs)},
+		{"memory:", quantity.FormatBytes(i.MemoryBytes)},
+		{"disk:", quantity.FormatBytes(i.DiskFreeBytes) + " free of " + quantity.FormatBytes(i.DiskBytes)},
+		{"host key:", fingerprint(n.HostKey)},
+	})
 }
 
 func parseKV(items []string, flag string) (map[string]string, error) {

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/moatcloud/moat/internal/sshx"
 )
 
 func (a *app) nodeAuditCommand() *cobra.Command {
@@ -23,29 +21,11 @@ on no port but OpenSSH — is checkable, not taken on faith. With --strict
 the command fails if any finding is high.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			inv, err := openInventory()
-			if err != nil {
-				return err
-			}
-			node, err := inv.Get(args[0])
-			if err != nil {
-				return err
-			}
-			key, err := inv.MasterKey()
-			if err != nil {
-				return err
-			}
-			target, err := node.Target()
-			if err != nil {
-				return err
-			}
-			pool := sshx.NewPool(sshx.Config{Signer: key})
-			defer pool.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
-			report, err := pool.Add(target).NodeAPI().Audit(ctx)
+			report, err := a.masterClient().Audit(ctx, args[0])
 			if err != nil {
-				return fmt.Errorf("audit %s: %w", node.Name, err)
+				return fmt.Errorf("audit %s: %w", args[0], err)
 			}
 			if a.json {
 				if err := printJSON(a.stdout, report); err != nil {
@@ -68,7 +48,7 @@ the command fails if any finding is high.`,
 			if strict {
 				for _, f := range report.Findings {
 					if f.Severity == "high" {
-						return fmt.Errorf("audit %s: high findings", node.Name)
+						return fmt.Errorf("audit %s: high findings", args[0])
 					}
 				}
 			}

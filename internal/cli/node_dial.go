@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/moatcloud/moat/internal/sshx"
 )
 
 func (a *app) nodeDialCommand() *cobra.Command {
@@ -26,25 +24,7 @@ the way to any TCP service, and the node opens no port for it.`,
 			if !ok || err != nil {
 				return usageError{fmt.Errorf("%q: want CONTAINER:PORT", args[1])}
 			}
-			inv, err := openInventory()
-			if err != nil {
-				return err
-			}
-			node, err := inv.Get(args[0])
-			if err != nil {
-				return err
-			}
-			key, err := inv.MasterKey()
-			if err != nil {
-				return err
-			}
-			target, err := node.Target()
-			if err != nil {
-				return err
-			}
-			pool := sshx.NewPool(sshx.Config{Signer: key})
-			defer pool.Close()
-			conn, err := pool.Add(target).Dial(cmd.Context(), name, port)
+			conn, err := a.masterClient().Dial(cmd.Context(), args[0], name, port)
 			if err != nil {
 				return err
 			}

@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +11,8 @@ import (
 
 	"github.com/moatcloud/moat/internal/enroll"
 	"github.com/moatcloud/moat/internal/inventory"
+	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/quantity"
 	"github.com/moatcloud/moat/internal/sshx"
 )
 
@@ -24,76 +24,35 @@ func fingerprint(authorizedKey string) string {
 	return ssh.FingerprintSHA256(key)
 }
 
-// nodeStatus is `moat node ls` output for one node.
-type nodeStatus struct {
-	inventory.Node
-	Status string `json:"status"`
-	Error  string `json:"error,omitempty"`
-}
-
 func (a *app) nodeLsCommand() *cobra.Command {
-	var timeout time.Duration
-	cmd := &cobra.Command{
+	return &cobra.Command{
 		Use:   "ls",
-		Short: "List enrolled nodes and whether the master reaches them",
+		Short: "List nodes: reachable, cordoned, replicas, allocated resources",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			inv, err := openInventory()
+			nodes, err := a.masterClient().Nodes(cmd.Context())
 			if err != nil {
 				return err
 			}
-			nodes, err := inv.List()
-			if err != nil {
-				return err
-			}
-			key, err := inv.MasterKey()
-			if err != nil {
-				return err
-			}
-			statuses := checkNodes(cmd.Context(), nodes, key, timeout)
 			if a.json {
-				return printJSON(a.stdout, statuses)
+				return printJSON(a.stdout, nodes)
 			}
-			rows := [][]string{{"NAME", "ADDRESS", "STATUS", "CONTAINERS", "LABELS", "ENROLLED"}}
-			for _, s := range statuses {
-				rows = append(rows, []string{s.Name, s.Addr, s.Status, fmt.Sprintf("%d", s.Info.Running), labelString(s.Labels), ago(s.Enrolled, time.Now())})
+			rows := [][]string{{"NAME", "ADDRESS", "STATE", "SINCE", "REPLICAS", "CPU", "MEMORY", "DISK FREE", "LABELS"}}
+			for _, n := range nodes {
+				state := n.State
+				if n.Draining {
+					state += ",draining"
+				} else if n.Cordoned {
+					state += ",cordoned"
+				}
+				rows = append(rows, []string{n.Name, n.Addr, state, ago(n.Since, time.Now()), fmt.Sprint(n.Replicas),
+					fmt.Sprintf("%dm/%d", n.MilliCPU, n.Info.CPUs*1000),
+					quantity.FormatBytes(n.Memory) + "/" + quantity.FormatBytes(n.Info.MemoryBytes),
+					quantity.FormatBytes(n.Info.DiskFreeBytes), labelString(n.Labels)})
 			}
 			return table(a.stdout, rows)
 		},
 	}
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for each node")
-	return cmd
-}
-
-// checkNodes connects to every node at once and asks each for its info.
-func checkNodes(ctx context.Context, nodes []inventory.Node, key ssh.Signer, timeout time.Duration) []nodeStatus {
-	pool := sshx.NewPool(sshx.Config{Signer: key})
-	defer pool.Close()
-	out := make([]nodeStatus, len(nodes))
-	var wg sync.WaitGroup
-	for i, n := range nodes {
-		out[i] = nodeStatus{Node: n, Status: "down"}
-		target, err := n.Target()
-		if err != nil {
-			out[i].Error = err.Error()
-			continue
-		}
-		conn := pool.Add(target)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			info, err := conn.NodeAPI().Info(ctx)
-			if err != nil {
-				out[i].Error = err.Error()
-				return
-			}
-			out[i].Status, out[i].Info = "up", info
-		}()
-	}
-	wg.Wait()
-	return out
 }
 
 func labelString(l map[string]string) string {
@@ -108,6 +67,16 @@ func labelString(l map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
+// findNode is a node as the master knows it.
+func findNode(nodes []masterapi.Node, name string) (masterapi.Node, bool) {
+	for _, n := range nodes {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return masterapi.Node{}, false
+}
+
 func (a *app) nodeRmCommand() *cobra.Command {
 	var purge bool
 	var sshOpts []string
@@ -116,18 +85,25 @@ func (a *app) nodeRmCommand() *cobra.Command {
 		Short: "Reverse an enrolment: stop the node's containers and daemon, remove the master's key and moat",
 		Long: `Reverse an enrolment over your own SSH access (as node add reached it):
 stop the node's containers and daemon, remove the master's key, the service
-and /usr/local/bin/moat. --purge also deletes /var/lib/moat (images, logs).`,
+and /usr/local/bin/moat, and forget the node (its replicas are placed
+elsewhere). --purge also deletes /var/lib/moat (images, logs).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			inv, err := openInventory()
+			ctx := cmd.Context()
+			c := a.masterClient()
+			nodes, err := c.Nodes(ctx)
 			if err != nil {
 				return err
 			}
-			node, err := inv.Get(args[0])
+			n, ok := findNode(nodes, args[0])
+			if !ok {
+				return fmt.Errorf("node %q is not enrolled", args[0])
+			}
+			key, err := c.Key(ctx)
 			if err != nil {
 				return err
 			}
-			key, err := inv.MasterKey()
+			pub, err := sshx.ParsePublicKey(key.AuthorizedKey)
 			if err != nil {
 				return err
 			}
@@ -135,18 +111,34 @@ and /usr/local/bin/moat. --purge also deletes /var/lib/moat (images, logs).`,
 			for _, o := range sshOpts {
 				extra = append(extra, "-o", o)
 			}
+			node := inventory.Node{Name: n.Name, Addr: n.Addr, User: n.User, HostKey: n.HostKey, Operator: n.Operator}
 			log := func(step string) { fmt.Fprintln(a.stderr, "  "+step) }
-			if err := enroll.Remove(cmd.Context(), node, key.PublicKey(), extra, purge, log); err != nil {
-				return fmt.Errorf("remove node %s: %w", node.Name, err)
+			if err := enroll.Remove(ctx, node, pub, extra, purge, log); err != nil {
+				return fmt.Errorf("remove node %s: %w", n.Name, err)
 			}
-			if err := inv.Delete(node.Name); err != nil {
+			if err := c.RemoveNode(ctx, n.Name); err != nil {
 				return err
 			}
-			fmt.Fprintln(a.stdout, node.Name)
+			fmt.Fprintln(a.stdout, n.Name)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the node's data: images, containers, logs, settings")
 	cmd.Flags().StringArrayVarP(&sshOpts, "ssh-option", "o", nil, "extra ssh option (repeatable)")
 	return cmd
+}
+
+func (a *app) nodeVerbCommand(verb, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " NODE",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.masterClient().NodeVerb(cmd.Context(), args[0], verb); err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout, args[0])
+			return nil
+		},
+	}
 }

@@ -36,8 +36,8 @@ type Options struct {
 	Name      string   // node name; default the machine's short hostname
 	Address   string   // host:port the master connects to; default what ssh -G resolves
 	Labels    map[string]string
-	Binary    string // the moat binary to install; default this executable
-	MasterKey ssh.Signer
+	Binary    string                      // the moat binary to install; default this executable
+	MasterKey ssh.PublicKey               // pinned to the gate in root's authorized_keys
 	Progress  func(total int64) io.Writer // upload progress, may be nil
 	Log       func(step string)           // what enrolment does, for the operator; may be nil
 }
@@ -52,9 +52,9 @@ type machine struct {
 
 // Add enrols the machine: installs the moat binary (checksum verified), pins
 // the master's key to the gate in root's authorized_keys, starts the node
-// daemon as a service, records the host key, and checks the master's path
-// end to end by asking the daemon, through the gate, to describe the node.
-// Running it again is safe: it changes only what differs.
+// daemon as a service, and records the host key. The caller registers the
+// node with the master, which then connects through the gate. Running it
+// again is safe: it changes only what differs.
 func Add(ctx context.Context, opts Options) (inventory.Node, error) {
 	log := opts.Log
 	if log == nil {
@@ -90,7 +90,7 @@ func Add(ctx context.Context, opts Options) (inventory.Node, error) {
 		return inventory.Node{}, err
 	}
 	log(map[bool]string{true: "installed " + BinaryPath, false: BinaryPath + " already up to date"}[changed])
-	if err := installMasterKey(ctx, r, opts.MasterKey.PublicKey()); err != nil {
+	if err := installMasterKey(ctx, r, opts.MasterKey); err != nil {
 		return inventory.Node{}, err
 	}
 	log("pinned the master's key to moat gate in " + AuthorizedKeys)
@@ -107,14 +107,10 @@ func Add(ctx context.Context, opts Options) (inventory.Node, error) {
 	if err != nil {
 		return inventory.Node{}, err
 	}
-	node := inventory.Node{
+	return inventory.Node{
 		Name: name, Addr: addr, User: "root", HostKey: sshx.AuthorizedKey(hostKey),
 		Labels: opts.Labels, Enrolled: time.Now().UTC(), Operator: opts.Access,
-	}
-	if node.Info, err = checkMasterPath(ctx, node, opts.MasterKey); err != nil {
-		return inventory.Node{}, err
-	}
-	return node, nil
+	}, nil
 }
 
 func inspect(ctx context.Context, r *remote) (machine, error) {

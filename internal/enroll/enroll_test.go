@@ -2,6 +2,7 @@ package enroll_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/moatcloud/moat/internal/audit"
-	"github.com/moatcloud/moat/internal/inventory"
 	"github.com/moatcloud/moat/internal/testcluster"
 )
 
@@ -21,7 +21,7 @@ import (
 type operator struct {
 	t         *testing.T
 	c         *testcluster.Cluster
-	master    string // MOAT_MASTER_DIR
+	m         *testcluster.Master
 	sshConfig string
 	known     string
 	env       []string
@@ -29,7 +29,7 @@ type operator struct {
 
 func newOperator(t *testing.T, c *testcluster.Cluster) *operator {
 	dir := t.TempDir()
-	o := &operator{t: t, c: c, master: filepath.Join(dir, "master"), sshConfig: filepath.Join(dir, "ssh_config"), known: filepath.Join(dir, "known_hosts")}
+	o := &operator{t: t, c: c, m: c.StartMaster(), sshConfig: filepath.Join(dir, "ssh_config"), known: filepath.Join(dir, "known_hosts")}
 	var known, cfg bytes.Buffer
 	for _, n := range c.Nodes {
 		fmt.Fprintf(&known, "%s %s\n", n.Addr, n.HostKey)
@@ -38,7 +38,7 @@ func newOperator(t *testing.T, c *testcluster.Cluster) *operator {
 	fmt.Fprintf(&cfg, "Host *\n  User root\n  IdentityFile %s\n  IdentitiesOnly yes\n  UserKnownHostsFile %s\n  StrictHostKeyChecking yes\n", c.OperatorKeyPath, o.known)
 	os.WriteFile(o.known, known.Bytes(), 0o600)
 	os.WriteFile(o.sshConfig, cfg.Bytes(), 0o600)
-	o.env = append(os.Environ(), "MOAT_MASTER_DIR="+o.master, "SSH_AUTH_SOCK=")
+	o.env = append(os.Environ(), "MOAT_MASTER_SOCKET="+o.m.Socket, "SSH_AUTH_SOCK=")
 	return o
 }
 
@@ -107,11 +107,11 @@ func TestAddAuditRemove(t *testing.T) {
 	}
 
 	var nodes []struct {
-		Name, Status string
+		Name, State string
 	}
 	lsOut, _ := o.mustMoat("node", "ls", "--json")
 	json.Unmarshal([]byte(lsOut), &nodes)
-	if len(nodes) != 1 || nodes[0].Name != "n1" || nodes[0].Status != "up" {
+	if len(nodes) != 1 || nodes[0].Name != "n1" || nodes[0].State != "up" {
 		t.Errorf("node ls: %+v", nodes)
 	}
 
@@ -187,12 +187,12 @@ func TestAddThroughJumpHostWithAgent(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "ssh_config")
 	os.WriteFile(cfg, []byte("Host *\n  UserKnownHostsFile "+o.known+"\n  StrictHostKeyChecking yes\n"), 0o600)
 	o.mustMoat("node", "add", "--name", "far", "-F", cfg, "--jump", "root@"+n1.Addr.String(), "root@"+n2.Addr.String())
-	inv, _ := inventory.Open(o.master)
-	node, err := inv.Get("far")
-	if err != nil {
-		t.Fatal(err)
+	nodes, err := o.m.Client.Nodes(context.Background())
+	if err != nil || len(nodes) != 1 {
+		t.Fatalf("nodes %+v %v", nodes, err)
 	}
-	if node.Addr != n2.Addr.String()+":22" || node.Operator.Jump == "" {
+	node := nodes[0]
+	if node.Name != "far" || node.State != "up" || node.Addr != n2.Addr.String()+":22" || node.Operator.Jump == "" {
 		t.Errorf("enrolled %+v", node)
 	}
 	if node.HostKey != strings.Join(strings.Fields(n2.HostKey)[:2], " ") {

@@ -2,18 +2,14 @@ package enroll
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/moatcloud/moat/internal/inventory"
-	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/sshx"
 )
 
@@ -142,33 +138,4 @@ func readHostKey(ctx context.Context, r *remote) (ssh.PublicKey, error) {
 	}
 	line, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
 	return sshx.ParsePublicKey(line)
-}
-
-// checkMasterPath connects as the master would (pinned host key, the
-// master's key, the gate) and asks the daemon to describe the node.
-func checkMasterPath(ctx context.Context, node inventory.Node, signer ssh.Signer) (nodeapi.NodeInfo, error) {
-	target, err := node.Target()
-	if err != nil {
-		return nodeapi.NodeInfo{}, err
-	}
-	pool := sshx.NewPool(sshx.Config{Signer: signer})
-	defer pool.Close()
-	conn := pool.Add(target)
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
-		info, err := conn.NodeAPI().Info(ctx)
-		if err == nil {
-			return info, nil
-		}
-		if _, _, connErr := conn.State(); errors.Is(connErr, sshx.ErrHostKeyChanged) {
-			return nodeapi.NodeInfo{}, connErr
-		}
-		select {
-		case <-ctx.Done():
-			return nodeapi.NodeInfo{}, fmt.Errorf("the master cannot reach the node daemon at %s through the gate: %w "+
-				"(if the node is reachable only through a jump host, pass --address HOST:PORT the master can reach)", node.Addr, err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }

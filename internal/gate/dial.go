@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"slices"
 	"strconv"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/ns"
 )
 
 // dial pipes the session to a port on a container's loopback. Only ports
@@ -41,31 +39,23 @@ func dial(ctx context.Context, socket, container string, port int, session io.Re
 
 // dialInNetns connects to 127.0.0.1:port inside the network namespace of
 // pid. The socket belongs to the namespace it was created in, so only its
-// creation needs the namespace: that happens on a thread locked and moved
-// into it, which is thrown away afterwards.
+// creation needs the namespace: that happens on a thread moved into it
+// and thrown away afterwards.
 func dialInNetns(ctx context.Context, pid, port int) (net.Conn, error) {
 	type result struct {
 		conn net.Conn
 		err  error
 	}
 	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			ch <- result{err: fmt.Errorf("open network namespace: %w", err)}
-			return
-		}
-		err = unix.Setns(fd, unix.CLONE_NEWNET)
-		unix.Close(fd)
-		if err != nil {
-			ch <- result{err: fmt.Errorf("enter network namespace: %w", err)}
+	ns.Go(func() {
+		if err := ns.Join(pid, "net"); err != nil {
+			ch <- result{err: err}
 			return
 		}
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		ch <- result{conn, err}
-	}()
+	})
 	r := <-ch
 	return r.conn, r.err
 }

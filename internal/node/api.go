@@ -1,9 +1,6 @@
 package node
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
 	"os"
 	goruntime "runtime"
@@ -18,6 +15,7 @@ import (
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/runtime"
 	"github.com/moatcloud/moat/internal/version"
+	"github.com/moatcloud/moat/internal/wire"
 )
 
 // routes is the node API. Every path is versioned; every error is JSON
@@ -54,29 +52,24 @@ func (d *Daemon) routes() http.Handler {
 	handle("DELETE /v1/containers/{id}", d.handleRemove)
 	handle("GET /v1/containers/{id}/logs", d.handleLogs)
 	handle("POST /v1/containers/{id}/debug", d.handleDebug)
+	handle("GET /v1/events", d.handleEvents)
+	handle("POST /v1/lease", d.handleLease)
+	handle("POST /v1/blobs/missing", d.handleMissingBlobs)
+	handle("POST /v1/images/pull", d.handlePull)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, r, errs.Invalid("", "no API at %s %s", r.Method, r.URL.Path))
 	})
 	return mux
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	return json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) error { return wire.WriteJSON(w, status, v) }
 
 // writeError answers with the error's status; only server-side failures
 // are logged: a bad request is the caller's to report.
 func (d *Daemon) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status := errs.HTTPStatus(err)
-	if errors.Is(err, context.Canceled) {
-		return // the client went away
-	}
-	if status >= 500 {
+	if wire.WriteError(w, err) {
 		d.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	writeJSON(w, status, nodeapi.ErrorBody{Error: err.Error()})
 }
 
 func (d *Daemon) handleInfo(w http.ResponseWriter, r *http.Request) error {

@@ -2,21 +2,13 @@ package node
 
 import (
 	"net/http"
+	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/moatcloud/moat/internal/image"
+	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/nodeapi"
 )
-
-func wireImage(img image.Image) nodeapi.Image {
-	c := img.Config.Config
-	return nodeapi.Image{
-		Name: img.Name, Digest: string(img.Digest), Size: img.Size, Layers: len(img.Layers),
-		Architecture: img.Config.Architecture, Entrypoint: c.Entrypoint, Cmd: c.Cmd, User: c.User,
-		Imported: img.Imported,
-	}
-}
 
 func (d *Daemon) handleImages(w http.ResponseWriter, r *http.Request) error {
 	imgs, err := d.images.List()
@@ -25,7 +17,7 @@ func (d *Daemon) handleImages(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]nodeapi.Image, 0, len(imgs))
 	for _, img := range imgs {
-		out = append(out, wireImage(img))
+		out = append(out, nodeapi.ImageOf(img))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -39,7 +31,7 @@ func (d *Daemon) handleImport(w http.ResponseWriter, r *http.Request) error {
 	out := make([]nodeapi.Image, 0, len(imgs))
 	for _, img := range imgs {
 		d.log.Info("image imported", "name", img.Name, "digest", img.Digest, "layers", len(img.Layers), "size", img.Size)
-		out = append(out, wireImage(img))
+		out = append(out, nodeapi.ImageOf(img))
 	}
 	return writeJSON(w, http.StatusCreated, out)
 }
@@ -49,7 +41,7 @@ func (d *Daemon) handleImage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, wireImage(img))
+	return writeJSON(w, http.StatusOK, nodeapi.ImageOf(img))
 }
 
 func (d *Daemon) handleRemoveImage(w http.ResponseWriter, r *http.Request) error {
@@ -70,4 +62,36 @@ func (d *Daemon) imageInUse(m digest.Digest) bool {
 		}
 	}
 	return false
+}
+
+func (d *Daemon) handleMissingBlobs(w http.ResponseWriter, r *http.Request) error {
+	var req nodeapi.BlobsRequest
+	if err := nodeapi.Decode(r.Body, &req); err != nil {
+		return err
+	}
+	if len(req.Digests) > 10000 {
+		return errs.Invalid("digests", "%d digests: at most 10000", len(req.Digests))
+	}
+	missing := []string{}
+	for _, s := range req.Digests {
+		if !d.images.HasBlob(digest.Digest(s)) {
+			missing = append(missing, s)
+		}
+	}
+	return writeJSON(w, http.StatusOK, nodeapi.BlobsRequest{Digests: missing})
+}
+
+// handlePull assembles an image from blobs the master uploaded to the
+// inbox, verifying each one.
+func (d *Daemon) handlePull(w http.ResponseWriter, r *http.Request) error {
+	var req nodeapi.PullRequest
+	if err := nodeapi.Decode(r.Body, &req); err != nil {
+		return err
+	}
+	img, err := d.images.Pull(r.Context(), digest.Digest(req.Digest), req.Name, filepath.Join(d.cfg.Root, "inbox", "blobs"))
+	if err != nil {
+		return err
+	}
+	d.log.Info("image pulled", "name", img.Name, "digest", img.Digest, "layers", len(img.Layers))
+	return writeJSON(w, http.StatusOK, nodeapi.ImageOf(img))
 }

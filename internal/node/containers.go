@@ -30,6 +30,8 @@ type container struct {
 	runDone chan struct{} // closed when the current run has ended and been recorded
 	timer   *time.Timer   // pending restart
 	changed chan struct{} // closed and replaced on every state change
+
+	healthCancel context.CancelFunc // ends the current run's health checks
 }
 
 // changedChan returns a channel closed at the next state change. c.mu held.
@@ -97,6 +99,7 @@ func (d *Daemon) Create(ctx context.Context, spec nodeapi.ContainerSpec) (nodeap
 		return nodeapi.Container{}, fmt.Errorf("create container %s: %w", id, err)
 	}
 	c.rec = rec
+	d.changed(c)
 	d.log.Info("container created", "container", id, "image", spec.Image, "digest", img.Digest)
 	return rec.wire(), nil
 }
@@ -197,6 +200,9 @@ func (d *Daemon) Start(ctx context.Context, id string) (nodeapi.Container, error
 	if c.rec.State == nodeapi.StateRunning {
 		return c.rec.wire(), fmt.Errorf("container %q is already running: %w", id, errs.ErrConflict)
 	}
+	if c.rec.Spec.Fenced && !d.lease.valid(time.Now()) {
+		return c.rec.wire(), fmt.Errorf("container %q is fenced and the node holds no master lease: %w", id, errs.ErrConflict)
+	}
 	c.rec.StoppedByUser = false
 	c.rec.Failures = 0
 	err = d.startLocked(ctx, c)
@@ -220,7 +226,7 @@ func (d *Daemon) Stop(ctx context.Context, id string, timeout *time.Duration) (n
 		c.rec.State, c.rec.NextRestart = nodeapi.StateExited, time.Time{}
 	}
 	c.rec.save(c.dir)
-	c.notify()
+	d.changed(c)
 	running, done := c.rec.State == nodeapi.StateRunning, c.runDone
 	grace := time.Duration(c.rec.Spec.StopTimeout)
 	c.mu.Unlock()
@@ -307,6 +313,7 @@ func (d *Daemon) Remove(ctx context.Context, id string, force bool) error {
 	d.mu.Lock()
 	delete(d.containers, id)
 	d.mu.Unlock()
+	d.events.publish(nodeapi.Event{Type: "removed", ID: id})
 	d.log.Info("container removed", "container", id)
 	return nil
 }

@@ -9,16 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moatcloud/moat/internal/image"
 	"github.com/moatcloud/moat/internal/runtime"
+	"github.com/moatcloud/moat/internal/wire"
 )
 
 // Config configures a node daemon.
@@ -43,6 +44,9 @@ type Daemon struct {
 	runc   runtime.Runc
 
 	ctx        context.Context // the daemon's lifetime; restart timers stop with it
+	events     hub
+	seq        atomic.Uint64 // orders container reports
+	lease      *lease
 	mu         sync.Mutex
 	containers map[string]*container
 }
@@ -98,6 +102,7 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 		runc:       runtime.Runc{Binary: cfg.Runc, Root: cfg.RuncRoot},
 		containers: map[string]*container{},
 		ctx:        context.Background(),
+		lease:      loadLease(leasePath(cfg.Root)),
 	}, nil
 }
 
@@ -108,7 +113,8 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	if err := d.adoptAll(); err != nil {
 		return err
 	}
-	ln, err := listenUnix(d.cfg.Socket)
+	go d.fence(ctx)
+	ln, err := wire.ListenUnix(d.cfg.Socket)
 	if err != nil {
 		return err
 	}
@@ -132,26 +138,4 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	srv.Shutdown(shutdown)
 	d.log.Info("node stopped; containers keep running")
 	return nil
-}
-
-// listenUnix listens on a socket only root can use: the API can start any
-// container, so it is root's, as docker's and containerd's are.
-func listenUnix(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	// Connecting needs write permission on the socket; with any sane umask
-	// only root has it from the start, and the chmod makes it explicit.
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	return ln, nil
 }

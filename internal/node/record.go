@@ -32,6 +32,10 @@ type record struct {
 	ShimPid       int                 `json:"shimPid,omitempty"`
 	ShimStart     uint64              `json:"shimStart,omitempty"`
 	InitPid       int                 `json:"initPid,omitempty"`
+	// Health of the current run, not kept across daemon restarts.
+	Health       string `json:"-"`
+	HealthOutput string `json:"-"`
+	Seq          uint64 `json:"-"`
 }
 
 const stateFile = "state.json"
@@ -68,7 +72,7 @@ func (r record) wire() nodeapi.Container {
 	c := nodeapi.Container{
 		ID: r.ID, Image: r.Spec.Image, ImageDigest: r.ImageDigest, State: r.State,
 		Restarts: r.Restarts, Created: r.Created, Started: r.Started, Finished: r.Finished,
-		NextRestart: r.NextRestart, Spec: r.Spec,
+		NextRestart: r.NextRestart, Spec: r.Spec, Health: r.Health, HealthOutput: r.HealthOutput, Seq: r.Seq,
 	}
 	if r.State == nodeapi.StateRunning {
 		c.Pid = r.InitPid

@@ -31,10 +31,11 @@ func (d *Daemon) startLocked(ctx context.Context, c *container) error {
 	r := &c.rec
 	r.State, r.Started, r.NextRestart = nodeapi.StateRunning, time.Now().UTC(), time.Time{}
 	r.ShimPid, r.ShimStart, r.InitPid = shim.Pid, shim.StartTime, shim.InitPid
+	d.startHealth(c, shim)
 	if err := r.save(c.dir); err != nil {
 		d.log.Error("container state not saved", "container", id, "err", err)
 	}
-	c.notify()
+	d.changed(c)
 	d.log.Info("container started", "container", id, "pid", shim.InitPid, "restarts", r.Restarts)
 	go d.watch(c, shim, c.runDone)
 	return nil
@@ -79,6 +80,7 @@ func (d *Daemon) watch(c *container, shim *runtime.ShimProcess, done chan struct
 		return
 	}
 	c.shim = nil
+	c.stopHealth()
 	exit, ok := runtime.ReadExit(c.dir)
 	if !ok {
 		exit = d.lostRun(c, "the shim exited without recording the container's exit")
@@ -126,7 +128,7 @@ func (d *Daemon) recordExit(c *container, exit runtime.ExitStatus) {
 	if err := r.save(c.dir); err != nil {
 		d.log.Error("container state not saved", "container", r.ID, "err", err)
 	}
-	c.notify()
+	d.changed(c)
 }
 
 func (d *Daemon) scheduleRestart(c *container, delay time.Duration) {
@@ -187,6 +189,7 @@ func (d *Daemon) adopt(dir string) {
 		shim, err := runtime.AdoptShim(rec.ShimPid, rec.ShimStart, rec.InitPid)
 		if err == nil {
 			c.shim, c.runDone = shim, make(chan struct{})
+			d.startHealth(c, shim)
 			go d.watch(c, shim, c.runDone)
 			d.log.Info("container adopted", "container", rec.ID, "pid", rec.InitPid)
 			return

@@ -24,6 +24,24 @@ type ContainerSpec struct {
 	Security   Security          `json:"security,omitempty"`
 	// StopTimeout is how long stop waits after SIGTERM before SIGKILL.
 	StopTimeout Duration `json:"stopTimeout,omitempty"`
+	// Health is checked by the node, inside the container's network
+	// namespace; an unhealthy container is killed (its restart policy then
+	// applies).
+	Health *HealthCheck `json:"health,omitempty"`
+	// Fenced containers run only while the node holds the master's lease:
+	// when it lapses (the master cannot reach the node) the node kills
+	// them, so a singleton moved elsewhere never runs twice.
+	Fenced bool `json:"fenced,omitempty"`
+}
+
+// HealthCheck is an HTTP GET (HTTPPath set) or a TCP connect to Port.
+type HealthCheck struct {
+	HTTPPath    string   `json:"httpPath,omitempty"`
+	Port        int      `json:"port"`
+	Interval    Duration `json:"interval,omitempty"`
+	Timeout     Duration `json:"timeout,omitempty"`
+	StartPeriod Duration `json:"startPeriod,omitempty"`
+	Retries     int      `json:"retries,omitempty"`
 }
 
 // Port is a container port the container declares. Only declared ports can
@@ -86,19 +104,33 @@ const (
 
 // Container is what the node reports about one container.
 type Container struct {
-	ID          string        `json:"id"`
-	Image       string        `json:"image"`
-	ImageDigest string        `json:"imageDigest"`
-	State       string        `json:"state"`
-	Pid         int           `json:"pid,omitempty"`
-	ExitCode    *int          `json:"exitCode,omitempty"`
-	Signal      string        `json:"signal,omitempty"`
-	OOMKilled   bool          `json:"oomKilled,omitempty"`
-	Error       string        `json:"error,omitempty"`
-	Restarts    int           `json:"restarts"`
-	Created     time.Time     `json:"created"`
-	Started     time.Time     `json:"started,omitzero"`
-	Finished    time.Time     `json:"finished,omitzero"`
-	NextRestart time.Time     `json:"nextRestart,omitzero"`
-	Spec        ContainerSpec `json:"spec"`
+	ID          string    `json:"id"`
+	Image       string    `json:"image"`
+	ImageDigest string    `json:"imageDigest"`
+	State       string    `json:"state"`
+	Pid         int       `json:"pid,omitempty"`
+	ExitCode    *int      `json:"exitCode,omitempty"`
+	Signal      string    `json:"signal,omitempty"`
+	OOMKilled   bool      `json:"oomKilled,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	Restarts    int       `json:"restarts"`
+	Created     time.Time `json:"created"`
+	Started     time.Time `json:"started,omitzero"`
+	Finished    time.Time `json:"finished,omitzero"`
+	NextRestart time.Time `json:"nextRestart,omitzero"`
+	// Health is "" (no check), starting, healthy or unhealthy, for the
+	// current run; HealthOutput says why the last check failed.
+	Health       string        `json:"health,omitempty"`
+	HealthOutput string        `json:"healthOutput,omitempty"`
+	Spec         ContainerSpec `json:"spec"`
+	// Seq orders a daemon's reports of its containers: a later change has
+	// a larger Seq, so a stale report can be told from a fresh one.
+	Seq uint64 `json:"seq,omitempty"`
 }
+
+// Health states.
+const (
+	HealthStarting  = "starting"
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+)

@@ -12,30 +12,37 @@ import (
 	"net/url"
 
 	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/wire"
 )
 
 // Debug runs args (a program on the node) in a running container's
 // namespaces, wiring its stdio to the given streams, and returns its exit
 // code. stdin may be nil.
 func (c *Client) Debug(ctx context.Context, id string, args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	return DebugAt(ctx, &c.Client, "/v1/containers/"+url.PathEscape(id)+"/debug", args, stdin, stdout, stderr)
+}
+
+// DebugAt runs a debug session at path of an API that speaks the debug
+// protocol: the node's, or the master's, which passes it through.
+func DebugAt(ctx context.Context, c *wire.Client, path string, args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	body, err := json.Marshal(DebugRequest{Args: args})
 	if err != nil {
 		return 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/containers/"+url.PathEscape(id)+"/debug", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", UpgradeProtocol)
-	resp, err := c.http.Do(req)
+	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("debug: %v: %w", err, errs.ErrUnavailable)
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		defer resp.Body.Close()
-		return 0, responseError(resp)
+		return 0, wire.ResponseError(resp)
 	}
 	conn, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok {

@@ -1,11 +1,14 @@
 package nodeapi
 
-import "time"
+import (
+	"time"
+
+	"github.com/moatcloud/moat/internal/image"
+	"github.com/moatcloud/moat/internal/wire"
+)
 
 // ErrorBody is the JSON body of every error response.
-type ErrorBody struct {
-	Error string `json:"error"`
-}
+type ErrorBody = wire.ErrorBody
 
 // NodeInfo describes a node: what `moat node add` reports and the
 // scheduler later weighs.
@@ -45,4 +48,13 @@ type LogEntry struct {
 	Stream  string    `json:"stream"`
 	Partial bool      `json:"partial,omitempty"`
 	Line    string    `json:"line"`
+}
+
+// ImageOf describes an image of a store.
+func ImageOf(img image.Image) Image {
+	c := img.Config.Config
+	return Image{
+		Name: img.Name, Digest: string(img.Digest), Size: img.Size, Layers: len(img.Layers),
+		Architecture: img.Config.Architecture, Entrypoint: c.Entrypoint, Cmd: c.Cmd, User: c.User, Imported: img.Imported,
+	}
 }

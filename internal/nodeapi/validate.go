@@ -63,6 +63,31 @@ func (s *ContainerSpec) Validate() error {
 	if d := time.Duration(s.StopTimeout); d < 0 || d > MaxStopTimeout {
 		return errs.Invalid("stopTimeout", "%s: want 0 to %s", d, MaxStopTimeout)
 	}
+	return s.validateHealth()
+}
+
+func (s *ContainerSpec) validateHealth() error {
+	h := s.Health
+	if h == nil {
+		return nil
+	}
+	if h.Port < 1 || h.Port > 65535 {
+		return errs.Invalid("health.port", "%d: want 1 to 65535", h.Port)
+	}
+	if h.HTTPPath != "" && !strings.HasPrefix(h.HTTPPath, "/") || strings.ContainsAny(h.HTTPPath, " \r\n") {
+		return errs.Invalid("health.httpPath", "%q: want a path starting with /", h.HTTPPath)
+	}
+	for field, d := range map[string]Duration{"interval": h.Interval, "timeout": h.Timeout, "startPeriod": h.StartPeriod} {
+		if d < 0 || time.Duration(d) > time.Hour {
+			return errs.Invalid("health."+field, "%s: want 0 to 1h", time.Duration(d))
+		}
+	}
+	if h.Interval != 0 && time.Duration(h.Interval) < 10*time.Millisecond {
+		return errs.Invalid("health.interval", "%s: the minimum is 10ms", time.Duration(h.Interval))
+	}
+	if h.Retries < 0 || h.Retries > 100 {
+		return errs.Invalid("health.retries", "%d: want 0 to 100", h.Retries)
+	}
 	return nil
 }
 

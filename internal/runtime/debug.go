@@ -6,26 +6,19 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	goruntime "runtime"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/ns"
 )
 
 // Debugging from outside: a minimal image has no ps, ss or strace, so
 // moat runs the node's own tools inside the container's pid, network, ipc
 // and uts namespaces, but not its mount namespace: the tool and its
 // libraries come from the node, and nothing is added to the container.
-
-var debugNamespaces = []struct {
-	name string
-	flag int
-}{
-	{"ipc", unix.CLONE_NEWIPC}, {"uts", unix.CLONE_NEWUTS}, {"net", unix.CLONE_NEWNET}, {"pid", unix.CLONE_NEWPID},
-}
 
 // DebugEnv is the environment debug tools get.
 var DebugEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "TERM=dumb"}
@@ -51,13 +44,9 @@ func StartDebug(initPid int, exe string, args []string, stdin io.Reader, stdout,
 	// Children the tool leaves behind must not hold the session open.
 	cmd.WaitDelay = time.Second
 	errc := make(chan error, 1)
-	go func() {
-		// setns changes only this thread. It is never unlocked, so the Go
-		// runtime discards the thread, namespaces and all, when this
-		// goroutine ends.
-		goruntime.LockOSThread()
-		errc <- startInNamespaces(initPid, cmd)
-	}()
+	// setns changes only this thread, which the runtime discards,
+	// namespaces and all, when the goroutine ends.
+	ns.Go(func() { errc <- startInNamespaces(initPid, cmd) })
 	if err := <-errc; err != nil {
 		return nil, err
 	}
@@ -65,16 +54,8 @@ func StartDebug(initPid int, exe string, args []string, stdin io.Reader, stdout,
 }
 
 func startInNamespaces(pid int, cmd *exec.Cmd) error {
-	for _, ns := range debugNamespaces {
-		fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, ns.name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("debug: open %s namespace of pid %d: %w", ns.name, pid, err)
-		}
-		err = unix.Setns(fd, ns.flag)
-		unix.Close(fd)
-		if err != nil {
-			return fmt.Errorf("debug: enter %s namespace: %w", ns.name, err)
-		}
+	if err := ns.Join(pid, "ipc", "uts", "net", "pid"); err != nil {
+		return fmt.Errorf("debug: %w", err)
 	}
 	// The fork happens on this thread, so the child is born in the
 	// container's pid namespace and inherits its net, ipc and uts.

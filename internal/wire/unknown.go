@@ -1,4 +1,4 @@
-package nodeapi
+package wire
 
 import (
 	"encoding/json"

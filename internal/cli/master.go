@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moatcloud/moat/internal/master"
+	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/sshx"
+)
+
+// masterClient reaches the master on its socket.
+func (a *app) masterClient() *masterapi.Client {
+	return masterapi.UnixClient(envOr("MOAT_MASTER_SOCKET", masterapi.DefaultSocket))
+}
+
+func (a *app) initCommand() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "init [--dir DIR]",
+		Short: "Create the master's state: database, image store, SSH key",
+		Long: `Create the master's state in DIR (default /var/lib/moat-master, or
+MOAT_MASTER_DIR): the SQLite database, the image store, and the master's SSH
+key, whose public half nodes pin to moat gate. Nodes enrolled before the
+master existed move into the database. Running it again is harmless.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				dir = masterDir()
+			}
+			key, moved, err := master.Init(cmd.Context(), dir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "master state in %s\nmaster key: %s\n", dir, sshx.AuthorizedKey(key))
+			if moved > 0 {
+				fmt.Fprintf(a.stdout, "%d enrolled nodes moved into the database\n", moved)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "state directory (default MOAT_MASTER_DIR or /var/lib/moat-master)")
+	return cmd
+}
+
+func (a *app) masterCommand() *cobra.Command {
+	var cfg master.Config
+	cmd := &cobra.Command{
+		Use:         "master [--dir DIR] [--socket PATH]",
+		Short:       "Run the control plane",
+		Annotations: map[string]string{daemon: "yes"},
+		Long: `Run the control plane: hold an SSH connection to every node, reconcile
+apps to their target revisions, replace replicas of dead nodes, and serve the
+API on a unix socket (no TCP). Nodes keep running their containers while the
+master is down; a restarted master adopts what runs.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.Dir == "" {
+				cfg.Dir = masterDir()
+			}
+			cfg.Log = slog.Default()
+			m, err := master.Open(cfg)
+			if err != nil {
+				return err
+			}
+			return m.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Dir, "dir", "", "state directory (default MOAT_MASTER_DIR or /var/lib/moat-master)")
+	f.StringVar(&cfg.Socket, "socket", envOr("MOAT_MASTER_SOCKET", masterapi.DefaultSocket), "API socket")
+	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", master.DefaultLeaseTTL, "how long nodes may run singletons without hearing from the master")
+	f.DurationVar(&cfg.SingletonGrace, "singleton-grace", master.DefaultSingletonGrace, "how long a singleton's node must be down before it starts elsewhere")
+	f.DurationVar(&cfg.KeepaliveInterval, "keepalive-interval", sshx.DefaultKeepaliveInterval, "SSH keepalive interval")
+	f.IntVar(&cfg.KeepaliveMisses, "keepalive-misses", sshx.DefaultKeepaliveMisses, "unanswered keepalives before a node is down")
+	return cmd
+}

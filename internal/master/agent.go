@@ -1,0 +1,236 @@
+package master
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/moatcloud/moat/internal/master/store"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/sshx"
+)
+
+// agent is the master's view of one node: the held connection, the
+// containers the node reports (through its event stream), the lease, and
+// the operations under way there.
+type agent struct {
+	m    *Master
+	name string
+	conn *sshx.Conn
+	api  *nodeapi.Client
+	log  *slog.Logger
+	stop context.CancelFunc
+
+	mu         sync.Mutex
+	containers map[string]nodeapi.Container
+	synced     bool      // containers is current
+	leased     time.Time // last successful lease renewal
+	inflight   map[string]bool
+	lastErr    map[string]string // per replica: why its last operation failed
+
+	pushMu  sync.Mutex
+	pushing map[string]*sync.Mutex // one push of an image to this node at a time
+}
+
+func (m *Master) startAgent(n store.Node) error {
+	target, err := n.Target()
+	if err != nil {
+		return err
+	}
+	conn := m.pool.Add(target)
+	ctx, cancel := context.WithCancel(m.ctx)
+	a := &agent{
+		m: m, name: n.Name, conn: conn, api: conn.NodeAPI(), log: m.log.With("node", n.Name), stop: cancel,
+		inflight: map[string]bool{}, lastErr: map[string]string{}, pushing: map[string]*sync.Mutex{},
+	}
+	m.mu.Lock()
+	if old := m.agents[n.Name]; old != nil {
+		old.stop()
+	}
+	m.agents[n.Name] = a
+	m.mu.Unlock()
+	go a.run(ctx)
+	return nil
+}
+
+func (m *Master) stopAgent(name string) {
+	m.mu.Lock()
+	a := m.agents[name]
+	delete(m.agents, name)
+	m.mu.Unlock()
+	if a != nil {
+		a.stop()
+		m.pool.Remove(name)
+	}
+}
+
+// run follows the connection: while it is up, the node's events are
+// watched and its lease renewed.
+func (a *agent) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		changed := a.conn.Changed()
+		state, _, _ := a.conn.State()
+		if state != sshx.Up {
+			a.setSynced(false, nil)
+			a.m.kickReconcile()
+			select {
+			case <-changed:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		session, cancel := context.WithCancel(ctx)
+		go a.renew(session)
+		go a.watch(session)
+		go a.refreshInfo(session)
+		for state == sshx.Up && ctx.Err() == nil {
+			select {
+			case <-changed:
+			case <-ctx.Done():
+			}
+			changed = a.conn.Changed()
+			state, _, _ = a.conn.State()
+		}
+		cancel()
+	}
+}
+
+// renew keeps the master's lease on the node, five times per TTL.
+func (a *agent) renew(ctx context.Context) {
+	every := max(a.m.cfg.LeaseTTL/5, 200*time.Millisecond)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, every)
+		err := a.api.Renew(rctx, a.m.cfg.LeaseTTL)
+		cancel()
+		if err == nil {
+			a.mu.Lock()
+			a.leased = time.Now()
+			a.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
+}
+
+// watch keeps containers current from the node's event stream, which opens
+// with a snapshot; a broken stream is opened again.
+func (a *agent) watch(ctx context.Context) {
+	for ctx.Err() == nil {
+		snapshot := map[string]nodeapi.Container{}
+		inSnapshot := true
+		err := a.api.Events(ctx, func(e nodeapi.Event) {
+			switch {
+			case e.Type == "synced":
+				a.setSynced(true, snapshot)
+				inSnapshot = false
+			case inSnapshot && e.Container != nil:
+				snapshot[e.Container.ID] = *e.Container
+			case e.Type == "container" && e.Container != nil:
+				a.mu.Lock()
+				if old, ok := a.containers[e.Container.ID]; !ok || old.Seq <= e.Container.Seq {
+					a.containers[e.Container.ID] = *e.Container
+				}
+				a.mu.Unlock()
+			case e.Type == "removed":
+				a.mu.Lock()
+				delete(a.containers, e.ID)
+				a.mu.Unlock()
+			}
+			a.m.kickReconcile()
+		})
+		a.setSynced(false, nil)
+		if ctx.Err() == nil {
+			a.log.Debug("event stream broke; resubscribing", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+}
+
+func (a *agent) setSynced(synced bool, containers map[string]nodeapi.Container) {
+	a.mu.Lock()
+	a.synced, a.containers = synced, containers
+	a.mu.Unlock()
+}
+
+// view is what the reconciler reads of an agent.
+type view struct {
+	name       string
+	state      sshx.State
+	since      time.Time
+	err        error
+	synced     bool
+	leased     time.Time
+	containers map[string]nodeapi.Container
+	inflight   map[string]bool
+	lastErr    map[string]string
+}
+
+func (a *agent) view() view {
+	state, since, err := a.conn.State()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v := view{name: a.name, state: state, since: since, err: err, synced: a.synced && state == sshx.Up, leased: a.leased,
+		containers: make(map[string]nodeapi.Container, len(a.containers)), inflight: map[string]bool{}, lastErr: map[string]string{}}
+	for k, c := range a.containers {
+		v.containers[k] = c
+	}
+	for k := range a.inflight {
+		v.inflight[k] = true
+	}
+	for k, e := range a.lastErr {
+		v.lastErr[k] = e
+	}
+	return v
+}
+
+// do runs an operation for a replica unless one is under way, and wakes
+// the reconciler when it ends.
+func (a *agent) do(id, what string, f func(context.Context) error) {
+	a.mu.Lock()
+	if a.inflight[id] {
+		a.mu.Unlock()
+		return
+	}
+	a.inflight[id] = true
+	a.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(a.m.ctx, 5*time.Minute)
+		defer cancel()
+		err := f(ctx)
+		a.mu.Lock()
+		delete(a.inflight, id)
+		if err != nil {
+			a.lastErr[id] = what + ": " + err.Error()
+		} else {
+			delete(a.lastErr, id)
+		}
+		a.mu.Unlock()
+		if err != nil && a.m.ctx.Err() == nil {
+			a.log.Warn("operation failed", "replica", id, "op", what, "err", err)
+		}
+		a.m.kickReconcile()
+	}()
+}
+
+// refreshInfo records what the node says about itself (capacity for the
+// scheduler, versions for operators) each time it comes up.
+func (a *agent) refreshInfo(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	info, err := a.api.Info(ctx)
+	if err != nil {
+		a.log.Warn("node info", "err", err)
+		return
+	}
+	if err := a.m.db.SetNodeInfo(ctx, a.name, info); err != nil {
+		a.log.Error("save node info", "err", err)
+	}
+	a.m.kickReconcile()
+}

@@ -1,0 +1,258 @@
+package master
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/moatcloud/moat/internal/master/store"
+	"github.com/moatcloud/moat/internal/rollout"
+	"github.com/moatcloud/moat/internal/sched"
+	"github.com/moatcloud/moat/internal/sshx"
+)
+
+// reconcileApp moves one app a step towards its target revision.
+func (m *Master) reconcileApp(ctx context.Context, w *world, a appState) error {
+	var mine []store.Replica
+	for _, r := range w.replicas {
+		if r.App == a.Name {
+			mine = append(mine, r)
+		}
+	}
+	if err := m.failover(ctx, w, a, mine); err != nil {
+		return err
+	}
+	in, failing := m.rolloutInput(w, a, mine)
+	if a.rev.Status == store.StatusFailed && a.Stable == 0 {
+		in.Desired = 0 // a first deploy that failed leaves nothing running
+	}
+	step := rollout.Plan(in)
+	for _, id := range step.Stop {
+		if err := m.db.StopReplica(ctx, id, fmt.Sprintf("replaced or scaled (revision %d)", a.Revision)); err != nil {
+			return err
+		}
+	}
+	unplaced, err := m.place(ctx, w, a, mine, step.Start)
+	if err != nil {
+		return err
+	}
+	return m.judge(ctx, w, a, step, failing, unplaced)
+}
+
+// failover stops replicas whose node is down, so the planner replaces
+// them elsewhere. A pinned app (volumes) never moves. A singleton moves
+// only once its node has been down for the grace period and the node's
+// lease, which makes the node stop it, has run out.
+func (m *Master) failover(ctx context.Context, w *world, a appState, mine []store.Replica) error {
+	if a.spec.PinnedNode() != "" {
+		return nil
+	}
+	for _, r := range mine {
+		v, ok := w.views[r.Node]
+		if r.Desired != store.Run || !ok || v.state != sshx.Down {
+			continue
+		}
+		if a.spec.Singleton && !m.surelyStopped(w, v) {
+			continue
+		}
+		m.log.Warn("node down: replacing replica", "app", a.Name, "replica", r.ID, "node", r.Node, "down", w.now.Sub(v.since).Round(time.Millisecond))
+		if err := m.db.StopReplica(ctx, r.ID, "node "+r.Node+" down"); err != nil {
+			return err
+		}
+		m.db.Audit(ctx, "master", "failover", fmt.Sprintf("%s replica %s: node %s down", a.Name, r.ID, r.Node))
+	}
+	return nil
+}
+
+// surelyStopped says whether a node that is away has certainly stopped its
+// fenced containers: it has been down for the singleton grace, and its
+// lease from the master has run out (with a second to spare for clocks).
+func (m *Master) surelyStopped(w *world, v view) bool {
+	return v.state == sshx.Down && w.now.Sub(v.since) >= m.cfg.SingletonGrace &&
+		w.now.After(v.leased.Add(m.cfg.LeaseTTL+time.Second))
+}
+
+// rolloutInput describes the app to the planner, and names a current
+// replica that failed, if any.
+func (m *Master) rolloutInput(w *world, a appState, mine []store.Replica) (rollout.Input, string) {
+	u := a.spec.Update
+	in := rollout.Input{
+		Desired: a.spec.Replicas, Strategy: u.Strategy, MaxSurge: u.MaxSurge, MaxUnavailable: u.MaxUnavailable,
+		Canary: u.Canary, Promoted: a.rev.Status == statusPromoted, Singleton: a.spec.Singleton,
+	}
+	var failing string
+	for _, r := range mine {
+		v, known := w.views[r.Node]
+		state, c := replicaState(r, v, known)
+		if r.Desired == store.Stop {
+			// Still running somewhere reachable (or, for a singleton,
+			// possibly running on a node that is away): not yet gone.
+			if c != nil || (a.spec.Singleton && state == rollout.Unknown && !m.surelyStopped(w, v)) {
+				in.Terminating++
+			}
+			continue
+		}
+		current := r.Template == a.rev.Template
+		in.Replicas = append(in.Replicas, rollout.Replica{ID: r.ID, Current: current, Drain: w.nodes[r.Node].Draining, State: state})
+		if current && state == rollout.Failed && failing == "" {
+			failing = r.ID
+		}
+	}
+	return in, failing
+}
+
+// place schedules n new replicas of the target revision and records them;
+// it returns why some could not be placed.
+func (m *Master) place(ctx context.Context, w *world, a appState, mine []store.Replica, n int) (string, error) {
+	if n == 0 {
+		return "", nil
+	}
+	req := sched.Request{
+		App: a.Name, Count: n, Labels: a.spec.Placement.Labels, Spread: a.spec.Placement.Spread, Pinned: a.spec.PinnedNode(),
+		Resources: sched.Resources{MilliCPU: a.spec.Resources.MilliCPU, MemoryBytes: a.spec.Resources.MemoryBytes},
+		Existing:  map[string]int{},
+	}
+	for _, r := range mine {
+		if r.Desired == store.Run {
+			req.Existing[r.Node]++
+		}
+	}
+	res := sched.Place(m.schedNodes(w), req)
+	for _, node := range res.Nodes {
+		r := store.Replica{ID: newReplicaID(a.Name), App: a.Name, Revision: a.Revision, Template: a.rev.Template, Node: node, Desired: store.Run, Created: w.now}
+		if err := m.db.AddReplica(ctx, r); err != nil {
+			return "", err
+		}
+		m.log.Info("replica placed", "app", a.Name, "replica", r.ID, "node", node, "revision", a.Revision)
+	}
+	if res.Unplaced > 0 {
+		return fmt.Sprintf("%d replicas cannot be placed: %s", res.Unplaced, res.Reason), nil
+	}
+	return "", nil
+}
+
+// schedNodes is the scheduler's view: capacity from what each node
+// reported, allocation from the replicas the master placed there.
+func (m *Master) schedNodes(w *world) []sched.Node {
+	alloc := map[string]sched.Resources{}
+	specs := map[string]appState{}
+	for _, a := range w.apps {
+		specs[a.Name] = a
+	}
+	for _, r := range w.replicas {
+		if a, ok := specs[r.App]; ok && r.Desired == store.Run {
+			x := alloc[r.Node]
+			x.MilliCPU += a.spec.Resources.MilliCPU
+			x.MemoryBytes += a.spec.Resources.MemoryBytes
+			alloc[r.Node] = x
+		}
+	}
+	var out []sched.Node
+	for name, n := range w.nodes {
+		v, ok := w.views[name]
+		out = append(out, sched.Node{
+			Name: name, Labels: n.Labels, Allocated: alloc[name],
+			Capacity: sched.Resources{MilliCPU: int64(n.Info.CPUs) * 1000, MemoryBytes: n.Info.MemoryBytes},
+			Cordoned: n.Cordoned || n.Draining,
+			Down:     !ok || !v.synced,
+		})
+	}
+	return out
+}
+
+// Statuses the master uses besides the store's.
+const statusPromoted = "promoted" // a canary revision told to go on
+
+// judge records how the target revision's rollout goes: deployed, waiting
+// for promotion, or failed — and then rolled back to the last stable
+// revision, with the failing replica's last lines in the message.
+func (m *Master) judge(ctx context.Context, w *world, a appState, step rollout.Step, failing, unplaced string) error {
+	switch a.rev.Status {
+	case store.StatusProgressing, store.StatusCanary, statusPromoted:
+	default:
+		return nil
+	}
+	switch {
+	case step.Phase == rollout.Done:
+		m.log.Info("revision deployed", "app", a.Name, "revision", a.Revision)
+		m.db.Audit(ctx, "master", "deployed", fmt.Sprintf("%s revision %d", a.Name, a.Revision))
+		return m.db.SetStatus(ctx, a.Name, a.Revision, store.StatusDeployed, "")
+	case failing != "":
+		return m.fail(ctx, w, a, m.describeFailure(ctx, w, failing))
+	case w.now.Sub(a.rev.Created) > a.spec.Update.Deadline:
+		why := fmt.Sprintf("not healthy within the %s deadline", a.spec.Update.Deadline)
+		if unplaced != "" {
+			why += ": " + unplaced
+		}
+		return m.fail(ctx, w, a, why)
+	case step.Phase == rollout.Waiting && a.spec.Update.Promote == "auto":
+		return m.db.SetStatus(ctx, a.Name, a.Revision, statusPromoted, "")
+	case step.Phase == rollout.Waiting && a.rev.Status != store.StatusCanary:
+		return m.db.SetStatus(ctx, a.Name, a.Revision, store.StatusCanary, "canaries healthy: moat promote "+a.Name+" to go on")
+	case unplaced != "" && a.rev.Message != unplaced:
+		return m.db.SetStatus(ctx, a.Name, a.Revision, a.rev.Status, unplaced)
+	}
+	return nil
+}
+
+// fail marks the revision failed and goes back to the stable one.
+func (m *Master) fail(ctx context.Context, w *world, a appState, why string) error {
+	m.log.Warn("revision failed", "app", a.Name, "revision", a.Revision, "why", firstLine(why))
+	if err := m.db.SetStatus(ctx, a.Name, a.Revision, store.StatusFailed, why); err != nil {
+		return err
+	}
+	m.db.Audit(ctx, "master", "deploy failed", fmt.Sprintf("%s revision %d: %s", a.Name, a.Revision, firstLine(why)))
+	if a.Stable == 0 || a.Stable == a.Revision {
+		return nil
+	}
+	stable, err := m.db.GetRevision(ctx, a.Name, a.Stable)
+	if err != nil {
+		return err
+	}
+	back, err := m.db.NewRevision(ctx, store.Revision{
+		App: a.Name, Spec: stable.Spec, Image: stable.Image, Template: stable.Template,
+		Cause: fmt.Sprintf("automatic rollback from %d to %d", a.Revision, a.Stable),
+	})
+	if err != nil {
+		return err
+	}
+	m.log.Warn("rolled back", "app", a.Name, "from", a.Revision, "to", a.Stable, "revision", back.Revision)
+	return nil
+}
+
+// describeFailure says what went wrong with a replica, with its last log
+// lines, fetched from its node now (before the rollback removes it).
+func (m *Master) describeFailure(ctx context.Context, w *world, id string) string {
+	var r store.Replica
+	for _, x := range w.replicas {
+		if x.ID == id {
+			r = x
+		}
+	}
+	v := w.views[r.Node]
+	c := v.containers[id]
+	var b strings.Builder
+	fmt.Fprintf(&b, "replica %s on %s: %s", id, r.Node, c.State)
+	switch {
+	case c.Health == "unhealthy":
+		fmt.Fprintf(&b, ", unhealthy (%s)", c.HealthOutput)
+	case c.ExitCode != nil:
+		fmt.Fprintf(&b, ", exit code %d", *c.ExitCode)
+		if c.Error != "" {
+			fmt.Fprintf(&b, " (%s)", c.Error)
+		}
+	}
+	if c.Restarts > 0 {
+		fmt.Fprintf(&b, ", %d restarts", c.Restarts)
+	}
+	if lines := m.lastLines(ctx, r.Node, id, 15); len(lines) > 0 {
+		b.WriteString("\nlast log lines:\n  " + strings.Join(lines, "\n  "))
+	}
+	return b.String()
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

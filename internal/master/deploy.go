@@ -1,0 +1,166 @@
+package master
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/master/store"
+	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/spec"
+)
+
+// inProgress reports whether a revision is still rolling out.
+func inProgress(status string) bool {
+	return status == store.StatusProgressing || status == store.StatusCanary || status == statusPromoted
+}
+
+// Deploy makes a revision of the app from a spec and starts rolling it
+// out. A bad spec, an image the master lacks, or a deploy of the same app
+// already under way changes nothing.
+func (m *Master) Deploy(ctx context.Context, yaml []byte, file, actor string) (masterapi.DeployResponse, error) {
+	app, err := spec.Parse(yaml, file)
+	if err != nil {
+		return masterapi.DeployResponse{}, err
+	}
+	img, err := m.images.Resolve(app.Image)
+	if errors.Is(err, errs.ErrNotFound) {
+		return masterapi.DeployResponse{}, fmt.Errorf("image %q is not in the master's store: add it with moat image import or moat image build: %w", app.Image, errs.ErrNotFound)
+	}
+	if err != nil {
+		return masterapi.DeployResponse{}, err
+	}
+	m.deploys.Lock()
+	defer m.deploys.Unlock()
+	if cur, err := m.db.GetApp(ctx, app.Name); err == nil {
+		target, err := m.db.GetRevision(ctx, app.Name, cur.Revision)
+		if err != nil {
+			return masterapi.DeployResponse{}, err
+		}
+		if inProgress(target.Status) {
+			return masterapi.DeployResponse{}, fmt.Errorf("revision %d of %s is still rolling out: wait for it, or moat rollback %s: %w",
+				target.Revision, app.Name, app.Name, errs.ErrConflict)
+		}
+	}
+	rev, err := m.newRevision(ctx, app, string(img.Digest), "deploy", actor)
+	if err != nil {
+		return masterapi.DeployResponse{}, err
+	}
+	return masterapi.DeployResponse{App: app.Name, Revision: rev.Revision, Image: rev.Image}, nil
+}
+
+func (m *Master) newRevision(ctx context.Context, app spec.App, image, cause, actor string) (store.Revision, error) {
+	b, err := json.Marshal(app)
+	if err != nil {
+		return store.Revision{}, err
+	}
+	rev, err := m.db.NewRevision(ctx, store.Revision{App: app.Name, Spec: b, Image: image, Template: template(app, image), Cause: cause})
+	if err != nil {
+		return store.Revision{}, err
+	}
+	m.db.Audit(ctx, actor, cause, fmt.Sprintf("%s revision %d image %s", app.Name, rev.Revision, image))
+	m.log.Info("revision made", "app", app.Name, "revision", rev.Revision, "cause", cause, "image", image)
+	m.kickReconcile()
+	return rev, nil
+}
+
+// targetSpec is an app's current target revision and its spec.
+func (m *Master) targetSpec(ctx context.Context, name string) (store.App, store.Revision, spec.App, error) {
+	app, err := m.db.GetApp(ctx, name)
+	if err != nil {
+		return app, store.Revision{}, spec.App{}, err
+	}
+	rev, err := m.db.GetRevision(ctx, name, app.Revision)
+	if err != nil {
+		return app, rev, spec.App{}, err
+	}
+	var sp spec.App
+	err = json.Unmarshal(rev.Spec, &sp)
+	return app, rev, sp, err
+}
+
+// Scale sets an app's replica count: a new revision with the same
+// template, so no replica restarts.
+func (m *Master) Scale(ctx context.Context, name string, replicas int, actor string) (masterapi.DeployResponse, error) {
+	m.deploys.Lock()
+	defer m.deploys.Unlock()
+	_, rev, sp, err := m.targetSpec(ctx, name)
+	if err != nil {
+		return masterapi.DeployResponse{}, err
+	}
+	sp.Replicas = replicas
+	if err := sp.Validate(); err != nil {
+		return masterapi.DeployResponse{}, err
+	}
+	r, err := m.newRevision(ctx, sp, rev.Image, fmt.Sprintf("scale to %d", replicas), actor)
+	return masterapi.DeployResponse{App: name, Revision: r.Revision, Image: r.Image}, err
+}
+
+// Rollback makes a new revision from an earlier one (0: the last deployed
+// revision before the target).
+func (m *Master) Rollback(ctx context.Context, name string, to int, actor string) (masterapi.DeployResponse, error) {
+	m.deploys.Lock()
+	defer m.deploys.Unlock()
+	app, err := m.db.GetApp(ctx, name)
+	if err != nil {
+		return masterapi.DeployResponse{}, err
+	}
+	if to == 0 {
+		revs, err := m.db.Revisions(ctx, name)
+		if err != nil {
+			return masterapi.DeployResponse{}, err
+		}
+		for _, r := range revs {
+			if r.Revision < app.Revision && r.Status == store.StatusDeployed {
+				to = r.Revision
+			}
+		}
+		if to == 0 {
+			return masterapi.DeployResponse{}, fmt.Errorf("%s has no deployed revision before %d to roll back to: %w", name, app.Revision, errs.ErrNotFound)
+		}
+	}
+	old, err := m.db.GetRevision(ctx, name, to)
+	if err != nil {
+		return masterapi.DeployResponse{}, err
+	}
+	if _, err := m.images.Resolve(old.Image); err != nil {
+		return masterapi.DeployResponse{}, fmt.Errorf("revision %d's image %s is gone from the master's store: %w", to, old.Image, err)
+	}
+	var sp spec.App
+	if err := json.Unmarshal(old.Spec, &sp); err != nil {
+		return masterapi.DeployResponse{}, err
+	}
+	r, err := m.newRevision(ctx, sp, old.Image, fmt.Sprintf("rollback to %d", to), actor)
+	return masterapi.DeployResponse{App: name, Revision: r.Revision, Image: r.Image}, err
+}
+
+// Promote lets a canary revision go on past its canaries.
+func (m *Master) Promote(ctx context.Context, name, actor string) error {
+	app, rev, _, err := m.targetSpec(ctx, name)
+	if err != nil {
+		return err
+	}
+	if rev.Status != store.StatusCanary && rev.Status != store.StatusProgressing {
+		return fmt.Errorf("revision %d of %s is %s, not waiting for promotion: %w", rev.Revision, name, rev.Status, errs.ErrConflict)
+	}
+	if err := m.db.SetStatus(ctx, name, app.Revision, statusPromoted, ""); err != nil {
+		return err
+	}
+	m.db.Audit(ctx, actor, "promote", fmt.Sprintf("%s revision %d", name, app.Revision))
+	m.kickReconcile()
+	return nil
+}
+
+// RemoveApp deletes an app; its replicas are stopped.
+func (m *Master) RemoveApp(ctx context.Context, name, actor string) error {
+	m.deploys.Lock()
+	defer m.deploys.Unlock()
+	if err := m.db.DeleteApp(ctx, name); err != nil {
+		return err
+	}
+	m.db.Audit(ctx, actor, "rm", name)
+	m.kickReconcile()
+	return nil
+}

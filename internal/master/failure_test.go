@@ -1,0 +1,261 @@
+package master_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/testcluster"
+)
+
+// moatCLI runs the real CLI against the test master.
+func (e *env) moatCLI(args ...string) (string, string, int) {
+	cmd := exec.Command(testcluster.Moat(e.t), args...)
+	cmd.Env = append(os.Environ(), "MOAT_MASTER_SOCKET="+e.m.Socket)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return out.String(), errOut.String(), ee.ExitCode()
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out.String(), errOut.String(), 0
+}
+
+func (e *env) specFile(yaml string) string {
+	p := filepath.Join(e.t.TempDir(), "app.yaml")
+	os.WriteFile(p, []byte(yaml), 0o600)
+	return p
+}
+
+// TestFailedDeployRollsBack: a revision whose replicas never pass their
+// health check is rolled back; moat deploy exits non-zero with the
+// failing replica's last log lines, and the old replicas never stopped.
+func TestFailedDeployRollsBack(t *testing.T) {
+	e := newEnv(t, 3)
+	if _, errOut, code := e.moatCLI("deploy", "-f", e.specFile(spec("web", 3))); code != 0 {
+		t.Fatalf("good deploy: exit %d\n%s", code, errOut)
+	}
+	good := e.replicas("web")
+	// Health checks on a port nothing listens on.
+	bad := strings.Replace(spec("web", 3, "env: {V: '2'}"), "port: http, interval", "port: 9999, interval", 1)
+	bad = strings.Replace(bad, "ports: [{name: http, port: 8080}]", "ports: [{name: http, port: 8080}, {name: nope, port: 9999}]", 1)
+	_, errOut, code := e.moatCLI("deploy", "-f", e.specFile(bad))
+	if code == 0 {
+		t.Fatalf("a deploy that cannot become healthy exited 0:\n%s", errOut)
+	}
+	for _, want := range []string{"failed", "unhealthy", "last log lines", "serving on :8080", "rolled back"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("moat deploy output lacks %q:\n%s", want, errOut)
+		}
+	}
+	e.waitReplicas("web", "back to the good revision", 30*time.Second, func(reps []masterapi.Replica) bool {
+		n, _ := ready(reps)
+		return n == 3 && len(reps) == 3
+	})
+	ids := map[string]bool{}
+	for _, r := range e.replicas("web") {
+		ids[r.ID] = true
+	}
+	for _, r := range good {
+		if !ids[r.ID] {
+			t.Errorf("good replica %s was stopped by the failed deploy", r.ID)
+		}
+	}
+	apps, _ := e.m.Client.Apps(context.Background())
+	if len(apps) != 1 || apps[0].Status != "deployed" || apps[0].Revision != 3 {
+		t.Errorf("after the rollback: %+v", apps)
+	}
+}
+
+// TestNodeKilledReplicaMoves: a node powered off; its replica runs again,
+// healthy, on another node.
+func TestNodeKilledReplicaMoves(t *testing.T) {
+	e := newEnv(t, 3)
+	r := e.deploy(spec("web", 3))
+	e.wait("web", r.Revision)
+	if err := e.c.StopNode("n2"); err != nil {
+		t.Fatal(err)
+	}
+	reps := e.waitReplicas("web", "3 ready replicas without n2", 30*time.Second, func(reps []masterapi.Replica) bool {
+		n, nodes := ready(reps)
+		return n == 3 && nodes["n2"] == 0
+	})
+	_, nodes := ready(reps)
+	if nodes["n1"]+nodes["n3"] != 3 {
+		t.Errorf("replicas on %v", nodes)
+	}
+}
+
+// TestLinkCutNoDuplicates: a node cut off keeps running its replica; it is
+// replaced elsewhere; when the link comes back the stale replica is
+// stopped, so exactly the desired replicas run.
+func TestLinkCutNoDuplicates(t *testing.T) {
+	e := newEnv(t, 3)
+	r := e.deploy(spec("web", 3))
+	e.wait("web", r.Revision)
+	if err := e.c.CutLink("n2"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitReplicas("web", "replaced while n2 is cut off", 30*time.Second, func(reps []masterapi.Replica) bool {
+		n, nodes := ready(reps)
+		return n == 3 && nodes["n2"] == 0
+	})
+	// n2 still runs its copy: it cannot hear the master.
+	if running(t, e.c, "n2") != 1 {
+		t.Fatalf("n2 should still run its replica while cut off")
+	}
+	if err := e.c.RestoreLink("n2"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for running(t, e.c, "n2") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stale replica on n2 was not stopped after the link came back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	total := running(t, e.c, "n1") + running(t, e.c, "n2") + running(t, e.c, "n3")
+	if total != 3 {
+		t.Errorf("%d containers run across the cluster, want exactly 3", total)
+	}
+}
+
+// running counts the running containers on a node, asking its daemon
+// directly (the socket is a file on this machine, reachable whatever the
+// links).
+func running(t *testing.T, c *testcluster.Cluster, node string) int {
+	t.Helper()
+	cs, err := nodeapi.UnixClient(c.Socket(node)).Containers(context.Background())
+	if err != nil {
+		t.Fatalf("containers of %s: %v", node, err)
+	}
+	n := 0
+	for _, x := range cs {
+		if x.State == nodeapi.StateRunning || x.State == nodeapi.StateRestarting {
+			n++
+		}
+	}
+	return n
+}
+
+// TestMasterRestartAdopts: killing and restarting the master restarts
+// no container that matches the desired state.
+func TestMasterRestartAdopts(t *testing.T) {
+	e := newEnv(t, 3)
+	r := e.deploy(spec("web", 3))
+	e.wait("web", r.Revision)
+	before := pids(t, e.c)
+	e.m.Kill9()
+	// Nodes keep running while the master is away.
+	if got := pids(t, e.c); !equalPids(before, got) {
+		t.Fatalf("containers changed with the master down: %v → %v", before, got)
+	}
+	e.m.Start()
+	e.waitReplicas("web", "adopted", 30*time.Second, func(reps []masterapi.Replica) bool {
+		n, _ := ready(reps)
+		return n == 3
+	})
+	// Let it reconcile a few times, then nothing may have changed.
+	for range 3 {
+		e.m.Client.Apps(context.Background())
+		time.Sleep(time.Second)
+	}
+	if got := pids(t, e.c); !equalPids(before, got) {
+		t.Errorf("the restarted master changed containers: %v → %v", before, got)
+	}
+}
+
+func pids(t *testing.T, c *testcluster.Cluster) map[string]int {
+	out := map[string]int{}
+	for _, n := range c.Nodes {
+		cs, err := nodeapi.UnixClient(c.Socket(n.Name)).Containers(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range cs {
+			out[x.ID] = x.Pid
+		}
+	}
+	return out
+}
+
+func equalPids(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestBadInput: invalid specs name the field and line and change
+// nothing; a missing image is named; concurrent deploys are refused.
+func TestBadInput(t *testing.T) {
+	e := newEnv(t, 1)
+	ctx := context.Background()
+	for _, tc := range []struct{ yaml, want string }{
+		{spec("web", 1) + "imgae: x\n", "imgae"},
+		{strings.Replace(spec("web", 1), "replicas: 1", "replicas: -1", 1), "app.yaml:3: replicas"},
+		{strings.Replace(spec("web", 1), "memory: 32Mi", "memory: 12XB", 1), "resources.memory"},
+		{strings.Replace(spec("web", 1), "image: probe:1\n", "", 1), "image"},
+		{strings.Replace(spec("web", 1), "ports: [{name: http, port: 8080}]", "ports: [{name: http, port: 8080}, {name: http, port: 8081}]", 1), "ports[1].name"},
+	} {
+		_, err := e.m.Client.Deploy(ctx, masterapi.DeployRequest{Spec: tc.yaml, File: "app.yaml"})
+		if !errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("bad spec: %v; want invalid, mentioning %q", err, tc.want)
+		}
+	}
+	_, err := e.m.Client.Deploy(ctx, masterapi.DeployRequest{Spec: strings.Replace(spec("web", 1), "probe:1", "ghost:9", 1)})
+	if !errors.Is(err, errs.ErrNotFound) || !strings.Contains(err.Error(), "ghost:9") {
+		t.Errorf("missing image: %v", err)
+	}
+	if apps, _ := e.m.Client.Apps(ctx); len(apps) != 0 {
+		t.Fatalf("bad deploys changed the state: %+v", apps)
+	}
+	e.deploy(spec("web", 1))
+	_, err = e.m.Client.Deploy(ctx, masterapi.DeployRequest{Spec: spec("web", 1, "env: {X: 'y'}")})
+	if !errors.Is(err, errs.ErrConflict) {
+		t.Errorf("a second deploy while the first rolls out: %v, want a conflict", err)
+	}
+}
+
+// TestDrain: a drained node's replicas move off under the update rules
+// and nothing new lands on it.
+func TestDrain(t *testing.T) {
+	e := newEnv(t, 3)
+	r := e.deploy(spec("web", 2))
+	e.wait("web", r.Revision)
+	var victim string
+	for _, x := range e.replicas("web") {
+		victim = x.Node
+	}
+	if err := e.m.Client.NodeVerb(context.Background(), victim, "drain"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitReplicas("web", "moved off "+victim, 30*time.Second, func(reps []masterapi.Replica) bool {
+		n, nodes := ready(reps)
+		return n == 2 && nodes[victim] == 0 && len(reps) == 2
+	})
+	s, _ := e.m.Client.Scale(context.Background(), "web", 3)
+	e.wait("web", s.Revision)
+	_, nodes := ready(e.replicas("web"))
+	if nodes[victim] != 0 {
+		t.Errorf("a replica was placed on the drained node: %v", nodes)
+	}
+}

@@ -1,0 +1,195 @@
+// Package master is the control plane: it keeps desired state in SQLite,
+// holds an SSH connection to every node, watches what runs there through
+// each node's event stream, and reconciles — places replicas with the
+// scheduler, rolls revisions out under their update strategy, replaces
+// replicas of dead nodes, fences singletons, pushes images — and serves
+// its API on a unix socket.
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/moatcloud/moat/internal/image"
+	"github.com/moatcloud/moat/internal/inventory"
+	"github.com/moatcloud/moat/internal/master/store"
+	"github.com/moatcloud/moat/internal/sshx"
+	"github.com/moatcloud/moat/internal/wire"
+)
+
+// Config configures the master.
+type Config struct {
+	Dir    string // state: master.db, images/, master_ed25519
+	Socket string // the API's unix socket
+	// LeaseTTL is how long a node may run fenced (singleton) containers
+	// without hearing from the master.
+	LeaseTTL time.Duration
+	// SingletonGrace is how long a singleton's node must be down before
+	// the singleton starts elsewhere; longer than LeaseTTL.
+	SingletonGrace    time.Duration
+	KeepaliveInterval time.Duration
+	KeepaliveMisses   int
+	Log               *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultLeaseTTL       = 30 * time.Second
+	DefaultSingletonGrace = 45 * time.Second
+	DBFile                = "master.db"
+)
+
+// Master is a running control plane.
+type Master struct {
+	cfg    Config
+	log    *slog.Logger
+	db     *store.DB
+	images *image.Store
+	key    ssh.Signer
+	pool   *sshx.Pool
+	ctx    context.Context
+	kick   chan struct{}
+
+	mu       sync.Mutex
+	agents   map[string]*agent
+	deploys  sync.Mutex // one deploy, scale or rollback decided at a time
+	failures map[string]string
+}
+
+// Init creates the master's state in dir: the database, the image store
+// and the master's SSH key, and moves nodes enrolled before the master
+// existed (nodes.json) into the database. Running it again is harmless.
+func Init(ctx context.Context, dir string) (ssh.PublicKey, int, error) {
+	inv, err := inventory.Open(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	key, err := inv.MasterKey()
+	if err != nil {
+		return nil, 0, err
+	}
+	db, err := store.Open(filepath.Join(dir, DBFile))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer db.Close()
+	if _, err := image.Open(filepath.Join(dir, "images"), image.Options{}); err != nil {
+		return nil, 0, err
+	}
+	nodes, err := inv.List()
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, n := range nodes {
+		if err := db.PutNode(ctx, n); err != nil {
+			return nil, 0, fmt.Errorf("move node %s into the database: %w", n.Name, err)
+		}
+	}
+	if len(nodes) > 0 {
+		os.Rename(filepath.Join(dir, "nodes.json"), filepath.Join(dir, "nodes.json.imported"))
+	}
+	return key.PublicKey(), len(nodes), nil
+}
+
+// Open opens the master's state, which Init made.
+func Open(cfg Config) (*Master, error) {
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.SingletonGrace <= 0 {
+		cfg.SingletonGrace = DefaultSingletonGrace
+	}
+	if cfg.SingletonGrace <= cfg.LeaseTTL {
+		return nil, fmt.Errorf("singleton grace %s must be longer than the lease TTL %s", cfg.SingletonGrace, cfg.LeaseTTL)
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Dir, DBFile)); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no master state in %s: run moat init first", cfg.Dir)
+	}
+	db, err := store.Open(filepath.Join(cfg.Dir, DBFile))
+	if err != nil {
+		return nil, err
+	}
+	images, err := image.Open(filepath.Join(cfg.Dir, "images"), image.Options{})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	key, err := sshx.LoadSigner(filepath.Join(cfg.Dir, "master_ed25519"))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	m := &Master{
+		cfg: cfg, log: cfg.Log, db: db, images: images, key: key,
+		kick: make(chan struct{}, 1), agents: map[string]*agent{}, failures: map[string]string{},
+	}
+	m.pool = sshx.NewPool(sshx.Config{Signer: key, KeepaliveInterval: cfg.KeepaliveInterval, KeepaliveMisses: cfg.KeepaliveMisses, Log: cfg.Log})
+	return m, nil
+}
+
+// Run connects to every node, reconciles, and serves the API until ctx
+// ends. Nodes keep running their containers when it returns.
+func (m *Master) Run(ctx context.Context) error {
+	m.ctx = ctx
+	defer m.db.Close()
+	defer m.pool.Close()
+	nodes, err := m.db.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if err := m.startAgent(n); err != nil {
+			m.log.Error("node not watched", "node", n.Name, "err", err)
+		}
+	}
+	go m.reconcileLoop(ctx)
+	ln, err := wire.ListenUnix(m.cfg.Socket)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: m.routes(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelWarn)}
+	pidFile := filepath.Join(filepath.Dir(m.cfg.Socket), "master.pid")
+	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+	defer os.Remove(pidFile)
+	m.log.Info("master serving", "socket", m.cfg.Socket, "nodes", len(nodes))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdown)
+	m.log.Info("master stopped; nodes keep running their containers")
+	return nil
+}
+
+// kickReconcile asks for a reconciliation soon.
+func (m *Master) kickReconcile() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Master) agent(name string) *agent {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.agents[name]
+}

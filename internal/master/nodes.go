@@ -1,0 +1,125 @@
+package master
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/inventory"
+	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/sshx"
+	"github.com/moatcloud/moat/internal/wire"
+)
+
+func (m *Master) nodeRoutes(handle handleFunc) {
+	handle("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) error {
+		nodes, err := m.Nodes(r.Context())
+		return reply(w, nodes, err)
+	})
+	handle("POST /v1/nodes", func(w http.ResponseWriter, r *http.Request) error {
+		var n inventory.Node
+		if err := wire.Decode(r.Body, &n); err != nil {
+			return err
+		}
+		return replyNone(w, m.RegisterNode(r.Context(), n, actor(r)))
+	})
+	handle("DELETE /v1/nodes/{node}", func(w http.ResponseWriter, r *http.Request) error {
+		return replyNone(w, m.RemoveNode(r.Context(), r.PathValue("node"), actor(r)))
+	})
+	for _, verb := range []string{"cordon", "uncordon", "drain"} {
+		handle("POST /v1/nodes/{node}/"+verb, func(w http.ResponseWriter, r *http.Request) error {
+			return replyNone(w, m.Cordon(r.Context(), r.PathValue("node"), verb, actor(r)))
+		})
+	}
+	handle("GET /v1/nodes/{node}/audit", func(w http.ResponseWriter, r *http.Request) error {
+		a := m.agent(r.PathValue("node"))
+		if a == nil {
+			return fmt.Errorf("node %q: %w", r.PathValue("node"), errs.ErrNotFound)
+		}
+		report, err := a.api.Audit(r.Context())
+		return reply(w, report, err)
+	})
+	handle("POST /v1/nodes/{node}/dial", m.handleDial)
+	handle("GET /v1/key", func(w http.ResponseWriter, r *http.Request) error {
+		return reply(w, masterapi.Key{AuthorizedKey: sshx.AuthorizedKey(m.key.PublicKey())}, nil)
+	})
+}
+
+// RegisterNode adds an enrolled node (moat node add) and starts watching it.
+func (m *Master) RegisterNode(ctx context.Context, n inventory.Node, actor string) error {
+	if _, err := n.Target(); err != nil {
+		return errs.Invalid("hostKey", "%v", err)
+	}
+	if err := m.db.PutNode(ctx, n); err != nil {
+		return err
+	}
+	stored, err := m.db.GetNode(ctx, n.Name)
+	if err != nil {
+		return err
+	}
+	m.db.Audit(ctx, actor, "node add", n.Name+" "+n.Addr)
+	m.kickReconcile()
+	return m.startAgent(stored)
+}
+
+// RemoveNode forgets a node: its replicas are replaced elsewhere.
+func (m *Master) RemoveNode(ctx context.Context, name, actor string) error {
+	if err := m.db.DeleteNode(ctx, name); err != nil {
+		return err
+	}
+	m.stopAgent(name)
+	m.db.Audit(ctx, actor, "node rm", name)
+	m.kickReconcile()
+	return nil
+}
+
+// Cordon stops placing replicas on a node; drain also moves its replicas
+// off, under each app's update rules; uncordon undoes both.
+func (m *Master) Cordon(ctx context.Context, name, verb, actor string) error {
+	cordoned, draining := verb != "uncordon", verb == "drain"
+	if err := m.db.SetCordon(ctx, name, cordoned, draining); err != nil {
+		return err
+	}
+	m.db.Audit(ctx, actor, "node "+verb, name)
+	m.kickReconcile()
+	return nil
+}
+
+// handleDial pipes the client's upgraded connection to a container port
+// on a node, through the node's gate (dial).
+func (m *Master) handleDial(w http.ResponseWriter, r *http.Request) error {
+	a := m.agent(r.PathValue("node"))
+	if a == nil {
+		return fmt.Errorf("node %q: %w", r.PathValue("node"), errs.ErrNotFound)
+	}
+	port, err := strconv.Atoi(r.URL.Query().Get("port"))
+	if err != nil {
+		return errs.Invalid("query port", "%q is not a port", r.URL.Query().Get("port"))
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	conn, err := a.conn.Dial(ctx, r.URL.Query().Get("container"), port)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	fmt.Fprintf(client, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n", nodeapi.UpgradeProtocol)
+	go func() {
+		io.Copy(conn, brw)
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+	}()
+	io.Copy(client, conn)
+	return nil
+}

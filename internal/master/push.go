@@ -1,0 +1,93 @@
+package master
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/pkg/sftp"
+
+	"github.com/moatcloud/moat/internal/image"
+	"github.com/moatcloud/moat/internal/nodeapi"
+)
+
+// ensureImage makes sure the node has the image: it asks which blobs the
+// node lacks, uploads only those into the node's inbox over the gate's
+// SFTP, and has the node assemble (and verify) the image.
+func (a *agent) ensureImage(ctx context.Context, manifest, name string) error {
+	lock := a.pushLock(manifest)
+	lock.Lock()
+	defer lock.Unlock()
+	if _, err := a.api.Image(ctx, manifest); err == nil {
+		return nil
+	}
+	img, err := a.m.images.Resolve(manifest)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", manifest, err)
+	}
+	var all []string
+	for _, d := range img.Blobs() {
+		all = append(all, string(d))
+	}
+	missing, err := a.api.MissingBlobs(ctx, all)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		if err := a.upload(ctx, missing); err != nil {
+			return fmt.Errorf("push %s to %s: %w", name, a.name, err)
+		}
+	}
+	_, err = a.api.Pull(ctx, nodeapi.PullRequest{Name: name, Digest: manifest})
+	return err
+}
+
+func (a *agent) pushLock(manifest string) *sync.Mutex {
+	a.pushMu.Lock()
+	defer a.pushMu.Unlock()
+	l, ok := a.pushing[manifest]
+	if !ok {
+		l = &sync.Mutex{}
+		a.pushing[manifest] = l
+	}
+	return l
+}
+
+// upload sends blobs from the master's store to the node's inbox.
+func (a *agent) upload(ctx context.Context, blobs []string) error {
+	client, err := a.conn.SFTP(ctx, sftp.UseConcurrentWrites(true), sftp.MaxConcurrentRequestsPerFile(64))
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	if err := client.MkdirAll("blobs"); err != nil {
+		return err
+	}
+	for _, b := range blobs {
+		d := digest.Digest(b)
+		if err := uploadFile(client, a.m.images.BlobPath(d), path.Join("blobs", image.InboxName(d))); err != nil {
+			return fmt.Errorf("blob %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+func uploadFile(client *sftp.Client, src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := client.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return err
+	}
+	if _, err := out.ReadFrom(in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

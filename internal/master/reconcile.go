@@ -1,0 +1,222 @@
+package master
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/moatcloud/moat/internal/master/store"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/rollout"
+	"github.com/moatcloud/moat/internal/spec"
+	"github.com/moatcloud/moat/internal/sshx"
+)
+
+// reconcileLoop reconciles when woken (a node event, a deploy) and every
+// second regardless: level-triggered, so a missed wake-up only delays.
+func (m *Master) reconcileLoop(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		if err := m.reconcile(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error("reconcile", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.kick:
+		case <-tick.C:
+		}
+	}
+}
+
+// world is one consistent look at desired and observed state.
+type world struct {
+	now      time.Time
+	nodes    map[string]store.Node
+	views    map[string]view
+	apps     []appState
+	replicas []store.Replica
+}
+
+type appState struct {
+	store.App
+	rev  store.Revision
+	spec spec.App
+}
+
+func (m *Master) look(ctx context.Context) (*world, error) {
+	w := &world{now: time.Now(), nodes: map[string]store.Node{}, views: map[string]view{}}
+	nodes, err := m.db.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nodes {
+		w.nodes[n.Name] = n
+		if a := m.agent(n.Name); a != nil {
+			w.views[n.Name] = a.view()
+		}
+	}
+	apps, err := m.db.Apps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range apps {
+		rev, err := m.db.GetRevision(ctx, a.Name, a.Revision)
+		if err != nil {
+			return nil, err
+		}
+		var sp spec.App
+		if err := json.Unmarshal(rev.Spec, &sp); err != nil {
+			return nil, err
+		}
+		w.apps = append(w.apps, appState{App: a, rev: rev, spec: sp})
+	}
+	w.replicas, err = m.db.Replicas(ctx)
+	return w, err
+}
+
+func (m *Master) reconcile(ctx context.Context) error {
+	w, err := m.look(ctx)
+	if err != nil {
+		return err
+	}
+	fencing := m.fence(ctx, w)
+	for _, a := range w.apps {
+		if err := m.reconcileApp(ctx, w, a); err != nil {
+			m.log.Error("reconcile app", "app", a.Name, "err", err)
+		}
+	}
+	// Replicas may have been added or stopped: look again before acting
+	// on nodes.
+	if w, err = m.look(ctx); err != nil {
+		return err
+	}
+	m.converge(ctx, w, fencing)
+	return nil
+}
+
+// fence stops every container on a reachable node that belongs to no
+// replica the master wants there — replaced while the node was away,
+// scaled down, removed — and forgets stopped replicas whose containers are
+// gone. It returns the nodes where such containers still run: nothing new
+// starts on those until they are gone.
+func (m *Master) fence(ctx context.Context, w *world) map[string]bool {
+	wanted := map[string]string{} // replica ID → node, desired run
+	for _, r := range w.replicas {
+		if r.Desired == store.Run {
+			wanted[r.ID] = r.Node
+		}
+	}
+	fencing := map[string]bool{}
+	for name, v := range w.views {
+		if !v.synced {
+			continue
+		}
+		for id, c := range v.containers {
+			if c.Spec.Labels["moat.replica"] == "" || wanted[id] == name {
+				continue
+			}
+			fencing[name] = true
+			if a := m.agent(name); a != nil {
+				a.do(id, "stop", func(ctx context.Context) error { return a.stopAndRemove(ctx, id) })
+			}
+		}
+	}
+	for _, r := range w.replicas {
+		if r.Desired != store.Stop {
+			continue
+		}
+		v, known := w.views[r.Node]
+		_, enrolled := w.nodes[r.Node]
+		_, present := v.containers[r.ID]
+		if !enrolled || (known && v.synced && !present) {
+			if err := m.db.DeleteReplica(ctx, r.ID); err != nil {
+				m.log.Error("forget replica", "replica", r.ID, "err", err)
+			}
+		}
+	}
+	return fencing
+}
+
+// converge makes each reachable node run what the master wants there:
+// containers created for new replicas, exited ones started again.
+func (m *Master) converge(ctx context.Context, w *world, fencing map[string]bool) {
+	apps := map[string]appState{}
+	for _, a := range w.apps {
+		apps[a.Name] = a
+	}
+	for _, r := range w.replicas {
+		v, ok := w.views[r.Node]
+		a := m.agent(r.Node)
+		if r.Desired != store.Run || !ok || !v.synced || a == nil || fencing[r.Node] || v.inflight[r.ID] {
+			continue
+		}
+		app, ok := apps[r.App]
+		if !ok {
+			continue
+		}
+		c, exists := v.containers[r.ID]
+		switch {
+		case !exists:
+			rev, err := m.revisionFor(ctx, app, r)
+			if err != nil {
+				m.log.Error("replica revision", "replica", r.ID, "err", err)
+				continue
+			}
+			a.do(r.ID, "create", func(ctx context.Context) error { return a.create(ctx, rev, r) })
+		case c.State == nodeapi.StateExited && !exitedForGood(c):
+			a.do(r.ID, "start", func(ctx context.Context) error {
+				_, err := a.api.StartContainer(ctx, r.ID)
+				return err
+			})
+		}
+	}
+}
+
+// exitedForGood: a container whose restart policy gave up (or that was
+// told no) stays down; one stopped by the node's fence, or by a reboot,
+// is started again.
+func exitedForGood(c nodeapi.Container) bool {
+	if c.Spec.Fenced {
+		return false
+	}
+	switch c.Spec.Restart.Policy {
+	case nodeapi.RestartAlways:
+		return false
+	case nodeapi.RestartOnFailure:
+		return c.ExitCode == nil || *c.ExitCode == 0 || c.Spec.Restart.MaxRetries > 0
+	}
+	return true
+}
+
+// revisionFor is the revision a replica was created for (its template).
+func (m *Master) revisionFor(ctx context.Context, app appState, r store.Replica) (store.Revision, error) {
+	if r.Revision == app.rev.Revision {
+		return app.rev, nil
+	}
+	return m.db.GetRevision(ctx, r.App, r.Revision)
+}
+
+// replicaState is a replica's state for the rollout planner.
+func replicaState(r store.Replica, v view, known bool) (rollout.State, *nodeapi.Container) {
+	if !known || v.state != sshx.Up || !v.synced {
+		return rollout.Unknown, nil
+	}
+	c, ok := v.containers[r.ID]
+	if !ok {
+		return rollout.Pending, nil
+	}
+	switch c.State {
+	case nodeapi.StateCreated:
+		return rollout.Pending, &c
+	case nodeapi.StateRunning:
+		switch c.Health {
+		case "", nodeapi.HealthHealthy:
+			return rollout.Ready, &c
+		case nodeapi.HealthStarting:
+			return rollout.Starting, &c
+		}
+	}
+	return rollout.Failed, &c
+}

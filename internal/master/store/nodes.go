@@ -1,0 +1,108 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/inventory"
+	"github.com/moatcloud/moat/internal/nodeapi"
+)
+
+// Node is an enrolled node as the master keeps it.
+type Node struct {
+	inventory.Node
+	Cordoned bool `json:"cordoned"`
+	Draining bool `json:"draining"` // cordoned, and its replicas are being moved off
+}
+
+// PutNode adds or updates a node (cordon state is kept on update).
+func (d *DB) PutNode(ctx context.Context, n inventory.Node) error {
+	labels, _ := json.Marshal(n.Labels)
+	op, _ := json.Marshal(n.Operator)
+	info, _ := json.Marshal(n.Info)
+	_, err := d.db.ExecContext(ctx, `INSERT INTO nodes (name, addr, user, host_key, labels, operator, info, enrolled)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(name) DO UPDATE SET addr=excluded.addr, user=excluded.user, host_key=excluded.host_key,
+			labels=excluded.labels, operator=excluded.operator, info=excluded.info, enrolled=excluded.enrolled`,
+		n.Name, n.Addr, n.User, n.HostKey, labels, op, info, n.Enrolled.UTC().Format(time.RFC3339Nano))
+	return err
+}
+
+// SetNodeInfo updates what the node reported about itself.
+func (d *DB) SetNodeInfo(ctx context.Context, name string, info nodeapi.NodeInfo) error {
+	b, _ := json.Marshal(info)
+	_, err := d.db.ExecContext(ctx, `UPDATE nodes SET info = ? WHERE name = ?`, b, name)
+	return err
+}
+
+// SetCordon cordons (no new replicas) or uncordons a node; draining also
+// moves its replicas off.
+func (d *DB) SetCordon(ctx context.Context, name string, cordoned, draining bool) error {
+	res, err := d.db.ExecContext(ctx, `UPDATE nodes SET cordoned = ?, draining = ? WHERE name = ?`, cordoned, draining, name)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("node %q: %w", name, errs.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteNode forgets a node and the replicas the master placed on it.
+func (d *DB) DeleteNode(ctx context.Context, name string) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM nodes WHERE name = ?`, name)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("node %q: %w", name, errs.ErrNotFound)
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM replicas WHERE node = ?`, name)
+		return err
+	})
+}
+
+// Nodes returns every node, by name.
+func (d *DB) Nodes(ctx context.Context) ([]Node, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT name, addr, user, host_key, labels, operator, info, cordoned, draining, enrolled FROM nodes ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Node
+	for rows.Next() {
+		n, err := scanNode(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// GetNode returns one node.
+func (d *DB) GetNode(ctx context.Context, name string) (Node, error) {
+	row := d.db.QueryRowContext(ctx, `SELECT name, addr, user, host_key, labels, operator, info, cordoned, draining, enrolled FROM nodes WHERE name = ?`, name)
+	n, err := scanNode(row)
+	return n, notFound(err, fmt.Sprintf("node %q", name))
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanNode(s scanner) (Node, error) {
+	var n Node
+	var labels, op, info, enrolled string
+	if err := s.Scan(&n.Name, &n.Addr, &n.User, &n.HostKey, &labels, &op, &info, &n.Cordoned, &n.Draining, &enrolled); err != nil {
+		return n, err
+	}
+	json.Unmarshal([]byte(labels), &n.Labels)
+	json.Unmarshal([]byte(op), &n.Operator)
+	json.Unmarshal([]byte(info), &n.Info)
+	n.Enrolled = parseTime(enrolled)
+	return n, nil
+}

@@ -1,0 +1,191 @@
+// Package store is the master's desired state in an embedded SQLite
+// database: nodes, apps and their revisions, replicas and the audit log,
+// behind versioned schema migrations. Observed state (what runs where) is
+// not here: nodes hold it and report it.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+
+	"github.com/moatcloud/moat/internal/errs"
+)
+
+// DB is the master's database.
+type DB struct {
+	db *sql.DB
+}
+
+// migrations, in order; each runs once, in a transaction, and is recorded
+// in schema_migrations. Never edit one that has shipped: add another.
+var migrations = []string{
+	`CREATE TABLE nodes (
+		name     TEXT PRIMARY KEY,
+		addr     TEXT NOT NULL,
+		user     TEXT NOT NULL,
+		host_key TEXT NOT NULL,
+		labels   TEXT NOT NULL DEFAULT '{}',
+		operator TEXT NOT NULL DEFAULT '{}',
+		info     TEXT NOT NULL DEFAULT '{}',
+		cordoned INTEGER NOT NULL DEFAULT 0,
+		draining INTEGER NOT NULL DEFAULT 0,
+		enrolled TEXT NOT NULL
+	);
+	CREATE TABLE apps (
+		name     TEXT PRIMARY KEY,
+		revision INTEGER NOT NULL,
+		stable   INTEGER NOT NULL DEFAULT 0,
+		created  TEXT NOT NULL
+	);
+	CREATE TABLE revisions (
+		app      TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+		revision INTEGER NOT NULL,
+		spec     TEXT NOT NULL,
+		image    TEXT NOT NULL,
+		template TEXT NOT NULL,
+		cause    TEXT NOT NULL,
+		status   TEXT NOT NULL,
+		message  TEXT NOT NULL DEFAULT '',
+		created  TEXT NOT NULL,
+		PRIMARY KEY (app, revision)
+	);
+	CREATE TABLE replicas (
+		id       TEXT PRIMARY KEY,
+		app      TEXT NOT NULL,
+		revision INTEGER NOT NULL,
+		template TEXT NOT NULL,
+		node     TEXT NOT NULL,
+		desired  TEXT NOT NULL,
+		note     TEXT NOT NULL DEFAULT '',
+		created  TEXT NOT NULL
+	);
+	CREATE INDEX replicas_by_app ON replicas(app);
+	CREATE INDEX replicas_by_node ON replicas(node);
+	CREATE TABLE audit (
+		id     INTEGER PRIMARY KEY,
+		time   TEXT NOT NULL,
+		actor  TEXT NOT NULL,
+		action TEXT NOT NULL,
+		detail TEXT NOT NULL
+	);`,
+}
+
+// Open opens (creating) the database at path and migrates it.
+func Open(path string) (*DB, error) {
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	// One connection: SQLite writes one at a time anyway, and this keeps
+	// every transaction serialised without busy retries.
+	db.SetMaxOpenConns(1)
+	d := &DB{db: db}
+	if err := d.migrate(context.Background()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	return d, nil
+}
+
+// Close closes the database.
+func (d *DB) Close() error { return d.db.Close() }
+
+// Version is the schema version the database is at.
+func (d *DB) Version(ctx context.Context) (int, error) {
+	var v int
+	err := d.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+func (d *DB) migrate(ctx context.Context) error {
+	if _, err := d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)`); err != nil {
+		return err
+	}
+	have, err := d.Version(ctx)
+	if err != nil {
+		return err
+	}
+	if have > len(migrations) {
+		return fmt.Errorf("the database is at schema version %d, newer than this moat knows (%d): run a newer moat", have, len(migrations))
+	}
+	for v := have + 1; v <= len(migrations); v++ {
+		err := d.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied) VALUES (?, ?)`, v, now())
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tx runs f in a transaction, committing if it returns nil.
+func (d *DB) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Audit records an action.
+func (d *DB) Audit(ctx context.Context, actor, action, detail string) error {
+	_, err := d.db.ExecContext(ctx, `INSERT INTO audit (time, actor, action, detail) VALUES (?, ?, ?, ?)`, now(), actor, action, detail)
+	return err
+}
+
+// AuditEntry is one line of the audit log.
+type AuditEntry struct {
+	Time   time.Time `json:"time"`
+	Actor  string    `json:"actor"`
+	Action string    `json:"action"`
+	Detail string    `json:"detail"`
+}
+
+// AuditLog returns the last n entries, newest last.
+func (d *DB) AuditLog(ctx context.Context, n int) ([]AuditEntry, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT time, actor, action, detail FROM (SELECT * FROM audit ORDER BY id DESC LIMIT ?) ORDER BY id`, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []AuditEntry
+	for rows.Next() {
+		var e AuditEntry
+		var t string
+		if err := rows.Scan(&t, &e.Actor, &e.Action, &e.Detail); err != nil {
+			return nil, err
+		}
+		e.Time = parseTime(t)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+func notFound(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, errs.ErrNotFound)
+	}
+	return err
+}

@@ -1,0 +1,142 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/inventory"
+)
+
+func openTest(t *testing.T) (*DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "master.db")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, path
+}
+
+func TestMigrations(t *testing.T) {
+	db, path := openTest(t)
+	ctx := context.Background()
+	v, err := db.Version(ctx)
+	if err != nil || v != len(migrations) {
+		t.Fatalf("version %d, %v; want %d", v, err, len(migrations))
+	}
+	db.Close()
+	// Reopening applies nothing twice.
+	db2, err := Open(path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	if v, _ := db2.Version(ctx); v != len(migrations) {
+		t.Errorf("version after reopen %d", v)
+	}
+	// A database from a newer moat is refused, not damaged.
+	db2.db.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied) VALUES (?, ?)`, len(migrations)+1, now())
+	db2.Close()
+	if _, err := Open(path); err == nil {
+		t.Error("opened a database with a newer schema")
+	}
+}
+
+func TestRevisions(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	r1, err := db.NewRevision(ctx, Revision{App: "web", Spec: []byte(`{"name":"web"}`), Image: "sha256:a", Template: "t1", Cause: "deploy"})
+	if err != nil || r1.Revision != 1 || r1.Status != StatusProgressing {
+		t.Fatalf("first revision: %+v %v", r1, err)
+	}
+	if err := db.SetStatus(ctx, "web", 1, StatusDeployed, ""); err != nil {
+		t.Fatal(err)
+	}
+	r2, _ := db.NewRevision(ctx, Revision{App: "web", Spec: []byte(`{}`), Image: "sha256:b", Template: "t2", Cause: "deploy"})
+	r3, _ := db.NewRevision(ctx, Revision{App: "web", Spec: []byte(`{}`), Image: "sha256:c", Template: "t3", Cause: "deploy"})
+	if r2.Revision != 2 || r3.Revision != 3 {
+		t.Fatalf("revision numbers %d %d", r2.Revision, r3.Revision)
+	}
+	app, _ := db.GetApp(ctx, "web")
+	if app.Revision != 3 || app.Stable != 1 {
+		t.Errorf("app %+v: want target 3, stable 1", app)
+	}
+	got, _ := db.GetRevision(ctx, "web", 2)
+	if got.Status != StatusSuperseded {
+		t.Errorf("revision 2 overtaken while progressing: status %s", got.Status)
+	}
+	revs, _ := db.Revisions(ctx, "web")
+	if len(revs) != 3 || string(revs[0].Spec) != `{"name":"web"}` {
+		t.Errorf("revisions %+v", revs)
+	}
+	if _, err := db.GetRevision(ctx, "web", 9); !errors.Is(err, errs.ErrNotFound) {
+		t.Errorf("missing revision: %v", err)
+	}
+}
+
+func TestReplicasAndDeleteApp(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	db.NewRevision(ctx, Revision{App: "web", Spec: []byte(`{}`), Image: "x", Template: "t", Cause: "deploy"})
+	for _, id := range []string{"web-a", "web-b"} {
+		if err := db.AddReplica(ctx, Replica{ID: id, App: "web", Revision: 1, Template: "t", Node: "n1", Desired: Run, Created: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.AddReplica(ctx, Replica{ID: "web-a", App: "web", Node: "n2", Desired: Run}); err == nil {
+		t.Error("a duplicate replica ID was accepted")
+	}
+	db.StopReplica(ctx, "web-b", "scaled down")
+	if err := db.DeleteApp(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	reps, _ := db.Replicas(ctx)
+	for _, r := range reps {
+		if r.Desired != Stop {
+			t.Errorf("replica %s of a removed app is %s", r.ID, r.Desired)
+		}
+	}
+	if revs, _ := db.Revisions(ctx, "web"); len(revs) != 0 {
+		t.Errorf("revisions of a removed app: %v", revs)
+	}
+	db.DeleteReplica(ctx, "web-a")
+	if reps, _ := db.Replicas(ctx); len(reps) != 1 {
+		t.Errorf("after delete: %v", reps)
+	}
+}
+
+func TestNodes(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	n := inventory.Node{Name: "n1", Addr: "10.0.0.1:22", User: "root", HostKey: "ssh-ed25519 AAAA", Labels: map[string]string{"zone": "a"}, Enrolled: time.Now()}
+	if err := db.PutNode(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetCordon(ctx, "n1", true, true); err != nil {
+		t.Fatal(err)
+	}
+	n.Addr = "10.0.0.2:22"
+	db.PutNode(ctx, n) // re-enrolment keeps the cordon
+	got, err := db.GetNode(ctx, "n1")
+	if err != nil || got.Addr != "10.0.0.2:22" || !got.Cordoned || !got.Draining || got.Labels["zone"] != "a" {
+		t.Fatalf("node %+v %v", got, err)
+	}
+	db.AddReplica(ctx, Replica{ID: "r1", App: "a", Node: "n1", Desired: Run})
+	if err := db.DeleteNode(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if reps, _ := db.Replicas(ctx); len(reps) != 0 {
+		t.Errorf("replicas of a deleted node remain: %v", reps)
+	}
+	if err := db.SetCordon(ctx, "n1", false, false); !errors.Is(err, errs.ErrNotFound) {
+		t.Errorf("cordon a deleted node: %v", err)
+	}
+	db.Audit(ctx, "root", "node rm", "n1")
+	if log, _ := db.AuditLog(ctx, 10); len(log) != 1 || log[0].Action != "node rm" {
+		t.Errorf("audit log %v", log)
+	}
+}

@@ -1,0 +1,127 @@
+// Package masterapi is the master's wire contract: the JSON types of its
+// HTTP API under /v1 (served on a unix socket) and a client. The CLI talks
+// to the master only through it.
+package masterapi
+
+import (
+	"time"
+
+	"github.com/moatcloud/moat/internal/inventory"
+	"github.com/moatcloud/moat/internal/nodeapi"
+)
+
+// DeployRequest carries an app spec as the operator wrote it (YAML).
+type DeployRequest struct {
+	Spec string `json:"spec"`
+	File string `json:"file,omitempty"` // for error messages
+}
+
+// DeployResponse says which revision the deploy made.
+type DeployResponse struct {
+	App      string `json:"app"`
+	Revision int    `json:"revision"`
+	Image    string `json:"image"` // the manifest digest the revision pins
+}
+
+// App is an app's state.
+type App struct {
+	Name     string    `json:"name"`
+	Revision int       `json:"revision"` // target
+	Stable   int       `json:"stable"`   // last fully healthy
+	Image    string    `json:"image"`
+	Desired  int       `json:"desired"`
+	Ready    int       `json:"ready"`
+	Status   string    `json:"status"` // of the target revision
+	Message  string    `json:"message,omitempty"`
+	Created  time.Time `json:"created"`
+	Strategy string    `json:"strategy"`
+}
+
+// Revision is one revision of an app.
+type Revision struct {
+	Revision int       `json:"revision"`
+	Image    string    `json:"image"`
+	Replicas int       `json:"replicas"`
+	Cause    string    `json:"cause"`
+	Status   string    `json:"status"`
+	Message  string    `json:"message,omitempty"`
+	Created  time.Time `json:"created"`
+	Target   bool      `json:"target"`
+}
+
+// Replica is one replica, as the master wants it and as its node reports.
+type Replica struct {
+	ID       string    `json:"id"`
+	App      string    `json:"app"`
+	Revision int       `json:"revision"`
+	Node     string    `json:"node"`
+	Desired  string    `json:"desired"` // run, stop
+	State    string    `json:"state"`   // pending, starting, ready, failed, unknown, stopping
+	Health   string    `json:"health,omitempty"`
+	Restarts int       `json:"restarts"`
+	Created  time.Time `json:"created"`
+	Started  time.Time `json:"started,omitzero"`
+	Message  string    `json:"message,omitempty"`
+}
+
+// Node is a node as the master sees it.
+type Node struct {
+	Name     string            `json:"name"`
+	Addr     string            `json:"addr"`
+	State    string            `json:"state"` // up, down, connecting
+	Since    time.Time         `json:"since"`
+	Error    string            `json:"error,omitempty"`
+	Cordoned bool              `json:"cordoned"`
+	Draining bool              `json:"draining"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Info     nodeapi.NodeInfo  `json:"info"`
+	Replicas int               `json:"replicas"`
+	MilliCPU int64             `json:"allocatedMilliCPU"`
+	Memory   int64             `json:"allocatedMemory"`
+	Enrolled time.Time         `json:"enrolled"`
+	HostKey  string            `json:"hostKey"`
+	User     string            `json:"user"`
+	Operator inventory.Access  `json:"operator"` // how node rm reaches it again
+}
+
+// Progress is a revision's rollout as it goes.
+type Progress struct {
+	App      string `json:"app"`
+	Revision int    `json:"revision"`
+	Status   string `json:"status"`
+	Desired  int    `json:"desired"`
+	Current  int    `json:"current"` // replicas of the revision's template
+	Ready    int    `json:"ready"`   // of those, ready
+	Old      int    `json:"old"`     // replicas still to replace
+	Message  string `json:"message,omitempty"`
+	// RolledBackTo is set when this revision failed and the master went
+	// back to an earlier one.
+	RolledBackTo int `json:"rolledBackTo,omitempty"`
+}
+
+// Terminal reports whether the rollout will not change any more.
+func (p Progress) Terminal() bool {
+	return p.Status == "deployed" || p.Status == "failed" || p.Status == "superseded" || p.Status == "canary"
+}
+
+// ScaleRequest sets an app's replica count.
+type ScaleRequest struct {
+	Replicas int `json:"replicas"`
+}
+
+// RollbackRequest goes back to a revision (0: the one before the target).
+type RollbackRequest struct {
+	Revision int `json:"revision"`
+}
+
+// LogLine is a line of a replica's output, merged across replicas.
+type LogLine struct {
+	Replica string `json:"replica"`
+	Node    string `json:"node"`
+	nodeapi.LogEntry
+}
+
+// Key is the master's public SSH key, the one nodes pin to the gate.
+type Key struct {
+	AuthorizedKey string `json:"authorizedKey"`
+}

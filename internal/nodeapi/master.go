@@ -1,0 +1,67 @@
+package nodeapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/moatcloud/moat/internal/wire"
+)
+
+// Lease is the master's fencing lease on a node: while it holds, fenced
+// containers may run.
+type Lease struct {
+	TTL Duration `json:"ttl"`
+}
+
+// BlobsRequest lists blob digests; the answer lists those the node lacks.
+type BlobsRequest struct {
+	Digests []string `json:"digests"`
+}
+
+// PullRequest asks the node to assemble an image from blobs it has or
+// that wait in its upload inbox (blobs/sha256-HEX), checking every digest.
+type PullRequest struct {
+	Name   string `json:"name,omitempty"`
+	Digest string `json:"digest"` // the manifest's
+}
+
+// Event is one change on a node, streamed by GET /v1/events.
+type Event struct {
+	Type      string     `json:"type"` // container, removed
+	Container *Container `json:"container,omitempty"`
+	ID        string     `json:"id,omitempty"` // removed
+}
+
+// Renew extends the master's lease on the node.
+func (c *Client) Renew(ctx context.Context, ttl time.Duration) error {
+	return c.Call(ctx, http.MethodPost, "/v1/lease", Lease{TTL: Duration(ttl)}, nil)
+}
+
+// MissingBlobs returns which of the digests the node does not have.
+func (c *Client) MissingBlobs(ctx context.Context, digests []string) ([]string, error) {
+	var out BlobsRequest
+	return out.Digests, c.Call(ctx, http.MethodPost, "/v1/blobs/missing", BlobsRequest{Digests: digests}, &out)
+}
+
+// Pull makes an image out of blobs the node has or that were uploaded to
+// its inbox.
+func (c *Client) Pull(ctx context.Context, req PullRequest) (Image, error) {
+	var out Image
+	return out, c.Call(ctx, http.MethodPost, "/v1/images/pull", req, &out)
+}
+
+// Events streams the node's changes to fn until ctx ends or the stream
+// breaks (then the caller lists and subscribes again).
+func (c *Client) Events(ctx context.Context, fn func(Event)) error {
+	resp, err := c.Request(ctx, http.MethodGet, "/v1/events", nil)
+	if err != nil {
+		return err
+	}
+	err = wire.Stream(ctx, resp, func(e Event) error { fn(e); return nil })
+	if err == nil {
+		err = fmt.Errorf("events: the stream ended")
+	}
+	return err
+}
