@@ -38,7 +38,9 @@ bridge with its own address, its own sshd, its own /root, /etc/ssh and
 rented machines are. Reach one with: ssh -F /var/lib/moat-dev/ssh_config n1`,
 	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", defaultDevDir, "state directory of the local cluster")
-	cmd.AddCommand(a.devUpCommand(&dir), a.devDownCommand(&dir), a.devNodeInitCommand())
+	cmd.AddCommand(a.devUpCommand(&dir), a.devDownCommand(&dir), a.devNodeInitCommand(),
+		a.devPowerCommand(&dir, "kill", "Power a local node off: every process in it, containers included, dies"),
+		a.devPowerCommand(&dir, "boot", "Boot a powered-off local node: its sshd and node daemon start"))
 	return cmd
 }
 
@@ -234,5 +236,23 @@ func stopDevMaster(a *app, dir string) {
 	}
 	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && syscall.Kill(pid, syscall.SIGTERM) == nil {
 		fmt.Fprintln(a.stderr, "stopped the master dev up started")
+	}
+}
+
+func (a *app) devPowerCommand(dir *string, verb, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " NODE",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := local.Load(filepath.Join(*dir, "cluster"))
+			if err != nil {
+				return err
+			}
+			if verb == "kill" {
+				return c.StopNode(args[0])
+			}
+			return c.StartNode(args[0])
+		},
 	}
 }

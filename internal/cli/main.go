@@ -76,7 +76,7 @@ func (a *app) rootCommand() *cobra.Command {
 	})
 	root.AddCommand(a.nodeCommand(), a.runtimeCommand(), a.imageCommand(), a.debugExecCommand(), a.devCommand(), a.gateCommand(),
 		a.initCommand(), a.masterCommand(), a.deployCommand(), a.appsCommand(), a.psCommand(), a.historyCommand(),
-		a.rollbackCommand(), a.scaleCommand(), a.rmCommand(), a.promoteCommand(), a.logsCommand(), a.debugCommand())
+		a.rollbackCommand(), a.scaleCommand(), a.rmCommand(), a.promoteCommand(), a.logsCommand(), a.debugCommand(), a.dialCommand())
 	return root
 }
 

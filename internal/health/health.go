@@ -28,12 +28,16 @@ const (
 // Check describes how to check a container. Zero Interval, Timeout and
 // Retries take the defaults above.
 type Check struct {
-	HTTPPath    string        // GET this path; empty means a TCP connect check
-	Port        int           // on 127.0.0.1 inside the container's namespace
-	Interval    time.Duration // between checks; the first check is immediate
-	Timeout     time.Duration // per check, connect and response together
-	StartPeriod time.Duration // failures during it do not count towards Retries
-	Retries     int           // consecutive failures before unhealthy
+	HTTPPath string        // GET this path; empty means a TCP connect check
+	Port     int           // on 127.0.0.1 inside the container's namespace
+	Interval time.Duration // between checks; the first check is immediate
+	// StartInterval, if set, is used instead of Interval until the first
+	// success: a process takes a moment to listen, and a new replica
+	// should count as soon as it does.
+	StartInterval time.Duration
+	Timeout       time.Duration // per check, connect and response together
+	StartPeriod   time.Duration // failures during it do not count towards Retries
+	Retries       int           // consecutive failures before unhealthy
 }
 
 // Status is a container's health.
@@ -96,7 +100,11 @@ func Run(ctx context.Context, pid int, c Check, report func(Result)) error {
 		if m.observe(time.Now(), err) {
 			report(m.res)
 		}
-		timer.Reset(c.Interval)
+		next := c.Interval
+		if m.res.Status == Starting && c.StartInterval > 0 && c.StartInterval < next {
+			next = c.StartInterval
+		}
+		timer.Reset(next)
 	}
 }
 

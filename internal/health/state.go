@@ -7,6 +7,8 @@ import "time"
 type machine struct {
 	startUntil time.Time // end of the start period
 	retries    int
+	interval   time.Duration
+	counted    time.Time // when a failure last counted
 	res        Result
 }
 
@@ -14,6 +16,7 @@ func newMachine(c Check, start time.Time) *machine {
 	return &machine{
 		startUntil: start.Add(c.StartPeriod),
 		retries:    c.Retries,
+		interval:   c.Interval,
 		res:        Result{Status: Starting},
 	}
 }
@@ -31,6 +34,13 @@ func (m *machine) observe(now time.Time, err error) bool {
 	if was == Starting && now.Before(m.startUntil) {
 		return false
 	}
+	// Before the first success checks may come faster than the interval
+	// (StartInterval); failures still count at most once per interval, so
+	// a slow starter gets Retries intervals, as without fast checks.
+	if was == Starting && !m.counted.IsZero() && now.Sub(m.counted) < m.interval {
+		return false
+	}
+	m.counted = now
 	m.res.Failures++
 	if m.res.Failures >= m.retries {
 		m.res.Status = Unhealthy

@@ -121,9 +121,10 @@ func (s *Store) commit(ctx context.Context, a *archive, found []pending) (imgs [
 	if err := s.addToIndex(found); err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
+	now := time.Now().UTC()
 	for _, p := range found {
 		img := p.img
-		img.Name, img.Digest = p.name, p.manifest
+		img.Name, img.Digest, img.Imported = p.name, p.manifest, now
 		imgs = append(imgs, img)
 	}
 	return imgs, nil

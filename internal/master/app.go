@@ -12,16 +12,18 @@ import (
 	"github.com/moatcloud/moat/internal/sshx"
 )
 
-// reconcileApp moves one app a step towards its target revision.
-func (m *Master) reconcileApp(ctx context.Context, w *world, a appState) error {
+// reconcileApp moves one app a step towards its target revision, and
+// reports whether it changed anything.
+func (m *Master) reconcileApp(ctx context.Context, w *world, a appState) (bool, error) {
 	var mine []store.Replica
 	for _, r := range w.replicas {
 		if r.App == a.Name {
 			mine = append(mine, r)
 		}
 	}
-	if err := m.failover(ctx, w, a, mine); err != nil {
-		return err
+	failed, err := m.failover(ctx, w, a, mine)
+	if err != nil {
+		return false, err
 	}
 	in, failing := m.rolloutInput(w, a, mine)
 	if a.rev.Status == store.StatusFailed && a.Stable == 0 {
@@ -30,24 +32,26 @@ func (m *Master) reconcileApp(ctx context.Context, w *world, a appState) error {
 	step := rollout.Plan(in)
 	for _, id := range step.Stop {
 		if err := m.db.StopReplica(ctx, id, fmt.Sprintf("replaced or scaled (revision %d)", a.Revision)); err != nil {
-			return err
+			return false, err
 		}
 	}
 	unplaced, err := m.place(ctx, w, a, mine, step.Start)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return m.judge(ctx, w, a, step, failing, unplaced)
+	judged, err := m.judge(ctx, w, a, step, failing, unplaced)
+	return failed || judged || len(step.Stop) > 0 || (step.Start > 0 && unplaced == ""), err
 }
 
 // failover stops replicas whose node is down, so the planner replaces
 // them elsewhere. A pinned app (volumes) never moves. A singleton moves
 // only once its node has been down for the grace period and the node's
 // lease, which makes the node stop it, has run out.
-func (m *Master) failover(ctx context.Context, w *world, a appState, mine []store.Replica) error {
+func (m *Master) failover(ctx context.Context, w *world, a appState, mine []store.Replica) (bool, error) {
 	if a.spec.PinnedNode() != "" {
-		return nil
+		return false, nil
 	}
+	moved := false
 	for _, r := range mine {
 		v, ok := w.views[r.Node]
 		if r.Desired != store.Run || !ok || v.state != sshx.Down {
@@ -58,11 +62,12 @@ func (m *Master) failover(ctx context.Context, w *world, a appState, mine []stor
 		}
 		m.log.Warn("node down: replacing replica", "app", a.Name, "replica", r.ID, "node", r.Node, "down", w.now.Sub(v.since).Round(time.Millisecond))
 		if err := m.db.StopReplica(ctx, r.ID, "node "+r.Node+" down"); err != nil {
-			return err
+			return false, err
 		}
 		m.db.Audit(ctx, "master", "failover", fmt.Sprintf("%s replica %s: node %s down", a.Name, r.ID, r.Node))
+		moved = true
 	}
-	return nil
+	return moved, nil
 }
 
 // surelyStopped says whether a node that is away has certainly stopped its
@@ -167,33 +172,33 @@ const statusPromoted = "promoted" // a canary revision told to go on
 // judge records how the target revision's rollout goes: deployed, waiting
 // for promotion, or failed — and then rolled back to the last stable
 // revision, with the failing replica's last lines in the message.
-func (m *Master) judge(ctx context.Context, w *world, a appState, step rollout.Step, failing, unplaced string) error {
+func (m *Master) judge(ctx context.Context, w *world, a appState, step rollout.Step, failing, unplaced string) (bool, error) {
 	switch a.rev.Status {
 	case store.StatusProgressing, store.StatusCanary, statusPromoted:
 	default:
-		return nil
+		return false, nil
 	}
 	switch {
 	case step.Phase == rollout.Done:
 		m.log.Info("revision deployed", "app", a.Name, "revision", a.Revision)
 		m.db.Audit(ctx, "master", "deployed", fmt.Sprintf("%s revision %d", a.Name, a.Revision))
-		return m.db.SetStatus(ctx, a.Name, a.Revision, store.StatusDeployed, "")
+		return true, m.db.SetStatus(ctx, a.Name, a.Revision, store.StatusDeployed, "")
 	case failing != "":
-		return m.fail(ctx, w, a, m.describeFailure(ctx, w, failing))
+		return true, m.fail(ctx, w, a, m.describeFailure(ctx, w, failing))
 	case w.now.Sub(a.rev.Created) > a.spec.Update.Deadline:
 		why := fmt.Sprintf("not healthy within the %s deadline", a.spec.Update.Deadline)
 		if unplaced != "" {
 			why += ": " + unplaced
 		}
-		return m.fail(ctx, w, a, why)
+		return true, m.fail(ctx, w, a, why)
 	case step.Phase == rollout.Waiting && a.spec.Update.Promote == "auto":
-		return m.db.SetStatus(ctx, a.Name, a.Revision, statusPromoted, "")
+		return true, m.db.SetStatus(ctx, a.Name, a.Revision, statusPromoted, "")
 	case step.Phase == rollout.Waiting && a.rev.Status != store.StatusCanary:
-		return m.db.SetStatus(ctx, a.Name, a.Revision, store.StatusCanary, "canaries healthy: moat promote "+a.Name+" to go on")
+		return true, m.db.SetStatus(ctx, a.Name, a.Revision, store.StatusCanary, "canaries healthy: moat promote "+a.Name+" to go on")
 	case unplaced != "" && a.rev.Message != unplaced:
-		return m.db.SetStatus(ctx, a.Name, a.Revision, a.rev.Status, unplaced)
+		return false, m.db.SetStatus(ctx, a.Name, a.Revision, a.rev.Status, unplaced)
 	}
-	return nil
+	return false, nil
 }
 
 // fail marks the revision failed and goes back to the stable one.

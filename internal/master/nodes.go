@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"time"
@@ -45,6 +46,7 @@ func (m *Master) nodeRoutes(handle handleFunc) {
 		return reply(w, report, err)
 	})
 	handle("POST /v1/nodes/{node}/dial", m.handleDial)
+	handle("POST /v1/apps/{app}/dial", m.handleAppDial)
 	handle("GET /v1/key", func(w http.ResponseWriter, r *http.Request) error {
 		return reply(w, masterapi.Key{AuthorizedKey: sshx.AuthorizedKey(m.key.PublicKey())}, nil)
 	})
@@ -93,17 +95,45 @@ func (m *Master) Cordon(ctx context.Context, name, verb, actor string) error {
 // handleDial pipes the client's upgraded connection to a container port
 // on a node, through the node's gate (dial).
 func (m *Master) handleDial(w http.ResponseWriter, r *http.Request) error {
-	a := m.agent(r.PathValue("node"))
-	if a == nil {
-		return fmt.Errorf("node %q: %w", r.PathValue("node"), errs.ErrNotFound)
-	}
 	port, err := strconv.Atoi(r.URL.Query().Get("port"))
 	if err != nil {
 		return errs.Invalid("query port", "%q is not a port", r.URL.Query().Get("port"))
 	}
+	return m.splice(w, r, r.PathValue("node"), r.URL.Query().Get("container"), port)
+}
+
+// handleAppDial dials a ready replica of an app, picked at random.
+func (m *Master) handleAppDial(w http.ResponseWriter, r *http.Request) error {
+	port, err := strconv.Atoi(r.URL.Query().Get("port"))
+	if err != nil {
+		return errs.Invalid("query port", "%q is not a port", r.URL.Query().Get("port"))
+	}
+	reps, err := m.Replicas(r.Context(), r.PathValue("app"))
+	if err != nil {
+		return err
+	}
+	var ready []masterapi.Replica
+	for _, rep := range reps {
+		if rep.State == "ready" && rep.Desired == "run" {
+			ready = append(ready, rep)
+		}
+	}
+	if len(ready) == 0 {
+		return fmt.Errorf("app %q has no ready replica: %w", r.PathValue("app"), errs.ErrUnavailable)
+	}
+	rep := ready[rand.IntN(len(ready))]
+	return m.splice(w, r, rep.Node, rep.ID, port)
+}
+
+// splice upgrades the client's connection and pipes it to the port.
+func (m *Master) splice(w http.ResponseWriter, r *http.Request, node, container string, port int) error {
+	a := m.agent(node)
+	if a == nil {
+		return fmt.Errorf("node %q: %w", node, errs.ErrNotFound)
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	conn, err := a.conn.Dial(ctx, r.URL.Query().Get("container"), port)
+	conn, err := a.conn.Dial(ctx, container, port)
 	if err != nil {
 		return err
 	}

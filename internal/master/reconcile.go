@@ -81,18 +81,25 @@ func (m *Master) reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fencing := m.fence(ctx, w)
+	changed := false
 	for _, a := range w.apps {
-		if err := m.reconcileApp(ctx, w, a); err != nil {
+		c, err := m.reconcileApp(ctx, w, a)
+		if err != nil {
 			m.log.Error("reconcile app", "app", a.Name, "err", err)
 		}
+		changed = changed || c
 	}
-	// Replicas may have been added or stopped: look again before acting
-	// on nodes.
+	// Act on nodes with what the apps now want.
 	if w, err = m.look(ctx); err != nil {
 		return err
 	}
+	fencing := m.fence(ctx, w)
 	m.converge(ctx, w, fencing)
+	if changed {
+		// A step taken may allow the next one at once (a rolling update
+		// goes on as soon as an old replica is on its way out).
+		m.kickReconcile()
+	}
 	return nil
 }
 

@@ -143,7 +143,15 @@ func (c *Client) Audit(ctx context.Context, name string) (audit.Report, error) {
 // Dial connects to a container's declared port on a node, through the
 // master and the node's gate.
 func (c *Client) Dial(ctx context.Context, node, container string, port int) (io.ReadWriteCloser, error) {
-	path := fmt.Sprintf("/v1/nodes/%s/dial?container=%s&port=%d", esc(node), url.QueryEscape(container), port)
+	return c.upgrade(ctx, fmt.Sprintf("/v1/nodes/%s/dial?container=%s&port=%d", esc(node), url.QueryEscape(container), port))
+}
+
+// DialApp connects to a port of a ready replica of an app.
+func (c *Client) DialApp(ctx context.Context, app string, port int) (io.ReadWriteCloser, error) {
+	return c.upgrade(ctx, fmt.Sprintf("/v1/apps/%s/dial?port=%d", esc(app), port))
+}
+
+func (c *Client) upgrade(ctx context.Context, path string) (io.ReadWriteCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+path, nil)
 	if err != nil {
 		return nil, err

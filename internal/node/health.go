@@ -33,6 +33,9 @@ func (d *Daemon) startHealth(c *container, shim *runtime.ShimProcess) {
 		Timeout:     orDuration(h.Timeout, defaultHealthTimeout),
 		StartPeriod: time.Duration(h.StartPeriod),
 		Retries:     h.Retries,
+		// Until the first success, check every 50 ms (or the interval if
+		// shorter): the replica counts as soon as it listens.
+		StartInterval: 50 * time.Millisecond,
 	}
 	if check.Retries == 0 {
 		check.Retries = defaultHealthRetries

@@ -43,7 +43,9 @@ type Input struct {
 	Singleton      bool
 	Replicas       []Replica // in creation order
 	// Terminating counts replicas being stopped whose containers may still
-	// run: they count against surge, and a singleton waits for them.
+	// run. A singleton and a blue-green switch wait for them; a rolling
+	// update does not count them against its surge (as Kubernetes does):
+	// they are on their way out.
 	Terminating int
 }
 
@@ -107,7 +109,7 @@ func planRolling(in Input, cur, old []Replica) Step {
 		step.Stop = append(step.Stop, surplus...)
 		cur = without(cur, surplus)
 	}
-	total := len(cur) + len(old) + in.Terminating
+	total := len(cur) + len(old)
 	step.Start = max(0, min(in.Desired-len(cur), maxTotal-total))
 	// Old replicas go while enough stay ready; the not-ready go first,
 	// since they serve nothing.

@@ -185,11 +185,16 @@ func waitUnix(path string, timeout time.Duration) error {
 	}
 }
 
-// StopNode powers a node off: every process in it, containers included,
-// is killed. Its disk (the node directory) stays.
+// StopNode powers a node off: its link goes down first, so nothing more
+// leaves it (a machine losing power says no goodbye: no FIN, no RST), then
+// every process in it, containers included, is killed. Its disk (the node
+// directory) stays.
 func (c *Cluster) StopNode(name string) error {
 	n, err := c.Node(name)
 	if err != nil {
+		return err
+	}
+	if err := run("ip", "link", "set", n.HostVeth, "down"); err != nil {
 		return err
 	}
 	return c.killNode(n)
@@ -202,6 +207,9 @@ func (c *Cluster) StartNode(name string) error {
 	if err != nil {
 		return err
 	}
+	if err := run("ip", "link", "set", n.HostVeth, "up"); err != nil {
+		return err
+	}
 	if err := c.startSSHD(n); err != nil {
 		return err
 	}
@@ -211,17 +219,11 @@ func (c *Cluster) StartNode(name string) error {
 	return nil
 }
 
-// killNode kills the node's containers (they live in namespaces of their
-// own) and then every process in its network namespace, until none is left.
+// killNode kills every process in the node's network namespace (sshd,
+// the node daemon, shims) until none is left — first, so nothing restarts
+// a container meanwhile — then the containers, which live in namespaces of
+// their own, then their cgroups.
 func (c *Cluster) killNode(n *Node) error {
-	var errs []error
-	runcRoot := filepath.Join(n.Dir, "var-lib-moat", "runc")
-	if ids, err := os.ReadDir(runcRoot); err == nil {
-		for _, id := range ids {
-			exec.Command("runc", "--root", runcRoot, "kill", id.Name(), "KILL").Run()
-			exec.Command("runc", "--root", runcRoot, "delete", "--force", id.Name()).Run()
-		}
-	}
 	if netnsExists(n.NetNS) {
 		for range 50 {
 			out, err := exec.Command("ip", "netns", "pids", n.NetNS).Output()
@@ -237,9 +239,21 @@ func (c *Cluster) killNode(n *Node) error {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	errs = append(errs, removeCgroups("moat-"+c.Name+"-"+n.Name))
+	runcRoot := filepath.Join(n.Dir, "var-lib-moat", "runc")
+	if ids, err := os.ReadDir(runcRoot); err == nil {
+		for _, id := range ids {
+			exec.Command("runc", "--root", runcRoot, "kill", id.Name(), "KILL").Run()
+			exec.Command("runc", "--root", runcRoot, "delete", "--force", id.Name()).Run()
+		}
+	}
 	n.SSHDPid = 0
-	return errors.Join(errs...)
+	// Killed processes take a moment to leave their cgroups.
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if err = removeCgroups("moat-" + c.Name + "-" + n.Name); err == nil || time.Now().After(deadline) {
+			return err
+		}
+	}
 }
 
 // removeCgroups removes a cgroup parent (and its empty children) from every
