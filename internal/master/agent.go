@@ -83,7 +83,6 @@ func (a *agent) run(ctx context.Context) {
 		session, cancel := context.WithCancel(ctx)
 		go a.renew(session)
 		go a.watch(session)
-		go a.refreshInfo(session)
 		for state == sshx.Up && ctx.Err() == nil {
 			select {
 			case <-changed:
@@ -96,9 +95,12 @@ func (a *agent) run(ctx context.Context) {
 	}
 }
 
-// renew keeps the master's lease on the node, five times per TTL.
+// renew keeps the master's lease on the node, five times per TTL, and
+// refreshes what the node says about itself after the first renewal: in
+// turn, so both share one rpc session (the master holds thousands).
 func (a *agent) renew(ctx context.Context) {
 	every := max(a.m.cfg.LeaseTTL/5, 200*time.Millisecond)
+	infoDue := true
 	for {
 		rctx, cancel := context.WithTimeout(ctx, every)
 		err := a.api.Renew(rctx, a.m.cfg.LeaseTTL)
@@ -107,6 +109,9 @@ func (a *agent) renew(ctx context.Context) {
 			a.mu.Lock()
 			a.leased = time.Now()
 			a.mu.Unlock()
+		}
+		if infoDue {
+			infoDue = !a.refreshInfo(ctx, every)
 		}
 		select {
 		case <-ctx.Done():
@@ -125,6 +130,7 @@ func (a *agent) watch(ctx context.Context) {
 		err := a.api.Events(ctx, func(e nodeapi.Event) {
 			switch {
 			case e.Type == "synced":
+				a.log.Debug("event stream synced", "containers", len(snapshot))
 				a.setSynced(true, snapshot)
 				inSnapshot = false
 			case inSnapshot && e.Container != nil:
@@ -203,7 +209,9 @@ func (a *agent) do(id, what string, f func(context.Context) error) {
 	go func() {
 		ctx, cancel := context.WithTimeout(a.m.ctx, 5*time.Minute)
 		defer cancel()
+		t0 := time.Now()
 		err := f(ctx)
+		a.log.Debug("operation done", "replica", id, "op", what, "took", time.Since(t0).Round(time.Millisecond), "err", err)
 		a.mu.Lock()
 		delete(a.inflight, id)
 		if err != nil {
@@ -220,17 +228,20 @@ func (a *agent) do(id, what string, f func(context.Context) error) {
 }
 
 // refreshInfo records what the node says about itself (capacity for the
-// scheduler, versions for operators) each time it comes up.
-func (a *agent) refreshInfo(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+// scheduler, versions for operators) each time it comes up, and says
+// whether it did. Bounded by timeout: the lease waits behind it.
+func (a *agent) refreshInfo(ctx context.Context, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	info, err := a.api.Info(ctx)
 	if err != nil {
 		a.log.Warn("node info", "err", err)
-		return
+		return false
 	}
 	if err := a.m.db.SetNodeInfo(ctx, a.name, info); err != nil {
 		a.log.Error("save node info", "err", err)
+		return false
 	}
 	a.m.kickReconcile()
+	return true
 }

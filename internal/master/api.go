@@ -3,6 +3,7 @@ package master
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -50,6 +51,10 @@ func (m *Master) routes() http.Handler {
 	handle("POST /v1/replicas/{id}/debug", m.handleDebug)
 	m.nodeRoutes(handle)
 	m.imageRoutes(handle)
+	// The Go profiler, for operators chasing the master's CPU or memory:
+	// curl --unix-socket /run/moat/master.sock http://m/debug/pprof/heap
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, errs.Invalid("", "no API at %s %s", r.Method, r.URL.Path))
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,7 +81,10 @@ func BenchmarkFailover(b *testing.B) {
 		}
 		took = append(took, time.Since(t0))
 		if os.Getenv("MOAT_BENCH_VERBOSE") != "" {
-			b.Logf("round %d: killed %s, 3 ready after %s", round, victim, took[len(took)-1])
+			fmt.Fprintf(os.Stderr, "round %d: killed %s, 3 ready after %s\n", round, victim, took[len(took)-1])
+			if took[len(took)-1] > 5*time.Second {
+				fmt.Fprintf(os.Stderr, "master log:\n%s\n", tail(e.m.Log(), 150))
+			}
 		}
 		if err := e.c.StartNode(victim); err != nil {
 			b.Fatal(err)
@@ -159,3 +163,8 @@ func pctl(ds []time.Duration, p int) time.Duration {
 }
 
 func seconds(d time.Duration) float64 { return d.Seconds() }
+
+func tail(s string, lines int) string {
+	l := strings.Split(s, "\n")
+	return strings.Join(l[max(0, len(l)-lines):], "\n")
+}

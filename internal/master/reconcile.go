@@ -106,16 +106,18 @@ func (m *Master) reconcile(ctx context.Context) error {
 // fence stops every container on a reachable node that belongs to no
 // replica the master wants there — replaced while the node was away,
 // scaled down, removed — and forgets stopped replicas whose containers are
-// gone. It returns the nodes where such containers still run: nothing new
-// starts on those until they are gone.
-func (m *Master) fence(ctx context.Context, w *world) map[string]bool {
+// gone. It returns, per node, the apps with such containers still running
+// there: a singleton's new copy does not start beside its old one. Other
+// apps' replicas start at once — a rebooted node that restarted stale
+// copies should not hold back the replacements the cluster is waiting for.
+func (m *Master) fence(ctx context.Context, w *world) map[string]map[string]bool {
 	wanted := map[string]string{} // replica ID → node, desired run
 	for _, r := range w.replicas {
 		if r.Desired == store.Run {
 			wanted[r.ID] = r.Node
 		}
 	}
-	fencing := map[string]bool{}
+	fencing := map[string]map[string]bool{}
 	for name, v := range w.views {
 		if !v.synced {
 			continue
@@ -124,7 +126,10 @@ func (m *Master) fence(ctx context.Context, w *world) map[string]bool {
 			if c.Spec.Labels["moat.replica"] == "" || wanted[id] == name {
 				continue
 			}
-			fencing[name] = true
+			if fencing[name] == nil {
+				fencing[name] = map[string]bool{}
+			}
+			fencing[name][c.Spec.Labels["moat.app"]] = true
 			if a := m.agent(name); a != nil {
 				a.do(id, "stop", func(ctx context.Context) error { return a.stopAndRemove(ctx, id) })
 			}
@@ -148,7 +153,7 @@ func (m *Master) fence(ctx context.Context, w *world) map[string]bool {
 
 // converge makes each reachable node run what the master wants there:
 // containers created for new replicas, exited ones started again.
-func (m *Master) converge(ctx context.Context, w *world, fencing map[string]bool) {
+func (m *Master) converge(ctx context.Context, w *world, fencing map[string]map[string]bool) {
 	apps := map[string]appState{}
 	for _, a := range w.apps {
 		apps[a.Name] = a
@@ -156,11 +161,11 @@ func (m *Master) converge(ctx context.Context, w *world, fencing map[string]bool
 	for _, r := range w.replicas {
 		v, ok := w.views[r.Node]
 		a := m.agent(r.Node)
-		if r.Desired != store.Run || !ok || !v.synced || a == nil || fencing[r.Node] || v.inflight[r.ID] {
+		if r.Desired != store.Run || !ok || !v.synced || a == nil || v.inflight[r.ID] {
 			continue
 		}
 		app, ok := apps[r.App]
-		if !ok {
+		if !ok || (app.spec.Singleton && fencing[r.Node][r.App]) {
 			continue
 		}
 		c, exists := v.containers[r.ID]

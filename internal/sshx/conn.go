@@ -208,8 +208,6 @@ func (c *Conn) watch(client *ssh.Client) error {
 	cfg := c.pool.cfg
 	closed := make(chan error, 1)
 	go func() { closed <- client.Wait() }()
-	tick := time.NewTicker(cfg.KeepaliveInterval)
-	defer tick.Stop()
 	var inflight chan struct{}
 	misses := 0
 	for {
@@ -218,7 +216,7 @@ func (c *Conn) watch(client *ssh.Client) error {
 			return c.ctx.Err()
 		case err := <-closed:
 			return fmt.Errorf("connection closed: %v", err)
-		case <-tick.C:
+		case <-c.pool.beat():
 		}
 		if inflight != nil {
 			select {

@@ -1,7 +1,6 @@
 package sshx
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -30,13 +29,17 @@ func (c *Conn) Open(ctx context.Context, command string) (net.Conn, error) {
 	}
 	sc := &sessionConn{sess: sess, node: c.target.Name, command: command}
 	if sc.w, err = sess.StdinPipe(); err == nil {
-		sc.r, err = sess.StdoutPipe()
+		if sc.r, err = sess.StdoutPipe(); err == nil {
+			// A pipe, read only when the gate has failed: Session.Stderr
+			// would cost a goroutine and a 32 KiB buffer per session, and
+			// the master holds thousands of sessions.
+			sc.stderr, err = sess.StderrPipe()
+		}
 	}
 	if err != nil {
 		sess.Close()
 		return nil, err
 	}
-	sess.Stderr = &sc.stderr
 	if err := sess.Start(command); err != nil {
 		sess.Close()
 		return nil, fmt.Errorf("node %s: start %s: %w", c.target.Name, command, err)
@@ -90,7 +93,7 @@ type sessionConn struct {
 	command string
 	r       io.Reader
 	w       io.WriteCloser
-	stderr  lockedBuffer
+	stderr  io.Reader
 	once    sync.Once
 
 	waitOnce sync.Once
@@ -131,9 +134,21 @@ func (s *sessionConn) Close() error {
 	return nil
 }
 
-// gateSays returns what the gate wrote on stderr, if anything.
+// gateSays returns what the gate wrote on stderr, if anything. It is
+// called once the session's output has ended, when the gate's one-line
+// message (it writes nothing else there) has arrived.
 func (s *sessionConn) gateSays() string {
-	msg := strings.TrimSpace(s.stderr.String())
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(s.stderr, 4096))
+		got <- b
+	}()
+	var msg string
+	select {
+	case b := <-got:
+		msg = strings.TrimSpace(string(b))
+	case <-time.After(time.Second):
+	}
 	if msg == "" {
 		return ""
 	}
@@ -150,23 +165,3 @@ type sshAddr string
 
 func (a sshAddr) Network() string { return "ssh" }
 func (a sshAddr) String() string  { return string(a) }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 4096 {
-		return len(p), nil // a gate message is one line; do not let it grow
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}

@@ -33,27 +33,34 @@ type Master struct {
 // to `moat master` (e.g. "--lease-ttl", "2s").
 func (c *Cluster) StartMaster(args ...string) *Master {
 	c.t.Helper()
-	dir := filepath.Join(filepath.Dir(c.MasterKeyPath), "master")
+	return StartMaster(c.t, c.MasterKeyPath, args...)
+}
+
+// StartMaster initialises a master holding the key at keyPath (and
+// keyPath.pub) in a temporary directory and starts it.
+func StartMaster(t testing.TB, keyPath string, args ...string) *Master {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "master")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	for _, f := range []string{"", ".pub"} {
-		b, err := os.ReadFile(c.MasterKeyPath + f)
+		b, err := os.ReadFile(keyPath + f)
 		if err != nil {
-			c.t.Fatal(err)
+			t.Fatal(err)
 		}
 		os.WriteFile(filepath.Join(dir, "master_ed25519"+f), b, 0o600)
 	}
-	if out, err := exec.Command(Moat(c.t), "init", "--dir", dir).CombinedOutput(); err != nil {
-		c.t.Fatalf("moat init: %v\n%s", err, out)
+	if out, err := exec.Command(Moat(t), "init", "--dir", dir).CombinedOutput(); err != nil {
+		t.Fatalf("moat init: %v\n%s", err, out)
 	}
-	m := &Master{t: c.t, Dir: dir, Socket: filepath.Join(dir, "master.sock"), args: args, logs: &lockedBuffer{}}
+	m := &Master{t: t, Dir: dir, Socket: filepath.Join(dir, "master.sock"), args: args, logs: &lockedBuffer{}}
 	m.Client = masterapi.UnixClient(m.Socket)
 	stop := onInterrupt(func() { m.Kill9() })
-	c.t.Cleanup(func() {
+	t.Cleanup(func() {
 		stop()
-		if c.t.Failed() {
-			c.t.Logf("master log:\n%s", tail(m.logs.String(), 150))
+		if t.Failed() {
+			t.Logf("master log:\n%s", tail(m.logs.String(), 150))
 		}
 		m.Kill9()
 	})

@@ -29,6 +29,7 @@ func (d *DB) PutNode(ctx context.Context, n inventory.Node) error {
 		ON CONFLICT(name) DO UPDATE SET addr=excluded.addr, user=excluded.user, host_key=excluded.host_key,
 			labels=excluded.labels, operator=excluded.operator, info=excluded.info, enrolled=excluded.enrolled`,
 		n.Name, n.Addr, n.User, n.HostKey, labels, op, info, n.Enrolled.UTC().Format(time.RFC3339Nano))
+	d.nodesChanged()
 	return err
 }
 
@@ -36,6 +37,7 @@ func (d *DB) PutNode(ctx context.Context, n inventory.Node) error {
 func (d *DB) SetNodeInfo(ctx context.Context, name string, info nodeapi.NodeInfo) error {
 	b, _ := json.Marshal(info)
 	_, err := d.db.ExecContext(ctx, `UPDATE nodes SET info = ? WHERE name = ?`, b, name)
+	d.nodesChanged()
 	return err
 }
 
@@ -43,6 +45,7 @@ func (d *DB) SetNodeInfo(ctx context.Context, name string, info nodeapi.NodeInfo
 // moves its replicas off.
 func (d *DB) SetCordon(ctx context.Context, name string, cordoned, draining bool) error {
 	res, err := d.db.ExecContext(ctx, `UPDATE nodes SET cordoned = ?, draining = ? WHERE name = ?`, cordoned, draining, name)
+	d.nodesChanged()
 	if err != nil {
 		return err
 	}
@@ -54,6 +57,7 @@ func (d *DB) SetCordon(ctx context.Context, name string, cordoned, draining bool
 
 // DeleteNode forgets a node and the replicas the master placed on it.
 func (d *DB) DeleteNode(ctx context.Context, name string) error {
+	defer d.nodesChanged()
 	return d.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM nodes WHERE name = ?`, name)
 		if err != nil {
@@ -67,14 +71,44 @@ func (d *DB) DeleteNode(ctx context.Context, name string) error {
 	})
 }
 
-// Nodes returns every node, by name.
+// Nodes returns every node, by name. The reconciler asks several times a
+// second and nodes rarely change, so the answer is kept until a write to
+// nodes; callers must not modify what it returns.
 func (d *DB) Nodes(ctx context.Context) ([]Node, error) {
+	d.nodesMu.Lock()
+	cached, gen := d.nodes, d.nodesGen
+	d.nodesMu.Unlock()
+	if cached != nil {
+		return cached, nil
+	}
+	out, err := d.readNodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.nodesMu.Lock()
+	if d.nodesGen == gen {
+		d.nodes = out
+	}
+	d.nodesMu.Unlock()
+	return out, nil
+}
+
+// nodesChanged drops the cached node list; a read under way when it is
+// called does not store what it read.
+func (d *DB) nodesChanged() {
+	d.nodesMu.Lock()
+	d.nodes = nil
+	d.nodesGen++
+	d.nodesMu.Unlock()
+}
+
+func (d *DB) readNodes(ctx context.Context) ([]Node, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT name, addr, user, host_key, labels, operator, info, cordoned, draining, enrolled FROM nodes ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Node
+	out := []Node{}
 	for rows.Next() {
 		n, err := scanNode(rows)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
@@ -19,6 +20,10 @@ import (
 // DB is the master's database.
 type DB struct {
 	db *sql.DB
+
+	nodesMu  sync.Mutex
+	nodes    []Node // cached Nodes answer; nil when stale
+	nodesGen int
 }
 
 // migrations, in order; each runs once, in a transaction, and is recorded

@@ -9,6 +9,7 @@ import (
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/inventory"
+	"github.com/moatcloud/moat/internal/nodeapi"
 )
 
 func openTest(t *testing.T) (*DB, string) {
@@ -138,5 +139,42 @@ func TestNodes(t *testing.T) {
 	db.Audit(ctx, "root", "node rm", "n1")
 	if log, _ := db.AuditLog(ctx, 10); len(log) != 1 || log[0].Action != "node rm" {
 		t.Errorf("audit log %v", log)
+	}
+}
+
+// Nodes is cached; every write to nodes must show in the next answer.
+func TestNodesCacheFollowsWrites(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	list := func() []Node {
+		t.Helper()
+		ns, err := db.Nodes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ns
+	}
+	if ns := list(); len(ns) != 0 {
+		t.Fatalf("empty store lists %v", ns)
+	}
+	db.PutNode(ctx, inventory.Node{Name: "n1", Addr: "10.0.0.1:22", User: "root", HostKey: "k"})
+	if ns := list(); len(ns) != 1 || ns[0].Addr != "10.0.0.1:22" {
+		t.Fatalf("after put: %+v", ns)
+	}
+	db.PutNode(ctx, inventory.Node{Name: "n1", Addr: "10.0.0.9:22", User: "root", HostKey: "k"})
+	if ns := list(); ns[0].Addr != "10.0.0.9:22" {
+		t.Errorf("after re-put: %+v", ns[0])
+	}
+	db.SetCordon(ctx, "n1", true, false)
+	if ns := list(); !ns[0].Cordoned {
+		t.Errorf("after cordon: %+v", ns[0])
+	}
+	db.SetNodeInfo(ctx, "n1", nodeapi.NodeInfo{CPUs: 4})
+	if ns := list(); ns[0].Info.CPUs != 4 {
+		t.Errorf("after info: %+v", ns[0].Info)
+	}
+	db.DeleteNode(ctx, "n1")
+	if ns := list(); len(ns) != 0 {
+		t.Errorf("after delete: %+v", ns)
 	}
 }
