@@ -84,7 +84,11 @@ func (m *Master) rolloutInput(w *world, a appState, mine []store.Replica) (rollo
 	u := a.spec.Update
 	in := rollout.Input{
 		Desired: a.spec.Replicas, Strategy: u.Strategy, MaxSurge: u.MaxSurge, MaxUnavailable: u.MaxUnavailable,
-		Canary: u.Canary, Promoted: a.rev.Status == statusPromoted, Singleton: a.spec.Singleton,
+		Canary: u.Canary, Singleton: a.spec.Singleton,
+		// Only a revision still rolling out waits at its canaries; once
+		// deployed (or promoted) it is whole, and a later drain or
+		// failover must not cut it back to them.
+		Promoted: a.rev.Status != store.StatusProgressing && a.rev.Status != store.StatusCanary,
 	}
 	var failing string
 	for _, r := range mine {
@@ -118,8 +122,11 @@ func (m *Master) place(ctx context.Context, w *world, a appState, mine []store.R
 		Resources: sched.Resources{MilliCPU: a.spec.Resources.MilliCPU, MemoryBytes: a.spec.Resources.MemoryBytes},
 		Existing:  map[string]int{},
 	}
+	// Spread counts replicas of the target template only: the old ones
+	// are leaving, and counting them would pile the new ones onto
+	// whichever node happened to lose its old replica first.
 	for _, r := range mine {
-		if r.Desired == store.Run {
+		if r.Desired == store.Run && r.Template == a.rev.Template {
 			req.Existing[r.Node]++
 		}
 	}

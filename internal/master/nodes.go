@@ -2,17 +2,20 @@ package master
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/inventory"
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/spec"
 	"github.com/moatcloud/moat/internal/sshx"
 	"github.com/moatcloud/moat/internal/wire"
 )
@@ -108,6 +111,9 @@ func (m *Master) handleAppDial(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errs.Invalid("query port", "%q is not a port", r.URL.Query().Get("port"))
 	}
+	if err := m.checkAppPort(r.Context(), r.PathValue("app"), port); err != nil {
+		return err
+	}
 	reps, err := m.Replicas(r.Context(), r.PathValue("app"))
 	if err != nil {
 		return err
@@ -123,6 +129,37 @@ func (m *Master) handleAppDial(w http.ResponseWriter, r *http.Request) error {
 	}
 	rep := ready[rand.IntN(len(ready))]
 	return m.splice(w, r, rep.Node, rep.ID, port)
+}
+
+// checkAppPort refuses, before anything is dialled, a port the app's
+// current revision does not declare (the node's gate would refuse it too,
+// but only once the connection is up, with less to say).
+func (m *Master) checkAppPort(ctx context.Context, app string, port int) error {
+	a, err := m.db.GetApp(ctx, app)
+	if err != nil {
+		return err
+	}
+	rev, err := m.db.GetRevision(ctx, app, a.Revision)
+	if err != nil {
+		return err
+	}
+	var sp spec.App
+	if err := json.Unmarshal(rev.Spec, &sp); err != nil {
+		return err
+	}
+	var declared []string
+	for _, p := range sp.Ports {
+		if p.Port == port && p.Protocol != spec.ProtoUDP {
+			return nil
+		}
+		if p.Protocol != spec.ProtoUDP {
+			declared = append(declared, strconv.Itoa(p.Port))
+		}
+	}
+	if len(declared) == 0 {
+		return errs.Invalid("port", "app %q declares no TCP port", app)
+	}
+	return errs.Invalid("port", "app %q does not declare port %d (it declares %s)", app, port, strings.Join(declared, ", "))
 }
 
 // splice upgrades the client's connection and pipes it to the port.

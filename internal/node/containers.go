@@ -32,6 +32,9 @@ type container struct {
 	changed chan struct{} // closed and replaced on every state change
 
 	healthCancel context.CancelFunc // ends the current run's health checks
+	// unhealthy says why the node is stopping the current run: its health
+	// check failed. The run then counts as failed whatever its exit code.
+	unhealthy string
 }
 
 // changedChan returns a channel closed at the next state change. c.mu held.

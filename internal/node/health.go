@@ -62,6 +62,7 @@ func (d *Daemon) recordHealth(c *container, shim *runtime.ShimProcess, r health.
 		return
 	}
 	d.log.Warn("container unhealthy; stopping it", "container", c.rec.ID, "output", r.Output)
+	c.unhealthy = r.Output
 	grace := orDuration(c.rec.Spec.StopTimeout, defaultStopTimeout)
 	go d.kill(d.ctx, c.rec.ID, c.runDone, grace)
 }

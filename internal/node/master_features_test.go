@@ -26,12 +26,13 @@ func TestHealthChecks(t *testing.T) {
 	waitContainer(t, n, healthy.ID, "healthy", func(c nodeapi.Container) bool { return c.Health == nodeapi.HealthHealthy })
 
 	// Nothing listens on 9999: unhealthy, so the node stops it and the
-	// restart policy brings it back.
-	sick := run(t, n, nodeapi.ContainerSpec{Name: "sick", Cmd: []string{"serve", ":8080"}, Restart: nodeapi.RestartPolicy{Policy: "always"},
+	// restart policy brings it back — on-failure too, though the probe
+	// exits 0 on SIGTERM: a run ended for being unhealthy failed.
+	sick := run(t, n, nodeapi.ContainerSpec{Name: "sick", Cmd: []string{"serve", ":8080"}, Restart: nodeapi.RestartPolicy{Policy: "on-failure"},
 		Health: &nodeapi.HealthCheck{Port: 9999, Interval: nodeapi.Duration(50 * time.Millisecond), Timeout: nodeapi.Duration(40 * time.Millisecond), Retries: 2}})
 	c := waitContainer(t, n, sick.ID, "restarted after being unhealthy", func(c nodeapi.Container) bool { return c.Restarts >= 1 })
-	if c.ExitCode == nil || (*c.ExitCode == 0 && c.Signal == "") {
-		t.Errorf("the unhealthy run ended with %v %q; want stopped", c.ExitCode, c.Signal)
+	if !strings.Contains(c.Error, "unhealthy: connect 127.0.0.1:9999") {
+		t.Errorf("the unhealthy run ended with error %q; want it to say the node stopped it as unhealthy, and why", c.Error)
 	}
 }
 

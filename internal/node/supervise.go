@@ -85,6 +85,12 @@ func (d *Daemon) watch(c *container, shim *runtime.ShimProcess, done chan struct
 	if !ok {
 		exit = d.lostRun(c, "the shim exited without recording the container's exit")
 	}
+	if c.unhealthy != "" && exit.Error == "" {
+		// A clean exit on the node's SIGTERM is still a failed run: the
+		// restart policy (on-failure too) brings it back, with backoff.
+		exit.Error = "stopped by the node: unhealthy: " + c.unhealthy
+	}
+	c.unhealthy = ""
 	d.recordExit(c, exit)
 }
 

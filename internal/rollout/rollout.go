@@ -74,7 +74,9 @@ func Plan(in Input) Step {
 	}
 	switch in.Strategy {
 	case Canary:
-		if !in.Promoted && in.Canary < in.Desired {
+		// Canaries are compared with the old replicas: with none (a first
+		// deploy, a scale) there is nothing to wait for.
+		if !in.Promoted && in.Canary < in.Desired && len(old) > 0 {
 			return planCanary(in, cur, old)
 		}
 	case BlueGreen:

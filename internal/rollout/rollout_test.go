@@ -61,6 +61,8 @@ func TestPlan(t *testing.T) {
 
 		{"canary: starts the canaries beside the old", Input{Desired: 4, Strategy: Canary, Canary: 1, Replicas: reps("o:ready", "o:ready", "o:ready", "o:ready")}, Step{Start: 1, Phase: Progressing}},
 		{"canary: waits for promotion", Input{Desired: 4, Strategy: Canary, Canary: 1, Replicas: reps("o:ready", "o:ready", "o:ready", "o:ready", "c:ready")}, Step{Phase: Waiting}},
+		{"canary: a first deploy has nothing to compare with", Input{Desired: 3, Strategy: Canary, Canary: 1, Replicas: reps()}, Step{Start: 3, Phase: Progressing}},
+		{"canary: a scale of a whole revision keeps every replica", Input{Desired: 3, Strategy: Canary, Canary: 1, Replicas: reps("c:ready", "c:ready")}, Step{Start: 1, Phase: Progressing}},
 		{"canary: promoted rolls on", Input{Desired: 2, Strategy: Canary, Canary: 1, Promoted: true, MaxSurge: 1, Replicas: reps("o:ready", "o:ready", "c:ready")}, Step{Stop: []string{"r0"}, Phase: Progressing}},
 
 		{"blue-green: the whole new set starts", Input{Desired: 2, Strategy: BlueGreen, Replicas: reps("o:ready", "o:ready")}, Step{Start: 2, Phase: Progressing}},

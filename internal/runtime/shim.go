@@ -55,7 +55,7 @@ type ExitStatus struct {
 	Code      int       `json:"code"`
 	Signal    string    `json:"signal,omitempty"`
 	OOMKilled bool      `json:"oomKilled,omitempty"`
-	Error     string    `json:"error,omitempty"` // set when the container never started
+	Error     string    `json:"error,omitempty"` // why it never started, or why the node ended it
 	Started   time.Time `json:"started,omitzero"`
 	Finished  time.Time `json:"finished"`
 }

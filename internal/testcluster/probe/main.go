@@ -80,6 +80,15 @@ func serve(addr string) {
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "probe %s\n", host)
 	})
+	// As a real server does: without a handler, SIGTERM to pid 1 is
+	// ignored and every stop would wait out its grace period.
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	go func() {
+		<-term
+		fmt.Println("terminated")
+		os.Exit(0)
+	}()
 	fmt.Println("serving on", addr)
 	if err := http.ListenAndServe(addr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, err)
