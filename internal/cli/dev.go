@@ -128,14 +128,18 @@ func (a *app) devUp(ctx context.Context, dir string, nodes int) error {
 	return ls.RunE(ls, nil)
 }
 
-// ensureMaster returns a client of the running master, or makes the
-// master's state and starts one, detached, logging into dir.
+// ensureMaster returns a client of the running master, or makes a master
+// of the local cluster's own — state in dir/master, so that dev down leaves
+// nothing of it behind and the next dev up starts clean — and starts it,
+// detached, logging into dir.
 func (a *app) ensureMaster(ctx context.Context, dir, exe string) (*masterapi.Client, error) {
 	c := a.masterClient()
 	if c.Ping(ctx) == nil {
+		fmt.Fprintln(a.stderr, "using the running master")
 		return c, nil
 	}
-	if _, _, err := master.Init(ctx, masterDir()); err != nil {
+	state := filepath.Join(dir, "master")
+	if _, _, err := master.Init(ctx, state); err != nil {
 		return nil, err
 	}
 	logf, err := os.OpenFile(filepath.Join(dir, "master.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
@@ -143,7 +147,7 @@ func (a *app) ensureMaster(ctx context.Context, dir, exe string) (*masterapi.Cli
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(exe, "master")
+	cmd := exec.Command(exe, "master", "--dir", state)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -151,7 +155,7 @@ func (a *app) ensureMaster(ctx context.Context, dir, exe string) (*masterapi.Cli
 	}
 	os.WriteFile(filepath.Join(dir, "master.pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
 	cmd.Process.Release()
-	fmt.Fprintf(a.stderr, "started a master (log: %s)\n", logf.Name())
+	fmt.Fprintf(a.stderr, "started a master (state: %s, log: %s)\n", state, logf.Name())
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		if c.Ping(ctx) == nil {
 			return c, nil
@@ -234,9 +238,33 @@ func stopDevMaster(a *app, dir string) {
 	if err != nil {
 		return
 	}
-	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && syscall.Kill(pid, syscall.SIGTERM) == nil {
-		fmt.Fprintln(a.stderr, "stopped the master dev up started")
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return
 	}
+	// The pid may have been reused since: only a moat master is stopped.
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if !bytes.Contains(cmdline, []byte("\x00master\x00")) || syscall.Kill(pid, syscall.SIGTERM) != nil {
+		return
+	}
+	// Wait for it to go, so its state can be removed and a new one start.
+	for start := time.Now(); running(pid) && time.Since(start) < 15*time.Second; time.Sleep(20 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	fmt.Fprintln(a.stderr, "stopped the master dev up started")
+}
+
+// running says whether a process is alive: a zombie (whose parent, here
+// init, has not reaped it yet) is not.
+func running(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i > 0 && len(stat) > i+2 && stat[i+2] != 'Z'
 }
 
 func (a *app) devPowerCommand(dir *string, verb, short string) *cobra.Command {
