@@ -81,6 +81,10 @@ func (a *app) devUp(ctx context.Context, dir string, nodes int) error {
 	if err != nil {
 		return err
 	}
+	signers, err := devSigner(dir)
+	if err != nil {
+		return err
+	}
 	opKey, err := sshx.LoadOrGenerateKey(filepath.Join(dir, "operator_ed25519"), "moat-dev-operator")
 	if err != nil {
 		return err
@@ -108,6 +112,7 @@ func (a *app) devUp(ctx context.Context, dir string, nodes int) error {
 			node, err := enroll.Add(ctx, enroll.Options{
 				Access: inventory.Access{Dest: n.Name, SSHConfig: sshConfig}, Name: n.Name,
 				Labels: map[string]string{"provider": "local"}, MasterKey: masterKey,
+				RequireSigned: true, AllowedSigners: signers,
 			})
 			if err == nil {
 				err = c.RegisterNode(ctx, node)
@@ -165,6 +170,17 @@ func (a *app) ensureMaster(ctx context.Context, dir, exe string) (*masterapi.Cli
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// devSigner makes the local cluster's image signing key (as an operator
+// keeps one on a workstation) and the allowed signers file the nodes get.
+func devSigner(dir string) ([]byte, error) {
+	key, err := sshx.LoadOrGenerateKey(filepath.Join(dir, "signer_ed25519"), "moat-dev-signer")
+	if err != nil {
+		return nil, err
+	}
+	signers := []byte("dev@moat " + sshx.AuthorizedKey(key.PublicKey()) + "\n")
+	return signers, os.WriteFile(filepath.Join(dir, "allowed_signers"), signers, 0o644)
 }
 
 // writeDevSSHConfig writes an ssh config and known_hosts for the nodes, so

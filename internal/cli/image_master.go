@@ -5,6 +5,7 @@ import (
 	"io"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,9 +43,10 @@ func (a *app) printImages(imgs []nodeapi.Image) error {
 	if a.json {
 		return printJSON(a.stdout, imgs)
 	}
-	rows := [][]string{{"NAME", "DIGEST", "SIZE", "LAYERS", "IMPORTED"}}
+	rows := [][]string{{"NAME", "DIGEST", "SIZE", "LAYERS", "SIGNED BY", "IMPORTED"}}
 	for _, img := range imgs {
-		rows = append(rows, []string{orDash(img.Name), shortDigest(img.Digest), quantity.FormatBytes(img.Size), strconv.Itoa(img.Layers), ago(img.Imported, time.Now())})
+		rows = append(rows, []string{orDash(img.Name), shortDigest(img.Digest), quantity.FormatBytes(img.Size), strconv.Itoa(img.Layers),
+			signers(img.Signers), ago(img.Imported, time.Now())})
 	}
 	return table(a.stdout, rows)
 }
@@ -79,4 +81,19 @@ func (a *app) imageRmCommand() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// signers shows key fingerprints short: SHA256:abcdefgh…, comma-separated.
+func signers(fps []string) string {
+	if len(fps) == 0 {
+		return "-"
+	}
+	out := make([]string, len(fps))
+	for i, fp := range fps {
+		if len(fp) > 15 {
+			fp = fp[:15] + "…"
+		}
+		out[i] = fp
+	}
+	return strings.Join(out, ",")
 }

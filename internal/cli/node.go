@@ -58,5 +58,8 @@ re-adopts them.`,
 	f.StringVar(&maxLayer, "max-layer-size", "8Gi", "largest unpacked layer accepted")
 	f.StringVar(&configFile, "config", "/etc/moat/node.conf", "settings file: one flag=value per line; flags given on the command line win")
 	f.StringSliceVar(&cfg.AllowBind, "allow-bind", nil, "host directory containers may bind-mount from (repeatable; default ROOT/volumes)")
+	f.BoolVar(&cfg.RequireSigned, "require-signed", true, "run only images signed by a key in the allowed signers file")
+	f.StringVar(&cfg.AllowedSigners, "allowed-signers", node.DefaultAllowedSigners, "who may sign images this node runs (OpenSSH allowed_signers format)")
+	f.StringVar(&cfg.RevokedSigners, "revoked-signers", node.DefaultRevokedSigners, "public keys whose signatures no longer count, one per line")
 	return cmd
 }

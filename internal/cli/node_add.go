@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,8 @@ func masterDir() string { return envOr("MOAT_MASTER_DIR", inventory.DefaultDir) 
 func (a *app) nodeAddCommand() *cobra.Command {
 	var opts enroll.Options
 	var labels, sshOpts []string
+	var signersFile string
+	var allowUnsigned bool
 	cmd := &cobra.Command{
 		Use:   "add [flags] USER@HOST",
 		Short: "Enrol a machine you can SSH into as a node",
@@ -35,8 +38,14 @@ verified), pins the master's key to "moat gate" in root's authorized_keys,
 starts the node daemon (a systemd unit, or detached without systemd),
 records the machine's host key, registers the node with the master and
 waits until the master reaches it through the gate. Running it again is
-safe.`,
-		Example: "  moat node add root@203.0.113.7\n  moat node add --label zone=fsn1 -i ~/.ssh/ops --jump admin@bastion root@10.0.0.5",
+safe.
+
+The node runs only images signed by a key in the allowed signers file you
+give (OpenSSH allowed_signers format; see moat image sign), installed as
+/etc/moat/allowed_signers through your own SSH access: the master's key
+cannot change it, so a compromised master cannot run code of its own.
+--allow-unsigned turns that off.`,
+		Example: "  moat node add --allowed-signers ~/.config/moat/allowed_signers root@203.0.113.7\n  moat node add --allowed-signers signers --label zone=fsn1 -i ~/.ssh/ops --jump admin@bastion root@10.0.0.5",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -54,6 +63,12 @@ safe.`,
 			}
 			for _, o := range sshOpts {
 				opts.ExtraSSH = append(opts.ExtraSSH, "-o", o)
+			}
+			opts.RequireSigned = !allowUnsigned
+			if signersFile != "" {
+				if opts.AllowedSigners, err = os.ReadFile(signersFile); err != nil {
+					return usageError{fmt.Errorf("--allowed-signers: %w", err)}
+				}
 			}
 			if !a.json {
 				opts.Log = func(step string) { fmt.Fprintln(a.stderr, "  "+step) }
@@ -83,6 +98,8 @@ safe.`,
 	f.StringVar(&opts.Address, "address", "", "HOST:PORT the master connects to (default: what ssh resolves)")
 	f.StringArrayVarP(&labels, "label", "l", nil, "node label K=V (repeatable)")
 	f.StringVar(&opts.Binary, "binary", "", "moat binary to install, e.g. one built for arm64 (default: this one)")
+	f.StringVar(&signersFile, "allowed-signers", os.Getenv("MOAT_ALLOWED_SIGNERS"), "who may sign images the node runs (OpenSSH allowed_signers file; default $MOAT_ALLOWED_SIGNERS)")
+	f.BoolVar(&allowUnsigned, "allow-unsigned", false, "let the node run unsigned images")
 	return cmd
 }
 

@@ -36,10 +36,14 @@ type Options struct {
 	Name      string   // node name; default the machine's short hostname
 	Address   string   // host:port the master connects to; default what ssh -G resolves
 	Labels    map[string]string
-	Binary    string                      // the moat binary to install; default this executable
-	MasterKey ssh.PublicKey               // pinned to the gate in root's authorized_keys
-	Progress  func(total int64) io.Writer // upload progress, may be nil
-	Log       func(step string)           // what enrolment does, for the operator; may be nil
+	Binary    string        // the moat binary to install; default this executable
+	MasterKey ssh.PublicKey // pinned to the gate in root's authorized_keys
+	// RequireSigned makes the node run only images signed by a key in
+	// AllowedSigners (OpenSSH allowed_signers text), installed with it.
+	RequireSigned  bool
+	AllowedSigners []byte
+	Progress       func(total int64) io.Writer // upload progress, may be nil
+	Log            func(step string)           // what enrolment does, for the operator; may be nil
 }
 
 var nodeNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -59,6 +63,9 @@ func Add(ctx context.Context, opts Options) (inventory.Node, error) {
 	log := opts.Log
 	if log == nil {
 		log = func(string) {}
+	}
+	if err := checkSigning(opts); err != nil {
+		return inventory.Node{}, err
 	}
 	r, err := newRemote(opts.Access, opts.ExtraSSH)
 	if err != nil {
@@ -94,7 +101,16 @@ func Add(ctx context.Context, opts Options) (inventory.Node, error) {
 		return inventory.Node{}, err
 	}
 	log("pinned the master's key to moat gate in " + AuthorizedKeys)
-	how, err := startDaemon(ctx, r, m.systemd, changed)
+	confChanged, err := installSigning(ctx, r, opts)
+	if err != nil {
+		return inventory.Node{}, err
+	}
+	if opts.RequireSigned {
+		log("the node runs only images signed by a key in " + AllowedSigners)
+	} else {
+		log("the node runs unsigned images (require-signed=false in " + NodeConf + ")")
+	}
+	how, err := startDaemon(ctx, r, m.systemd, changed || confChanged)
 	if err != nil {
 		return inventory.Node{}, err
 	}

@@ -38,7 +38,10 @@ func newOperator(t *testing.T, c *testcluster.Cluster) *operator {
 	fmt.Fprintf(&cfg, "Host *\n  User root\n  IdentityFile %s\n  IdentitiesOnly yes\n  UserKnownHostsFile %s\n  StrictHostKeyChecking yes\n", c.OperatorKeyPath, o.known)
 	os.WriteFile(o.known, known.Bytes(), 0o600)
 	os.WriteFile(o.sshConfig, cfg.Bytes(), 0o600)
-	o.env = append(os.Environ(), "MOAT_MASTER_SOCKET="+o.m.Socket, "SSH_AUTH_SOCK=")
+	// The operator's signing policy, as node add installs it by default.
+	signers := filepath.Join(dir, "allowed_signers")
+	os.WriteFile(signers, []byte(testcluster.AllowedSigners(t)), 0o644)
+	o.env = append(os.Environ(), "MOAT_MASTER_SOCKET="+o.m.Socket, "SSH_AUTH_SOCK=", "MOAT_ALLOWED_SIGNERS="+signers)
 	return o
 }
 
@@ -95,6 +98,20 @@ func TestAddAuditRemove(t *testing.T) {
 	}
 	if _, ok := nodeFile(t, c, "n1", "usr-local-bin/moat"); !ok {
 		t.Error("no /usr/local/bin/moat on the node")
+	}
+	if signers, _ := nodeFile(t, c, "n1", "etc-moat/allowed_signers"); signers != testcluster.AllowedSigners(t) {
+		t.Errorf("allowed_signers on the node:\n%s", signers)
+	}
+	if conf, _ := nodeFile(t, c, "n1", "etc-moat/node.conf"); !strings.Contains(conf, "require-signed=true\n") || !strings.Contains(conf, "cgroup-parent=") {
+		t.Errorf("node.conf after enrolment (require-signed set, other settings kept):\n%s", conf)
+	}
+	if n, _ := o.m.Client.Nodes(context.Background()); len(n) != 1 || !n[0].Info.RequireSigned || len(n[0].Info.Signers) != 1 || !strings.HasPrefix(n[0].Info.Signers[0], "ops@test SHA256:") {
+		t.Errorf("the node does not report its signing policy: %+v", n)
+	}
+	// Without a signers file a node would run nothing: refused, unless
+	// unsigned images are allowed on purpose.
+	if _, errOut, code := o.moat("node", "add", "-F", o.sshConfig, "--allowed-signers", "", "n1"); code == 0 || !strings.Contains(errOut, "--allowed-signers FILE") {
+		t.Errorf("node add without allowed signers: exit %d\n%s", code, errOut)
 	}
 	// Again: safe, and nothing uploaded twice.
 	_, steps := o.mustMoat("node", "add", "-F", o.sshConfig, "n1")

@@ -69,3 +69,35 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+func TestSetting(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", "require-signed=true\n"},
+		{"cgroup-parent=moat-x\n", "cgroup-parent=moat-x\nrequire-signed=true\n"},
+		{"require-signed=false\n# note\nroot=/srv/moat\n", "require-signed=true\n# note\nroot=/srv/moat\n"},
+		{"require-signed = false\nrequire-signed=false", "require-signed=true\n"},
+	} {
+		if got := setting(tc.in, "require-signed", "true"); got != tc.want {
+			t.Errorf("setting(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestCheckSigning(t *testing.T) {
+	key := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFz9kCz1Gd2hgTDBxsk6pEIkbkeVF3aVn7IYO1f6VXBc"
+	for _, tc := range []struct {
+		opts Options
+		want string // "" = fine
+	}{
+		{Options{RequireSigned: false}, ""},
+		{Options{RequireSigned: true, AllowedSigners: []byte("ops " + key + "\n")}, ""},
+		{Options{RequireSigned: true}, "--allowed-signers FILE"},
+		{Options{RequireSigned: true, AllowedSigners: []byte("# nobody\n")}, "lists no signer"},
+		{Options{RequireSigned: true, AllowedSigners: []byte("ops nonsense\n")}, "line 1"},
+	} {
+		err := checkSigning(tc.opts)
+		if (tc.want == "") != (err == nil) || (err != nil && (!strings.Contains(err.Error(), tc.want) || !errors.Is(err, errs.ErrInvalid))) {
+			t.Errorf("%+v: %v, want %q", tc.opts, err, tc.want)
+		}
+	}
+}

@@ -107,6 +107,7 @@ func runProbe(t *testing.T, c *testcluster.Cluster, node string) {
 	if _, err := api.ImportImage(ctx, f, ""); err != nil {
 		t.Fatal(err)
 	}
+	testcluster.SignNodeImage(t, api, "probe:1")
 	spec := nodeapi.ContainerSpec{Name: "web", Image: "probe:1", Cmd: []string{"serve", ":8080"}, Ports: []nodeapi.Port{{Name: "http", Port: 8080}}}
 	if _, err := api.CreateContainer(ctx, spec, true); err != nil {
 		t.Fatal(err)

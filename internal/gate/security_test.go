@@ -199,6 +199,19 @@ func TestSFTPAndSCPConfined(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(n.Dir, "tmp", marker)); err == nil {
 		t.Error("an upload escaped to the node's /tmp")
 	}
+	// The signing policy is the operator's: the master's key cannot
+	// replace it, whatever path it tries.
+	policy := filepath.Join(n.Dir, "etc-moat", "allowed_signers")
+	before, _ := os.ReadFile(policy)
+	evil := filepath.Join(dir, "evil_signers")
+	os.WriteFile(evil, []byte("evil ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFz9kCz1Gd2hgTDBxsk6pEIkbkeVF3aVn7IYO1f6VXBc\n"), 0o600)
+	for _, dst := range []string{"/etc/moat/allowed_signers", "../../../../etc/moat/allowed_signers", "etc-link/moat/allowed_signers"} {
+		a.sftp("put " + evil + " " + dst)
+	}
+	a.run("", "scp", append(a.opts(), evil, "root@"+a.addr+":/etc/moat/allowed_signers")...)
+	if after, _ := os.ReadFile(policy); string(after) != string(before) || len(before) == 0 {
+		t.Errorf("the node's allowed signers changed through the master's key:\n%s", after)
+	}
 	if _, _, code := a.run("", "scp", append(a.opts(), "root@"+a.addr+":/etc/shadow", filepath.Join(dir, "s"))...); code == 0 {
 		t.Error("scp fetched /etc/shadow")
 	}

@@ -99,3 +99,17 @@ func (img Image) Blobs() []digest.Digest {
 	}
 	return out
 }
+
+// ManifestBlobs lists the blobs a manifest names (config and layers), or
+// nothing if it is not a valid manifest.
+func ManifestBlobs(b []byte) []digest.Digest {
+	m, err := parseManifest(b)
+	if err != nil {
+		return nil
+	}
+	out := []digest.Digest{m.Config.Digest}
+	for _, l := range m.Layers {
+		out = append(out, l.Digest)
+	}
+	return out
+}

@@ -90,4 +90,5 @@ func (s *Store) deleteUnshared(gone indexEntry, remaining []indexEntry) {
 			os.Remove(s.BlobPath(d))
 		}
 	}
+	s.removeSignatures(gone.Digest)
 }

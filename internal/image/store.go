@@ -52,6 +52,7 @@ type Image struct {
 	Layers       []Layer       `json:"layers"`
 	Size         int64         `json:"size"` // sum of blob sizes
 	Imported     time.Time     `json:"imported"`
+	Signers      []string      `json:"signers,omitempty"` // fingerprints of the keys that signed it
 }
 
 // Layer is one layer of an image.
@@ -240,6 +241,7 @@ func (s *Store) load(e indexEntry) (Image, error) {
 	}
 	img.Name, img.Digest, img.Imported = e.Name, e.Digest, e.Imported
 	img.Size += int64(len(mb))
+	img.Signers = s.Signers(e.Digest)
 	return img, nil
 }
 
@@ -257,4 +259,21 @@ func writeFileAtomic(path string, b []byte) error {
 
 func (s *Store) layerOptions() layer.Options {
 	return layer.Options{MaxBytes: s.opts.MaxLayerBytes}
+}
+
+// DiskUsage is the space the store takes: blobs, unpacked layers and
+// signatures (what image GC can give back).
+func (s *Store) DiskUsage() int64 {
+	var total int64
+	for _, d := range []string{"blobs", "layers", "signatures"} {
+		filepath.WalkDir(filepath.Join(s.root, d), func(_ string, e fs.DirEntry, err error) error {
+			if err == nil && e.Type().IsRegular() {
+				if info, err := e.Info(); err == nil {
+					total += info.Size()
+				}
+			}
+			return nil
+		})
+	}
+	return total
 }

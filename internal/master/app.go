@@ -3,10 +3,14 @@ package master
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/moatcloud/moat/internal/master/store"
+	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/rollout"
 	"github.com/moatcloud/moat/internal/sched"
 	"github.com/moatcloud/moat/internal/sshx"
@@ -130,7 +134,7 @@ func (m *Master) place(ctx context.Context, w *world, a appState, mine []store.R
 			req.Existing[r.Node]++
 		}
 	}
-	res := sched.Place(m.schedNodes(w), req)
+	res := sched.Place(m.schedNodes(w, m.images.Signers(digest.Digest(a.rev.Image))), req)
 	for _, node := range res.Nodes {
 		r := store.Replica{ID: newReplicaID(a.Name), App: a.Name, Revision: a.Revision, Template: a.rev.Template, Node: node, Desired: store.Run, Created: w.now}
 		if err := m.db.AddReplica(ctx, r); err != nil {
@@ -145,8 +149,9 @@ func (m *Master) place(ctx context.Context, w *world, a appState, mine []store.R
 }
 
 // schedNodes is the scheduler's view: capacity from what each node
-// reported, allocation from the replicas the master placed there.
-func (m *Master) schedNodes(w *world) []sched.Node {
+// reported, allocation from the replicas the master placed there, and
+// whether the node accepts an image signed by imageSigners.
+func (m *Master) schedNodes(w *world, imageSigners []string) []sched.Node {
 	alloc := map[string]sched.Resources{}
 	specs := map[string]appState{}
 	for _, a := range w.apps {
@@ -166,8 +171,9 @@ func (m *Master) schedNodes(w *world) []sched.Node {
 		out = append(out, sched.Node{
 			Name: name, Labels: n.Labels, Allocated: alloc[name],
 			Capacity: sched.Resources{MilliCPU: int64(n.Info.CPUs) * 1000, MemoryBytes: n.Info.MemoryBytes},
-			Cordoned: n.Cordoned || n.Draining,
-			Down:     !ok || !v.synced,
+			Cordoned:     n.Cordoned || n.Draining,
+			Down:         !ok || !v.synced,
+			RefusesImage: !accepts(n.Info, imageSigners),
 		})
 	}
 	return out
@@ -267,4 +273,19 @@ func (m *Master) describeFailure(ctx context.Context, w *world, id string) strin
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// accepts says whether a node runs an image signed by these keys, as far
+// as the master can tell from what the node reported (the node decides).
+func accepts(info nodeapi.NodeInfo, imageSigners []string) bool {
+	if !info.RequireSigned {
+		return true
+	}
+	for _, s := range info.Signers {
+		f := strings.Fields(s)
+		if len(f) > 0 && slices.Contains(imageSigners, f[len(f)-1]) {
+			return true
+		}
+	}
+	return false
 }

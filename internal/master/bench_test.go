@@ -30,6 +30,7 @@ func benchEnv(b *testing.B, nodes int) *env {
 	if _, err := m.Client.ImportImage(context.Background(), f, ""); err != nil {
 		b.Fatal(err)
 	}
+	testcluster.SignImage(b, m.Client, "probe:1")
 	return &env{t: &testing.T{}, c: c, m: m}
 }
 

@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/image"
 	"github.com/moatcloud/moat/internal/master/store"
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/spec"
@@ -30,6 +34,9 @@ func (m *Master) Deploy(ctx context.Context, yaml []byte, file, actor string) (m
 		return masterapi.DeployResponse{}, fmt.Errorf("image %q is not in the master's store: add it with moat image import or moat image build: %w", app.Image, errs.ErrNotFound)
 	}
 	if err != nil {
+		return masterapi.DeployResponse{}, err
+	}
+	if err := m.checkAccepted(ctx, img); err != nil {
 		return masterapi.DeployResponse{}, err
 	}
 	m.deploys.Lock()
@@ -163,4 +170,35 @@ func (m *Master) RemoveApp(ctx context.Context, name, actor string) error {
 	m.db.Audit(ctx, actor, "rm", name)
 	m.kickReconcile()
 	return nil
+}
+
+// checkAccepted refuses at once an image no node would run for want of a
+// signature it trusts, rather than letting every replica fail. (Which of
+// several nodes accept it, the scheduler weighs; the nodes themselves
+// decide.)
+func (m *Master) checkAccepted(ctx context.Context, img image.Image) error {
+	nodes, err := m.db.Nodes(ctx)
+	if err != nil || len(nodes) == 0 {
+		return err
+	}
+	trusted := map[string]bool{}
+	for _, n := range nodes {
+		if accepts(n.Info, img.Signers) {
+			return nil
+		}
+		for _, s := range n.Info.Signers {
+			trusted[s] = true
+		}
+	}
+	ref := img.Name
+	if ref == "" {
+		ref = string(img.Digest)
+	}
+	what := "is not signed"
+	if len(img.Signers) > 0 {
+		what = "is signed only by " + strings.Join(img.Signers, ", ")
+	}
+	names := slices.Sorted(maps.Keys(trusted))
+	return fmt.Errorf("image %s %s, and every node runs only images signed by a key it trusts (%s): sign it with moat image sign %s --key KEY: %w",
+		ref, what, strings.Join(names, "; "), ref, errs.ErrInvalid)
 }

@@ -36,6 +36,7 @@ func newEnv(t *testing.T, nodes int, masterArgs ...string) *env {
 	if _, err := m.Client.ImportImage(context.Background(), f, ""); err != nil {
 		t.Fatal(err)
 	}
+	testcluster.SignImage(t, m.Client, "probe:1")
 	return &env{t: t, c: c, m: m}
 }
 

@@ -3,6 +3,8 @@ package master_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"os"
 	"os/exec"
@@ -11,9 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/crypto/ssh"
+
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/sign"
 	"github.com/moatcloud/moat/internal/testcluster"
 )
 
@@ -205,7 +211,8 @@ func equalPids(a, b map[string]int) bool {
 }
 
 // TestBadInput: invalid specs name the field and line and change
-// nothing; a missing image is named; concurrent deploys are refused.
+// nothing; a missing image is named, an image no node accepts the
+// signature of is refused; concurrent deploys are refused.
 func TestBadInput(t *testing.T) {
 	e := newEnv(t, 1)
 	ctx := context.Background()
@@ -224,6 +231,34 @@ func TestBadInput(t *testing.T) {
 	_, err := e.m.Client.Deploy(ctx, masterapi.DeployRequest{Spec: strings.Replace(spec("web", 1), "probe:1", "ghost:9", 1)})
 	if !errors.Is(err, errs.ErrNotFound) || !strings.Contains(err.Error(), "ghost:9") {
 		t.Errorf("missing image: %v", err)
+	}
+	// An image no node's allowed signers signed: refused at once, naming
+	// it and the way out, unsigned or signed by a stranger.
+	f, err := os.Open(testcluster.ProbeImage(t, "probe:2", "--env", "V=2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := e.m.Client.ImportImage(ctx, f, ""); err != nil {
+		t.Fatal(err)
+	}
+	unsigned := strings.Replace(spec("web", 1), "probe:1", "probe:2", 1)
+	if _, err := e.m.Client.Deploy(ctx, masterapi.DeployRequest{Spec: unsigned}); !errors.Is(err, errs.ErrInvalid) ||
+		!strings.Contains(err.Error(), "probe:2 is not signed") || !strings.Contains(err.Error(), "moat image sign") {
+		t.Errorf("unsigned image: %v", err)
+	}
+	img, _ := e.m.Client.Image(ctx, "probe:2")
+	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
+	strangerKey, _ := ssh.NewSignerFromKey(stranger)
+	sig, _ := sign.Sign(strangerKey, digest.Digest(img.Digest))
+	if _, err := e.m.Client.AddSignature(ctx, "probe:2", sig); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Client.Deploy(ctx, masterapi.DeployRequest{Spec: unsigned}); !errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), "is signed only by SHA256:") {
+		t.Errorf("image signed by a stranger: %v", err)
+	}
+	if _, err := e.m.Client.AddSignature(ctx, "probe:2", []byte("not a signature")); !errors.Is(err, errs.ErrInvalid) {
+		t.Errorf("a malformed signature was attached: %v", err)
 	}
 	if apps, _ := e.m.Client.Apps(ctx); len(apps) != 0 {
 		t.Fatalf("bad deploys changed the state: %+v", apps)

@@ -21,12 +21,18 @@ func (a *agent) ensureImage(ctx context.Context, manifest, name string) error {
 	lock := a.pushLock(manifest)
 	lock.Lock()
 	defer lock.Unlock()
-	if _, err := a.api.Image(ctx, manifest); err == nil {
-		return nil
-	}
 	img, err := a.m.images.Resolve(manifest)
 	if err != nil {
 		return fmt.Errorf("image %s: %w", manifest, err)
+	}
+	sigs, err := a.m.images.Signatures(img.Digest)
+	if err != nil {
+		return err
+	}
+	// Present with every signature the master has: nothing to do. (An
+	// image signed after it reached the node gets its signatures now.)
+	if have, err := a.api.Image(ctx, manifest); err == nil && len(have.Signers) >= len(img.Signers) {
+		return nil
 	}
 	var all []string
 	for _, d := range img.Blobs() {
@@ -41,7 +47,11 @@ func (a *agent) ensureImage(ctx context.Context, manifest, name string) error {
 			return fmt.Errorf("push %s to %s: %w", name, a.name, err)
 		}
 	}
-	_, err = a.api.Pull(ctx, nodeapi.PullRequest{Name: name, Digest: manifest})
+	req := nodeapi.PullRequest{Name: name, Digest: manifest}
+	for _, s := range sigs {
+		req.Signatures = append(req.Signatures, string(s))
+	}
+	_, err = a.api.Pull(ctx, req)
 	return err
 }
 

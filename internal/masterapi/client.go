@@ -196,3 +196,16 @@ func (c *Client) Key(ctx context.Context) (Key, error) {
 	var out Key
 	return out, c.Call(ctx, http.MethodGet, "/v1/key", nil, &out)
 }
+
+// AddSignature attaches an image signature (armored sshsig) to an image in
+// the master's store; the master checks it signs that image.
+func (c *Client) AddSignature(ctx context.Context, ref string, armored []byte) (nodeapi.Image, error) {
+	var out nodeapi.Image
+	return out, c.Call(ctx, http.MethodPost, "/v1/signatures/"+esc(ref), SignRequest{Signature: string(armored)}, &out)
+}
+
+// Image resolves an image in the master's store by name or digest.
+func (c *Client) Image(ctx context.Context, ref string) (nodeapi.Image, error) {
+	var out nodeapi.Image
+	return out, c.Call(ctx, http.MethodGet, "/v1/images/"+esc(ref), nil, &out)
+}

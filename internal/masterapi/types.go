@@ -125,3 +125,6 @@ type LogLine struct {
 type Key struct {
 	AuthorizedKey string `json:"authorizedKey"`
 }
+
+// SignRequest attaches a signature to an image.
+type SignRequest = nodeapi.SignRequest

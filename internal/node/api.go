@@ -56,6 +56,7 @@ func (d *Daemon) routes() http.Handler {
 	handle("POST /v1/lease", d.handleLease)
 	handle("POST /v1/blobs/missing", d.handleMissingBlobs)
 	handle("POST /v1/images/pull", d.handlePull)
+	handle("POST /v1/signatures/{ref...}", d.handleAddSignature)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, r, errs.Invalid("", "no API at %s %s", r.Method, r.URL.Path))
 	})
@@ -91,6 +92,8 @@ func (d *Daemon) handleInfo(w http.ResponseWriter, r *http.Request) error {
 		info.DiskBytes, info.DiskFreeBytes = int64(fs.Blocks)*fs.Bsize, int64(fs.Bavail)*fs.Bsize
 	}
 	info.Runc, _ = d.runc.Version(r.Context())
+	info.RequireSigned, info.Signers = d.cfg.RequireSigned, d.signerNames()
+	info.ImageBytes = d.images.DiskUsage()
 	for _, c := range d.List() {
 		info.Containers++
 		if c.State == nodeapi.StateRunning {

@@ -88,10 +88,53 @@ func (d *Daemon) handlePull(w http.ResponseWriter, r *http.Request) error {
 	if err := nodeapi.Decode(r.Body, &req); err != nil {
 		return err
 	}
-	img, err := d.images.Pull(r.Context(), digest.Digest(req.Digest), req.Name, filepath.Join(d.cfg.Root, "inbox", "blobs"))
+	m := digest.Digest(req.Digest)
+	if err := m.Validate(); err != nil {
+		return errs.Invalid("digest", "%q: %v", req.Digest, err)
+	}
+	if len(req.Signatures) > 32 {
+		return errs.Invalid("signatures", "%d signatures: at most 32", len(req.Signatures))
+	}
+	var sigs [][]byte
+	for _, s := range req.Signatures {
+		sigs = append(sigs, []byte(s))
+	}
+	inbox := filepath.Join(d.cfg.Root, "inbox", "blobs")
+	// Refused before anything is stored: an image this node will not run
+	// leaves nothing behind, uploads included.
+	if err := d.checkSigned(m, sigs); err != nil {
+		discardUploads(inbox, m)
+		d.log.Warn("image refused", "digest", m, "err", err)
+		return err
+	}
+	img, err := d.images.Pull(r.Context(), m, req.Name, inbox)
 	if err != nil {
 		return err
 	}
+	for i, s := range sigs {
+		if _, err := d.images.AddSignature(m, s); err != nil {
+			// Not fatal when another signature holds; say which one is bad.
+			d.log.Warn("signature not kept", "digest", m, "signature", i+1, "err", err)
+		}
+	}
+	img.Signers = d.images.Signers(m)
 	d.log.Info("image pulled", "name", img.Name, "digest", img.Digest, "layers", len(img.Layers))
+	return writeJSON(w, http.StatusOK, nodeapi.ImageOf(img))
+}
+
+// handleAddSignature keeps a signature with an image already here.
+func (d *Daemon) handleAddSignature(w http.ResponseWriter, r *http.Request) error {
+	var req nodeapi.SignRequest
+	if err := nodeapi.Decode(r.Body, &req); err != nil {
+		return err
+	}
+	img, err := d.images.Resolve(r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	if _, err := d.images.AddSignature(img.Digest, []byte(req.Signature)); err != nil {
+		return err
+	}
+	img.Signers = d.images.Signers(img.Digest)
 	return writeJSON(w, http.StatusOK, nodeapi.ImageOf(img))
 }

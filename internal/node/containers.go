@@ -83,6 +83,9 @@ func (d *Daemon) Create(ctx context.Context, spec nodeapi.ContainerSpec) (nodeap
 	if a := img.Config.Architecture; a != "" && a != goruntime.GOARCH {
 		return nodeapi.Container{}, errs.Invalid("image", "%s is a linux/%s image; this node is linux/%s", spec.Image, a, goruntime.GOARCH)
 	}
+	if err := d.checkSigned(img.Digest, nil); err != nil {
+		return nodeapi.Container{}, fmt.Errorf("create container %s: %w", id, err)
+	}
 	if err := d.checkMounts(spec.Mounts); err != nil {
 		return nodeapi.Container{}, err
 	}

@@ -34,6 +34,12 @@ type Config struct {
 	LogMaxFiles  int      // default logs.DefaultMaxFiles
 	MaxLayer     int64    // unpacked bytes per layer; default layer.DefaultMaxBytes
 	AllowBind    []string // host directories bind mounts may come from; default Root/volumes
+	// RequireSigned: containers start only from images signed by a key in
+	// AllowedSigners (OpenSSH allowed_signers) and not in RevokedSigners.
+	// Both files are the operator's: nothing in the API changes them.
+	RequireSigned  bool
+	AllowedSigners string // default /etc/moat/allowed_signers
+	RevokedSigners string // default /etc/moat/revoked_signers
 }
 
 // Daemon is a running node daemon.
@@ -79,6 +85,12 @@ func (c *Config) setDefaults() error {
 	}
 	if len(c.AllowBind) == 0 {
 		c.AllowBind = []string{filepath.Join(root, "volumes")}
+	}
+	if c.AllowedSigners == "" {
+		c.AllowedSigners = DefaultAllowedSigners
+	}
+	if c.RevokedSigners == "" {
+		c.RevokedSigners = DefaultRevokedSigners
 	}
 	return nil
 }

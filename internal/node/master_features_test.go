@@ -190,5 +190,5 @@ func keys(m map[string][]byte) []string {
 }
 
 func isManifest(b []byte) bool {
-	return len(b) > 0 && b[0] == '{' && strings.Contains(string(b), `"layers"`)
+	return len(b) > 0 && b[0] == '{' && strings.Contains(string(b), `"schemaVersion"`)
 }

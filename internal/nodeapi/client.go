@@ -43,6 +43,13 @@ func (c *Client) Image(ctx context.Context, ref string) (Image, error) {
 	return out, c.Call(ctx, http.MethodGet, "/v1/images/"+url.PathEscape(ref), nil, &out)
 }
 
+// AddSignature keeps a signature with an image (it must sign that image;
+// whether its key is trusted, the node's allowed signers say).
+func (c *Client) AddSignature(ctx context.Context, ref string, armored []byte) (Image, error) {
+	var out Image
+	return out, c.Call(ctx, http.MethodPost, "/v1/signatures/"+url.PathEscape(ref), SignRequest{Signature: string(armored)}, &out)
+}
+
 // ImportImage uploads an OCI layout or docker save archive.
 func (c *Client) ImportImage(ctx context.Context, archive io.Reader, name string) ([]Image, error) {
 	var out []Image

@@ -25,6 +25,9 @@ type BlobsRequest struct {
 type PullRequest struct {
 	Name   string `json:"name,omitempty"`
 	Digest string `json:"digest"` // the manifest's
+	// Signatures of the image (armored sshsig), kept with it; a node that
+	// requires signed images refuses the pull unless one holds.
+	Signatures []string `json:"signatures,omitempty"`
 }
 
 // Event is one change on a node, streamed by GET /v1/events.
@@ -64,4 +67,9 @@ func (c *Client) Events(ctx context.Context, fn func(Event)) error {
 		err = fmt.Errorf("events: the stream ended")
 	}
 	return err
+}
+
+// SignRequest attaches a signature to an image.
+type SignRequest struct {
+	Signature string `json:"signature"` // armored: -----BEGIN SSH SIGNATURE-----
 }

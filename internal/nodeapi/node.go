@@ -27,6 +27,11 @@ type NodeInfo struct {
 	Root          string `json:"root"`
 	Containers    int    `json:"containers"`
 	Running       int    `json:"running"`
+	// RequireSigned: the node runs only images signed by one of Signers
+	// (principal and key fingerprint, from its allowed_signers file).
+	RequireSigned bool     `json:"requireSigned"`
+	Signers       []string `json:"signers,omitempty"`
+	ImageBytes    int64    `json:"imageBytes"` // disk used by the image store
 }
 
 // Image is an image in a node's store.
@@ -40,6 +45,7 @@ type Image struct {
 	Cmd          []string  `json:"cmd,omitempty"`
 	User         string    `json:"user,omitempty"`
 	Imported     time.Time `json:"imported"`
+	Signers      []string  `json:"signers,omitempty"` // key fingerprints
 }
 
 // LogEntry is one line of a container's output.
@@ -56,5 +62,6 @@ func ImageOf(img image.Image) Image {
 	return Image{
 		Name: img.Name, Digest: string(img.Digest), Size: img.Size, Layers: len(img.Layers),
 		Architecture: img.Config.Architecture, Entrypoint: c.Entrypoint, Cmd: c.Cmd, User: c.User, Imported: img.Imported,
+		Signers: img.Signers,
 	}
 }

@@ -16,6 +16,7 @@ const (
 	classDown
 	classCordoned
 	classNotPinned
+	classUnsigned
 	classLabel // first of len(labels) classes
 )
 
@@ -43,6 +44,8 @@ func (s *state) staticClass(nd *Node) int {
 		return classCordoned
 	case s.pinned != "" && nd.Name != s.pinned:
 		return classNotPinned
+	case nd.RefusesImage:
+		return classUnsigned
 	}
 	for i, l := range s.labels {
 		if v, ok := nd.Labels[l.key]; !ok || v != l.value {
@@ -129,6 +132,8 @@ func (s *state) phrase(c, n int) string {
 		return "cordoned"
 	case classNotPinned:
 		return verb("is not ", "are not ") + s.pinned
+	case classUnsigned:
+		return verb("does", "do") + " not accept the image's signature"
 	case s.classCPU():
 		return verb("lacks", "lack") + " CPU"
 	case s.classMemory():

@@ -3,7 +3,8 @@
 //
 // Placement has two phases, as in the OpenStack and Kubernetes schedulers.
 // Filters drop the nodes a replica cannot go to: down, cordoned, not the
-// pinned node, missing a required label, not enough CPU or memory left.
+// pinned node, refusing the image's signature, missing a required label,
+// not enough CPU or memory left.
 // Weighers rank the rest: least requested (free share after placing) and
 // balanced (CPU and memory shares kept even), weighted 1:1, ties broken by
 // node name. With Request.Spread two keys come before the weighers: the
@@ -34,6 +35,9 @@ type Node struct {
 	Allocated Resources // already requested by replicas placed on it
 	Cordoned  bool
 	Down      bool
+	// RefusesImage: the node runs only signed images, and no key it
+	// trusts signed this one.
+	RefusesImage bool
 }
 
 // Request asks for replicas of one app.

@@ -26,6 +26,7 @@ func alloc(n Node, milliCPU, memBytes int64) Node {
 
 func down(n Node) Node     { n.Down = true; return n }
 func cordoned(n Node) Node { n.Cordoned = true; return n }
+func refuses(n Node) Node  { n.RefusesImage = true; return n }
 
 // small is a replica's worth: 100m and 256Mi.
 var small = Resources{100, gi / 4}
@@ -55,6 +56,8 @@ func TestPlace(t *testing.T) {
 		{"label with an empty value must be present", []Node{node("n1", 8000, 32), node("n2", 1000, 4, "gpu=")},
 			Request{Count: 1, Resources: small, Labels: map[string]string{"gpu": ""}}, Result{Nodes: []string{"n2"}}},
 		{"cordoned", []Node{cordoned(node("n1", 8000, 32)), node("n2", 1000, 4)},
+			Request{Count: 1, Resources: small}, Result{Nodes: []string{"n2"}}},
+		{"refuses the image", []Node{refuses(node("n1", 8000, 32)), node("n2", 1000, 4)},
 			Request{Count: 1, Resources: small}, Result{Nodes: []string{"n2"}}},
 		{"down", []Node{down(node("n1", 8000, 32)), node("n2", 1000, 4)},
 			Request{Count: 1, Resources: small}, Result{Nodes: []string{"n2"}}},
@@ -136,6 +139,8 @@ func TestReason(t *testing.T) {
 		{"a node lacking both counts under CPU",
 			[]Node{down(node("d", 1000, 4)), cordoned(node("c", 1000, 4)), alloc(node("both", 1000, 4), 1000, 4*gi), alloc(node("mem", 1000, 4), 0, 4*gi)},
 			Request{Count: 1, Resources: small}, nil, "1 node down, 1 cordoned, 1 lacks CPU, 1 lacks memory"},
+		{"signature refused", []Node{refuses(node("r1", 1000, 4)), refuses(node("r2", 1000, 4)), down(node("d", 1000, 4))},
+			Request{Count: 1, Resources: small}, nil, "2 nodes do not accept the image's signature, 1 down"},
 		{"plural first class", []Node{down(node("d1", 1000, 4)), down(node("d2", 1000, 4)), cordoned(node("c", 1000, 4))},
 			Request{Count: 1, Resources: small}, nil, "2 nodes down, 1 cordoned"},
 		{"first missing label by key", []Node{node("n1", 1000, 4), node("n2", 1000, 4, "disk=ssd"), node("n3", 1000, 4, "zone=a")},

@@ -205,6 +205,7 @@ func startSink(b *testing.B, conn *sshx.Conn) {
 	if _, err := api.ImportImage(ctx, f, ""); err != nil {
 		b.Fatal(err)
 	}
+	testcluster.SignNodeImage(b, api, "probe:1")
 	spec := nodeapi.ContainerSpec{Name: "sink", Image: "probe:1", Cmd: []string{"sink", "127.0.0.1:9000"},
 		Ports: []nodeapi.Port{{Port: 9000}}, Security: nodeapi.Security{Network: "host"}}
 	if _, err := api.CreateContainer(ctx, spec, true); err != nil {

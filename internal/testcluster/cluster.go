@@ -116,6 +116,16 @@ func (c *Cluster) Install(name string) {
 	}
 	f.WriteString(line)
 	f.Close()
+	// The operator's signing policy, as enrolment installs it.
+	if err := os.WriteFile(filepath.Join(n.Dir, "etc-moat", "allowed_signers"), []byte(AllowedSigners(c.t)), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	conf, err := os.OpenFile(filepath.Join(n.Dir, "etc-moat", "node.conf"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	conf.WriteString("require-signed=true\n")
+	conf.Close()
 	if err := c.StartDaemon(name); err != nil {
 		c.t.Fatal(err)
 	}

@@ -56,8 +56,11 @@ func StartNode(t testing.TB, extraArgs ...string) *Node {
 // Start (re)starts the daemon process on the node's state.
 func (n *Node) Start() {
 	n.t.Helper()
+	// Unsigned images run unless a test asks for signatures (its
+	// --require-signed comes later and wins).
 	args := append([]string{"node", "serve", "--root", n.Root, "--socket", n.Socket,
-		"--cgroup-parent", n.CgroupParent, "--log-level", "debug"}, n.extraArgs...)
+		"--cgroup-parent", n.CgroupParent, "--log-level", "debug", "--require-signed=false",
+		"--allowed-signers", filepath.Join(n.Root, "allowed_signers"), "--revoked-signers", filepath.Join(n.Root, "revoked_signers")}, n.extraArgs...)
 	cmd := exec.Command(Moat(n.t), args...)
 	cmd.Stdout, cmd.Stderr = n.logs, n.logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
