@@ -170,7 +170,7 @@ func (m *Master) schedNodes(w *world, imageSigners []string) []sched.Node {
 		v, ok := w.views[name]
 		out = append(out, sched.Node{
 			Name: name, Labels: n.Labels, Allocated: alloc[name],
-			Capacity: sched.Resources{MilliCPU: int64(n.Info.CPUs) * 1000, MemoryBytes: n.Info.MemoryBytes},
+			Capacity:     sched.Resources{MilliCPU: int64(n.Info.CPUs) * 1000, MemoryBytes: n.Info.MemoryBytes},
 			Cordoned:     n.Cordoned || n.Draining,
 			Down:         !ok || !v.synced,
 			RefusesImage: !accepts(n.Info, imageSigners),
