@@ -16,7 +16,7 @@ import (
 
 func (a *app) imageCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Build, inspect and lint images"}
-	cmd.AddCommand(a.imageBuildCommand(), a.imageLintCommand(), a.imageImportCommand(), a.imageLsCommand(), a.imageRmCommand(), a.imageSignCommand())
+	cmd.AddCommand(a.imageBuildCommand(), a.imageLintCommand(), a.imageImportCommand(), a.imageLsCommand(), a.imageRmCommand(), a.imageSignCommand(), a.imageGCCommand())
 	return cmd
 }
 

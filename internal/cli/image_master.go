@@ -61,7 +61,15 @@ func (a *app) imageLsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.printImages(imgs)
+			if a.json {
+				return printJSON(a.stdout, imgs)
+			}
+			rows := [][]string{{"NAME", "DIGEST", "SIZE", "SIGNED BY", "USED BY", "IMPORTED"}}
+			for _, img := range imgs {
+				rows = append(rows, []string{orDash(img.Name), shortDigest(img.Digest), quantity.FormatBytes(img.Size),
+					signers(img.Signers), orDash(strings.Join(img.UsedBy, ", ")), ago(img.Imported, time.Now())})
+			}
+			return table(a.stdout, rows)
 		},
 	}
 }

@@ -37,7 +37,7 @@ func (a *app) nodeLsCommand() *cobra.Command {
 			if a.json {
 				return printJSON(a.stdout, nodes)
 			}
-			rows := [][]string{{"NAME", "ADDRESS", "STATE", "SINCE", "REPLICAS", "CPU", "MEMORY", "DISK FREE", "LABELS"}}
+			rows := [][]string{{"NAME", "ADDRESS", "STATE", "SINCE", "REPLICAS", "CPU", "MEMORY", "DISK USED", "IMAGES", "LABELS"}}
 			for _, n := range nodes {
 				state := n.State
 				if n.Draining {
@@ -48,7 +48,8 @@ func (a *app) nodeLsCommand() *cobra.Command {
 				rows = append(rows, []string{n.Name, n.Addr, state, ago(n.Since, time.Now()), fmt.Sprint(n.Replicas),
 					fmt.Sprintf("%dm/%d", n.MilliCPU, n.Info.CPUs*1000),
 					quantity.FormatBytes(n.Memory) + "/" + quantity.FormatBytes(n.Info.MemoryBytes),
-					quantity.FormatBytes(n.Info.DiskFreeBytes), labelString(n.Labels)})
+					quantity.FormatBytes(n.Info.DiskBytes-n.Info.DiskFreeBytes) + "/" + quantity.FormatBytes(n.Info.DiskBytes),
+					quantity.FormatBytes(n.Info.ImageBytes), labelString(n.Labels)})
 			}
 			return table(a.stdout, rows)
 		},

@@ -149,14 +149,21 @@ func (s *Store) addToIndex(found []pending) error {
 		if slices.ContainsFunc(idx, func(e indexEntry) bool { return e.Name == p.name && e.Digest == p.manifest }) {
 			continue // imported before: keep its first import time
 		}
-		kept := idx[:0]
+		var kept []indexEntry
 		for _, e := range idx {
-			// A name moves to the new image; an unnamed entry for the same
-			// digest is replaced.
-			if (p.name != "" && e.Name == p.name) || (e.Digest == p.manifest && (e.Name == "" || e.Name == p.name)) {
-				continue
+			switch {
+			case e.Digest == p.manifest && (e.Name == "" || e.Name == p.name):
+				// An unnamed entry for the same digest is replaced.
+			case p.name != "" && e.Name == p.name:
+				// The name moves to the new image. The old one stays, by
+				// digest only, for what still uses it (a container, a
+				// rollback); garbage collection decides when it goes.
+				if !slices.ContainsFunc(idx, func(o indexEntry) bool { return o.Digest == e.Digest && o.Name != e.Name }) {
+					kept = append(kept, indexEntry{Digest: e.Digest, Imported: e.Imported})
+				}
+			default:
+				kept = append(kept, e)
 			}
-			kept = append(kept, e)
 		}
 		idx = append(kept, indexEntry{Name: p.name, Digest: p.manifest, Imported: now})
 	}

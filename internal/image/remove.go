@@ -11,10 +11,10 @@ import (
 )
 
 // Remove deletes an image reference. When no name is left for its manifest,
-// the blobs and layers no other image shares are deleted too. inUse reports
-// whether a container runs the manifest; removing the last reference to an
-// image in use is refused.
-func (s *Store) Remove(ref string, inUse func(digest.Digest) bool) error {
+// the blobs and layers no other image shares are deleted too. inUse says
+// what uses the manifest ("" if nothing); removing the last reference to
+// an image in use is refused, naming the user.
+func (s *Store) Remove(ref string, inUse func(digest.Digest) string) error {
 	s.importMu.Lock()
 	defer s.importMu.Unlock()
 	s.mu.Lock()
@@ -41,9 +41,11 @@ func (s *Store) Remove(ref string, inUse func(digest.Digest) bool) error {
 	for _, e := range kept {
 		stillNamed = stillNamed || e.Digest == target.Digest
 	}
-	if !stillNamed && inUse != nil && inUse(target.Digest) {
-		s.mu.Unlock()
-		return fmt.Errorf("image %q is used by a container; remove the container first: %w", ref, errs.ErrConflict)
+	if !stillNamed && inUse != nil {
+		if user := inUse(target.Digest); user != "" {
+			s.mu.Unlock()
+			return fmt.Errorf("image %q is used by %s: %w", ref, user, errs.ErrConflict)
+		}
 	}
 	err = s.writeIndex(kept)
 	s.mu.Unlock()

@@ -266,14 +266,7 @@ func (s *Store) layerOptions() layer.Options {
 func (s *Store) DiskUsage() int64 {
 	var total int64
 	for _, d := range []string{"blobs", "layers", "signatures"} {
-		filepath.WalkDir(filepath.Join(s.root, d), func(_ string, e fs.DirEntry, err error) error {
-			if err == nil && e.Type().IsRegular() {
-				if info, err := e.Info(); err == nil {
-					total += info.Size()
-				}
-			}
-			return nil
-		})
+		total += dirSize(filepath.Join(s.root, d))
 	}
 	return total
 }

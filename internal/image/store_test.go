@@ -218,7 +218,12 @@ func TestRemove(t *testing.T) {
 	if _, err := s.Import(ctx, bytes.NewReader(arch), "b:1"); err != nil {
 		t.Fatal(err)
 	}
-	inUse := func(m digest.Digest) bool { return m == d }
+	inUse := func(m digest.Digest) string {
+		if m == d {
+			return "container web"
+		}
+		return ""
+	}
 	// One of two names may go even while in use: the image stays.
 	if err := s.Remove("a:1", inUse); err != nil {
 		t.Fatalf("remove one of two names: %v", err)
@@ -226,7 +231,7 @@ func TestRemove(t *testing.T) {
 	if !s.HasBlob(d) {
 		t.Fatal("blob removed while another name refers to it")
 	}
-	if err := s.Remove("b:1", inUse); !errors.Is(err, errs.ErrConflict) {
+	if err := s.Remove("b:1", inUse); !errors.Is(err, errs.ErrConflict) || !strings.Contains(err.Error(), "used by container web") {
 		t.Fatalf("remove the last name of an image in use: %v, want conflict", err)
 	}
 	if err := s.Remove("b:1", nil); err != nil {

@@ -31,7 +31,14 @@ type agent struct {
 
 	pushMu  sync.Mutex
 	pushing map[string]*sync.Mutex // one push of an image to this node at a time
+
+	keptVersion string    // of the keep list last sent (touched by renew only, and GC)
+	infoAt      time.Time // when the node last described itself
 }
+
+// infoEvery: nodes describe themselves again this often, so disk use in
+// moat node ls stays current.
+const infoEvery = time.Minute
 
 func (m *Master) startAgent(n store.Node) error {
 	target, err := n.Target()
@@ -110,9 +117,10 @@ func (a *agent) renew(ctx context.Context) {
 			a.leased = time.Now()
 			a.mu.Unlock()
 		}
-		if infoDue {
+		if infoDue || time.Since(a.infoAt) > infoEvery {
 			infoDue = !a.refreshInfo(ctx, every)
 		}
+		a.syncKeep(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -242,6 +250,7 @@ func (a *agent) refreshInfo(ctx context.Context, timeout time.Duration) bool {
 		a.log.Error("save node info", "err", err)
 		return false
 	}
+	a.infoAt = time.Now()
 	a.m.kickReconcile()
 	return true
 }

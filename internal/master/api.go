@@ -51,6 +51,7 @@ func (m *Master) routes() http.Handler {
 	handle("POST /v1/replicas/{id}/debug", m.handleDebug)
 	m.nodeRoutes(handle)
 	m.imageRoutes(handle)
+	m.gcRoutes(handle)
 	// The Go profiler, for operators chasing the master's CPU or memory:
 	// curl --unix-socket /run/moat/master.sock http://m/debug/pprof/heap
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

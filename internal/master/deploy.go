@@ -69,6 +69,7 @@ func (m *Master) newRevision(ctx context.Context, app spec.App, image, cause, ac
 	}
 	m.db.Audit(ctx, actor, cause, fmt.Sprintf("%s revision %d image %s", app.Name, rev.Revision, image))
 	m.log.Info("revision made", "app", app.Name, "revision", rev.Revision, "cause", cause, "image", image)
+	m.forgetKeep()
 	m.kickReconcile()
 	return rev, nil
 }
@@ -133,7 +134,8 @@ func (m *Master) Rollback(ctx context.Context, name string, to int, actor string
 		return masterapi.DeployResponse{}, err
 	}
 	if _, err := m.images.Resolve(old.Image); err != nil {
-		return masterapi.DeployResponse{}, fmt.Errorf("revision %d's image %s is gone from the master's store: %w", to, old.Image, err)
+		return masterapi.DeployResponse{}, fmt.Errorf("revision %d's image %s is no longer in the master's store (collected: it was outside %s's rollback window of %d images): import it again: %w",
+			to, old.Image, name, m.cfg.KeepRevisions, err)
 	}
 	var sp spec.App
 	if err := json.Unmarshal(old.Spec, &sp); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 
@@ -19,9 +21,13 @@ func (m *Master) imageRoutes(handle handleFunc) {
 		if err != nil {
 			return err
 		}
-		out := []nodeapi.Image{}
+		refs, err := m.imageRefs(r.Context())
+		if err != nil {
+			return err
+		}
+		out := []masterapi.Image{}
 		for _, img := range imgs {
-			out = append(out, nodeapi.ImageOf(img))
+			out = append(out, masterapi.Image{Image: nodeapi.ImageOf(img), UsedBy: refs[img.Digest]})
 		}
 		return reply(w, out, nil)
 	})
@@ -70,25 +76,62 @@ func (m *Master) imageRoutes(handle handleFunc) {
 	})
 }
 
-// imageUsed reports whether any revision of any app pins an image: those
-// are rollback targets and stay.
-func (m *Master) imageUsed(ctx context.Context) func(digest.Digest) bool {
-	return func(d digest.Digest) bool {
-		apps, err := m.db.Apps(ctx)
+// imageRefs says, for every image the master keeps, what keeps it: the
+// revisions in each app's rollback window (its last KeepRevisions
+// distinct images, newest first), its stable revision, and the revisions
+// replicas run. Everything else is garbage.
+func (m *Master) imageRefs(ctx context.Context) (map[digest.Digest][]string, error) {
+	refs := map[digest.Digest][]string{}
+	add := func(d, why string) {
+		if !slices.Contains(refs[digest.Digest(d)], why) {
+			refs[digest.Digest(d)] = append(refs[digest.Digest(d)], why)
+		}
+	}
+	apps, err := m.db.Apps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range apps {
+		revs, err := m.db.Revisions(ctx, a.Name)
 		if err != nil {
-			return true
+			return nil, err
 		}
-		for _, a := range apps {
-			revs, err := m.db.Revisions(ctx, a.Name)
-			if err != nil {
-				return true
+		seen := map[string]bool{}
+		for i := len(revs) - 1; i >= 0; i-- {
+			r := revs[i]
+			switch {
+			case r.Revision == a.Revision:
+				add(r.Image, fmt.Sprintf("%s@%d (current)", a.Name, r.Revision))
+			case r.Revision == a.Stable:
+				add(r.Image, fmt.Sprintf("%s@%d (stable)", a.Name, r.Revision))
+			case len(seen) < m.cfg.KeepRevisions || seen[r.Image]:
+				add(r.Image, fmt.Sprintf("%s@%d", a.Name, r.Revision))
 			}
-			for _, r := range revs {
-				if r.Image == string(d) {
-					return true
-				}
-			}
+			seen[r.Image] = true
 		}
-		return false
+	}
+	reps, err := m.db.Replicas(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range reps {
+		if rev, err := m.db.GetRevision(ctx, r.App, r.Revision); err == nil {
+			add(rev.Image, fmt.Sprintf("%s@%d (running)", r.App, r.Revision))
+		}
+	}
+	return refs, nil
+}
+
+// imageUsed names what keeps an image, for refusing its removal.
+func (m *Master) imageUsed(ctx context.Context) func(digest.Digest) string {
+	return func(d digest.Digest) string {
+		refs, err := m.imageRefs(ctx)
+		if err != nil {
+			return "the master (its database cannot be read: " + err.Error() + ")"
+		}
+		if len(refs[d]) == 0 {
+			return ""
+		}
+		return "revisions " + strings.Join(refs[d], ", ") + " (the rollback window)"
 	}
 }

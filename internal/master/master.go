@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -40,13 +41,20 @@ type Config struct {
 	SingletonGrace    time.Duration
 	KeepaliveInterval time.Duration
 	KeepaliveMisses   int
-	Log               *slog.Logger
+	// KeepRevisions is each app's rollback window: the images of its last
+	// KeepRevisions distinct revisions are never collected.
+	KeepRevisions int
+	// GCThreshold: collect unused images when the master's disk is this
+	// full (percent); 0 never by itself.
+	GCThreshold int
+	Log         *slog.Logger
 }
 
 // Defaults.
 const (
 	DefaultLeaseTTL       = 30 * time.Second
 	DefaultSingletonGrace = 45 * time.Second
+	DefaultKeepRevisions  = 5
 	DBFile                = "master.db"
 )
 
@@ -65,6 +73,15 @@ type Master struct {
 	agents   map[string]*agent
 	deploys  sync.Mutex // one deploy, scale or rollback decided at a time
 	failures map[string]string
+
+	keepCache keepCache
+	stats     stats
+}
+
+// stats counts image traffic, for operators and benchmarks.
+type stats struct {
+	pushedBytes atomic.Int64 // blob bytes the master uploaded to nodes
+	peerBytes   atomic.Int64 // blob bytes nodes fetched from each other
 }
 
 // Init creates the master's state in dir: the database, the image store
@@ -109,6 +126,9 @@ func Open(cfg Config) (*Master, error) {
 	}
 	if cfg.SingletonGrace <= 0 {
 		cfg.SingletonGrace = DefaultSingletonGrace
+	}
+	if cfg.KeepRevisions <= 0 {
+		cfg.KeepRevisions = DefaultKeepRevisions
 	}
 	if cfg.SingletonGrace <= cfg.LeaseTTL {
 		return nil, fmt.Errorf("singleton grace %s must be longer than the lease TTL %s", cfg.SingletonGrace, cfg.LeaseTTL)
@@ -157,6 +177,7 @@ func (m *Master) Run(ctx context.Context) error {
 		}
 	}
 	go m.reconcileLoop(ctx)
+	go m.autoGC(ctx)
 	ln, err := wire.ListenUnix(m.cfg.Socket)
 	if err != nil {
 		return err

@@ -78,26 +78,29 @@ func (a *agent) upload(ctx context.Context, blobs []string) error {
 	}
 	for _, b := range blobs {
 		d := digest.Digest(b)
-		if err := uploadFile(client, a.m.images.BlobPath(d), path.Join("blobs", image.InboxName(d))); err != nil {
+		n, err := uploadFile(client, a.m.images.BlobPath(d), path.Join("blobs", image.InboxName(d)))
+		a.m.stats.pushedBytes.Add(n)
+		if err != nil {
 			return fmt.Errorf("blob %s: %w", d, err)
 		}
 	}
 	return nil
 }
 
-func uploadFile(client *sftp.Client, src, dst string) error {
+func uploadFile(client *sftp.Client, src, dst string) (int64, error) {
 	in, err := os.Open(src)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer in.Close()
 	out, err := client.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if _, err := out.ReadFrom(in); err != nil {
+	n, err := out.ReadFrom(in)
+	if err != nil {
 		out.Close()
-		return err
+		return n, err
 	}
-	return out.Close()
+	return n, out.Close()
 }

@@ -175,8 +175,8 @@ func (c *Client) upgrade(ctx context.Context, path string) (io.ReadWriteCloser, 
 }
 
 // Images lists the master's images.
-func (c *Client) Images(ctx context.Context) ([]nodeapi.Image, error) {
-	var out []nodeapi.Image
+func (c *Client) Images(ctx context.Context) ([]Image, error) {
+	var out []Image
 	return out, c.Call(ctx, http.MethodGet, "/v1/images", nil, &out)
 }
 
@@ -208,4 +208,16 @@ func (c *Client) AddSignature(ctx context.Context, ref string, armored []byte) (
 func (c *Client) Image(ctx context.Context, ref string) (nodeapi.Image, error) {
 	var out nodeapi.Image
 	return out, c.Call(ctx, http.MethodGet, "/v1/images/"+esc(ref), nil, &out)
+}
+
+// GC collects unused images on the master and its nodes.
+func (c *Client) GC(ctx context.Context, req GCRequest) ([]GCReport, error) {
+	var out []GCReport
+	return out, c.Call(ctx, http.MethodPost, "/v1/images/gc", req, &out)
+}
+
+// Stats returns the master's image traffic counters.
+func (c *Client) Stats(ctx context.Context) (Stats, error) {
+	var out Stats
+	return out, c.Call(ctx, http.MethodGet, "/v1/stats", nil, &out)
 }

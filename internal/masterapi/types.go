@@ -128,3 +128,34 @@ type Key struct {
 
 // SignRequest attaches a signature to an image.
 type SignRequest = nodeapi.SignRequest
+
+// Image is an image in the master's store and what keeps it there.
+type Image struct {
+	nodeapi.Image
+	// UsedBy lists the revisions that keep the image: each app's rollback
+	// window, its current and stable revisions, and what replicas run.
+	UsedBy []string `json:"usedBy,omitempty"`
+}
+
+// GCRequest asks for image garbage collection on the master and nodes.
+type GCRequest struct {
+	DryRun bool `json:"dryRun,omitempty"`
+	// Grace keeps images imported or pulled more recently; nil: 10 minutes.
+	Grace *nodeapi.Duration `json:"grace,omitempty"`
+}
+
+// GCReport is what garbage collection removed in one place.
+type GCReport struct {
+	Where  string   `json:"where"` // master, or a node's name
+	Images []string `json:"images,omitempty"`
+	Blobs  int      `json:"blobs"`
+	Layers int      `json:"layers"`
+	Bytes  int64    `json:"bytes"`
+	Error  string   `json:"error,omitempty"`
+}
+
+// Stats counts the image bytes that travelled since the master started.
+type Stats struct {
+	PushedBytes int64 `json:"pushedBytes"` // uploaded by the master to nodes
+	PeerBytes   int64 `json:"peerBytes"`   // fetched by nodes from other nodes
+}

@@ -57,6 +57,8 @@ func (d *Daemon) routes() http.Handler {
 	handle("POST /v1/blobs/missing", d.handleMissingBlobs)
 	handle("POST /v1/images/pull", d.handlePull)
 	handle("POST /v1/signatures/{ref...}", d.handleAddSignature)
+	handle("PUT /v1/images/keep", d.handleKeep)
+	handle("POST /v1/images/gc", d.handleGC)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, r, errs.Invalid("", "no API at %s %s", r.Method, r.URL.Path))
 	})

@@ -53,15 +53,15 @@ func (d *Daemon) handleRemoveImage(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
-// imageInUse reports whether any container, running or not, was made
-// from the image: its rootfs is stacked on the image's layers.
-func (d *Daemon) imageInUse(m digest.Digest) bool {
+// imageInUse names a container, running or not, made from the image (its
+// rootfs is stacked on the image's layers), if there is one.
+func (d *Daemon) imageInUse(m digest.Digest) string {
 	for _, c := range d.List() {
 		if c.ImageDigest == string(m) {
-			return true
+			return "container " + c.ID + " (remove it first)"
 		}
 	}
-	return false
+	return ""
 }
 
 func (d *Daemon) handleMissingBlobs(w http.ResponseWriter, r *http.Request) error {

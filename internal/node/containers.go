@@ -76,6 +76,9 @@ func (d *Daemon) Create(ctx context.Context, spec nodeapi.ContainerSpec) (nodeap
 	if id == "" {
 		id = "c" + randomHex(6)
 	}
+	// Image GC waits until the container records its image.
+	d.gcMu.RLock()
+	defer d.gcMu.RUnlock()
 	img, err := d.images.Resolve(spec.Image)
 	if err != nil {
 		return nodeapi.Container{}, err

@@ -40,6 +40,9 @@ type Config struct {
 	RequireSigned  bool
 	AllowedSigners string // default /etc/moat/allowed_signers
 	RevokedSigners string // default /etc/moat/revoked_signers
+	// GCThreshold: collect unused images when the disk holding Root is
+	// this full (percent); 0 turns automatic collection off.
+	GCThreshold int
 }
 
 // Daemon is a running node daemon.
@@ -53,6 +56,7 @@ type Daemon struct {
 	events     hub
 	seq        atomic.Uint64 // orders container reports
 	lease      *lease
+	gcMu       sync.RWMutex // held to read by container creation, to write by image GC
 	mu         sync.Mutex
 	containers map[string]*container
 }
@@ -126,6 +130,8 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		return err
 	}
 	go d.fence(ctx)
+	go d.autoGC(ctx)
+	d.cleanInbox()
 	ln, err := wire.ListenUnix(d.cfg.Socket)
 	if err != nil {
 		return err

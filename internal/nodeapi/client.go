@@ -126,3 +126,14 @@ func (c *Client) Logs(ctx context.Context, id string, opts LogOptions, fn func(L
 	}
 	return wire.Stream(ctx, resp, fn)
 }
+
+// SetKeep tells the node which images to keep through garbage collection.
+func (c *Client) SetKeep(ctx context.Context, keep []string) error {
+	return c.Call(ctx, http.MethodPut, "/v1/images/keep", KeepRequest{Keep: keep}, nil)
+}
+
+// GC collects the node's unused images.
+func (c *Client) GC(ctx context.Context, req GCRequest) (GCResult, error) {
+	var out GCResult
+	return out, c.Call(ctx, http.MethodPost, "/v1/images/gc", req, &out)
+}

@@ -73,3 +73,26 @@ func (c *Client) Events(ctx context.Context, fn func(Event)) error {
 type SignRequest struct {
 	Signature string `json:"signature"` // armored: -----BEGIN SSH SIGNATURE-----
 }
+
+// KeepRequest tells a node which images the master needs kept: every
+// app's rollback window. The node adds what its containers use.
+type KeepRequest struct {
+	Keep []string `json:"keep"` // manifest digests
+}
+
+// GCRequest asks a node to collect images now.
+type GCRequest struct {
+	Keep   []string `json:"keep"` // as KeepRequest; also remembered
+	DryRun bool     `json:"dryRun,omitempty"`
+	// Grace keeps images that arrived more recently (a pull under way);
+	// nil: the node's default, 10 minutes.
+	Grace *Duration `json:"grace,omitempty"`
+}
+
+// GCResult says what garbage collection removed (or would).
+type GCResult struct {
+	Images []Image `json:"images"`
+	Blobs  int     `json:"blobs"`
+	Layers int     `json:"layers"`
+	Bytes  int64   `json:"bytes"`
+}

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/provider/local"
 	"github.com/moatcloud/moat/internal/sshx"
 )
@@ -154,6 +155,12 @@ func (c *Cluster) Target(name string) sshx.Target {
 func (c *Cluster) Socket(name string) string {
 	n, _ := c.Node(name)
 	return filepath.Join(n.Dir, "run-moat", "node.sock")
+}
+
+// NodeAPI is a client of a node daemon's socket, from the host (as root on
+// the node would use it), bypassing the master.
+func (c *Cluster) NodeAPI(name string) *nodeapi.Client {
+	return nodeapi.UnixClient(c.Socket(name))
 }
 
 func (c *Cluster) dumpLogs() {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/moatcloud/moat/internal/errs"
@@ -37,8 +38,25 @@ func (d *DB) PutNode(ctx context.Context, n inventory.Node) error {
 func (d *DB) SetNodeInfo(ctx context.Context, name string, info nodeapi.NodeInfo) error {
 	b, _ := json.Marshal(info)
 	_, err := d.db.ExecContext(ctx, `UPDATE nodes SET info = ? WHERE name = ?`, b, name)
-	d.nodesChanged()
-	return err
+	if err != nil {
+		d.nodesChanged()
+		return err
+	}
+	// Nodes report every minute: patch the cached list rather than read
+	// every node again.
+	d.nodesMu.Lock()
+	defer d.nodesMu.Unlock()
+	d.nodesGen++
+	if d.nodes != nil {
+		nodes := slices.Clone(d.nodes)
+		for i := range nodes {
+			if nodes[i].Name == name {
+				nodes[i].Info = info
+			}
+		}
+		d.nodes = nodes
+	}
+	return nil
 }
 
 // SetCordon cordons (no new replicas) or uncordons a node; draining also

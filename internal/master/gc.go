@@ -1,0 +1,211 @@
+package master
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/image"
+	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/wire"
+)
+
+// Garbage collection keeps every image in an app's rollback window (see
+// imageRefs) on the master and on every node; nodes also keep what their
+// containers use. An image imported or pulled within gcGrace stays too:
+// an operator about to deploy it, a pull under way.
+const (
+	gcGrace     = 10 * time.Minute
+	keepMaxAge  = 5 * time.Second // how stale the keep list agents send may be
+	masterGCDue = 10 * time.Minute
+)
+
+// keepList is the images every node must keep, and a version that
+// changes when the list does.
+type keepList struct {
+	digests []string
+	version string
+	at      time.Time
+}
+
+type keepCache struct {
+	mu   sync.Mutex
+	list keepList
+}
+
+// keep returns the current keep list, recomputed at most every keepMaxAge:
+// a thousand agents ask at every lease renewal.
+func (m *Master) keep(ctx context.Context) (keepList, error) {
+	m.keepCache.mu.Lock()
+	defer m.keepCache.mu.Unlock()
+	if time.Since(m.keepCache.list.at) < keepMaxAge {
+		return m.keepCache.list, nil
+	}
+	refs, err := m.imageRefs(ctx)
+	if err != nil {
+		return keepList{}, err
+	}
+	var ds []string
+	for d := range refs {
+		ds = append(ds, string(d))
+	}
+	slices.Sort(ds)
+	sum := sha256.Sum256([]byte(strings.Join(ds, ",")))
+	m.keepCache.list = keepList{digests: ds, version: hex.EncodeToString(sum[:8]), at: time.Now()}
+	return m.keepCache.list, nil
+}
+
+// forgetKeep makes the next keep() recompute: a deploy or rollback moved
+// a window.
+func (m *Master) forgetKeep() {
+	m.keepCache.mu.Lock()
+	m.keepCache.list.at = time.Time{}
+	m.keepCache.mu.Unlock()
+}
+
+// syncKeep sends the node the keep list when it changed since the last
+// time it was sent there.
+func (a *agent) syncKeep(ctx context.Context) {
+	k, err := a.m.keep(ctx)
+	if err != nil || k.version == a.keptVersion {
+		return
+	}
+	if err := a.api.SetKeep(ctx, k.digests); err != nil {
+		a.log.Debug("keep list not sent", "err", err)
+		return
+	}
+	a.keptVersion = k.version
+}
+
+// collect runs GC on the master's store.
+func (m *Master) collect(ctx context.Context, dryRun bool, grace time.Duration) (image.GCResult, error) {
+	refs, err := m.imageRefs(ctx)
+	if err != nil {
+		return image.GCResult{}, err
+	}
+	res, err := m.images.GC(ctx, image.GCOptions{
+		Keep:   func(d digest.Digest) bool { return len(refs[d]) > 0 },
+		Grace:  grace,
+		DryRun: dryRun,
+	})
+	if err == nil && !dryRun && len(res.Images)+res.Blobs > 0 {
+		m.log.Info("images collected", "images", len(res.Images), "blobs", res.Blobs, "bytes", res.Bytes)
+	}
+	return res, err
+}
+
+// GC collects unused images on the master and on every node that is up,
+// in parallel, and reports per place.
+func (m *Master) GC(ctx context.Context, req masterapi.GCRequest) ([]masterapi.GCReport, error) {
+	grace := gcGrace
+	if req.Grace != nil {
+		if *req.Grace < 0 {
+			return nil, errs.Invalid("grace", "negative: %s", time.Duration(*req.Grace))
+		}
+		grace = time.Duration(*req.Grace)
+	}
+	dryRun := req.DryRun
+	m.forgetKeep()
+	k, err := m.keep(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.collect(ctx, dryRun, grace)
+	if err != nil {
+		return nil, err
+	}
+	reports := []masterapi.GCReport{report("master", res.Blobs, res.Layers, res.Bytes, res.Images)}
+	m.mu.Lock()
+	agents := make([]*agent, 0, len(m.agents))
+	for _, a := range m.agents {
+		agents = append(agents, a)
+	}
+	m.mu.Unlock()
+	nodeReports := make([]masterapi.GCReport, len(agents))
+	var wg sync.WaitGroup
+	for i, a := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := a.api.GC(ctx, nodeapi.GCRequest{Keep: k.digests, DryRun: dryRun, Grace: req.Grace})
+			rep := masterapi.GCReport{Where: a.name, Blobs: r.Blobs, Layers: r.Layers, Bytes: r.Bytes}
+			for _, img := range r.Images {
+				rep.Images = append(rep.Images, imageLabel(img.Name, img.Digest))
+			}
+			if err != nil {
+				rep.Error = err.Error()
+			} else {
+				a.keptVersion = k.version
+			}
+			nodeReports[i] = rep
+		}()
+	}
+	wg.Wait()
+	slices.SortFunc(nodeReports, func(a, b masterapi.GCReport) int { return strings.Compare(a.Where, b.Where) })
+	return append(reports, nodeReports...), nil
+}
+
+func report(where string, blobs, layers int, bytes int64, imgs []image.Image) masterapi.GCReport {
+	r := masterapi.GCReport{Where: where, Blobs: blobs, Layers: layers, Bytes: bytes}
+	for _, img := range imgs {
+		r.Images = append(r.Images, imageLabel(img.Name, string(img.Digest)))
+	}
+	return r
+}
+
+func imageLabel(name, d string) string {
+	if name != "" {
+		return name + "@" + short(d)
+	}
+	return short(d)
+}
+
+// autoGC collects on the master when its disk passes the threshold.
+func (m *Master) autoGC(ctx context.Context) {
+	if m.cfg.GCThreshold <= 0 {
+		return
+	}
+	tick := time.NewTicker(masterGCDue)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		var fs unix.Statfs_t
+		if unix.Statfs(m.cfg.Dir, &fs) != nil || fs.Blocks == 0 || int(100-fs.Bavail*100/fs.Blocks) < m.cfg.GCThreshold {
+			continue
+		}
+		if _, err := m.collect(ctx, false, gcGrace); err != nil {
+			m.log.Error("image gc", "err", err)
+		}
+	}
+}
+
+func (m *Master) gcRoutes(handle handleFunc) {
+	handle("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) error {
+		return reply(w, masterapi.Stats{PushedBytes: m.stats.pushedBytes.Load(), PeerBytes: m.stats.peerBytes.Load()}, nil)
+	})
+	handle("POST /v1/images/gc", func(w http.ResponseWriter, r *http.Request) error {
+		var req masterapi.GCRequest
+		if err := wire.Decode(r.Body, &req); err != nil {
+			return err
+		}
+		reports, err := m.GC(r.Context(), req)
+		if err == nil && !req.DryRun {
+			m.db.Audit(r.Context(), actor(r), "image gc", "")
+		}
+		return reply(w, reports, err)
+	})
+}

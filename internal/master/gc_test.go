@@ -1,0 +1,114 @@
+package master_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/testcluster"
+)
+
+// importSigned builds a probe image that differs by an env value, puts it
+// into the master's store and signs it.
+func (e *env) importSigned(name string, v int) string {
+	e.t.Helper()
+	f, err := os.Open(testcluster.ProbeImage(e.t, name, "--env", fmt.Sprintf("V=%d", v)))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	imgs, err := e.m.Client.ImportImage(context.Background(), f, "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	testcluster.SignImage(e.t, e.m.Client, name)
+	return imgs[0].Digest
+}
+
+// TestGCKeepsTheRollbackWindow: seven revisions, each a new image; GC
+// removes the two outside the window of five, on the master and on the
+// nodes, and a rollback to the oldest kept revision uploads nothing.
+func TestGCKeepsTheRollbackWindow(t *testing.T) {
+	e := newEnv(t, 2)
+	ctx := context.Background()
+	digests := map[int]string{}
+	for v := 1; v <= 7; v++ {
+		name := fmt.Sprintf("probe:v%d", v)
+		digests[v] = e.importSigned(name, v)
+		r := e.deploy(strings.Replace(spec("web", 2), "probe:1", name, 1))
+		if p := e.wait("web", r.Revision); p.Status != "deployed" {
+			t.Fatalf("revision %d: %+v", v, p)
+		}
+	}
+	imgs, _ := e.m.Client.Images(ctx)
+	for _, img := range imgs {
+		if img.Digest == digests[7] && !strings.Contains(strings.Join(img.UsedBy, ","), "web@7 (current)") {
+			t.Errorf("image ls: the current image is used by %v", img.UsedBy)
+		}
+	}
+	noGrace := nodeapi.Duration(0)
+	dry, err := e.m.Client.GC(ctx, masterapi.GCRequest{DryRun: true, Grace: &noGrace})
+	if err != nil || len(dry) != 3 {
+		t.Fatalf("dry run: %+v %v", dry, err)
+	}
+	if after, _ := e.m.Client.Images(ctx); len(after) != len(imgs) {
+		t.Fatalf("a dry run removed images: %d → %d", len(imgs), len(after))
+	}
+	reports, err := e.m.Client.GC(ctx, masterapi.GCRequest{Grace: &noGrace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reports {
+		// probe:1 (never deployed) and v1, v2 on the master; v1, v2 on nodes.
+		want := map[bool]int{true: 3, false: 2}[r.Where == "master"]
+		if r.Error != "" || len(r.Images) != want || r.Bytes == 0 {
+			t.Errorf("gc on %s: %+v, want %d images removed", r.Where, r, want)
+		}
+	}
+	left := map[string]bool{}
+	imgs, _ = e.m.Client.Images(ctx)
+	for _, img := range imgs {
+		left[img.Digest] = true
+	}
+	for v := 1; v <= 7; v++ {
+		if left[digests[v]] != (v >= 3) {
+			t.Errorf("after gc, v%d present: %v", v, left[digests[v]])
+		}
+	}
+	for _, n := range e.c.Nodes {
+		nodeImgs, err := e.c.NodeAPI(n.Name).Images(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, img := range nodeImgs {
+			if img.Digest == digests[1] || img.Digest == digests[2] {
+				t.Errorf("node %s kept %s", n.Name, img.Digest)
+			}
+		}
+	}
+
+	before, _ := e.m.Client.Stats(ctx)
+	r, err := e.m.Client.Rollback(ctx, "web", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := e.wait("web", r.Revision); p.Status != "deployed" {
+		t.Fatalf("rollback to 3: %+v", p)
+	}
+	after, _ := e.m.Client.Stats(ctx)
+	if after.PushedBytes != before.PushedBytes || after.PeerBytes != before.PeerBytes {
+		t.Errorf("the rollback to a kept revision moved %d bytes", after.PushedBytes-before.PushedBytes+after.PeerBytes-before.PeerBytes)
+	}
+	if _, err := e.m.Client.Rollback(ctx, "web", 2); !errors.Is(err, errs.ErrNotFound) || !strings.Contains(err.Error(), "rollback window") {
+		t.Errorf("rollback to a collected revision: %v", err)
+	}
+	if err := e.m.Client.RemoveImage(ctx, "probe:v7"); !errors.Is(err, errs.ErrConflict) || !strings.Contains(err.Error(), "web@7") {
+		t.Errorf("removing an image in the window: %v", err)
+	}
+}

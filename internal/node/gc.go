@@ -1,0 +1,178 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/image"
+	"github.com/moatcloud/moat/internal/nodeapi"
+)
+
+// Image garbage collection on a node keeps what its containers use, what
+// the master last said to keep (every app's rollback window), and what
+// arrived in the last gcGrace (a deploy under way has pulled images it has
+// not yet run). It runs on the master's request, and by itself when the
+// disk holding the node's root passes Config.GCThreshold percent.
+const (
+	gcGrace = 10 * time.Minute
+	gcEvery = time.Minute
+)
+
+func keepPath(root string) string { return filepath.Join(root, "keep.json") }
+
+// loadKeep reads the keep list the master last sent; ok is false if it
+// never sent one.
+func loadKeep(root string) (keep []string, ok bool) {
+	b, err := os.ReadFile(keepPath(root))
+	if err != nil {
+		return nil, false
+	}
+	var req nodeapi.KeepRequest
+	if json.Unmarshal(b, &req) != nil {
+		return nil, false
+	}
+	return req.Keep, true
+}
+
+func (d *Daemon) setKeep(keep []string) error {
+	for i, k := range keep {
+		if err := digest.Digest(k).Validate(); err != nil {
+			return errs.Invalid(fmt.Sprintf("keep[%d]", i), "%q: %v", k, err)
+		}
+	}
+	slices.Sort(keep)
+	if old, ok := loadKeep(d.cfg.Root); ok && slices.Equal(old, keep) {
+		return nil
+	}
+	b, _ := json.Marshal(nodeapi.KeepRequest{Keep: keep})
+	tmp := keepPath(d.cfg.Root) + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, keepPath(d.cfg.Root))
+}
+
+// collect runs image GC with the stored keep list.
+func (d *Daemon) collect(ctx context.Context, dryRun bool, grace time.Duration) (image.GCResult, error) {
+	keep, _ := loadKeep(d.cfg.Root)
+	d.gcMu.Lock()
+	defer d.gcMu.Unlock()
+	res, err := d.images.GC(ctx, image.GCOptions{
+		Keep: func(m digest.Digest) bool {
+			return slices.Contains(keep, string(m)) || d.imageInUse(m) != ""
+		},
+		Grace:  grace,
+		DryRun: dryRun,
+	})
+	if err == nil && !dryRun && len(res.Images)+res.Blobs+res.Layers > 0 {
+		d.log.Info("images collected", "images", len(res.Images), "blobs", res.Blobs, "layers", res.Layers, "bytes", res.Bytes)
+	}
+	return res, err
+}
+
+// autoGC collects when the disk fills past the threshold, once the master
+// has said what to keep (before that, the node cannot know what a
+// rollback would need, and keeps everything).
+func (d *Daemon) autoGC(ctx context.Context) {
+	if d.cfg.GCThreshold <= 0 {
+		return
+	}
+	tick := time.NewTicker(gcEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		used, err := diskUsedPercent(d.cfg.Root)
+		if err != nil || used < d.cfg.GCThreshold {
+			continue
+		}
+		if _, ok := loadKeep(d.cfg.Root); !ok {
+			d.log.Warn("disk filling but no keep list from the master yet: not collecting images", "used", used)
+			continue
+		}
+		if _, err := d.collect(ctx, false, gcGrace); err != nil {
+			d.log.Error("image gc", "err", err)
+		}
+	}
+}
+
+func diskUsedPercent(path string) (int, error) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(path, &fs); err != nil {
+		return 0, err
+	}
+	if fs.Blocks == 0 {
+		return 0, nil
+	}
+	return int(100 - fs.Bavail*100/fs.Blocks), nil
+}
+
+func (d *Daemon) handleKeep(w http.ResponseWriter, r *http.Request) error {
+	var req nodeapi.KeepRequest
+	if err := nodeapi.Decode(r.Body, &req); err != nil {
+		return err
+	}
+	if err := d.setKeep(req.Keep); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (d *Daemon) handleGC(w http.ResponseWriter, r *http.Request) error {
+	var req nodeapi.GCRequest
+	if err := nodeapi.Decode(r.Body, &req); err != nil {
+		return err
+	}
+	if err := d.setKeep(req.Keep); err != nil {
+		return err
+	}
+	grace := gcGrace
+	if req.Grace != nil {
+		if *req.Grace < 0 {
+			return errs.Invalid("grace", "negative: %s", time.Duration(*req.Grace))
+		}
+		grace = time.Duration(*req.Grace)
+	}
+	res, err := d.collect(r.Context(), req.DryRun, grace)
+	if err != nil {
+		return err
+	}
+	out := nodeapi.GCResult{Images: []nodeapi.Image{}, Blobs: res.Blobs, Layers: res.Layers, Bytes: res.Bytes}
+	for _, img := range res.Images {
+		out.Images = append(out.Images, nodeapi.ImageOf(img))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// cleanInbox removes uploads nobody pulled within a day: an upload cut
+// short and never resumed, or one for a deploy that was given up.
+func (d *Daemon) cleanInbox() {
+	inbox := filepath.Join(d.cfg.Root, "inbox")
+	filepath.WalkDir(inbox, func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return nil
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > 24*time.Hour {
+			if rmErr := os.Remove(path); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
+				d.log.Warn("stale upload not removed", "path", path, "err", rmErr)
+			}
+		}
+		return nil
+	})
+}
