@@ -7,8 +7,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/moatcloud/moat/internal/masterapi"
 	"golang.org/x/term"
+
+	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/quantity"
 )
 
 func (a *app) deployCommand() *cobra.Command {
@@ -55,6 +57,9 @@ func (a *app) watchRollout(cmd *cobra.Command, app string, rev int) error {
 		tty = term.IsTerminal(int(f.Fd()))
 	}
 	var last masterapi.Progress
+	var lastLine string
+	shown := 0 // lines of the last block drawn on the terminal
+	announced := map[string]bool{}
 	err := a.masterClient().Watch(cmd.Context(), app, rev, func(p masterapi.Progress) error {
 		last = p
 		if a.json {
@@ -67,11 +72,30 @@ func (a *app) watchRollout(cmd *cobra.Command, app string, rev int) error {
 		if p.Message != "" && !p.Terminal() {
 			line += " (" + firstLine(p.Message) + ")"
 		}
-		if tty {
-			fmt.Fprintf(a.stderr, "\r\033[K%s", line)
-		} else {
-			fmt.Fprintln(a.stderr, line)
+		if !tty {
+			// Logs get a line per change of state, and one per image
+			// delivery begun, not every byte count.
+			for _, t := range p.Transfers {
+				if key := t.Node + "<" + t.From; !announced[key] {
+					announced[key] = true
+					fmt.Fprintf(a.stderr, "image to %s from %s: %s\n", t.Node, t.From, quantity.FormatBytes(t.Total))
+				}
+			}
+			if line != lastLine {
+				fmt.Fprintln(a.stderr, line)
+				lastLine = line
+			}
+			return nil
 		}
+		block := []string{line}
+		for _, t := range p.Transfers {
+			block = append(block, transferBar(t))
+		}
+		if shown > 1 {
+			fmt.Fprintf(a.stderr, "\033[%dA", shown-1)
+		}
+		fmt.Fprint(a.stderr, "\r\033[J"+strings.Join(block, "\n"))
+		shown = len(block)
 		return nil
 	})
 	if tty {
@@ -101,6 +125,20 @@ func (a *app) watchRollout(cmd *cobra.Command, app string, rev int) error {
 	}
 	fmt.Fprintf(a.stderr, "revision %d is %s\n", rev, last.Status)
 	return exitError{1}
+}
+
+// transferBar draws one image delivery: "  n2 ← n1      [=====>    ] 2.1MiB/4.6MiB".
+func transferBar(t masterapi.Transfer) string {
+	const width = 24
+	filled := 0
+	if t.Total > 0 {
+		filled = int(min(t.Done, t.Total) * width / t.Total)
+	}
+	bar := strings.Repeat("=", filled)
+	if filled < width {
+		bar += ">" + strings.Repeat(" ", width-filled-1)
+	}
+	return fmt.Sprintf("  %-10s ← %-10s [%s] %s/%s", t.Node, t.From, bar, quantity.FormatBytes(t.Done), quantity.FormatBytes(t.Total))
 }
 
 func firstLine(s string) string {

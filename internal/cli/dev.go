@@ -77,8 +77,8 @@ func (a *app) devUp(ctx context.Context, dir string, nodes int) error {
 	if err != nil {
 		return err
 	}
-	masterKey, err := sshx.ParsePublicKey(key.AuthorizedKey)
-	if err != nil {
+	var keys enroll.Options
+	if err := setKeys(&keys, key); err != nil {
 		return err
 	}
 	signers, err := devSigner(dir)
@@ -111,7 +111,8 @@ func (a *app) devUp(ctx context.Context, dir string, nodes int) error {
 			defer wg.Done()
 			node, err := enroll.Add(ctx, enroll.Options{
 				Access: inventory.Access{Dest: n.Name, SSHConfig: sshConfig}, Name: n.Name,
-				Labels: map[string]string{"provider": "local"}, MasterKey: masterKey,
+				Labels: map[string]string{"provider": "local"}, MasterKey: keys.MasterKey,
+				PeerPublic: keys.PeerPublic, PeerKey: keys.PeerKey,
 				RequireSigned: true, AllowedSigners: signers,
 			})
 			if err == nil {

@@ -20,8 +20,10 @@ func (a *app) gateCommand() *cobra.Command {
 
   restrict,command="/usr/local/bin/moat gate --as master" ssh-ed25519 AAAA...
 
-It serves what SSH_ORIGINAL_COMMAND asks, if the role allows it: rpc (the
-node daemon's API), sftp (confined to the upload inbox) or dial CONTAINER:PORT.
+It serves what SSH_ORIGINAL_COMMAND asks, if the role allows it. The
+master's key (--as master): rpc (the node daemon's API), sftp (confined to
+the upload inbox) or dial CONTAINER:PORT. The peer key other nodes fetch
+images with (--as peer): blob sha256:HEX [OFFSET], one stored blob.
 Anything else is refused.`,
 		Args: cobra.NoArgs,
 		// Refusals are one line on stderr: no usage text, no logging on stdout.
@@ -37,7 +39,7 @@ Anything else is refused.`,
 			if err != nil {
 				return gateRefusal(a, err)
 			}
-			cfg := gate.Config{Socket: socket, Inbox: filepath.Join(root, "inbox"), MaxUpload: max}
+			cfg := gate.Config{Socket: socket, Inbox: filepath.Join(root, "inbox"), Blobs: filepath.Join(root, "images", "blobs", "sha256"), MaxUpload: max}
 			if err := os.MkdirAll(cfg.Inbox, 0o700); err != nil {
 				return gateRefusal(a, err)
 			}
@@ -48,7 +50,7 @@ Anything else is refused.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&role, "as", "", "whose key this is: master")
+	f.StringVar(&role, "as", "", "whose key this is: master or peer")
 	f.StringVar(&root, "root", "/var/lib/moat", "node state directory (the inbox is ROOT/inbox)")
 	f.StringVar(&socket, "socket", "/run/moat/node.sock", "node daemon socket")
 	f.StringVar(&maxUpload, "max-upload", "16Gi", "largest file one upload may write")

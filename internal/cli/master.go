@@ -76,6 +76,7 @@ master is down; a restarted master adopts what runs.`,
 	f.DurationVar(&cfg.KeepaliveInterval, "keepalive-interval", sshx.DefaultKeepaliveInterval, "SSH keepalive interval")
 	f.IntVar(&cfg.KeepaliveMisses, "keepalive-misses", sshx.DefaultKeepaliveMisses, "unanswered keepalives before a node is down")
 	f.IntVar(&cfg.KeepRevisions, "keep-revisions", master.DefaultKeepRevisions, "rollback window: each app's last N distinct images are never collected")
+	f.IntVar(&cfg.MaxPushes, "max-pushes", master.DefaultMaxPushes, "image uploads the master makes at once (nodes also fetch from each other)")
 	f.IntVar(&cfg.GCThreshold, "gc-threshold", 85, "collect unused images when the master's disk is this full (percent; 0: only on moat image gc)")
 	return cmd
 }

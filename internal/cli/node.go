@@ -61,6 +61,7 @@ re-adopts them.`,
 	f.BoolVar(&cfg.RequireSigned, "require-signed", true, "run only images signed by a key in the allowed signers file")
 	f.StringVar(&cfg.AllowedSigners, "allowed-signers", node.DefaultAllowedSigners, "who may sign images this node runs (OpenSSH allowed_signers format)")
 	f.StringVar(&cfg.RevokedSigners, "revoked-signers", node.DefaultRevokedSigners, "public keys whose signatures no longer count, one per line")
+	f.StringVar(&cfg.PeerKey, "peer-key", node.DefaultPeerKey, "key this node fetches image blobs from other nodes with")
 	f.IntVar(&cfg.GCThreshold, "gc-threshold", 85, "collect unused images when the disk is this full (percent; 0: never by itself)")
 	return cmd
 }

@@ -54,7 +54,7 @@ cannot change it, so a compromised master cannot run code of its own.
 			if err != nil {
 				return fmt.Errorf("enrol %s: the master must run to take the node in (moat init; moat master): %w", args[0], err)
 			}
-			if opts.MasterKey, err = sshx.ParsePublicKey(key.AuthorizedKey); err != nil {
+			if err := setKeys(&opts, key); err != nil {
 				return err
 			}
 			opts.Access.Dest = args[0]
@@ -154,4 +154,20 @@ func parseKV(items []string, flag string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// setKeys puts the master's and the peer key, as the master gives them,
+// into enrolment options.
+func setKeys(opts *enroll.Options, key masterapi.Key) error {
+	var err error
+	if opts.MasterKey, err = sshx.ParsePublicKey(key.AuthorizedKey); err != nil {
+		return err
+	}
+	if key.PeerAuthorizedKey != "" {
+		if opts.PeerPublic, err = sshx.ParsePublicKey(key.PeerAuthorizedKey); err != nil {
+			return err
+		}
+		opts.PeerKey = []byte(key.PeerKey)
+	}
+	return nil
 }

@@ -26,7 +26,9 @@ const (
 	BinaryPath     = "/usr/local/bin/moat"
 	UnitPath       = "/etc/systemd/system/moat-node.service"
 	AuthorizedKeys = "/root/.ssh/authorized_keys"
+	PeerKeyPath    = "/etc/moat/peer_ed25519"
 	masterComment  = "moat-master"
+	peerComment    = "moat-peer"
 )
 
 // Options of an enrolment.
@@ -38,6 +40,11 @@ type Options struct {
 	Labels    map[string]string
 	Binary    string        // the moat binary to install; default this executable
 	MasterKey ssh.PublicKey // pinned to the gate in root's authorized_keys
+	// The cluster's peer key: PeerPublic is pinned to the gate's peer role
+	// (blob reads only), PeerKey (private, OpenSSH PEM) is what this node
+	// fetches from others with. Both empty: no peer fetching.
+	PeerPublic ssh.PublicKey
+	PeerKey    []byte
 	// RequireSigned makes the node run only images signed by a key in
 	// AllowedSigners (OpenSSH allowed_signers text), installed with it.
 	RequireSigned  bool
@@ -97,10 +104,13 @@ func Add(ctx context.Context, opts Options) (inventory.Node, error) {
 		return inventory.Node{}, err
 	}
 	log(map[bool]string{true: "installed " + BinaryPath, false: BinaryPath + " already up to date"}[changed])
-	if err := installMasterKey(ctx, r, opts.MasterKey); err != nil {
+	if err := installKeys(ctx, r, opts); err != nil {
 		return inventory.Node{}, err
 	}
 	log("pinned the master's key to moat gate in " + AuthorizedKeys)
+	if opts.PeerPublic != nil {
+		log("pinned the peer key (blob reads only) to moat gate; its private half is " + PeerKeyPath)
+	}
 	confChanged, err := installSigning(ctx, r, opts)
 	if err != nil {
 		return inventory.Node{}, err

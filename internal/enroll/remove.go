@@ -44,10 +44,13 @@ func Remove(ctx context.Context, node inventory.Node, masterKey ssh.PublicKey, e
 	if err != nil {
 		return err
 	}
-	if err := r.writeFile(ctx, AuthorizedKeys, 0o600, []byte(strings.Join(withoutMaster(current, masterKey), "\n")+"\n")); err != nil {
+	if err := r.writeFile(ctx, AuthorizedKeys, 0o600, []byte(strings.Join(withoutMoat(current, masterKey), "\n")+"\n")); err != nil {
 		return err
 	}
-	log("removed the master's key from " + AuthorizedKeys)
+	if _, err := r.run(ctx, nil, "rm -f "+PeerKeyPath); err != nil {
+		return err
+	}
+	log("removed the master's and the peer key from " + AuthorizedKeys)
 	if _, err := r.run(ctx, nil, "rm -f "+BinaryPath); err != nil {
 		return err
 	}

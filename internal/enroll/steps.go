@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/pkg/sftp"
@@ -66,26 +67,45 @@ func masterKeyLine(key ssh.PublicKey) string {
 	return fmt.Sprintf(`restrict,command="%s gate --as master" %s %s`, BinaryPath, sshx.AuthorizedKey(key), masterComment)
 }
 
-// installMasterKey puts the master's line in root's authorized_keys,
-// replacing any earlier master key, and keeps every other line.
-func installMasterKey(ctx context.Context, r *remote, key ssh.PublicKey) error {
+// peerKeyLine pins the peer key (other nodes fetching blobs) to the gate's
+// peer role, which reads blobs and nothing else.
+func peerKeyLine(key ssh.PublicKey) string {
+	return fmt.Sprintf(`restrict,command="%s gate --as peer" %s %s`, BinaryPath, sshx.AuthorizedKey(key), peerComment)
+}
+
+// installKeys puts the master's line, and the peer key's if there is one,
+// in root's authorized_keys, replacing earlier ones, and keeps every
+// other line. The peer's private key goes to PeerKeyPath, for the daemon.
+func installKeys(ctx context.Context, r *remote, opts Options) error {
 	current, err := r.run(ctx, nil, "cat "+AuthorizedKeys+" 2>/dev/null || true")
 	if err != nil {
 		return err
 	}
-	lines := withoutMaster(current, key)
-	lines = append(lines, masterKeyLine(key))
+	lines := withoutMoat(current, opts.MasterKey, opts.PeerPublic)
+	lines = append(lines, masterKeyLine(opts.MasterKey))
+	if opts.PeerPublic != nil {
+		lines = append(lines, peerKeyLine(opts.PeerPublic))
+		if err := r.writeFile(ctx, PeerKeyPath, 0o600, opts.PeerKey); err != nil {
+			return fmt.Errorf("install the peer key: %w", err)
+		}
+	}
 	return r.writeFile(ctx, AuthorizedKeys, 0o600, []byte(strings.Join(lines, "\n")+"\n"))
 }
 
-// withoutMaster drops the lines of a master key: this one, or an older
-// one (same comment), so a re-enrolment after a key change leaves one.
-func withoutMaster(authorizedKeys string, key ssh.PublicKey) []string {
-	blob := sshx.AuthorizedKey(key)
+// withoutMoat drops the lines of moat's keys: these, or older ones (same
+// comment), so a re-enrolment after a key change leaves one of each.
+func withoutMoat(authorizedKeys string, keys ...ssh.PublicKey) []string {
+	var blobs []string
+	for _, k := range keys {
+		if k != nil {
+			blobs = append(blobs, sshx.AuthorizedKey(k))
+		}
+	}
 	var keep []string
 	for _, line := range strings.Split(authorizedKeys, "\n") {
 		t := strings.TrimSpace(line)
-		if t == "" || strings.Contains(t, blob) || strings.HasSuffix(t, " "+masterComment) {
+		if t == "" || strings.HasSuffix(t, " "+masterComment) || strings.HasSuffix(t, " "+peerComment) ||
+			slices.ContainsFunc(blobs, func(b string) bool { return strings.Contains(t, b) }) {
 			continue
 		}
 		keep = append(keep, line)

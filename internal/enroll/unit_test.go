@@ -23,11 +23,12 @@ func TestWithoutMaster(t *testing.T) {
 		"# a comment the operator wrote",
 		"",
 		"ssh-rsa AAAAother backup",
+		`restrict,command="/usr/local/bin/moat gate --as peer" ssh-ed25519 AAAApeer moat-peer`,
 	}, "\n")
-	got := withoutMaster(in, key.PublicKey())
+	got := withoutMoat(in, key.PublicKey())
 	want := []string{"ssh-ed25519 AAAAoperator operator@laptop", "# a comment the operator wrote", "ssh-rsa AAAAother backup"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("withoutMaster kept:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		t.Errorf("withoutMoat kept:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	line := masterKeyLine(key.PublicKey())
 	if !strings.HasPrefix(line, `restrict,command="/usr/local/bin/moat gate --as master" ssh-ed25519 `) || !strings.HasSuffix(line, " moat-master") {

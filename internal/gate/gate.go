@@ -1,11 +1,13 @@
-// Package gate is the forced command a node's authorized_keys pins the
-// master's key to: `moat gate --as ROLE`. It reads SSH_ORIGINAL_COMMAND
-// and allows exactly three things: rpc (relay the session to the node
-// daemon's API), sftp (confined to the upload inbox) and dial
-// CONTAINER:PORT (pipe the session to a declared container port).
-// Everything else — a login shell, any other command, scp, another
-// subsystem — is refused with one line on stderr and a non-zero exit. The
-// gate never runs a shell and writes nothing but protocol on stdout.
+// Package gate is the forced command a node's authorized_keys pins keys
+// to: `moat gate --as ROLE`. It reads SSH_ORIGINAL_COMMAND and allows
+// exactly what the role may do. The master's key: rpc (relay the session
+// to the node daemon's API), sftp (confined to the upload inbox) and dial
+// CONTAINER:PORT (pipe the session to a declared container port). The
+// peer key other nodes fetch images with: blob DIGEST [OFFSET] (read one
+// stored blob). Everything else — a login shell, any other command, scp,
+// another subsystem — is refused with one line on stderr and a non-zero
+// exit. The gate never runs a shell and writes nothing but protocol on
+// stdout.
 package gate
 
 import (
@@ -25,11 +27,25 @@ const (
 	VerbRPC  = "rpc"
 	VerbSFTP = "sftp"
 	VerbDial = "dial"
+	VerbBlob = "blob"
+)
+
+// Roles.
+const (
+	RoleMaster = "master"
+	RolePeer   = "peer"
 )
 
 // roles says which verbs each key role may use.
 var roles = map[string][]string{
-	"master": {VerbRPC, VerbSFTP, VerbDial},
+	RoleMaster: {VerbRPC, VerbSFTP, VerbDial},
+	RolePeer:   {VerbBlob},
+}
+
+// allowed says what a role may run, for refusals.
+var allowed = map[string]string{
+	RoleMaster: "this key may only run: rpc, sftp, dial CONTAINER:PORT",
+	RolePeer:   "this key may only run: blob sha256:HEX [OFFSET]",
 }
 
 // Request is a parsed, allowed gate command.
@@ -37,16 +53,17 @@ type Request struct {
 	Verb      string
 	Container string // dial
 	Port      int    // dial
+	Digest    string // blob: sha256:<64 hex>
+	Offset    int64  // blob: where to start
 }
 
 // Config is where the gate finds the node's parts.
 type Config struct {
 	Socket    string // node daemon API socket
 	Inbox     string // SFTP root
+	Blobs     string // the image store's blobs/sha256 directory
 	MaxUpload int64
 }
-
-const allowed = "this key may only run: rpc, sftp, dial CONTAINER:PORT"
 
 // Parse checks the SSH command against the role. Pure.
 func Parse(role, command string) (Request, error) {
@@ -56,7 +73,7 @@ func Parse(role, command string) (Request, error) {
 	}
 	fields := strings.Fields(command)
 	if len(fields) == 0 {
-		return Request{}, fmt.Errorf("interactive login refused: %s: %w", allowed, errs.ErrForbidden)
+		return Request{}, fmt.Errorf("interactive login refused: %s: %w", allowed[role], errs.ErrForbidden)
 	}
 	var req Request
 	switch {
@@ -70,8 +87,14 @@ func Parse(role, command string) (Request, error) {
 			return Request{}, err
 		}
 		req = Request{Verb: VerbDial, Container: c, Port: p}
+	case fields[0] == VerbBlob && (len(fields) == 2 || len(fields) == 3):
+		d, off, err := parseBlob(fields[1:])
+		if err != nil {
+			return Request{}, err
+		}
+		req = Request{Verb: VerbBlob, Digest: d, Offset: off}
 	default:
-		return Request{}, fmt.Errorf("command refused: %s: %s: %w", quote(command), allowed, errs.ErrForbidden)
+		return Request{}, fmt.Errorf("command refused: %s: %s: %w", quote(command), allowed[role], errs.ErrForbidden)
 	}
 	for _, v := range verbs {
 		if v == req.Verb {
@@ -117,6 +140,24 @@ func parseTarget(s string) (string, int, error) {
 	return name, port, nil
 }
 
+// parseBlob reads "sha256:<64 lowercase hex> [OFFSET]": nothing in it can
+// name a path but the one blob.
+func parseBlob(args []string) (string, int64, error) {
+	hex, ok := strings.CutPrefix(args[0], "sha256:")
+	if !ok || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
+		return "", 0, fmt.Errorf("blob %s: want sha256:<64 hex digits>: %w", quote(args[0]), errs.ErrInvalid)
+	}
+	var off int64
+	if len(args) == 2 {
+		n, err := strconv.ParseInt(args[1], 10, 64)
+		if err != nil || n < 0 {
+			return "", 0, fmt.Errorf("blob offset %s: want a number of bytes: %w", quote(args[1]), errs.ErrInvalid)
+		}
+		off = n
+	}
+	return args[0], off, nil
+}
+
 // quote keeps an attacker's command from writing control characters to the
 // operator's terminal, and bounds its length.
 func quote(s string) string {
@@ -136,6 +177,8 @@ func Run(ctx context.Context, cfg Config, req Request, stdin io.Reader, stdout i
 		return ServeSFTP(rw, cfg.Inbox, cfg.MaxUpload)
 	case VerbDial:
 		return dial(ctx, cfg.Socket, req.Container, req.Port, rw)
+	case VerbBlob:
+		return sendBlob(cfg.Blobs, req.Digest, req.Offset, stdout)
 	}
 	return fmt.Errorf("verb %q: %w", req.Verb, errs.ErrForbidden)
 }

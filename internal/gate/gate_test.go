@@ -2,6 +2,7 @@ package gate
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/moatcloud/moat/internal/errs"
@@ -38,6 +39,18 @@ func TestParse(t *testing.T) {
 		{"master", "dial ../x:80", Request{}, errs.ErrInvalid},
 		{"master", "dial web:80 extra", Request{}, errs.ErrForbidden},
 		{"master", "dial Web:80", Request{}, errs.ErrInvalid},
+		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab", Request{Verb: VerbBlob, Digest: "sha256:abababababababababababababababababababababababababababababababab"}, nil},
+		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab 4096", Request{Verb: VerbBlob, Digest: "sha256:abababababababababababababababababababababababababababababababab", Offset: 4096}, nil},
+		{"peer", "rpc", Request{}, errs.ErrForbidden},
+		{"peer", "sftp", Request{}, errs.ErrForbidden},
+		{"peer", "dial web:80", Request{}, errs.ErrForbidden},
+		{"peer", "", Request{}, errs.ErrForbidden},
+		{"peer", "blob sha256:../../etc/shadow", Request{}, errs.ErrInvalid},
+		{"peer", "blob sha256:ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB", Request{}, errs.ErrInvalid},
+		{"peer", "blob sha512:abababababababababababababababababababababababababababababababab", Request{}, errs.ErrInvalid},
+		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab -1", Request{}, errs.ErrInvalid},
+		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab 1 2", Request{}, errs.ErrForbidden},
+		{"master", "blob sha256:abababababababababababababababababababababababababababababababab", Request{}, errs.ErrForbidden},
 		{"nobody", "rpc", Request{}, errs.ErrForbidden},
 		{"", "rpc", Request{}, errs.ErrForbidden},
 	}
@@ -98,6 +111,22 @@ func FuzzParse(f *testing.F) {
 			}
 		default:
 			t.Fatalf("command %q parsed to verb %q", command, req.Verb)
+		}
+	})
+}
+
+func FuzzParsePeer(f *testing.F) {
+	for _, s := range []string{"blob sha256:" + strings.Repeat("0", 64), "blob sha256:" + strings.Repeat("f", 64) + " 10", "rpc", "blob x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, command string) {
+		req, err := Parse("peer", command)
+		if err != nil {
+			return
+		}
+		hex, ok := strings.CutPrefix(req.Digest, "sha256:")
+		if req.Verb != VerbBlob || !ok || len(hex) != 64 || strings.ContainsAny(hex, "/.") || req.Offset < 0 {
+			t.Fatalf("peer command %q parsed to %+v", command, req)
 		}
 	})
 }

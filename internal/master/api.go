@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -139,7 +140,7 @@ func (m *Master) handleProgress(w http.ResponseWriter, r *http.Request) error {
 	enc := json.NewEncoder(w)
 	var last masterapi.Progress
 	for {
-		if p != last {
+		if !reflect.DeepEqual(p, last) {
 			if err := enc.Encode(p); err != nil {
 				return nil
 			}

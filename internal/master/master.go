@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/moatcloud/moat/internal/image"
@@ -47,7 +48,10 @@ type Config struct {
 	// GCThreshold: collect unused images when the master's disk is this
 	// full (percent); 0 never by itself.
 	GCThreshold int
-	Log         *slog.Logger
+	// MaxPushes bounds the uploads the master makes at once (nodes also
+	// fetch images from each other, which this does not count).
+	MaxPushes int
+	Log       *slog.Logger
 }
 
 // Defaults.
@@ -55,19 +59,23 @@ const (
 	DefaultLeaseTTL       = 30 * time.Second
 	DefaultSingletonGrace = 45 * time.Second
 	DefaultKeepRevisions  = 5
+	DefaultMaxPushes      = 8
 	DBFile                = "master.db"
+	PeerKeyFile           = "peer_ed25519"
 )
 
 // Master is a running control plane.
 type Master struct {
-	cfg    Config
-	log    *slog.Logger
-	db     *store.DB
-	images *image.Store
-	key    ssh.Signer
-	pool   *sshx.Pool
-	ctx    context.Context
-	kick   chan struct{}
+	cfg     Config
+	log     *slog.Logger
+	db      *store.DB
+	images  *image.Store
+	key     ssh.Signer
+	peer    ssh.Signer // nodes' key for reading each other's blobs
+	peerPEM []byte
+	pool    *sshx.Pool
+	ctx     context.Context
+	kick    chan struct{}
 
 	mu       sync.Mutex
 	agents   map[string]*agent
@@ -76,6 +84,11 @@ type Master struct {
 
 	keepCache keepCache
 	stats     stats
+	transfers transfers
+	pushSlots chan struct{} // master uploads at once
+
+	distMu sync.Mutex
+	dists  map[digest.Digest]*dist
 }
 
 // stats counts image traffic, for operators and benchmarks.
@@ -94,6 +107,9 @@ func Init(ctx context.Context, dir string) (ssh.PublicKey, int, error) {
 	}
 	key, err := inv.MasterKey()
 	if err != nil {
+		return nil, 0, err
+	}
+	if _, err := sshx.LoadOrGenerateKey(filepath.Join(dir, PeerKeyFile), "moat-peer"); err != nil {
 		return nil, 0, err
 	}
 	db, err := store.Open(filepath.Join(dir, DBFile))
@@ -127,6 +143,9 @@ func Open(cfg Config) (*Master, error) {
 	if cfg.SingletonGrace <= 0 {
 		cfg.SingletonGrace = DefaultSingletonGrace
 	}
+	if cfg.MaxPushes <= 0 {
+		cfg.MaxPushes = DefaultMaxPushes
+	}
 	if cfg.KeepRevisions <= 0 {
 		cfg.KeepRevisions = DefaultKeepRevisions
 	}
@@ -153,9 +172,23 @@ func Open(cfg Config) (*Master, error) {
 		db.Close()
 		return nil, err
 	}
+	// The peer key nodes fetch image blobs from each other with; made here
+	// for masters initialised before it existed.
+	peerPath := filepath.Join(cfg.Dir, PeerKeyFile)
+	peer, err := sshx.LoadOrGenerateKey(peerPath, "moat-peer")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	peerPEM, err := os.ReadFile(peerPath)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	m := &Master{
-		cfg: cfg, log: cfg.Log, db: db, images: images, key: key,
+		cfg: cfg, log: cfg.Log, db: db, images: images, key: key, peer: peer, peerPEM: peerPEM,
 		kick: make(chan struct{}, 1), agents: map[string]*agent{}, failures: map[string]string{},
+		pushSlots: make(chan struct{}, cfg.MaxPushes), dists: map[digest.Digest]*dist{},
 	}
 	m.pool = sshx.NewPool(sshx.Config{Signer: key, KeepaliveInterval: cfg.KeepaliveInterval, KeepaliveMisses: cfg.KeepaliveMisses, Log: cfg.Log})
 	return m, nil

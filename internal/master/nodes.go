@@ -51,7 +51,8 @@ func (m *Master) nodeRoutes(handle handleFunc) {
 	handle("POST /v1/nodes/{node}/dial", m.handleDial)
 	handle("POST /v1/apps/{app}/dial", m.handleAppDial)
 	handle("GET /v1/key", func(w http.ResponseWriter, r *http.Request) error {
-		return reply(w, masterapi.Key{AuthorizedKey: sshx.AuthorizedKey(m.key.PublicKey())}, nil)
+		return reply(w, masterapi.Key{AuthorizedKey: sshx.AuthorizedKey(m.key.PublicKey()),
+			PeerAuthorizedKey: sshx.AuthorizedKey(m.peer.PublicKey()), PeerKey: string(m.peerPEM)}, nil)
 	})
 }
 

@@ -3,9 +3,11 @@ package master
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"sync"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/pkg/sftp"
@@ -14,9 +16,10 @@ import (
 	"github.com/moatcloud/moat/internal/nodeapi"
 )
 
-// ensureImage makes sure the node has the image: it asks which blobs the
-// node lacks, uploads only those into the node's inbox over the gate's
-// SFTP, and has the node assemble (and verify) the image.
+// ensureImage makes sure the node has the image, with every signature the
+// master holds: it asks which blobs the node lacks, has them delivered
+// (from a node that has the image, or uploaded by the master; see
+// deliver), and has the node assemble and verify the image.
 func (a *agent) ensureImage(ctx context.Context, manifest, name string) error {
 	lock := a.pushLock(manifest)
 	lock.Lock()
@@ -29,21 +32,24 @@ func (a *agent) ensureImage(ctx context.Context, manifest, name string) error {
 	if err != nil {
 		return err
 	}
+	d := a.m.dist(img.Digest)
 	// Present with every signature the master has: nothing to do. (An
 	// image signed after it reached the node gets its signatures now.)
 	if have, err := a.api.Image(ctx, manifest); err == nil && len(have.Signers) >= len(img.Signers) {
+		d.addSource(a.name)
 		return nil
 	}
 	var all []string
-	for _, d := range img.Blobs() {
-		all = append(all, string(d))
+	for _, b := range img.Blobs() {
+		all = append(all, string(b))
 	}
 	missing, err := a.api.MissingBlobs(ctx, all)
 	if err != nil {
 		return err
 	}
+	seeded := false
 	if len(missing) > 0 {
-		if err := a.upload(ctx, missing); err != nil {
+		if seeded, err = a.deliver(ctx, d, img, missing); err != nil {
 			return fmt.Errorf("push %s to %s: %w", name, a.name, err)
 		}
 	}
@@ -52,6 +58,12 @@ func (a *agent) ensureImage(ctx context.Context, manifest, name string) error {
 		req.Signatures = append(req.Signatures, string(s))
 	}
 	_, err = a.api.Pull(ctx, req)
+	if seeded {
+		d.seedDone()
+	}
+	if err == nil {
+		d.addSource(a.name)
+	}
 	return err
 }
 
@@ -66,41 +78,154 @@ func (a *agent) pushLock(manifest string) *sync.Mutex {
 	return l
 }
 
-// upload sends blobs from the master's store to the node's inbox.
-func (a *agent) upload(ctx context.Context, blobs []string) error {
+// deliver puts the missing blobs into the node's inbox: fetched from a
+// node that has the image, when one can serve another fetch; otherwise
+// uploaded by the master — once per image at a time (the seed), while
+// other nodes wait to fetch from it, so the master's uplink carries an
+// image about once however many nodes need it. A failed fetch falls back
+// to an upload. seeded says this node was the seed: the caller ends the
+// seeding (seedDone) once the node has pulled the image.
+func (a *agent) deliver(ctx context.Context, d *dist, img image.Image, missing []string) (seeded bool, err error) {
+	info := a.m.nodeInfo(a.name)
+	failed := map[string]bool{}
+	for {
+		src, seed, wait := d.next(a, info.PeerFetch, failed)
+		switch {
+		case src != "":
+			err := a.fetch(ctx, src, img, missing)
+			d.release(src)
+			if err == nil {
+				return false, nil
+			}
+			a.log.Warn("fetch from a peer failed; trying another way", "peer", src, "err", err)
+			failed[src] = true
+		case seed:
+			err := a.upload(ctx, img, missing)
+			if err != nil {
+				d.seedDone()
+			}
+			return err == nil, err
+		default:
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return false, ctx.Err()
+			}
+		}
+	}
+}
+
+// fetch has the node fetch the blobs from a peer node.
+func (a *agent) fetch(ctx context.Context, src string, img image.Image, missing []string) error {
+	peer, err := a.m.db.GetNode(ctx, src)
+	if err != nil {
+		return err
+	}
+	t := a.m.transfers.start(a.name, string(img.Digest), src, sizeOf(img, missing))
+	defer a.m.transfers.end(a.name)
+	req := nodeapi.FetchRequest{Peer: nodeapi.Peer{Name: peer.Name, Addr: peer.Addr, User: peer.User, HostKey: peer.HostKey}, Digests: missing}
+	var last int64
+	err = a.api.Fetch(ctx, req, func(p nodeapi.FetchProgress) {
+		t.done.Store(p.Bytes)
+		a.m.stats.peerBytes.Add(p.Bytes - last)
+		last = p.Bytes
+	})
+	return err
+}
+
+// upload sends blobs from the master's store to the node's inbox over the
+// gate's SFTP, holding one of the master's push slots. A blob is written
+// as NAME.part and renamed when whole, so an upload cut short resumes
+// where it stopped.
+func (a *agent) upload(ctx context.Context, img image.Image, blobs []string) error {
+	select {
+	case a.m.pushSlots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-a.m.pushSlots }()
+	t := a.m.transfers.start(a.name, string(img.Digest), "master", sizeOf(img, blobs))
+	defer a.m.transfers.end(a.name)
 	client, err := a.conn.SFTP(ctx, sftp.UseConcurrentWrites(true), sftp.MaxConcurrentRequestsPerFile(64))
 	if err != nil {
 		return err
 	}
 	defer client.Close()
+	stop := context.AfterFunc(ctx, func() { client.Close() })
+	defer stop()
 	if err := client.MkdirAll("blobs"); err != nil {
 		return err
 	}
 	for _, b := range blobs {
 		d := digest.Digest(b)
-		n, err := uploadFile(client, a.m.images.BlobPath(d), path.Join("blobs", image.InboxName(d)))
-		a.m.stats.pushedBytes.Add(n)
-		if err != nil {
+		w := &counter{n: &t.done, total: &a.m.stats.pushedBytes}
+		if err := uploadFile(client, a.m.images.BlobPath(d), path.Join("blobs", image.InboxName(d)), w); err != nil {
 			return fmt.Errorf("blob %s: %w", d, err)
 		}
 	}
 	return nil
 }
 
-func uploadFile(client *sftp.Client, src, dst string) (int64, error) {
+// uploadFile writes src to dst.part, from where an earlier attempt left
+// it, then renames it to dst. The node checks the digest when it pulls.
+func uploadFile(client *sftp.Client, src, dst string, progress io.Writer) error {
 	in, err := os.Open(src)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer in.Close()
-	out, err := client.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	info, err := in.Stat()
 	if err != nil {
-		return 0, err
+		return err
 	}
-	n, err := out.ReadFrom(in)
+	part := dst + ".part"
+	var offset int64
+	if st, err := client.Stat(part); err == nil && st.Size() <= info.Size() {
+		offset = st.Size()
+	}
+	flags := os.O_WRONLY | os.O_CREATE
+	if offset == 0 {
+		flags |= os.O_TRUNC
+	}
+	out, err := client.OpenFile(part, flags)
 	if err != nil {
+		return err
+	}
+	if _, err := out.Seek(offset, io.SeekStart); err != nil {
 		out.Close()
-		return n, err
+		return err
 	}
-	return n, out.Close()
+	if _, err := in.Seek(offset, io.SeekStart); err != nil {
+		out.Close()
+		return err
+	}
+	if _, err := out.ReadFrom(io.TeeReader(in, progress)); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return client.PosixRename(part, dst)
+}
+
+// counter counts bytes written to it into a transfer and a total.
+type counter struct{ n, total *atomic.Int64 }
+
+func (c *counter) Write(p []byte) (int, error) {
+	c.n.Add(int64(len(p)))
+	c.total.Add(int64(len(p)))
+	return len(p), nil
+}
+
+func sizeOf(img image.Image, blobs []string) int64 {
+	sizes := map[string]int64{string(img.ConfigDigest): 0}
+	for _, l := range img.Layers {
+		sizes[string(l.Digest)] = l.Size
+	}
+	var total int64
+	for _, b := range blobs {
+		total += sizes[b]
+	}
+	return total
 }

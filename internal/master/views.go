@@ -46,6 +46,7 @@ func (m *Master) Progress(ctx context.Context, name string, rev int) (masterapi.
 			if r.Status == store.StatusFailed && a.Revision != rev && strings.HasPrefix(a.rev.Cause, "automatic rollback") {
 				p.RolledBackTo = a.Revision
 			}
+			p.Transfers = m.transfers.of(r.Image)
 			return p, nil
 		}
 	}

@@ -97,6 +97,16 @@ type Progress struct {
 	// RolledBackTo is set when this revision failed and the master went
 	// back to an earlier one.
 	RolledBackTo int `json:"rolledBackTo,omitempty"`
+	// Transfers are the deliveries of the revision's image under way.
+	Transfers []Transfer `json:"transfers,omitempty"`
+}
+
+// Transfer is an image on its way to a node.
+type Transfer struct {
+	Node  string `json:"node"`
+	From  string `json:"from"` // "master", or the node it is fetched from
+	Done  int64  `json:"done"`
+	Total int64  `json:"total"`
 }
 
 // Terminal reports whether the rollout will not change any more.
@@ -124,6 +134,11 @@ type LogLine struct {
 // Key is the master's public SSH key, the one nodes pin to the gate.
 type Key struct {
 	AuthorizedKey string `json:"authorizedKey"`
+	// The peer key, which enrolment installs on every node: nodes fetch
+	// image blobs from each other with it, and it can do nothing else
+	// (moat gate --as peer). Private: the API socket is root's alone.
+	PeerAuthorizedKey string `json:"peerAuthorizedKey"`
+	PeerKey           string `json:"peerKey"`
 }
 
 // SignRequest attaches a signature to an image.

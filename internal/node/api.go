@@ -58,6 +58,7 @@ func (d *Daemon) routes() http.Handler {
 	handle("POST /v1/images/pull", d.handlePull)
 	handle("POST /v1/signatures/{ref...}", d.handleAddSignature)
 	handle("PUT /v1/images/keep", d.handleKeep)
+	handle("POST /v1/blobs/fetch", d.handleFetch)
 	handle("POST /v1/images/gc", d.handleGC)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, r, errs.Invalid("", "no API at %s %s", r.Method, r.URL.Path))
@@ -96,6 +97,9 @@ func (d *Daemon) handleInfo(w http.ResponseWriter, r *http.Request) error {
 	info.Runc, _ = d.runc.Version(r.Context())
 	info.RequireSigned, info.Signers = d.cfg.RequireSigned, d.signerNames()
 	info.ImageBytes = d.images.DiskUsage()
+	if _, err := os.Stat(d.cfg.PeerKey); err == nil {
+		info.PeerFetch = true
+	}
 	for _, c := range d.List() {
 		info.Containers++
 		if c.State == nodeapi.StateRunning {

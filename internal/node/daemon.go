@@ -43,6 +43,7 @@ type Config struct {
 	// GCThreshold: collect unused images when the disk holding Root is
 	// this full (percent); 0 turns automatic collection off.
 	GCThreshold int
+	PeerKey     string // default DefaultPeerKey
 }
 
 // Daemon is a running node daemon.
@@ -95,6 +96,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.RevokedSigners == "" {
 		c.RevokedSigners = DefaultRevokedSigners
+	}
+	if c.PeerKey == "" {
+		c.PeerKey = DefaultPeerKey
 	}
 	return nil
 }

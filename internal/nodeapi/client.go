@@ -1,13 +1,16 @@
 package nodeapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"time"
 
+	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/wire"
 )
 
@@ -136,4 +139,31 @@ func (c *Client) SetKeep(ctx context.Context, keep []string) error {
 func (c *Client) GC(ctx context.Context, req GCRequest) (GCResult, error) {
 	var out GCResult
 	return out, c.Call(ctx, http.MethodPost, "/v1/images/gc", req, &out)
+}
+
+// Fetch has the node fetch blobs from a peer; fn sees its progress.
+func (c *Client) Fetch(ctx context.Context, req FetchRequest, fn func(FetchProgress)) error {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Request(ctx, http.MethodPost, "/v1/blobs/fetch", bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	var last FetchProgress
+	err = wire.Stream(ctx, resp, func(p FetchProgress) error {
+		last = p
+		fn(p)
+		return nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case last.Error != "":
+		return fmt.Errorf("fetch from %s: %s", req.Peer.Name, last.Error)
+	case !last.Done:
+		return fmt.Errorf("fetch from %s: the node stopped answering: %w", req.Peer.Name, errs.ErrUnavailable)
+	}
+	return nil
 }

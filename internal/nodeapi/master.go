@@ -96,3 +96,26 @@ type GCResult struct {
 	Layers int     `json:"layers"`
 	Bytes  int64   `json:"bytes"`
 }
+
+// Peer is another node to fetch blobs from, as the master knows it.
+type Peer struct {
+	Name    string `json:"name"`
+	Addr    string `json:"addr"` // host:port of its sshd
+	User    string `json:"user"`
+	HostKey string `json:"hostKey"` // pinned at its enrolment
+}
+
+// FetchRequest asks a node to fetch blobs from a peer into its inbox,
+// where a pull takes (and verifies) them.
+type FetchRequest struct {
+	Peer    Peer     `json:"peer"`
+	Digests []string `json:"digests"`
+}
+
+// FetchProgress is one line of a fetch's answer: bytes so far, and the
+// end (Done, or Error).
+type FetchProgress struct {
+	Bytes int64  `json:"bytes"`
+	Done  bool   `json:"done,omitempty"`
+	Error string `json:"error,omitempty"`
+}

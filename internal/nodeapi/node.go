@@ -32,6 +32,7 @@ type NodeInfo struct {
 	RequireSigned bool     `json:"requireSigned"`
 	Signers       []string `json:"signers,omitempty"`
 	ImageBytes    int64    `json:"imageBytes"` // disk used by the image store
+	PeerFetch     bool     `json:"peerFetch"`  // has the peer key: fetches blobs from other nodes
 }
 
 // Image is an image in a node's store.

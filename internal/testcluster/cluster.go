@@ -31,6 +31,10 @@ type Cluster struct {
 	OperatorKeyPath string
 	MasterKey       ssh.Signer
 	MasterKeyPath   string
+	// PeerKey is the cluster's peer key (nodes fetch blobs from each other
+	// with it); it lives beside the master key, as moat init makes it.
+	PeerKey     ssh.Signer
+	PeerKeyPath string
 }
 
 // Clusters of killed test runs are swept by the next run.
@@ -58,6 +62,10 @@ func NewCluster(t testing.TB, n int) *Cluster {
 		t.Fatal(err)
 	}
 	if c.MasterKey, err = sshx.GenerateKey(c.MasterKeyPath, "moat-master"); err != nil {
+		t.Fatal(err)
+	}
+	c.PeerKeyPath = filepath.Join(dir, "peer_ed25519")
+	if c.PeerKey, err = sshx.GenerateKey(c.PeerKeyPath, "moat-peer"); err != nil {
 		t.Fatal(err)
 	}
 	opts := local.Options{
@@ -110,13 +118,21 @@ func (c *Cluster) Install(name string) {
 	if err := os.WriteFile(filepath.Join(n.Dir, "usr-local-bin", "moat"), bin, 0o755); err != nil {
 		c.t.Fatal(err)
 	}
-	line := fmt.Sprintf("restrict,command=\"/usr/local/bin/moat gate --as master\" %s moat-master\n", sshx.AuthorizedKey(c.MasterKey.PublicKey()))
+	line := fmt.Sprintf("restrict,command=\"/usr/local/bin/moat gate --as master\" %s moat-master\n", sshx.AuthorizedKey(c.MasterKey.PublicKey())) +
+		fmt.Sprintf("restrict,command=\"/usr/local/bin/moat gate --as peer\" %s moat-peer\n", sshx.AuthorizedKey(c.PeerKey.PublicKey()))
 	f, err := os.OpenFile(filepath.Join(n.Dir, "root", ".ssh", "authorized_keys"), os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	f.WriteString(line)
 	f.Close()
+	peerPEM, err := os.ReadFile(c.PeerKeyPath)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(n.Dir, "etc-moat", "peer_ed25519"), peerPEM, 0o600); err != nil {
+		c.t.Fatal(err)
+	}
 	// The operator's signing policy, as enrolment installs it.
 	if err := os.WriteFile(filepath.Join(n.Dir, "etc-moat", "allowed_signers"), []byte(AllowedSigners(c.t)), 0o644); err != nil {
 		c.t.Fatal(err)

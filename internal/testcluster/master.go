@@ -50,6 +50,10 @@ func StartMaster(t testing.TB, keyPath string, args ...string) *Master {
 			t.Fatal(err)
 		}
 		os.WriteFile(filepath.Join(dir, "master_ed25519"+f), b, 0o600)
+		// The cluster's peer key, when it has one beside the master key.
+		if b, err := os.ReadFile(filepath.Join(filepath.Dir(keyPath), "peer_ed25519"+f)); err == nil {
+			os.WriteFile(filepath.Join(dir, "peer_ed25519"+f), b, 0o600)
+		}
 	}
 	if out, err := exec.Command(Moat(t), "init", "--dir", dir).CombinedOutput(); err != nil {
 		t.Fatalf("moat init: %v\n%s", err, out)

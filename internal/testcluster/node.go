@@ -60,7 +60,8 @@ func (n *Node) Start() {
 	// --require-signed comes later and wins).
 	args := append([]string{"node", "serve", "--root", n.Root, "--socket", n.Socket,
 		"--cgroup-parent", n.CgroupParent, "--log-level", "debug", "--require-signed=false",
-		"--allowed-signers", filepath.Join(n.Root, "allowed_signers"), "--revoked-signers", filepath.Join(n.Root, "revoked_signers")}, n.extraArgs...)
+		"--allowed-signers", filepath.Join(n.Root, "allowed_signers"), "--revoked-signers", filepath.Join(n.Root, "revoked_signers"),
+		"--peer-key", filepath.Join(n.Root, "peer_ed25519")}, n.extraArgs...)
 	cmd := exec.Command(Moat(n.t), args...)
 	cmd.Stdout, cmd.Stderr = n.logs, n.logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -1,0 +1,176 @@
+package master
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/sshx"
+)
+
+// perSource bounds the fetches one node serves at once: a tree grows
+// (each node that has the image serves others) instead of one node's
+// uplink carrying every copy.
+const perSource = 2
+
+// dist is how one image is spreading over the nodes: which have it (the
+// sources, and how many fetches each serves now) and whether the master
+// is seeding it.
+type dist struct {
+	mu      sync.Mutex
+	changed chan struct{} // closed when a source or the seeding changes
+	sources map[string]int
+	seeding bool
+}
+
+func (m *Master) dist(manifest digest.Digest) *dist {
+	m.distMu.Lock()
+	defer m.distMu.Unlock()
+	d, ok := m.dists[manifest]
+	if !ok {
+		d = &dist{changed: make(chan struct{}), sources: map[string]int{}}
+		m.dists[manifest] = d
+	}
+	return d
+}
+
+func (d *dist) notify() {
+	close(d.changed)
+	d.changed = make(chan struct{})
+}
+
+func (d *dist) addSource(node string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.sources[node]; !ok {
+		d.sources[node] = 0
+		d.notify()
+	}
+}
+
+func (d *dist) release(node string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.sources[node] > 0 {
+		d.sources[node]--
+	}
+	d.notify()
+}
+
+func (d *dist) seedDone() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.seeding = false
+	d.notify()
+}
+
+// next decides how agent a gets the image now: from source src (taken:
+// release it after), as the seed (the master uploads), or by waiting for
+// wait to close. A node that cannot fetch, or whose fetches all failed,
+// is uploaded to straight away.
+func (d *dist) next(a *agent, canFetch bool, failed map[string]bool) (src string, seed bool, wait <-chan struct{}) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if canFetch {
+		var candidates []string
+		for s, busy := range d.sources {
+			if s != a.name && busy < perSource && !failed[s] && a.m.peerReady(s) {
+				candidates = append(candidates, s)
+			}
+		}
+		if len(candidates) > 0 {
+			slices.SortFunc(candidates, func(x, y string) int { return d.sources[x] - d.sources[y] })
+			d.sources[candidates[0]]++
+			return candidates[0], false, nil
+		}
+	}
+	switch {
+	case !canFetch || len(failed) > 0:
+		return "", true, nil // fallback: not counted as the seed
+	case !d.seeding:
+		d.seeding = true
+		return "", true, nil
+	}
+	return "", false, d.changed
+}
+
+// peerReady says whether a node can serve fetches: up, and holding the
+// peer key (so it was enrolled with the peer key's gate line).
+func (m *Master) peerReady(name string) bool {
+	a := m.agent(name)
+	if a == nil {
+		return false
+	}
+	state, _, _ := a.conn.State()
+	return state == sshx.Up && m.nodeInfo(name).PeerFetch
+}
+
+func (m *Master) nodeInfo(name string) nodeapi.NodeInfo {
+	nodes, err := m.db.Nodes(m.ctx)
+	if err != nil {
+		return nodeapi.NodeInfo{}
+	}
+	for _, n := range nodes {
+		if n.Name == name {
+			return n.Info
+		}
+	}
+	return nodeapi.NodeInfo{}
+}
+
+// transfers are the image deliveries under way, per node, for progress.
+type transfers struct {
+	mu sync.Mutex
+	m  map[string]*transfer
+}
+
+type transfer struct {
+	image, from string
+	total       int64
+	done        atomic.Int64
+}
+
+func (t *transfers) start(node, image, from string, total int64) *transfer {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	x := &transfer{image: image, from: from, total: total}
+	if t.m == nil {
+		t.m = map[string]*transfer{}
+	}
+	t.m[node] = x
+	return x
+}
+
+func (t *transfers) end(node string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.m, node)
+}
+
+// of lists the transfers of an image, by node.
+func (t *transfers) of(image string) []masterapi.Transfer {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []masterapi.Transfer
+	for node, x := range t.m {
+		if x.image == image {
+			out = append(out, masterapi.Transfer{Node: node, From: x.from, Done: x.done.Load(), Total: x.total})
+		}
+	}
+	slices.SortFunc(out, func(a, b masterapi.Transfer) int { return compareStrings(a.Node, b.Node) })
+	return out
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

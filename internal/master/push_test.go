@@ -1,0 +1,141 @@
+package master_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/moatcloud/moat/internal/image"
+)
+
+// largestBlob is the biggest blob of an image in the master's store (its
+// layer), and the image's total size.
+func (e *env) largestBlob(ref string) (digest.Digest, []byte, int64) {
+	e.t.Helper()
+	store, err := image.Open(filepath.Join(e.m.Dir, "images"), image.Options{ReadOnly: true})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	img, err := store.Resolve(ref)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var big image.Layer
+	for _, l := range img.Layers {
+		if l.Size > big.Size {
+			big = l
+		}
+	}
+	b, err := os.ReadFile(store.BlobPath(big.Digest))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return big.Digest, b, img.Size
+}
+
+// TestImagesTravelOnce: three nodes need an image; the master uploads it
+// once and the nodes fetch it from each other; an unchanged image moves
+// no bytes on the next deploy.
+func TestImagesTravelOnce(t *testing.T) {
+	e := newEnv(t, 3)
+	ctx := context.Background()
+	_, _, size := e.largestBlob("probe:1")
+	r := e.deploy(spec("web", 3))
+	if p := e.wait("web", r.Revision); p.Status != "deployed" {
+		t.Fatalf("deploy: %+v", p)
+	}
+	s, _ := e.m.Client.Stats(ctx)
+	t.Logf("image %d bytes; from the master %d, between nodes %d", size, s.PushedBytes, s.PeerBytes)
+	if s.PushedBytes > size+size/2 || s.PeerBytes < size {
+		t.Errorf("a %d-byte image reached 3 nodes with %d bytes from the master and %d between nodes; want about 1× and 2×", size, s.PushedBytes, s.PeerBytes)
+	}
+	// A new revision of the same image: nothing travels.
+	r = e.deploy(spec("web", 3, "env: {COLOUR: green}"))
+	if p := e.wait("web", r.Revision); p.Status != "deployed" {
+		t.Fatalf("redeploy: %+v", p)
+	}
+	if s2, _ := e.m.Client.Stats(ctx); s2 != s {
+		t.Errorf("redeploying an unchanged image moved %d bytes", s2.PushedBytes-s.PushedBytes+s2.PeerBytes-s.PeerBytes)
+	}
+}
+
+// TestUploadResumes: an upload cut short left half a layer in the node's
+// inbox; the next push sends only the rest.
+func TestUploadResumes(t *testing.T) {
+	e := newEnv(t, 1)
+	ctx := context.Background()
+	d, blob, size := e.largestBlob("probe:1")
+	n, _ := e.c.Node("n1")
+	inbox := filepath.Join(n.Dir, "var-lib-moat", "inbox", "blobs")
+	if err := os.MkdirAll(inbox, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	half := len(blob) / 2
+	if err := os.WriteFile(filepath.Join(inbox, image.InboxName(d)+".part"), blob[:half], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := e.deploy(spec("web", 1))
+	if p := e.wait("web", r.Revision); p.Status != "deployed" {
+		t.Fatalf("deploy: %+v", p)
+	}
+	s, _ := e.m.Client.Stats(ctx)
+	if want := size - int64(half); s.PushedBytes != want {
+		t.Errorf("pushed %d bytes of a %d-byte image whose layer was half there; want %d", s.PushedBytes, size, want)
+	}
+}
+
+// TestCorruptPartialUpload: a partial upload that is not a prefix of the
+// blob (a disk fault, a tampering) fails the pull's digest check; it is
+// discarded whole and the next attempt sends everything again.
+func TestCorruptPartialUpload(t *testing.T) {
+	e := newEnv(t, 1)
+	d, blob, _ := e.largestBlob("probe:1")
+	n, _ := e.c.Node("n1")
+	inbox := filepath.Join(n.Dir, "var-lib-moat", "inbox", "blobs")
+	os.MkdirAll(inbox, 0o700)
+	bad := append([]byte(nil), blob[:len(blob)/2]...)
+	bad[10] ^= 0xff
+	os.WriteFile(filepath.Join(inbox, image.InboxName(d)+".part"), bad, 0o600)
+	r := e.deploy(spec("web", 1))
+	if p := e.wait("web", r.Revision); p.Status != "deployed" {
+		t.Fatalf("deploy after a corrupt partial upload: %+v", p)
+	}
+	if left, _ := os.ReadDir(inbox); len(left) != 0 {
+		var names []string
+		for _, l := range left {
+			names = append(names, l.Name())
+		}
+		t.Errorf("the inbox keeps %s", strings.Join(names, ", "))
+	}
+}
+
+// TestPeerFetchFallsBack: nodes that cannot fetch from each other (here
+// the peer key was removed from their authorized_keys) still get the
+// image, from the master.
+func TestPeerFetchFallsBack(t *testing.T) {
+	e := newEnv(t, 2)
+	for _, name := range []string{"n1", "n2"} {
+		n, _ := e.c.Node(name)
+		keys := filepath.Join(n.Dir, "root", ".ssh", "authorized_keys")
+		b, _ := os.ReadFile(keys)
+		var kept []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.HasSuffix(line, " moat-peer") {
+				kept = append(kept, line)
+			}
+		}
+		os.WriteFile(keys, []byte(strings.Join(kept, "\n")), 0o600)
+	}
+	r := e.deploy(spec("web", 2))
+	if p := e.wait("web", r.Revision); p.Status != "deployed" {
+		t.Fatalf("deploy: %+v", p)
+	}
+	s, _ := e.m.Client.Stats(context.Background())
+	if s.PeerBytes != 0 {
+		t.Errorf("%d bytes travelled between nodes that refuse each other", s.PeerBytes)
+	}
+}

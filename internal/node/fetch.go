@@ -1,0 +1,182 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/image"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/sshx"
+)
+
+// DefaultPeerKey is where enrolment puts the cluster's peer key: this
+// node fetches blobs from other nodes with it, through their gate's peer
+// role, which reads blobs and nothing else.
+const DefaultPeerKey = "/etc/moat/peer_ed25519"
+
+// handleFetch fetches blobs from a peer node into the inbox, as if the
+// master had uploaded them: a pull then verifies and stores them. An
+// interrupted fetch resumes from what it wrote. Progress streams as JSON
+// lines; the last says done, or why not.
+func (d *Daemon) handleFetch(w http.ResponseWriter, r *http.Request) error {
+	var req nodeapi.FetchRequest
+	if err := nodeapi.Decode(r.Body, &req); err != nil {
+		return err
+	}
+	if len(req.Digests) > 10000 {
+		return errs.Invalid("digests", "%d digests: at most 10000", len(req.Digests))
+	}
+	for i, s := range req.Digests {
+		if err := digest.Digest(s).Validate(); err != nil || digest.Digest(s).Algorithm() != digest.SHA256 {
+			return errs.Invalid(fmt.Sprintf("digests[%d]", i), "%q is not a sha256 digest", s)
+		}
+	}
+	hostKey, err := sshx.ParsePublicKey(req.Peer.HostKey)
+	if err != nil {
+		return errs.Invalid("peer.hostKey", "%v", err)
+	}
+	if _, _, err := net.SplitHostPort(req.Peer.Addr); err != nil {
+		return errs.Invalid("peer.addr", "%q: want host:port", req.Peer.Addr)
+	}
+	key, err := sshx.LoadSigner(d.cfg.PeerKey)
+	if err != nil {
+		return fmt.Errorf("this node has no peer key (%s): it cannot fetch from other nodes: %w", d.cfg.PeerKey, errs.ErrUnavailable)
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	send := func(p nodeapi.FetchProgress) {
+		enc.Encode(p)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	var fetched atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				send(nodeapi.FetchProgress{Bytes: fetched.Load()})
+			}
+		}
+	}()
+	err = d.fetch(r.Context(), key, hostKey, req, &fetched)
+	close(done)
+	if err != nil {
+		d.log.Warn("fetch from peer failed", "peer", req.Peer.Name, "err", err)
+		send(nodeapi.FetchProgress{Bytes: fetched.Load(), Error: err.Error()})
+		return nil
+	}
+	d.log.Info("fetched from peer", "peer", req.Peer.Name, "blobs", len(req.Digests), "bytes", fetched.Load())
+	send(nodeapi.FetchProgress{Bytes: fetched.Load(), Done: true})
+	return nil
+}
+
+func (d *Daemon) fetch(ctx context.Context, key ssh.Signer, hostKey ssh.PublicKey, req nodeapi.FetchRequest, fetched *atomic.Int64) error {
+	cfg := &ssh.ClientConfig{
+		User: req.Peer.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(key)},
+		HostKeyCallback: sshx.PinnedHostKey(req.Peer.Name, hostKey), Timeout: 10 * time.Second,
+	}
+	var dialer net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	conn, err := dialer.DialContext(dctx, "tcp", req.Peer.Addr)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", req.Peer.Name, err)
+	}
+	sc, chans, reqs, err := ssh.NewClientConn(conn, req.Peer.Addr, cfg)
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("ssh to %s: %w", req.Peer.Name, err)
+	}
+	client := ssh.NewClient(sc, chans, reqs)
+	defer client.Close()
+	stop := context.AfterFunc(ctx, func() { client.Close() })
+	defer stop()
+	inbox := filepath.Join(d.cfg.Root, "inbox", "blobs")
+	if err := os.MkdirAll(inbox, 0o700); err != nil {
+		return err
+	}
+	for _, s := range req.Digests {
+		dg := digest.Digest(s)
+		if d.images.HasBlob(dg) {
+			continue
+		}
+		if err := fetchBlob(client, dg, filepath.Join(inbox, image.InboxName(dg)), fetched); err != nil {
+			return fmt.Errorf("blob %s from %s: %w", dg, req.Peer.Name, err)
+		}
+	}
+	return nil
+}
+
+// fetchBlob appends what the peer sends to path.part, from the size it
+// already has, and renames it when the peer's stream ends cleanly.
+func fetchBlob(client *ssh.Client, dg digest.Digest, path string, fetched *atomic.Int64) error {
+	part := path + ".part"
+	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	sess, err := client.NewSession()
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	out, err := sess.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	var stderr strings.Builder
+	sess.Stderr = &stderr
+	if err := sess.Start(fmt.Sprintf("blob %s %d", dg, info.Size())); err != nil {
+		return err
+	}
+	_, copyErr := io.Copy(f, countingReader{out, fetched})
+	waitErr := sess.Wait()
+	if err := errors.Join(copyErr, waitErr); err != nil {
+		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+			return fmt.Errorf("%s", msg)
+		}
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(part, path)
+}
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
