@@ -181,6 +181,15 @@ func lookup(idx []indexEntry, ref string) (indexEntry, error) {
 			return e, nil
 		}
 	}
+	// Docker Hub's long form, as skopeo and podman write it: "web:1" finds
+	// "docker.io/library/web:1".
+	if !strings.Contains(name, "/") {
+		for _, e := range idx {
+			if e.Name == "docker.io/library/"+name {
+				return e, nil
+			}
+		}
+	}
 	hexRef := strings.TrimPrefix(ref, "sha256:")
 	var found []indexEntry
 	if len(hexRef) >= 8 && isHex(hexRef) {

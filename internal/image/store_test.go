@@ -306,3 +306,16 @@ func TestNormalizeName(t *testing.T) {
 		}
 	}
 }
+
+func TestLookupDockerHubLongForm(t *testing.T) {
+	d := digest.FromString("m")
+	idx := []indexEntry{{Name: "docker.io/library/web:1", Digest: d}, {Name: "ghcr.io/x/web:1", Digest: digest.FromString("n")}}
+	for _, ref := range []string{"web:1", "docker.io/library/web:1"} {
+		if e, err := lookup(idx, ref); err != nil || e.Digest != d {
+			t.Errorf("lookup(%q) = %+v, %v", ref, e, err)
+		}
+	}
+	if _, err := lookup(idx, "x/web:1"); !errors.Is(err, errs.ErrNotFound) {
+		t.Errorf("a short name with a path matched the long form: %v", err)
+	}
+}
