@@ -178,7 +178,7 @@ func Run(ctx context.Context, cfg Config, req Request, stdin io.Reader, stdout i
 	case VerbDial:
 		return dial(ctx, cfg.Socket, req.Container, req.Port, rw)
 	case VerbBlob:
-		return sendBlob(cfg.Blobs, req.Digest, req.Offset, stdout)
+		return sendBlob(cfg.Blobs, cfg.Inbox, req.Digest, req.Offset, stdout)
 	}
 	return fmt.Errorf("verb %q: %w", req.Verb, errs.ErrForbidden)
 }

@@ -91,11 +91,22 @@ func (d *dist) next(a *agent, canFetch bool, failed map[string]bool) (src string
 	switch {
 	case !canFetch || len(failed) > 0:
 		return "", true, nil // fallback: not counted as the seed
-	case !d.seeding:
+	case !d.seeding && !d.anySource(a.m):
 		d.seeding = true
 		return "", true, nil
 	}
+	// A source will free up, or the seed will become one.
 	return "", false, d.changed
+}
+
+// anySource says whether a node that can serve has the image (busy or not).
+func (d *dist) anySource(m *Master) bool {
+	for s := range d.sources {
+		if m.peerReady(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // peerReady says whether a node can serve fetches: up, and holding the

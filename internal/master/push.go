@@ -8,6 +8,7 @@ import (
 	"path"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/pkg/sftp"
@@ -51,6 +52,11 @@ func (a *agent) ensureImage(ctx context.Context, manifest, name string) error {
 	if len(missing) > 0 {
 		if seeded, err = a.deliver(ctx, d, img, missing); err != nil {
 			return fmt.Errorf("push %s to %s: %w", name, a.name, err)
+		}
+		if seeded {
+			// Whole in its inbox, which its gate serves to peers too: others
+			// need not wait for it to unpack.
+			d.addSource(a.name)
 		}
 	}
 	req := nodeapi.PullRequest{Name: name, Digest: manifest}
@@ -125,11 +131,15 @@ func (a *agent) fetch(ctx context.Context, src string, img image.Image, missing 
 	defer a.m.transfers.end(a.name)
 	req := nodeapi.FetchRequest{Peer: nodeapi.Peer{Name: peer.Name, Addr: peer.Addr, User: peer.User, HostKey: peer.HostKey}, Digests: missing}
 	var last int64
+	start := time.Now()
 	err = a.api.Fetch(ctx, req, func(p nodeapi.FetchProgress) {
 		t.done.Store(p.Bytes)
 		a.m.stats.peerBytes.Add(p.Bytes - last)
 		last = p.Bytes
 	})
+	if err == nil {
+		a.log.Info("image delivered", "image", short(string(img.Digest)), "from", src, "bytes", last, "took", time.Since(start).Round(time.Millisecond))
+	}
 	return err
 }
 
@@ -156,6 +166,7 @@ func (a *agent) upload(ctx context.Context, img image.Image, blobs []string) err
 	if err := client.MkdirAll("blobs"); err != nil {
 		return err
 	}
+	start := time.Now()
 	for _, b := range blobs {
 		d := digest.Digest(b)
 		w := &counter{n: &t.done, total: &a.m.stats.pushedBytes}
@@ -163,6 +174,7 @@ func (a *agent) upload(ctx context.Context, img image.Image, blobs []string) err
 			return fmt.Errorf("blob %s: %w", d, err)
 		}
 	}
+	a.log.Info("image delivered", "image", short(string(img.Digest)), "from", "master", "bytes", t.done.Load(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -199,7 +211,8 @@ func uploadFile(client *sftp.Client, src, dst string, progress io.Writer) error 
 		out.Close()
 		return err
 	}
-	if _, err := out.ReadFrom(io.TeeReader(in, progress)); err != nil {
+	// Sized, so that the SFTP client keeps many writes in flight.
+	if _, err := out.ReadFrom(sizedReader{io.TeeReader(in, progress), info.Size() - offset}); err != nil {
 		out.Close()
 		return err
 	}
@@ -208,6 +221,15 @@ func uploadFile(client *sftp.Client, src, dst string, progress io.Writer) error 
 	}
 	return client.PosixRename(part, dst)
 }
+
+// sizedReader tells the SFTP client how much is left, which it needs to
+// pipeline writes; a bare TeeReader would make it send one at a time.
+type sizedReader struct {
+	io.Reader
+	size int64
+}
+
+func (s sizedReader) Size() int64 { return s.size }
 
 // counter counts bytes written to it into a transfer and a total.
 type counter struct{ n, total *atomic.Int64 }
