@@ -52,6 +52,16 @@ func (d *dist) addSource(node string) {
 	}
 }
 
+// removeSource forgets a node as a source: what it holds failed to verify.
+func (d *dist) removeSource(node string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.sources[node]; ok {
+		delete(d.sources, node)
+		d.notify()
+	}
+}
+
 func (d *dist) release(node string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -91,7 +101,7 @@ func (d *dist) next(a *agent, canFetch bool, failed map[string]bool) (src string
 	switch {
 	case !canFetch || len(failed) > 0:
 		return "", true, nil // fallback: not counted as the seed
-	case !d.seeding && !d.anySource(a.m):
+	case !d.seeding && !d.anySource(a.m, a.name):
 		d.seeding = true
 		return "", true, nil
 	}
@@ -99,10 +109,11 @@ func (d *dist) next(a *agent, canFetch bool, failed map[string]bool) (src string
 	return "", false, d.changed
 }
 
-// anySource says whether a node that can serve has the image (busy or not).
-func (d *dist) anySource(m *Master) bool {
+// anySource says whether another node that can serve has the image (busy
+// or not).
+func (d *dist) anySource(m *Master, self string) bool {
 	for s := range d.sources {
-		if m.peerReady(s) {
+		if s != self && m.peerReady(s) {
 			return true
 		}
 	}

@@ -70,14 +70,18 @@ func uploadTook(b *testing.B, e *env, image string) (time.Duration, int64) {
 
 // BenchmarkImageDelivery, on five nodes, with ~100 MiB images (a 95 MiB
 // random base layer with the probe, and a 1 MiB top layer):
+//
 //   - push: the master's upload of a new image to one node, against
 //     OpenSSH's scp of the same bytes to the same node (goal ≥ 0.9×);
+//
 //   - fan-out: deploy to five nodes against deploy to one (goal ≤ 2×);
+//
 //   - layer change: bytes per node for a revision whose top layer
 //     changed (goal ≤ 1.1 MiB);
+//
 //   - unchanged redeploy: bytes moved (goal 0).
 //
-//	go test -run XXX -bench ImageDelivery -benchtime 1x ./internal/master
+//     go test -run XXX -bench ImageDelivery -benchtime 1x ./internal/master
 func BenchmarkImageDelivery(b *testing.B) {
 	const mib = 1 << 20
 	e := benchEnv(b, 5)

@@ -67,10 +67,14 @@ func (a *agent) ensureImage(ctx context.Context, manifest, name string) error {
 	if seeded {
 		d.seedDone()
 	}
-	if err == nil {
-		d.addSource(a.name)
+	if err != nil {
+		// What it received did not verify (and is discarded): it serves
+		// no one.
+		d.removeSource(a.name)
+		return err
 	}
-	return err
+	d.addSource(a.name)
+	return nil
 }
 
 func (a *agent) pushLock(manifest string) *sync.Mutex {
