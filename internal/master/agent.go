@@ -3,6 +3,7 @@ package master
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -191,15 +192,14 @@ func (a *agent) view() view {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	v := view{name: a.name, state: state, since: since, err: err, synced: a.synced && state == sshx.Up, leased: a.leased,
-		containers: make(map[string]nodeapi.Container, len(a.containers)), inflight: map[string]bool{}, lastErr: map[string]string{}}
-	for k, c := range a.containers {
-		v.containers[k] = c
+		containers: maps.Clone(a.containers)}
+	// Empty maps stay nil: the reconciler takes a view of every node each
+	// round, and with a thousand nodes the allocations are what it costs.
+	if len(a.inflight) > 0 {
+		v.inflight = maps.Clone(a.inflight)
 	}
-	for k := range a.inflight {
-		v.inflight[k] = true
-	}
-	for k, e := range a.lastErr {
-		v.lastErr[k] = e
+	if len(a.lastErr) > 0 {
+		v.lastErr = maps.Clone(a.lastErr)
 	}
 	return v
 }

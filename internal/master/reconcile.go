@@ -46,11 +46,11 @@ type appState struct {
 }
 
 func (m *Master) look(ctx context.Context) (*world, error) {
-	w := &world{now: time.Now(), nodes: map[string]store.Node{}, views: map[string]view{}}
 	nodes, err := m.db.Nodes(ctx)
 	if err != nil {
 		return nil, err
 	}
+	w := &world{now: time.Now(), nodes: make(map[string]store.Node, len(nodes)), views: make(map[string]view, len(nodes))}
 	for _, n := range nodes {
 		w.nodes[n.Name] = n
 		if a := m.agent(n.Name); a != nil {
