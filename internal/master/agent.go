@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moatcloud/moat/internal/master/store"
@@ -33,8 +34,9 @@ type agent struct {
 	pushMu  sync.Mutex
 	pushing map[string]*sync.Mutex // one push of an image to this node at a time
 
-	keptVersion string    // of the keep list last sent (touched by renew only, and GC)
-	infoAt      time.Time // when the node last described itself
+	keptVersion string      // of the keep list last sent (touched by renew only, and GC)
+	infoAt      time.Time   // when the node last described itself
+	infoStale   atomic.Bool // its images changed: ask it again at the next renewal
 }
 
 // infoEvery: nodes describe themselves again this often, so disk use in
@@ -118,7 +120,7 @@ func (a *agent) renew(ctx context.Context) {
 			a.leased = time.Now()
 			a.mu.Unlock()
 		}
-		if infoDue || time.Since(a.infoAt) > infoEvery {
+		if infoDue || a.infoStale.Swap(false) || time.Since(a.infoAt) > infoEvery {
 			infoDue = !a.refreshInfo(ctx, every)
 		}
 		a.syncKeep(ctx)

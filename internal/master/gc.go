@@ -146,6 +146,7 @@ func (m *Master) GC(ctx context.Context, req masterapi.GCRequest) ([]masterapi.G
 				rep.Error = err.Error()
 			} else {
 				a.keptVersion = k.version
+				a.infoStale.Store(!dryRun)
 			}
 			nodeReports[i] = rep
 		}()

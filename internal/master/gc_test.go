@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/masterapi"
@@ -52,6 +53,8 @@ func TestGCKeepsTheRollbackWindow(t *testing.T) {
 			t.Errorf("image ls: the current image is used by %v", img.UsedBy)
 		}
 	}
+	// Disk use per node (moat node ls) follows the images that arrived.
+	imageBytes := e.waitImageBytes("after seven deploys", func(b int64) bool { return b > 0 })
 	noGrace := nodeapi.Duration(0)
 	dry, err := e.m.Client.GC(ctx, masterapi.GCRequest{DryRun: true, Grace: &noGrace})
 	if err != nil || len(dry) != 3 {
@@ -93,6 +96,13 @@ func TestGCKeepsTheRollbackWindow(t *testing.T) {
 		}
 	}
 
+	collected := e.waitImageBytes("after gc", func(b int64) bool { return b > 0 })
+	for name, b := range imageBytes {
+		if collected[name] >= b {
+			t.Errorf("node %s: image disk use %d before gc, %d after", name, b, collected[name])
+		}
+	}
+
 	before, _ := e.m.Client.Stats(ctx)
 	r, err := e.m.Client.Rollback(ctx, "web", 3)
 	if err != nil {
@@ -110,5 +120,29 @@ func TestGCKeepsTheRollbackWindow(t *testing.T) {
 	}
 	if err := e.m.Client.RemoveImage(ctx, "probe:v7"); !errors.Is(err, errs.ErrConflict) || !strings.Contains(err.Error(), "web@7") {
 		t.Errorf("removing an image in the window: %v", err)
+	}
+}
+
+// waitImageBytes polls until the master's node list shows each node's
+// image disk use as the node itself reports it, and ok holds for it.
+func (e *env) waitImageBytes(what string, ok func(int64) bool) map[string]int64 {
+	e.t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		nodes, err := e.m.Client.Nodes(ctx)
+		got, all := map[string]int64{}, err == nil
+		for _, n := range nodes {
+			got[n.Name] = n.Info.ImageBytes
+			info, ierr := e.c.NodeAPI(n.Name).Info(ctx)
+			all = all && ierr == nil && info.ImageBytes == n.Info.ImageBytes && ok(n.Info.ImageBytes)
+		}
+		if all {
+			return got
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("node image disk use %s: the master shows %v (%v)", what, got, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

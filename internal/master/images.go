@@ -115,8 +115,15 @@ func (m *Master) imageRefs(ctx context.Context) (map[digest.Digest][]string, err
 		return nil, err
 	}
 	for _, r := range reps {
-		if rev, err := m.db.GetRevision(ctx, r.App, r.Revision); err == nil {
-			add(rev.Image, fmt.Sprintf("%s@%d (running)", r.App, r.Revision))
+		rev, err := m.db.GetRevision(ctx, r.App, r.Revision)
+		if err != nil {
+			continue
+		}
+		d := digest.Digest(rev.Image)
+		// The current revision's replicas say nothing more than "current".
+		name := fmt.Sprintf("%s@%d", r.App, r.Revision)
+		if !slices.ContainsFunc(refs[d], func(s string) bool { return strings.HasPrefix(s, name+" (") }) {
+			add(rev.Image, name+" (running)")
 		}
 	}
 	return refs, nil
