@@ -24,6 +24,10 @@ func sendBlob(dir, inbox, digest string, offset int64, stdout io.Writer) error {
 	f, err := os.OpenFile(filepath.Join(dir, hex), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, fs.ErrNotExist) && inbox != "" {
 		f, err = os.OpenFile(filepath.Join(inbox, "blobs", "sha256-"+hex), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Verified and renamed into the store since the first look?
+			f, err = os.OpenFile(filepath.Join(dir, hex), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		}
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("blob %s: not on this node: %w", digest, errs.ErrNotFound)

@@ -2,11 +2,14 @@ package image
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/opencontainers/go-digest"
 
@@ -69,7 +72,12 @@ func (s *Store) Pull(ctx context.Context, m digest.Digest, name, dir string) (Im
 	return img, nil
 }
 
-// takeLoose makes sure the store has blob d, taking it from dir if needed.
+// takeLoose makes sure the store has blob d, taking it from dir if needed:
+// verified where it lies and then renamed into the store, so the bytes are
+// read once and never copied (the inbox is on the store's filesystem).
+// The name stays valid throughout, for peers fetching it meanwhile. Every
+// later reader of a blob checks its digest again, so nothing written into
+// the file after the check is ever trusted.
 func (s *Store) takeLoose(d digest.Digest, size int64, dir string) error {
 	if err := checkDigest(d); err != nil {
 		return err
@@ -78,19 +86,58 @@ func (s *Store) takeLoose(d digest.Digest, size int64, dir string) error {
 		return nil
 	}
 	path := filepath.Join(dir, InboxName(d))
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("blob %s is neither stored nor uploaded: %w", d, errs.ErrInvalid)
 	}
 	if err != nil {
-		return err
+		os.Remove(path)
+		return fmt.Errorf("uploaded blob %s: %v: %w", d, err, errs.ErrInvalid)
 	}
 	defer f.Close()
-	_, err = s.WriteBlob(d, size, f)
 	// Verified and stored, or refused: either way the upload is done with.
-	os.Remove(path)
+	defer os.Remove(path)
+	info, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("uploaded %w", err)
+		return fmt.Errorf("uploaded blob %s: %w", d, err)
+	}
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !info.Mode().IsRegular() || !ok || st.Nlink != 1 {
+		// Not a plain file, or linked elsewhere: a private copy it is.
+		_, err := s.WriteBlob(d, size, f)
+		if err != nil {
+			return fmt.Errorf("uploaded %w", err)
+		}
+		return nil
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return fmt.Errorf("uploaded blob %s: %w", d, err)
+	}
+	if got := digest.NewDigest(digest.SHA256, h); got != d {
+		return fmt.Errorf("uploaded blob %s: content hashes to %s: %w", d, got, errs.ErrInvalid)
+	}
+	if size >= 0 && n != size {
+		return fmt.Errorf("uploaded blob %s: %d bytes, descriptor says %d: %w", d, n, size, errs.ErrInvalid)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("uploaded blob %s: %w", d, err)
+	}
+	// Still the file just verified under that name? Then it moves in.
+	if now, err := os.Lstat(path); err != nil || !os.SameFile(now, info) {
+		return fmt.Errorf("uploaded blob %s: replaced while being verified: %w", d, errs.ErrInvalid)
+	}
+	if err := os.Rename(path, s.BlobPath(d)); err != nil {
+		if !errors.Is(err, syscall.EXDEV) {
+			return fmt.Errorf("uploaded blob %s: %w", d, err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		if _, err := s.WriteBlob(d, size, f); err != nil {
+			return fmt.Errorf("uploaded %w", err)
+		}
 	}
 	return nil
 }

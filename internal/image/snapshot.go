@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -101,8 +102,13 @@ func (s *Store) unpackBlob(ctx context.Context, l Layer, dst string) error {
 		return fmt.Errorf("%v: %w", err, errs.ErrInvalid)
 	}
 	defer plain.Close()
-	diffHash := sha256.New()
-	tee := io.TeeReader(plain, diffHash)
+	// An uncompressed layer's diff ID is its digest: one hash does.
+	var diffHash hash.Hash
+	tee := io.Reader(plain)
+	if l.DiffID != l.Digest {
+		diffHash = sha256.New()
+		tee = io.TeeReader(plain, diffHash)
+	}
 	if _, err := layer.Unpack(ctx, tee, dst, s.layerOptions()); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -115,6 +121,9 @@ func (s *Store) unpackBlob(ctx context.Context, l Layer, dst string) error {
 	}
 	if got := digest.NewDigest(digest.SHA256, blobHash); got != l.Digest {
 		return fmt.Errorf("blob content hashes to %s: %w", got, errs.ErrInvalid)
+	}
+	if diffHash == nil {
+		return nil
 	}
 	if got := digest.NewDigest(digest.SHA256, diffHash); got != l.DiffID {
 		return fmt.Errorf("uncompressed content hashes to %s, config says diff ID %s: %w", got, l.DiffID, errs.ErrInvalid)
