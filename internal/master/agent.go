@@ -2,12 +2,14 @@ package master
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/master/store"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/sshx"
@@ -30,6 +32,7 @@ type agent struct {
 	leased     time.Time // last successful lease renewal
 	inflight   map[string]bool
 	lastErr    map[string]string // per replica: why its last operation failed
+	refused    map[string]bool   // per replica: the node refused it for good (an image it will not run)
 
 	pushMu  sync.Mutex
 	pushing map[string]*sync.Mutex // one push of an image to this node at a time
@@ -52,7 +55,7 @@ func (m *Master) startAgent(n store.Node) error {
 	ctx, cancel := context.WithCancel(m.ctx)
 	a := &agent{
 		m: m, name: n.Name, conn: conn, api: conn.NodeAPI(), log: m.log.With("node", n.Name), stop: cancel,
-		inflight: map[string]bool{}, lastErr: map[string]string{}, pushing: map[string]*sync.Mutex{},
+		inflight: map[string]bool{}, lastErr: map[string]string{}, refused: map[string]bool{}, pushing: map[string]*sync.Mutex{},
 	}
 	m.mu.Lock()
 	if old := m.agents[n.Name]; old != nil {
@@ -187,6 +190,7 @@ type view struct {
 	containers map[string]nodeapi.Container
 	inflight   map[string]bool
 	lastErr    map[string]string
+	refused    map[string]bool
 }
 
 func (a *agent) view() view {
@@ -202,6 +206,9 @@ func (a *agent) view() view {
 	}
 	if len(a.lastErr) > 0 {
 		v.lastErr = maps.Clone(a.lastErr)
+	}
+	if len(a.refused) > 0 {
+		v.refused = maps.Clone(a.refused)
 	}
 	return v
 }
@@ -226,8 +233,14 @@ func (a *agent) do(id, what string, f func(context.Context) error) {
 		delete(a.inflight, id)
 		if err != nil {
 			a.lastErr[id] = what + ": " + err.Error()
+			// Refusing the image is the node's policy, not bad luck:
+			// trying again changes nothing.
+			if errors.Is(err, errs.ErrForbidden) {
+				a.refused[id] = true
+			}
 		} else {
 			delete(a.lastErr, id)
+			delete(a.refused, id)
 		}
 		a.mu.Unlock()
 		if err != nil && a.m.ctx.Err() == nil {

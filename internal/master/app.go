@@ -108,7 +108,7 @@ func (m *Master) rolloutInput(w *world, a appState, mine []store.Replica) (rollo
 		}
 		current := r.Template == a.rev.Template
 		in.Replicas = append(in.Replicas, rollout.Replica{ID: r.ID, Current: current, Drain: w.nodes[r.Node].Draining, State: state})
-		if current && state == rollout.Failed && failing == "" {
+		if current && (state == rollout.Failed || v.refused[r.ID]) && failing == "" {
 			failing = r.ID
 		}
 	}
@@ -249,8 +249,12 @@ func (m *Master) describeFailure(ctx context.Context, w *world, id string) strin
 		}
 	}
 	v := w.views[r.Node]
-	c := v.containers[id]
+	c, ok := v.containers[id]
 	var b strings.Builder
+	if !ok && v.refused[id] {
+		fmt.Fprintf(&b, "replica %s on %s: refused: %s", id, r.Node, v.lastErr[id])
+		return b.String()
+	}
 	fmt.Fprintf(&b, "replica %s on %s: %s", id, r.Node, c.State)
 	switch {
 	case c.Health == "unhealthy":

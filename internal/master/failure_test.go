@@ -294,3 +294,46 @@ func TestDrain(t *testing.T) {
 		t.Errorf("a replica was placed on the drained node: %v", nodes)
 	}
 }
+
+// TestRevokedSignerKeepsPrevious: the operator revokes the signing key on
+// the nodes; a deploy of a new image signed by it is refused by every
+// node, saying why, and the running revision goes on untouched.
+func TestRevokedSignerKeepsPrevious(t *testing.T) {
+	e := newEnv(t, 2)
+	e.wait("web", e.deploy(spec("web", 2)).Revision)
+	before := pids(t, e.c)
+	e.importSigned("probe:v2", 2)
+	revoked := ssh.MarshalAuthorizedKey(testcluster.Signer(t).PublicKey())
+	for _, n := range e.c.Nodes {
+		if err := os.WriteFile(filepath.Join(n.Dir, "etc-moat", "revoked_signers"), revoked, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, errOut, code := e.moatCLI("deploy", "-f", e.specFile(strings.Replace(spec("web", 2), "probe:1", "probe:v2", 1)))
+	if code == 0 {
+		t.Fatalf("a deploy of an image signed by a revoked key exited 0:\n%s", errOut)
+	}
+	for _, want := range []string{"failed", "which is revoked", "rolled back"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("moat deploy output lacks %q:\n%s", want, errOut)
+		}
+	}
+	e.waitReplicas("web", "the previous revision only", 30*time.Second, func(reps []masterapi.Replica) bool {
+		n, _ := ready(reps)
+		return n == 2 && len(reps) == 2
+	})
+	if got := pids(t, e.c); !equalPids(before, got) {
+		t.Errorf("containers changed: %v → %v", before, got)
+	}
+	for _, n := range e.c.Nodes {
+		imgs, _ := e.c.NodeAPI(n.Name).Images(context.Background())
+		for _, img := range imgs {
+			if img.Name == "probe:v2" {
+				t.Errorf("node %s stored the refused image", n.Name)
+			}
+		}
+		if left, _ := os.ReadDir(filepath.Join(n.Dir, "var-lib-moat", "inbox", "blobs")); len(left) != 0 {
+			t.Errorf("node %s: the refused upload left %d files in the inbox", n.Name, len(left))
+		}
+	}
+}
