@@ -107,7 +107,7 @@ func (m *Master) collect(ctx context.Context, dryRun bool, grace time.Duration) 
 // GC collects unused images on the master and on every node that is up,
 // in parallel, and reports per place.
 func (m *Master) GC(ctx context.Context, req masterapi.GCRequest) ([]masterapi.GCReport, error) {
-	grace := gcGrace
+	grace := *m.cfg.GCGrace
 	if req.Grace != nil {
 		if *req.Grace < 0 {
 			return nil, errs.Invalid("grace", "negative: %s", time.Duration(*req.Grace))
@@ -176,7 +176,7 @@ func (m *Master) autoGC(ctx context.Context) {
 	if m.cfg.GCThreshold <= 0 {
 		return
 	}
-	tick := time.NewTicker(masterGCDue)
+	tick := time.NewTicker(m.cfg.GCInterval)
 	defer tick.Stop()
 	for {
 		select {
@@ -188,7 +188,7 @@ func (m *Master) autoGC(ctx context.Context) {
 		if unix.Statfs(m.cfg.Dir, &fs) != nil || fs.Blocks == 0 || int(100-fs.Bavail*100/fs.Blocks) < m.cfg.GCThreshold {
 			continue
 		}
-		if _, err := m.collect(ctx, false, gcGrace); err != nil {
+		if _, err := m.collect(ctx, false, *m.cfg.GCGrace); err != nil {
 			m.log.Error("image gc", "err", err)
 		}
 	}

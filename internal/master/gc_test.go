@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +145,72 @@ func (e *env) waitImageBytes(what string, ok func(int64) bool) map[string]int64 
 			e.t.Fatalf("node image disk use %s: the master shows %v (%v)", what, got, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestGCByThreshold: with disks past the threshold, the master and the
+// nodes collect by themselves what is outside the rollback window (here
+// two revisions), and nothing inside it.
+func TestGCByThreshold(t *testing.T) {
+	c := testcluster.NewCluster(t, 2)
+	gc := "gc-threshold=1\ngc-interval=200ms\ngc-grace=3s\n"
+	for _, n := range c.Nodes {
+		f, err := os.OpenFile(filepath.Join(n.Dir, "etc-moat", "node.conf"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(gc)
+		f.Close()
+	}
+	m := c.StartMaster("--keep-revisions", "2", "--gc-threshold", "1", "--gc-interval", "200ms", "--gc-grace", "3s")
+	c.Enrol(m, "n1", "n2")
+	e := &env{t: t, c: c, m: m}
+	digests := map[int]string{}
+	for v := 1; v <= 4; v++ {
+		digests[v] = e.importSigned(fmt.Sprintf("probe:v%d", v), v)
+		r := e.deploy(strings.Replace(spec("web", 2), "probe:1", fmt.Sprintf("probe:v%d", v), 1))
+		if p := e.wait("web", r.Revision); p.Status != "deployed" {
+			t.Fatalf("revision %d: %+v", v, p)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		where := map[string]map[string]bool{"master": {}}
+		imgs, err := m.Client.Images(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, img := range imgs {
+			where["master"][img.Digest] = true
+		}
+		for _, n := range c.Nodes {
+			where[n.Name] = map[string]bool{}
+			nodeImgs, err := c.NodeAPI(n.Name).Images(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, img := range nodeImgs {
+				where[n.Name][img.Digest] = true
+			}
+		}
+		done := true
+		for place, has := range where {
+			for v := 1; v <= 4; v++ {
+				if v >= 3 && !has[digests[v]] {
+					t.Fatalf("%s collected v%d, inside the rollback window", place, v)
+				}
+				done = done && has[digests[v]] == (v >= 3)
+			}
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not collected by threshold within 30s: %v", where)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n, _ := ready(e.replicas("web")); n != 2 {
+		t.Errorf("after gc, %d replicas ready", n)
 	}
 }

@@ -48,6 +48,12 @@ type Config struct {
 	// GCThreshold: collect unused images when the master's disk is this
 	// full (percent); 0 never by itself.
 	GCThreshold int
+	// GCInterval is how often the master looks at its disk (default 10
+	// minutes); GCGrace keeps images imported more recently than this,
+	// on the master and, when it collects by itself, on nodes (default 10
+	// minutes: an operator about to deploy them).
+	GCInterval time.Duration
+	GCGrace    *time.Duration
 	// MaxPushes bounds the uploads the master makes at once (nodes also
 	// fetch images from each other, which this does not count).
 	MaxPushes int
@@ -148,6 +154,13 @@ func Open(cfg Config) (*Master, error) {
 	}
 	if cfg.KeepRevisions <= 0 {
 		cfg.KeepRevisions = DefaultKeepRevisions
+	}
+	if cfg.GCInterval <= 0 {
+		cfg.GCInterval = masterGCDue
+	}
+	if cfg.GCGrace == nil {
+		g := gcGrace
+		cfg.GCGrace = &g
 	}
 	if cfg.SingletonGrace <= cfg.LeaseTTL {
 		return nil, fmt.Errorf("singleton grace %s must be longer than the lease TTL %s", cfg.SingletonGrace, cfg.LeaseTTL)

@@ -43,7 +43,12 @@ type Config struct {
 	// GCThreshold: collect unused images when the disk holding Root is
 	// this full (percent); 0 turns automatic collection off.
 	GCThreshold int
-	PeerKey     string // default DefaultPeerKey
+	// GCInterval is how often the disk is looked at (default a minute);
+	// GCGrace keeps images pulled more recently than this (default 10
+	// minutes: a deploy under way has pulled what it has not yet run).
+	GCInterval time.Duration
+	GCGrace    *time.Duration
+	PeerKey    string // default DefaultPeerKey
 }
 
 // Daemon is a running node daemon.
@@ -82,6 +87,13 @@ func (c *Config) setDefaults() error {
 	}
 	if c.CgroupParent == "" {
 		c.CgroupParent = "moat"
+	}
+	if c.GCInterval <= 0 {
+		c.GCInterval = gcEvery
+	}
+	if c.GCGrace == nil {
+		g := gcGrace
+		c.GCGrace = &g
 	}
 	if c.Exe == "" {
 		if c.Exe, err = os.Executable(); err != nil {

@@ -89,7 +89,7 @@ func (d *Daemon) autoGC(ctx context.Context) {
 	if d.cfg.GCThreshold <= 0 {
 		return
 	}
-	tick := time.NewTicker(gcEvery)
+	tick := time.NewTicker(d.cfg.GCInterval)
 	defer tick.Stop()
 	for {
 		select {
@@ -105,7 +105,7 @@ func (d *Daemon) autoGC(ctx context.Context) {
 			d.log.Warn("disk filling but no keep list from the master yet: not collecting images", "used", used)
 			continue
 		}
-		if _, err := d.collect(ctx, false, gcGrace); err != nil {
+		if _, err := d.collect(ctx, false, *d.cfg.GCGrace); err != nil {
 			d.log.Error("image gc", "err", err)
 		}
 	}
@@ -142,7 +142,7 @@ func (d *Daemon) handleGC(w http.ResponseWriter, r *http.Request) error {
 	if err := d.setKeep(req.Keep); err != nil {
 		return err
 	}
-	grace := gcGrace
+	grace := *d.cfg.GCGrace
 	if req.Grace != nil {
 		if *req.Grace < 0 {
 			return errs.Invalid("grace", "negative: %s", time.Duration(*req.Grace))
