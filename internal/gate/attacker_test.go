@@ -2,6 +2,7 @@ package gate_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"os"
@@ -25,6 +26,7 @@ type attacker struct {
 	node  string
 	addr  string
 	known string
+	key   string // default: the master's
 }
 
 func newAttacker(t *testing.T, c *testcluster.Cluster, node string) *attacker {
@@ -39,7 +41,7 @@ func newAttacker(t *testing.T, c *testcluster.Cluster, node string) *attacker {
 
 func (a *attacker) opts() []string {
 	return []string{
-		"-i", a.c.MasterKeyPath, "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=" + a.known,
+		"-i", cmp.Or(a.key, a.c.MasterKeyPath), "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=" + a.known,
 		"-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
 		"-o", "ControlMaster=no", "-o", "ControlPath=none",
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/moatcloud/moat/internal/testcluster"
@@ -287,4 +288,68 @@ func scan(host string) []int {
 	close(ports)
 	wg.Wait()
 	return open
+}
+
+// TestPeerKeyOnlyReadsBlobs: the key nodes fetch images from each other
+// with reads whole blobs by digest, from the store or the inbox, and does
+// nothing else: no shell, no command, no rpc, no sftp, no partial upload.
+func TestPeerKeyOnlyReadsBlobs(t *testing.T) {
+	c := testcluster.NewCluster(t, 1)
+	c.Install("n1")
+	n, _ := c.Node("n1")
+	a := newAttacker(t, c, "n1")
+	a.key = c.PeerKeyPath
+
+	plant := func(dir, name, content string) string {
+		os.MkdirAll(dir, 0o700)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return content
+	}
+	hexOf := func(s string) string { return digest.FromString(s).Encoded() }
+	stored := "a stored blob"
+	plant(filepath.Join(n.Dir, "var-lib-moat", "images", "blobs", "sha256"), hexOf(stored), stored)
+	uploaded := "an uploaded blob"
+	plant(filepath.Join(n.Dir, "var-lib-moat", "inbox", "blobs"), "sha256-"+hexOf(uploaded), uploaded)
+	partial := "half an upload"
+	plant(filepath.Join(n.Dir, "var-lib-moat", "inbox", "blobs"), "sha256-"+hexOf(partial)+".part", partial)
+
+	for _, tt := range []struct{ name, cmd, out string }{
+		{"a stored blob", "blob sha256:" + hexOf(stored), stored},
+		{"a stored blob from an offset", "blob sha256:" + hexOf(stored) + " 2", stored[2:]},
+		{"an uploaded blob", "blob sha256:" + hexOf(uploaded), uploaded},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := a.ssh("", tt.cmd)
+			if code != 0 || out != tt.out {
+				t.Errorf("%s: exit %d, stdout %q (stderr %q), want %q", tt.cmd, code, out, errOut, tt.out)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		says string
+	}{
+		{"a partial upload", []string{"blob sha256:" + hexOf(partial)}, "not on this node"},
+		{"a path for a digest", []string{"blob sha256:../../../etc/shadow"}, "want sha256:<64 hex digits>"},
+		{"login shell", nil, "interactive login refused"},
+		{"a command", []string{"id"}, "command refused"},
+		{"the master's rpc", []string{"rpc"}, "role peer may not use rpc"},
+		{"the master's sftp", []string{"sftp"}, "role peer may not use sftp"},
+		{"the master's dial", []string{"dial web:8080"}, "role peer may not use dial"},
+		// OpenSSH does not pass a subsystem's stderr on.
+		{"the sftp subsystem", []string{"-s", "sftp"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := a.ssh("", tt.args...)
+			if code == 0 || out != "" || !strings.Contains(errOut, tt.says) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want a refusal saying %q", code, out, errOut, tt.says)
+			}
+		})
+	}
+	if _, errOut, code := a.sftp("get /etc/shadow"); code == 0 {
+		t.Errorf("sftp with the peer key: exit 0 (%s)", errOut)
+	}
 }
