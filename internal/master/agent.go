@@ -37,9 +37,10 @@ type agent struct {
 	pushMu  sync.Mutex
 	pushing map[string]*sync.Mutex // one push of an image to this node at a time
 
-	keptVersion string      // of the keep list last sent (touched by renew only, and GC)
-	infoAt      time.Time   // when the node last described itself
-	infoStale   atomic.Bool // its images changed: ask it again at the next renewal
+	keptVersion string        // of the keep list last sent (touched by renew only, and GC)
+	infoAt      time.Time     // when the node last described itself
+	infoStale   atomic.Bool   // its images changed: ask it again at the next renewal
+	infoWake    chan struct{} // and make that renewal now
 }
 
 // infoEvery: nodes describe themselves again this often, so disk use in
@@ -55,6 +56,7 @@ func (m *Master) startAgent(n store.Node) error {
 	ctx, cancel := context.WithCancel(m.ctx)
 	a := &agent{
 		m: m, name: n.Name, conn: conn, api: conn.NodeAPI(), log: m.log.With("node", n.Name), stop: cancel,
+		infoWake: make(chan struct{}, 1),
 		inflight: map[string]bool{}, lastErr: map[string]string{}, refused: map[string]bool{}, pushing: map[string]*sync.Mutex{},
 	}
 	m.mu.Lock()
@@ -130,6 +132,7 @@ func (a *agent) renew(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-a.infoWake:
 		case <-time.After(every):
 		}
 	}
@@ -268,4 +271,14 @@ func (a *agent) refreshInfo(ctx context.Context, timeout time.Duration) bool {
 	a.infoAt = time.Now()
 	a.m.kickReconcile()
 	return true
+}
+
+// imagesChanged has the node describe itself again soon (its disk use in
+// moat node ls), through the renewal loop's session.
+func (a *agent) imagesChanged() {
+	a.infoStale.Store(true)
+	select {
+	case a.infoWake <- struct{}{}:
+	default:
+	}
 }

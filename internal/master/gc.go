@@ -146,7 +146,9 @@ func (m *Master) GC(ctx context.Context, req masterapi.GCRequest) ([]masterapi.G
 				rep.Error = err.Error()
 			} else {
 				a.keptVersion = k.version
-				a.infoStale.Store(!dryRun)
+				if !dryRun {
+					a.imagesChanged()
+				}
 			}
 			nodeReports[i] = rep
 		}()

@@ -74,7 +74,7 @@ func (a *agent) ensureImage(ctx context.Context, manifest, name string) error {
 		return err
 	}
 	d.addSource(a.name)
-	a.infoStale.Store(true)
+	a.imagesChanged()
 	return nil
 }
 
