@@ -33,15 +33,20 @@ func spool(r io.Reader, dir string, max int64) (*archive, error) {
 	}
 	os.Remove(f.Name()) // the open descriptor keeps it until Close
 	a := &archive{f: f, entries: map[string]section{}}
-	plain, err := layer.Decompress(bufio.NewReaderSize(r, 64<<10))
+	src := &sourceReader{r: r}
+	plain, err := layer.Decompress(bufio.NewReaderSize(src, 64<<10))
 	if err != nil {
 		a.Close()
-		return nil, fmt.Errorf("read archive: %w", err)
+		return nil, fmt.Errorf("read archive: %w", src.classify(err))
 	}
 	defer plain.Close()
-	n, err := io.Copy(f, io.LimitReader(plain, max+1))
+	dst := &sinkWriter{w: f}
+	n, err := io.Copy(dst, io.LimitReader(plain, max+1))
 	if err != nil {
 		a.Close()
+		if dst.err == nil {
+			err = src.classify(err)
+		}
 		return nil, fmt.Errorf("read archive: %w", err)
 	}
 	if n > max {
@@ -125,4 +130,42 @@ func (a *archive) readSmall(name string) ([]byte, error) {
 		return nil, fmt.Errorf("archive file %q: over %d bytes: %w", name, maxJSONBlob, errs.ErrInvalid)
 	}
 	return io.ReadAll(r)
+}
+
+// sourceReader remembers whether reading the source itself failed, to
+// tell a broken connection or disk from a broken archive.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
+}
+
+// classify marks err as bad input unless the source failed: a truncated
+// or corrupt compressed stream is the archive's fault.
+func (s *sourceReader) classify(err error) error {
+	if s.err != nil || errors.Is(err, errs.ErrInvalid) {
+		return err
+	}
+	return fmt.Errorf("%v: %w", err, errs.ErrInvalid)
+}
+
+// sinkWriter remembers whether writing the spool failed.
+type sinkWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *sinkWriter) Write(b []byte) (int, error) {
+	n, err := s.w.Write(b)
+	if err != nil {
+		s.err = err
+	}
+	return n, err
 }

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 
@@ -25,7 +26,12 @@ const maxJSONBlob = 4 << 20
 
 // checkDigest refuses digests moat cannot verify or that could form a path.
 func checkDigest(d digest.Digest) error {
-	if d.Algorithm() != digest.SHA256 {
+	// Not d.Algorithm() first: it panics on a digest without a colon.
+	alg, _, ok := strings.Cut(string(d), ":")
+	if !ok {
+		return errs.Invalid("digest", "%q: want sha256:<64 hex digits>", d)
+	}
+	if digest.Algorithm(alg) != digest.SHA256 {
 		return errs.Invalid("digest", "%q: only sha256 digests are supported", d)
 	}
 	if err := d.Validate(); err != nil {

@@ -30,7 +30,7 @@ type entry struct {
 	mode             int64
 }
 
-func layerTar(t *testing.T, entries ...entry) []byte {
+func layerTar(t testing.TB, entries ...entry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -75,7 +75,7 @@ type layout struct {
 	omit       map[string]bool // archive files to leave out
 }
 
-func (l layout) archive(t *testing.T) (tarball []byte, manifest digest.Digest) {
+func (l layout) archive(t testing.TB) (tarball []byte, manifest digest.Digest) {
 	t.Helper()
 	blobs := map[digest.Digest][]byte{}
 	put := func(b []byte) ocispec.Descriptor {
@@ -116,7 +116,7 @@ func (l layout) archive(t *testing.T) (tarball []byte, manifest digest.Digest) {
 	return tarFiles(t, files, l.omit), md.Digest
 }
 
-func tarFiles(t *testing.T, files map[string][]byte, omit map[string]bool) []byte {
+func tarFiles(t testing.TB, files map[string][]byte, omit map[string]bool) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -132,7 +132,7 @@ func tarFiles(t *testing.T, files map[string][]byte, omit map[string]bool) []byt
 }
 
 // dockerSave assembles a docker save archive holding one image.
-func dockerSave(t *testing.T, tag string, layers ...[]byte) []byte {
+func dockerSave(t testing.TB, tag string, layers ...[]byte) []byte {
 	t.Helper()
 	cfg := ocispec.Image{Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}, RootFS: ocispec.RootFS{Type: "layers"}}
 	files := map[string][]byte{}
