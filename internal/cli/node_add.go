@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -27,7 +28,7 @@ func (a *app) nodeAddCommand() *cobra.Command {
 	var signersFile string
 	var allowUnsigned bool
 	cmd := &cobra.Command{
-		Use:   "add [flags] USER@HOST",
+		Use:   "add [flags] USER@HOST[:PORT]",
 		Short: "Enrol a machine you can SSH into as a node",
 		Long: `Enrol a machine you can already SSH into (as root, or a user with
 passwordless sudo). moat uses your own ssh client, so ~/.ssh/config,
@@ -57,7 +58,17 @@ cannot change it, so a compromised master cannot run code of its own.
 			if err := setKeys(&opts, key); err != nil {
 				return err
 			}
-			opts.Access.Dest = args[0]
+			dest, port, err := splitDest(args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			if port != 0 && opts.Access.Port != 0 && port != opts.Access.Port {
+				return usageError{fmt.Errorf("%s names port %d, --port says %d", args[0], port, opts.Access.Port)}
+			}
+			opts.Access.Dest = dest
+			if port != 0 {
+				opts.Access.Port = port
+			}
 			if opts.Labels, err = parseKV(labels, "--label"); err != nil {
 				return usageError{err}
 			}
@@ -170,4 +181,47 @@ func setKeys(opts *enroll.Options, key masterapi.Key) error {
 		opts.PeerKey = []byte(key.PeerKey)
 	}
 	return nil
+}
+
+// splitDest takes the port off USER@HOST:PORT (or USER@[V6]:PORT), which
+// ssh itself does not read; an ssh_config alias or a bare IPv6 address
+// passes through.
+func splitDest(arg string) (dest string, port int, err error) {
+	user, host, hasUser := strings.Cut(arg, "@")
+	if !hasUser {
+		user, host = "", arg
+	}
+	if host == "" || (hasUser && user == "") {
+		return "", 0, fmt.Errorf("%q: want USER@HOST[:PORT] or an ssh_config alias", arg)
+	}
+	withUser := func(h string) string {
+		if hasUser {
+			return user + "@" + h
+		}
+		return h
+	}
+	if strings.HasPrefix(host, "[") {
+		h, p, err := net.SplitHostPort(host)
+		if err != nil {
+			h, ok := strings.CutSuffix(strings.TrimPrefix(host, "["), "]")
+			if !ok {
+				return "", 0, fmt.Errorf("%q: want USER@[ADDRESS]:PORT", arg)
+			}
+			return withUser(h), 0, nil
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return "", 0, fmt.Errorf("%q: port %q: want 1-65535", arg, p)
+		}
+		return withUser(h), n, nil
+	}
+	if strings.Count(host, ":") != 1 {
+		return arg, 0, nil // no port, or a bare IPv6 address
+	}
+	h, p, _ := strings.Cut(host, ":")
+	n, err := strconv.Atoi(p)
+	if h == "" || err != nil || n < 1 || n > 65535 {
+		return "", 0, fmt.Errorf("%q: port %q: want 1-65535", arg, p)
+	}
+	return withUser(h), n, nil
 }
