@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,8 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/partial"
 )
 
 // sendBlob writes one blob, from offset on, to stdout: how a node fetches
@@ -48,4 +51,125 @@ func sendBlob(dir, inbox, digest string, offset int64, stdout io.Writer) error {
 	}
 	_, err = io.Copy(stdout, f)
 	return err
+}
+
+// Following a blob that is still arriving: how long the gate waits for it
+// to appear or to grow before it gives up, and how often it looks.
+var (
+	followStall = 30 * time.Second
+	followPoll  = 20 * time.Millisecond
+)
+
+// followBlob writes bytes [offset, size) of a blob to stdout, following it
+// while it is still arriving in the inbox, so that a node can pass an
+// image on while it receives it. Of a blob still being written it sends
+// only what its writer published as written without gaps (package
+// partial); it waits for the blob to appear and to grow, and gives up
+// when it has not grown for followStall. The receiving node checks the
+// whole blob against its digest.
+func followBlob(ctx context.Context, dir, inbox, digest string, offset, size int64, stdout io.Writer) error {
+	hex := strings.TrimPrefix(digest, "sha256:")
+	paths := []string{filepath.Join(dir, hex)}
+	if inbox != "" {
+		paths = append(paths, filepath.Join(inbox, "blobs", "sha256-"+hex), filepath.Join(inbox, "blobs", "sha256-"+hex+".part"))
+	}
+	f, arriving, err := openArriving(ctx, paths)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("blob %s: not on this node, nor arriving: %w", digest, errs.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("blob %s: %w", digest, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() {
+		return fmt.Errorf("blob %s: not a regular file: %w", digest, errs.ErrInvalid)
+	}
+	if !arriving && info.Size() != size {
+		return fmt.Errorf("blob %s: %d bytes here, not %d: %w", digest, info.Size(), size, errs.ErrInvalid)
+	}
+	buf := make([]byte, 256<<10)
+	pos, grew := offset, time.Now()
+	for pos < size {
+		avail := size
+		if arriving {
+			avail = available(f, size)
+		}
+		if avail > pos {
+			n, err := f.ReadAt(buf[:min(int64(len(buf)), avail-pos)], pos)
+			if n > 0 {
+				if _, err := stdout.Write(buf[:n]); err != nil {
+					return err
+				}
+				pos += int64(n)
+				grew = time.Now()
+				continue
+			}
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("blob %s: %w", digest, err)
+			}
+		}
+		if st, err := f.Stat(); err == nil {
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Nlink == 0 {
+				return fmt.Errorf("blob %s: the upload was discarded at %d of %d bytes: %w", digest, pos, size, errs.ErrUnavailable)
+			}
+		}
+		if time.Since(grew) > followStall {
+			return fmt.Errorf("blob %s: stopped arriving at %d of %d bytes: %w", digest, pos, size, errs.ErrUnavailable)
+		}
+		if err := pause(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openArriving opens the first of paths that exists, waiting up to
+// followStall for one to; arriving says it is the last (the blob still
+// being written).
+func openArriving(ctx context.Context, paths []string) (f *os.File, arriving bool, err error) {
+	deadline := time.Now().Add(followStall)
+	for {
+		for i, p := range paths {
+			f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+			if err == nil {
+				return f, i == len(paths)-1 && len(paths) > 1, nil
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				return nil, false, err
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, false, fs.ErrNotExist
+		}
+		if err := pause(ctx); err != nil {
+			return nil, false, err
+		}
+	}
+}
+
+// available is how much of an arriving blob may be sent: what its writer
+// published as written without gaps, or all of it once it is whole and
+// nobody writes it any more.
+func available(f *os.File, size int64) int64 {
+	st, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	w, _ := partial.Written(f)
+	if w >= size || (st.Size() >= size && !partial.Writing(f)) {
+		return size
+	}
+	return min(w, st.Size())
+}
+
+func pause(ctx context.Context) error {
+	t := time.NewTimer(followPoll)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

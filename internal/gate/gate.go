@@ -3,8 +3,8 @@
 // exactly what the role may do. The master's key: rpc (relay the session
 // to the node daemon's API), sftp (confined to the upload inbox) and dial
 // CONTAINER:PORT (pipe the session to a declared container port). The
-// peer key other nodes fetch images with: blob DIGEST [OFFSET] (read one
-// stored blob). Everything else — a login shell, any other command, scp,
+// peer key other nodes fetch images with: blob DIGEST [OFFSET [SIZE]]
+// (read one blob, as it arrives if SIZE is given). Everything else — a login shell, any other command, scp,
 // another subsystem — is refused with one line on stderr and a non-zero
 // exit. The gate never runs a shell and writes nothing but protocol on
 // stdout.
@@ -45,7 +45,7 @@ var roles = map[string][]string{
 // allowed says what a role may run, for refusals.
 var allowed = map[string]string{
 	RoleMaster: "this key may only run: rpc, sftp, dial CONTAINER:PORT",
-	RolePeer:   "this key may only run: blob sha256:HEX [OFFSET]",
+	RolePeer:   "this key may only run: blob sha256:HEX [OFFSET [SIZE]]",
 }
 
 // Request is a parsed, allowed gate command.
@@ -55,6 +55,7 @@ type Request struct {
 	Port      int    // dial
 	Digest    string // blob: sha256:<64 hex>
 	Offset    int64  // blob: where to start
+	Size      int64  // blob: its size, to follow it while it arrives; -1 unknown
 }
 
 // Config is where the gate finds the node's parts.
@@ -87,12 +88,12 @@ func Parse(role, command string) (Request, error) {
 			return Request{}, err
 		}
 		req = Request{Verb: VerbDial, Container: c, Port: p}
-	case fields[0] == VerbBlob && (len(fields) == 2 || len(fields) == 3):
-		d, off, err := parseBlob(fields[1:])
+	case fields[0] == VerbBlob && len(fields) >= 2 && len(fields) <= 4:
+		d, off, size, err := parseBlob(fields[1:])
 		if err != nil {
 			return Request{}, err
 		}
-		req = Request{Verb: VerbBlob, Digest: d, Offset: off}
+		req = Request{Verb: VerbBlob, Digest: d, Offset: off, Size: size}
 	default:
 		return Request{}, fmt.Errorf("command refused: %s: %s: %w", quote(command), allowed[role], errs.ErrForbidden)
 	}
@@ -140,22 +141,32 @@ func parseTarget(s string) (string, int, error) {
 	return name, port, nil
 }
 
-// parseBlob reads "sha256:<64 lowercase hex> [OFFSET]": nothing in it can
-// name a path but the one blob.
-func parseBlob(args []string) (string, int64, error) {
+// parseBlob reads "sha256:<64 lowercase hex> [OFFSET [SIZE]]": nothing in
+// it can name a path but the one blob.
+func parseBlob(args []string) (d string, off, size int64, err error) {
 	hex, ok := strings.CutPrefix(args[0], "sha256:")
 	if !ok || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
-		return "", 0, fmt.Errorf("blob %s: want sha256:<64 hex digits>: %w", quote(args[0]), errs.ErrInvalid)
+		return "", 0, 0, fmt.Errorf("blob %s: want sha256:<64 hex digits>: %w", quote(args[0]), errs.ErrInvalid)
 	}
-	var off int64
-	if len(args) == 2 {
-		n, err := strconv.ParseInt(args[1], 10, 64)
-		if err != nil || n < 0 {
-			return "", 0, fmt.Errorf("blob offset %s: want a number of bytes: %w", quote(args[1]), errs.ErrInvalid)
+	size = -1
+	for i, what := range []string{"offset", "size"} {
+		if len(args) <= i+1 {
+			break
 		}
-		off = n
+		n, err := strconv.ParseInt(args[i+1], 10, 64)
+		if err != nil || n < 0 || args[i+1] != strconv.FormatInt(n, 10) {
+			return "", 0, 0, fmt.Errorf("blob %s %s: want a number of bytes: %w", what, quote(args[i+1]), errs.ErrInvalid)
+		}
+		if i == 0 {
+			off = n
+		} else {
+			size = n
+		}
 	}
-	return args[0], off, nil
+	if size >= 0 && off > size {
+		return "", 0, 0, fmt.Errorf("blob offset %d is past its size %d: %w", off, size, errs.ErrInvalid)
+	}
+	return args[0], off, size, nil
 }
 
 // quote keeps an attacker's command from writing control characters to the
@@ -178,6 +189,9 @@ func Run(ctx context.Context, cfg Config, req Request, stdin io.Reader, stdout i
 	case VerbDial:
 		return dial(ctx, cfg.Socket, req.Container, req.Port, rw)
 	case VerbBlob:
+		if req.Size >= 0 {
+			return followBlob(ctx, cfg.Blobs, cfg.Inbox, req.Digest, req.Offset, req.Size, stdout)
+		}
 		return sendBlob(cfg.Blobs, cfg.Inbox, req.Digest, req.Offset, stdout)
 	}
 	return fmt.Errorf("verb %q: %w", req.Verb, errs.ErrForbidden)

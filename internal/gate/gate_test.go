@@ -39,8 +39,14 @@ func TestParse(t *testing.T) {
 		{"master", "dial ../x:80", Request{}, errs.ErrInvalid},
 		{"master", "dial web:80 extra", Request{}, errs.ErrForbidden},
 		{"master", "dial Web:80", Request{}, errs.ErrInvalid},
-		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab", Request{Verb: VerbBlob, Digest: "sha256:abababababababababababababababababababababababababababababababab"}, nil},
-		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab 4096", Request{Verb: VerbBlob, Digest: "sha256:abababababababababababababababababababababababababababababababab", Offset: 4096}, nil},
+		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab", Request{Verb: VerbBlob, Digest: "sha256:abababababababababababababababababababababababababababababababab", Size: -1}, nil},
+		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab 4096", Request{Verb: VerbBlob, Digest: "sha256:abababababababababababababababababababababababababababababababab", Offset: 4096, Size: -1}, nil},
+		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab 4096 8192", Request{Verb: VerbBlob, Digest: "sha256:abababababababababababababababababababababababababababababababab", Offset: 4096, Size: 8192}, nil},
+		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab 0 0", Request{Verb: VerbBlob, Digest: "sha256:abababababababababababababababababababababababababababababababab", Size: 0}, nil},
+		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab 8193 8192", Request{}, errs.ErrInvalid},
+		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab 1 +2", Request{}, errs.ErrInvalid},
+		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab 1 x", Request{}, errs.ErrInvalid},
+		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab 01", Request{}, errs.ErrInvalid},
 		{"peer", "rpc", Request{}, errs.ErrForbidden},
 		{"peer", "sftp", Request{}, errs.ErrForbidden},
 		{"peer", "dial web:80", Request{}, errs.ErrForbidden},
@@ -49,7 +55,7 @@ func TestParse(t *testing.T) {
 		{"peer", "blob sha256:ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB", Request{}, errs.ErrInvalid},
 		{"peer", "blob sha512:abababababababababababababababababababababababababababababababab", Request{}, errs.ErrInvalid},
 		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab -1", Request{}, errs.ErrInvalid},
-		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab 1 2", Request{}, errs.ErrForbidden},
+		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab 1 2 3", Request{}, errs.ErrForbidden},
 		{"master", "blob sha256:abababababababababababababababababababababababababababababababab", Request{}, errs.ErrForbidden},
 		{"nobody", "rpc", Request{}, errs.ErrForbidden},
 		{"", "rpc", Request{}, errs.ErrForbidden},
@@ -116,7 +122,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func FuzzParsePeer(f *testing.F) {
-	for _, s := range []string{"blob sha256:" + strings.Repeat("0", 64), "blob sha256:" + strings.Repeat("f", 64) + " 10", "rpc", "blob x"} {
+	for _, s := range []string{"blob sha256:" + strings.Repeat("0", 64), "blob sha256:" + strings.Repeat("f", 64) + " 10", "blob sha256:" + strings.Repeat("f", 64) + " 10 20", "rpc", "blob x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, command string) {
@@ -125,7 +131,7 @@ func FuzzParsePeer(f *testing.F) {
 			return
 		}
 		hex, ok := strings.CutPrefix(req.Digest, "sha256:")
-		if req.Verb != VerbBlob || !ok || len(hex) != 64 || strings.ContainsAny(hex, "/.") || req.Offset < 0 {
+		if req.Verb != VerbBlob || !ok || len(hex) != 64 || strings.ContainsAny(hex, "/.") || req.Offset < 0 || req.Size < -1 || (req.Size >= 0 && req.Offset > req.Size) {
 			t.Fatalf("peer command %q parsed to %+v", command, req)
 		}
 	})

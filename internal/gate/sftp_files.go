@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/pkg/sftp"
+
+	"github.com/moatcloud/moat/internal/partial"
 )
 
 // Fileread opens a regular file in the inbox for reading.
@@ -61,7 +63,19 @@ func (in *inbox) upload(r *sftp.Request) (*upload, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &upload{in: in, name: name, f: f}, nil
+	// Peers may read the upload while it arrives (see package partial):
+	// as far as it is written without gaps, which for a resumed upload is
+	// what the last session had written so.
+	partial.Lock(f)
+	var start int64
+	if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
+		if w, ok := partial.Written(f); ok {
+			start = min(w, fi.Size())
+		}
+	}
+	written := partial.NewTracker(f, start)
+	written.Flush() // what an earlier writer published no longer holds
+	return &upload{in: in, name: name, f: f, written: written}, nil
 }
 
 // open opens name in the inbox and checks that it is a regular file (or a
@@ -96,9 +110,10 @@ type upload struct {
 	in   *inbox
 	name string
 
-	mu  sync.RWMutex // held for reading by I/O, for writing to close
-	f   *os.File
-	err error // why f is closed: the upload was discarded, or closed
+	mu      sync.RWMutex // held for reading by I/O, for writing to close
+	f       *os.File
+	err     error // why f is closed: the upload was discarded, or closed
+	written *partial.Tracker
 }
 
 // WriteAt writes p at off unless that would take the file past the limit.
@@ -112,7 +127,9 @@ func (u *upload) WriteAt(p []byte, off int64) (int, error) {
 	if u.err != nil {
 		return 0, u.err
 	}
-	return u.f.WriteAt(p, off)
+	n, err := u.f.WriteAt(p, off)
+	u.written.Wrote(off, int64(n))
+	return n, err
 }
 
 // ReadAt reads from the file, for clients that opened it read-write.
@@ -133,6 +150,7 @@ func (u *upload) Close() error {
 		return u.err
 	}
 	u.err = fmt.Errorf("upload %q: %w", u.name, os.ErrClosed)
+	u.written.Flush()
 	return u.f.Close()
 }
 

@@ -12,19 +12,25 @@ import (
 	"github.com/moatcloud/moat/internal/sshx"
 )
 
-// perSource bounds the fetches one node serves at once: a tree grows
-// (each node that has the image serves others) instead of one node's
-// uplink carrying every copy.
-const perSource = 2
+// perSource bounds the fetches one node that has the image serves at
+// once: a tree grows instead of one node's uplink carrying every copy. A
+// node still receiving the image serves one: the image flows down a chain
+// (master → n1 → n2 → …) at the full speed of every link, each node
+// passing on what it receives as it receives it.
+const (
+	perSource    = 2
+	perStreaming = 1
+)
 
 // dist is how one image is spreading over the nodes: which have it (the
 // sources, and how many fetches each serves now) and whether the master
 // is seeding it.
 type dist struct {
-	mu      sync.Mutex
-	changed chan struct{} // closed when a source or the seeding changes
-	sources map[string]int
-	seeding bool
+	mu        sync.Mutex
+	changed   chan struct{} // closed when a source or the seeding changes
+	sources   map[string]int
+	receiving map[string]bool // sources still receiving the image
+	seeding   bool
 }
 
 func (m *Master) dist(manifest digest.Digest) *dist {
@@ -32,7 +38,7 @@ func (m *Master) dist(manifest digest.Digest) *dist {
 	defer m.distMu.Unlock()
 	d, ok := m.dists[manifest]
 	if !ok {
-		d = &dist{changed: make(chan struct{}), sources: map[string]int{}}
+		d = &dist{changed: make(chan struct{}), sources: map[string]int{}, receiving: map[string]bool{}}
 		m.dists[manifest] = d
 	}
 	return d
@@ -43,11 +49,25 @@ func (d *dist) notify() {
 	d.changed = make(chan struct{})
 }
 
+// addSource records that node has the image whole.
 func (d *dist) addSource(node string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.sources[node]; !ok || d.receiving[node] {
+		d.sources[node] += 0
+		delete(d.receiving, node)
+		d.notify()
+	}
+}
+
+// addReceiving records that node is receiving the image, and can pass on
+// what it has so far.
+func (d *dist) addReceiving(node string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.sources[node]; !ok {
 		d.sources[node] = 0
+		d.receiving[node] = true
 		d.notify()
 	}
 }
@@ -58,6 +78,7 @@ func (d *dist) removeSource(node string) {
 	defer d.mu.Unlock()
 	if _, ok := d.sources[node]; ok {
 		delete(d.sources, node)
+		delete(d.receiving, node)
 		d.notify()
 	}
 }
@@ -88,12 +109,26 @@ func (d *dist) next(a *agent, canFetch bool, failed map[string]bool) (src string
 	if canFetch {
 		var candidates []string
 		for s, busy := range d.sources {
-			if s != a.name && busy < perSource && !failed[s] && a.m.peerReady(s) {
+			limit := perSource
+			if d.receiving[s] {
+				limit = perStreaming
+			}
+			if s != a.name && busy < limit && !failed[s] && a.m.peerReady(s) {
 				candidates = append(candidates, s)
 			}
 		}
 		if len(candidates) > 0 {
-			slices.SortFunc(candidates, func(x, y string) int { return d.sources[x] - d.sources[y] })
+			// Whole images first (nothing upstream can stall them), then
+			// the least busy.
+			slices.SortFunc(candidates, func(x, y string) int {
+				if d.receiving[x] != d.receiving[y] {
+					if d.receiving[x] {
+						return 1
+					}
+					return -1
+				}
+				return d.sources[x] - d.sources[y]
+			})
 			d.sources[candidates[0]]++
 			return candidates[0], false, nil
 		}

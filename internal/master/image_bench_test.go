@@ -169,3 +169,44 @@ func machineCPU(b *testing.B) float64 {
 	}
 	return busy / 100
 }
+
+// BenchmarkImageFanout delivers a ~41 MiB image to five nodes and, before
+// that, another to one node, on links shaped as rented machines' are
+// (every node sends and receives at most 100 Mbit/s, and the master sends
+// at most that): the fan-out ratio the network allows, where
+// BenchmarkImageDelivery's is bound by this machine's two cores. Goal:
+// five nodes in at most 2× the time of one. Through the master's uplink
+// alone, five copies would take about 5×. MOAT_BENCH_MBIT sets the rate.
+//
+//	go test -run XXX -bench ImageFanout -benchtime 1x ./internal/master
+func BenchmarkImageFanout(b *testing.B) {
+	const mib = 1 << 20
+	mbit := 100
+	if s := os.Getenv("MOAT_BENCH_MBIT"); s != "" {
+		mbit, _ = strconv.Atoi(s)
+	}
+	e := benchEnv(b, 5)
+	ctx := context.Background()
+	importBig(b, e, "big:1", randomBytes(40*mib), randomBytes(mib))
+	importBig(b, e, "big:2", randomBytes(40*mib), randomBytes(mib))
+	if err := e.c.LimitBandwidth(int64(mbit) * 1e6); err != nil {
+		b.Fatal(err)
+	}
+	long := func(yaml string) string { return strings.Replace(yaml, "deadline: 20s", "deadline: 10m", 1) }
+	b.ResetTimer()
+	one := deployTimed(b, e, long(bigSpec("one", "big:1", 1)))
+	s0, _ := e.m.Client.Stats(ctx)
+	five := deployTimed(b, e, long(bigSpec("five", "big:2", 5)))
+	s1, _ := e.m.Client.Stats(ctx)
+	b.StopTimer()
+	size := float64(s0.PushedBytes)
+	b.ReportMetric(one.Seconds(), "deploy-1-node-s")
+	b.ReportMetric(five.Seconds(), "deploy-5-nodes-s")
+	b.ReportMetric(five.Seconds()/one.Seconds(), "fanout-ratio")
+	b.ReportMetric(float64(s1.PushedBytes-s0.PushedBytes)/size, "fanout-master-copies")
+	b.ReportMetric(float64(mbit), "link-Mbit/s")
+	b.ReportMetric(0, "ns/op")
+	if os.Getenv("MOAT_BENCH_VERBOSE") != "" {
+		fmt.Fprintf(os.Stderr, "%s\n", tail(e.m.Log(), 60))
+	}
+}

@@ -53,11 +53,9 @@ func (a *agent) ensureImage(ctx context.Context, manifest, name string) error {
 		if seeded, err = a.deliver(ctx, d, img, missing); err != nil {
 			return fmt.Errorf("push %s to %s: %w", name, a.name, err)
 		}
-		if seeded {
-			// Whole in its inbox, which its gate serves to peers too: others
-			// need not wait for it to unpack.
-			d.addSource(a.name)
-		}
+		// Whole in its inbox, which its gate serves to peers too: others
+		// need not wait for it to unpack.
+		d.addSource(a.name)
 	}
 	req := nodeapi.PullRequest{Name: name, Digest: manifest}
 	for _, s := range sigs {
@@ -99,10 +97,17 @@ func (a *agent) pushLock(manifest string) *sync.Mutex {
 func (a *agent) deliver(ctx context.Context, d *dist, img image.Image, missing []string) (seeded bool, err error) {
 	info := a.m.nodeInfo(a.name)
 	failed := map[string]bool{}
+	defer func() {
+		if err != nil {
+			d.removeSource(a.name) // it serves nobody what it does not get
+		}
+	}()
 	for {
 		src, seed, wait := d.next(a, info.PeerFetch, failed)
 		switch {
 		case src != "":
+			// Others may follow this node while it receives.
+			d.addReceiving(a.name)
 			err := a.fetch(ctx, src, img, missing)
 			d.release(src)
 			if err == nil {
@@ -111,6 +116,7 @@ func (a *agent) deliver(ctx context.Context, d *dist, img image.Image, missing [
 			a.log.Warn("fetch from a peer failed; trying another way", "peer", src, "err", err)
 			failed[src] = true
 		case seed:
+			d.addReceiving(a.name)
 			err := a.upload(ctx, img, missing)
 			if err != nil {
 				d.seedDone()
@@ -135,6 +141,13 @@ func (a *agent) fetch(ctx context.Context, src string, img image.Image, missing 
 	t := a.m.transfers.start(a.name, string(img.Digest), src, sizeOf(img, missing))
 	defer a.m.transfers.end(a.name)
 	req := nodeapi.FetchRequest{Peer: nodeapi.Peer{Name: peer.Name, Addr: peer.Addr, User: peer.User, HostKey: peer.HostKey}, Digests: missing}
+	for _, b := range missing {
+		info, err := os.Stat(a.m.images.BlobPath(digest.Digest(b)))
+		if err != nil {
+			return fmt.Errorf("blob %s: %w", b, err)
+		}
+		req.Sizes = append(req.Sizes, info.Size())
+	}
 	var last int64
 	start := time.Now()
 	err = a.api.Fetch(ctx, req, func(p nodeapi.FetchProgress) {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -137,5 +139,48 @@ func TestPeerFetchFallsBack(t *testing.T) {
 	s, _ := e.m.Client.Stats(context.Background())
 	if s.PeerBytes != 0 {
 		t.Errorf("%d bytes travelled between nodes that refuse each other", s.PeerBytes)
+	}
+}
+
+var deliveredLine = regexp.MustCompile(`time=(\S+) level=INFO msg="image delivered" node=(\S+) image=\S+ from=(\S+) bytes=\d+ took=(\S+)`)
+
+// TestImageFlowsOnWhileArriving: on slow links, a node passes the image on
+// while it is still receiving it: some node starts fetching from a peer
+// before that peer has all of it, and every copy is whole.
+func TestImageFlowsOnWhileArriving(t *testing.T) {
+	e := newEnv(t, 3)
+	// 25 Mbit/s: the ~9 MiB image takes about three seconds a link.
+	if err := e.c.LimitBandwidth(25e6); err != nil {
+		t.Fatal(err)
+	}
+	r := e.deploy(strings.Replace(spec("web", 3), "deadline: 20s", "deadline: 2m", 1))
+	if p := e.wait("web", r.Revision); p.Status != "deployed" {
+		t.Fatalf("deploy: %+v", p)
+	}
+	type span struct {
+		from       string
+		start, end time.Time
+	}
+	got := map[string]span{}
+	for _, m := range deliveredLine.FindAllStringSubmatch(e.m.Log(), -1) {
+		end, err1 := time.Parse(time.RFC3339Nano, m[1])
+		took, err2 := time.ParseDuration(m[4])
+		if err1 != nil || err2 != nil {
+			t.Fatalf("log line %q: %v %v", m[0], err1, err2)
+		}
+		got[m[2]] = span{from: m[3], start: end.Add(-took), end: end}
+	}
+	if len(got) != 3 {
+		t.Fatalf("deliveries: %+v", got)
+	}
+	overlapped := false
+	for node, s := range got {
+		if up, ok := got[s.from]; ok && s.start.Before(up.end) {
+			t.Logf("%s followed %s while %s was receiving", node, s.from, s.from)
+			overlapped = true
+		}
+	}
+	if !overlapped {
+		t.Errorf("every node waited for its source to have the whole image: %+v", got)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/image"
 	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/partial"
 	"github.com/moatcloud/moat/internal/sshx"
 )
 
@@ -43,6 +44,14 @@ func (d *Daemon) handleFetch(w http.ResponseWriter, r *http.Request) error {
 	for i, s := range req.Digests {
 		if err := digest.Digest(s).Validate(); err != nil || digest.Digest(s).Algorithm() != digest.SHA256 {
 			return errs.Invalid(fmt.Sprintf("digests[%d]", i), "%q is not a sha256 digest", s)
+		}
+	}
+	if len(req.Sizes) != 0 && len(req.Sizes) != len(req.Digests) {
+		return errs.Invalid("sizes", "%d sizes for %d digests", len(req.Sizes), len(req.Digests))
+	}
+	for i, n := range req.Sizes {
+		if n < 0 {
+			return errs.Invalid(fmt.Sprintf("sizes[%d]", i), "negative: %d", n)
 		}
 	}
 	hostKey, err := sshx.ParsePublicKey(req.Peer.HostKey)
@@ -117,12 +126,16 @@ func (d *Daemon) fetch(ctx context.Context, key ssh.Signer, hostKey ssh.PublicKe
 	if err := os.MkdirAll(inbox, 0o700); err != nil {
 		return err
 	}
-	for _, s := range req.Digests {
+	for i, s := range req.Digests {
 		dg := digest.Digest(s)
 		if d.images.HasBlob(dg) {
 			continue
 		}
-		if err := fetchBlob(client, dg, filepath.Join(inbox, image.InboxName(dg)), fetched); err != nil {
+		size := int64(-1)
+		if len(req.Sizes) > 0 {
+			size = req.Sizes[i]
+		}
+		if err := fetchBlob(client, dg, size, filepath.Join(inbox, image.InboxName(dg)), fetched); err != nil {
 			return fmt.Errorf("blob %s from %s: %w", dg, req.Peer.Name, err)
 		}
 	}
@@ -130,18 +143,33 @@ func (d *Daemon) fetch(ctx context.Context, key ssh.Signer, hostKey ssh.PublicKe
 }
 
 // fetchBlob appends what the peer sends to path.part, from the size it
-// already has, and renames it when the peer's stream ends cleanly.
-func fetchBlob(client *ssh.Client, dg digest.Digest, path string, fetched *atomic.Int64) error {
+// already has, and renames it when the peer's stream ends cleanly. With
+// the blob's size known (size >= 0) the peer may still be receiving it,
+// and this node in turn lets others follow what it writes (package
+// partial).
+func fetchBlob(client *ssh.Client, dg digest.Digest, size int64, path string, fetched *atomic.Int64) error {
 	part := path + ".part"
 	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	partial.Lock(f)
 	info, err := f.Stat()
 	if err != nil {
 		return err
 	}
+	if size >= 0 && info.Size() > size {
+		// Not this blob's bytes: start again.
+		if err := f.Truncate(0); err != nil {
+			return err
+		}
+		if info, err = f.Stat(); err != nil {
+			return err
+		}
+	}
+	written := partial.NewTracker(f, info.Size())
+	written.Flush()
 	sess, err := client.NewSession()
 	if err != nil {
 		return err
@@ -153,10 +181,15 @@ func fetchBlob(client *ssh.Client, dg digest.Digest, path string, fetched *atomi
 	}
 	var stderr strings.Builder
 	sess.Stderr = &stderr
-	if err := sess.Start(fmt.Sprintf("blob %s %d", dg, info.Size())); err != nil {
+	command := fmt.Sprintf("blob %s %d", dg, info.Size())
+	if size >= 0 {
+		command += fmt.Sprintf(" %d", size)
+	}
+	if err := sess.Start(command); err != nil {
 		return err
 	}
-	_, copyErr := io.Copy(f, countingReader{out, fetched})
+	_, copyErr := io.Copy(&trackedWriter{f, written, info.Size()}, countingReader{out, fetched})
+	written.Flush()
 	waitErr := sess.Wait()
 	if err := errors.Join(copyErr, waitErr); err != nil {
 		if msg := strings.TrimSpace(stderr.String()); msg != "" {
@@ -178,5 +211,20 @@ type countingReader struct {
 func (c countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
+	return n, err
+}
+
+// trackedWriter appends to a file from pos on and tells its tracker what
+// is written.
+type trackedWriter struct {
+	f   *os.File
+	t   *partial.Tracker
+	pos int64
+}
+
+func (w *trackedWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.t.Wrote(w.pos, int64(n))
+	w.pos += int64(n)
 	return n, err
 }

@@ -110,6 +110,9 @@ type Peer struct {
 type FetchRequest struct {
 	Peer    Peer     `json:"peer"`
 	Digests []string `json:"digests"`
+	// Sizes, one per digest, let the node fetch from a peer that is still
+	// receiving the blobs, following them as they arrive.
+	Sizes []int64 `json:"sizes,omitempty"`
 }
 
 // FetchProgress is one line of a fetch's answer: bytes so far, and the

@@ -132,3 +132,42 @@ func run(name string, args ...string) error {
 	}
 	return nil
 }
+
+// LimitBandwidth shapes the links as a rented machine's network is
+// shaped: each node sends at most bitsPerSec and receives at most
+// bitsPerSec, and this machine (where the master runs) sends to the nodes
+// at most bitsPerSec. Zero lifts the limits. Benchmarks use it to measure
+// what the network, not this machine's CPU, allows.
+func (c *Cluster) LimitBandwidth(bitsPerSec int64) error {
+	shape := func(ns, dev string) error {
+		args := []string{"qdisc", "del", "dev", dev, "root"}
+		if ns != "" {
+			args = append([]string{"-n", ns}, args...)
+		}
+		run("tc", args...) // none yet is fine
+		if bitsPerSec <= 0 {
+			return nil
+		}
+		// The bucket holds 20 ms of traffic, and at least a 64 KiB
+		// segmentation-offload packet with room to spare.
+		burst := max(bitsPerSec/8/50, 256<<10)
+		args = []string{"qdisc", "add", "dev", dev, "root", "tbf", "rate", fmt.Sprintf("%dbit", bitsPerSec),
+			"burst", fmt.Sprint(burst), "latency", "200ms"}
+		if ns != "" {
+			args = append([]string{"-n", ns}, args...)
+		}
+		return run("tc", args...)
+	}
+	if err := shape("", c.Bridge); err != nil {
+		return fmt.Errorf("shape %s: %w", c.Bridge, err)
+	}
+	for _, n := range c.Nodes {
+		if err := shape(n.NetNS, "eth0"); err != nil {
+			return fmt.Errorf("shape node %s uplink: %w", n.Name, err)
+		}
+		if err := shape("", n.HostVeth); err != nil {
+			return fmt.Errorf("shape node %s downlink: %w", n.Name, err)
+		}
+	}
+	return nil
+}
