@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -156,7 +157,11 @@ func (c *Cluster) LimitBandwidth(bitsPerSec int64) error {
 		if ns != "" {
 			args = append([]string{"-n", ns}, args...)
 		}
-		return run("tc", args...)
+		err := run("tc", args...)
+		if err != nil && (strings.Contains(err.Error(), "qdisc kind is unknown") || errors.Is(err, exec.ErrNotFound)) {
+			return fmt.Errorf("traffic shaping (tc tbf) is not available here: %w: %w", err, errors.ErrUnsupported)
+		}
+		return err
 	}
 	if err := shape("", c.Bridge); err != nil {
 		return fmt.Errorf("shape %s: %w", c.Bridge, err)
