@@ -29,7 +29,8 @@ type dist struct {
 	mu        sync.Mutex
 	changed   chan struct{} // closed when a source or the seeding changes
 	sources   map[string]int
-	receiving map[string]bool // sources still receiving the image
+	receiving map[string]bool   // sources still receiving the image
+	upstream  map[string]string // node → the node it fetches from now
 	seeding   bool
 }
 
@@ -38,7 +39,7 @@ func (m *Master) dist(manifest digest.Digest) *dist {
 	defer m.distMu.Unlock()
 	d, ok := m.dists[manifest]
 	if !ok {
-		d = &dist{changed: make(chan struct{}), sources: map[string]int{}, receiving: map[string]bool{}}
+		d = &dist{changed: make(chan struct{}), sources: map[string]int{}, receiving: map[string]bool{}, upstream: map[string]string{}}
 		m.dists[manifest] = d
 	}
 	return d
@@ -83,13 +84,28 @@ func (d *dist) removeSource(node string) {
 	}
 }
 
-func (d *dist) release(node string) {
+// release ends node's fetch from src.
+func (d *dist) release(node, src string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.sources[node] > 0 {
-		d.sources[node]--
+	if d.sources[src] > 0 {
+		d.sources[src]--
 	}
+	delete(d.upstream, node)
 	d.notify()
+}
+
+// downstream says whether node gets the image, directly or through
+// others, from a: a must not fetch from it, or both would wait on each
+// other.
+func (d *dist) downstream(node, a string) bool {
+	for hops := 0; node != "" && hops <= len(d.upstream); hops++ {
+		if node == a {
+			return true
+		}
+		node = d.upstream[node]
+	}
+	return false
 }
 
 func (d *dist) seedDone() {
@@ -113,7 +129,7 @@ func (d *dist) next(a *agent, canFetch bool, failed map[string]bool) (src string
 			if d.receiving[s] {
 				limit = perStreaming
 			}
-			if s != a.name && busy < limit && !failed[s] && a.m.peerReady(s) {
+			if s != a.name && busy < limit && !failed[s] && !d.downstream(s, a.name) && a.m.peerReady(s) {
 				candidates = append(candidates, s)
 			}
 		}
@@ -130,6 +146,7 @@ func (d *dist) next(a *agent, canFetch bool, failed map[string]bool) (src string
 				return d.sources[x] - d.sources[y]
 			})
 			d.sources[candidates[0]]++
+			d.upstream[a.name] = candidates[0]
 			return candidates[0], false, nil
 		}
 	}

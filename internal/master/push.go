@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/pkg/sftp"
 
+	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/image"
 	"github.com/moatcloud/moat/internal/nodeapi"
 )
@@ -109,7 +110,7 @@ func (a *agent) deliver(ctx context.Context, d *dist, img image.Image, missing [
 			// Others may follow this node while it receives.
 			d.addReceiving(a.name)
 			err := a.fetch(ctx, src, img, missing)
-			d.release(src)
+			d.release(a.name, src)
 			if err == nil {
 				return false, nil
 			}
@@ -148,13 +149,37 @@ func (a *agent) fetch(ctx context.Context, src string, img image.Image, missing 
 		}
 		req.Sizes = append(req.Sizes, info.Size())
 	}
+	// The source going down ends the fetch at once: the master knows it
+	// within its keepalives, sooner than the node would.
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var lost atomic.Bool
+	go func() {
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-fctx.Done():
+				return
+			case <-tick.C:
+				if !a.m.peerReady(src) {
+					lost.Store(true)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
 	var last int64
 	start := time.Now()
-	err = a.api.Fetch(ctx, req, func(p nodeapi.FetchProgress) {
+	err = a.api.Fetch(fctx, req, func(p nodeapi.FetchProgress) {
 		t.done.Store(p.Bytes)
 		a.m.stats.peerBytes.Add(p.Bytes - last)
 		last = p.Bytes
 	})
+	if err != nil && lost.Load() && ctx.Err() == nil {
+		err = fmt.Errorf("fetch from %s: the node went down: %w", src, errs.ErrUnavailable)
+	}
 	if err == nil {
 		a.log.Info("image delivered", "image", short(string(img.Digest)), "from", src, "bytes", last, "took", time.Since(start).Round(time.Millisecond))
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/moatcloud/moat/internal/image"
+	"github.com/moatcloud/moat/internal/masterapi"
 )
 
 // largestBlob is the biggest blob of an image in the master's store (its
@@ -185,5 +186,46 @@ func TestImageFlowsOnWhileArriving(t *testing.T) {
 	}
 	if !overlapped {
 		t.Errorf("every node waited for its source to have the whole image: %+v", got)
+	}
+}
+
+// TestSourceCutOffMidStream: the node another is fetching the image from
+// drops off the network mid-transfer (no reset, no answer); the fetching
+// node notices by its keepalives, gets the image another way, and the
+// deploy completes without the lost node.
+func TestSourceCutOffMidStream(t *testing.T) {
+	e := newEnv(t, 3)
+	if err := e.c.LimitBandwidth(25e6); errors.Is(err, errors.ErrUnsupported) {
+		t.Skipf("needs traffic shaping: %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	r := e.deploy(strings.Replace(spec("web", 3), "deadline: 20s", "deadline: 2m", 1))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var victim string
+	errFound := errors.New("found")
+	err := e.m.Client.Watch(ctx, "web", r.Revision, func(p masterapi.Progress) error {
+		for _, tr := range p.Transfers {
+			if tr.From != "master" && tr.Done > 0 && tr.Done < tr.Total {
+				victim = tr.From
+				return errFound
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, errFound) {
+		t.Fatalf("no node fetched from another: %v", err)
+	}
+	if err := e.c.CutLink(victim); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cut off %s mid-stream", victim)
+	if p := e.wait("web", r.Revision); p.Status != "deployed" {
+		t.Fatalf("deploy after losing %s: %+v", victim, p)
+	}
+	n, nodes := ready(e.replicas("web"))
+	if n != 3 || nodes[victim] != 0 {
+		t.Errorf("%d replicas ready, on %v; want 3, none on %s", n, nodes, victim)
 	}
 }

@@ -122,6 +122,12 @@ func (d *Daemon) fetch(ctx context.Context, key ssh.Signer, hostKey ssh.PublicKe
 	defer client.Close()
 	stop := context.AfterFunc(ctx, func() { client.Close() })
 	defer stop()
+	// A peer that dies mid-transfer (powered off, its link cut) sends no
+	// reset: without keepalives the fetch would wait for TCP to give up.
+	alive, cancelAlive := context.WithCancel(ctx)
+	defer cancelAlive()
+	var deaf atomic.Bool
+	go keepAlive(alive, client, &deaf)
 	inbox := filepath.Join(d.cfg.Root, "inbox", "blobs")
 	if err := os.MkdirAll(inbox, 0o700); err != nil {
 		return err
@@ -136,6 +142,9 @@ func (d *Daemon) fetch(ctx context.Context, key ssh.Signer, hostKey ssh.PublicKe
 			size = req.Sizes[i]
 		}
 		if err := fetchBlob(client, dg, size, filepath.Join(inbox, image.InboxName(dg)), fetched); err != nil {
+			if deaf.Load() {
+				err = fmt.Errorf("the peer stopped answering: %w", errs.ErrUnavailable)
+			}
 			return fmt.Errorf("blob %s from %s: %w", dg, req.Peer.Name, err)
 		}
 	}
@@ -227,4 +236,44 @@ func (w *trackedWriter) Write(p []byte) (int, error) {
 	w.t.Wrote(w.pos, int64(n))
 	w.pos += int64(n)
 	return n, err
+}
+
+// Keepalives on a fetch's connection: how often, and how long an answer
+// may take before the peer counts as gone.
+var (
+	fetchKeepalive = 2 * time.Second
+	fetchDeadAfter = 10 * time.Second
+)
+
+// keepAlive closes client, and sets deaf, when the peer leaves a keepalive
+// unanswered for fetchDeadAfter; it returns when ctx ends.
+func keepAlive(ctx context.Context, client *ssh.Client, deaf *atomic.Bool) {
+	tick := time.NewTicker(fetchKeepalive)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		answered := make(chan struct{})
+		go func() {
+			// Any reply, even "unknown request", proves the peer alive.
+			if _, _, err := client.SendRequest("keepalive@openssh.com", true, nil); err == nil {
+				close(answered)
+			}
+		}()
+		timer := time.NewTimer(fetchDeadAfter)
+		select {
+		case <-answered:
+			timer.Stop()
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+			deaf.Store(true)
+			client.Close()
+			return
+		}
+	}
 }
