@@ -24,25 +24,16 @@ import (
 // against its digest by the node that receives it.
 func sendBlob(dir, inbox, digest string, offset int64, stdout io.Writer) error {
 	hex := strings.TrimPrefix(digest, "sha256:")
-	f, err := os.OpenFile(filepath.Join(dir, hex), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if errors.Is(err, fs.ErrNotExist) && inbox != "" {
-		f, err = os.OpenFile(filepath.Join(inbox, "blobs", "sha256-"+hex), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-		if errors.Is(err, fs.ErrNotExist) {
-			// Verified and renamed into the store since the first look?
-			f, err = os.OpenFile(filepath.Join(dir, hex), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-		}
+	paths := []string{filepath.Join(dir, hex)}
+	if inbox != "" {
+		// The store again last: verified and renamed there since the first look?
+		paths = append(paths, filepath.Join(inbox, "blobs", "sha256-"+hex), filepath.Join(dir, hex))
 	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("blob %s: not on this node: %w", digest, errs.ErrNotFound)
-	}
+	f, info, err := openBlob(context.Background(), digest, paths, 0)
 	if err != nil {
-		return fmt.Errorf("blob %s: %w", digest, err)
+		return err
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil || !info.Mode().IsRegular() {
-		return fmt.Errorf("blob %s: not a regular file: %w", digest, errs.ErrInvalid)
-	}
 	if offset > info.Size() {
 		return fmt.Errorf("blob %s: offset %d past its %d bytes: %w", digest, offset, info.Size(), errs.ErrInvalid)
 	}
@@ -73,18 +64,12 @@ func followBlob(ctx context.Context, dir, inbox, digest string, offset, size int
 	if inbox != "" {
 		paths = append(paths, filepath.Join(inbox, "blobs", "sha256-"+hex), filepath.Join(inbox, "blobs", "sha256-"+hex+".part"))
 	}
-	f, arriving, err := openArriving(ctx, paths)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("blob %s: not on this node, nor arriving: %w", digest, errs.ErrNotFound)
-	}
+	f, info, err := openBlob(ctx, digest, paths, followStall)
 	if err != nil {
-		return fmt.Errorf("blob %s: %w", digest, err)
+		return err
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil || !info.Mode().IsRegular() {
-		return fmt.Errorf("blob %s: not a regular file: %w", digest, errs.ErrInvalid)
-	}
+	arriving := inbox != "" && f.Name() == paths[len(paths)-1]
 	if !arriving && info.Size() != size {
 		return fmt.Errorf("blob %s: %d bytes here, not %d: %w", digest, info.Size(), size, errs.ErrInvalid)
 	}
@@ -124,26 +109,31 @@ func followBlob(ctx context.Context, dir, inbox, digest string, offset, size int
 	return nil
 }
 
-// openArriving opens the first of paths that exists, waiting up to
-// followStall for one to; arriving says it is the last (the blob still
-// being written).
-func openArriving(ctx context.Context, paths []string) (f *os.File, arriving bool, err error) {
-	deadline := time.Now().Add(followStall)
+// openBlob opens the first of paths that exists, as a regular file,
+// waiting up to wait for one to.
+func openBlob(ctx context.Context, digest string, paths []string, wait time.Duration) (*os.File, fs.FileInfo, error) {
+	deadline := time.Now().Add(wait)
 	for {
-		for i, p := range paths {
+		for _, p := range paths {
 			f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-			if err == nil {
-				return f, i == len(paths)-1 && len(paths) > 1, nil
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
 			}
-			if !errors.Is(err, fs.ErrNotExist) {
-				return nil, false, err
+			if err != nil {
+				return nil, nil, fmt.Errorf("blob %s: %w", digest, err)
 			}
+			info, err := f.Stat()
+			if err != nil || !info.Mode().IsRegular() {
+				f.Close()
+				return nil, nil, fmt.Errorf("blob %s: not a regular file: %w", digest, errs.ErrInvalid)
+			}
+			return f, info, nil
 		}
-		if time.Now().After(deadline) {
-			return nil, false, fs.ErrNotExist
+		if !time.Now().Before(deadline) {
+			return nil, nil, fmt.Errorf("blob %s: not on this node: %w", digest, errs.ErrNotFound)
 		}
 		if err := pause(ctx); err != nil {
-			return nil, false, err
+			return nil, nil, err
 		}
 	}
 }

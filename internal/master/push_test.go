@@ -150,13 +150,7 @@ var deliveredLine = regexp.MustCompile(`time=(\S+) level=INFO msg="image deliver
 // while it is still receiving it: some node starts fetching from a peer
 // before that peer has all of it, and every copy is whole.
 func TestImageFlowsOnWhileArriving(t *testing.T) {
-	e := newEnv(t, 3)
-	// 25 Mbit/s: the ~9 MiB image takes about three seconds a link.
-	if err := e.c.LimitBandwidth(25e6); errors.Is(err, errors.ErrUnsupported) {
-		t.Skipf("needs traffic shaping: %v", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	e := slowEnv(t, 3)
 	r := e.deploy(strings.Replace(spec("web", 3), "deadline: 20s", "deadline: 2m", 1))
 	if p := e.wait("web", r.Revision); p.Status != "deployed" {
 		t.Fatalf("deploy: %+v", p)
@@ -194,12 +188,7 @@ func TestImageFlowsOnWhileArriving(t *testing.T) {
 // node notices by its keepalives, gets the image another way, and the
 // deploy completes without the lost node.
 func TestSourceCutOffMidStream(t *testing.T) {
-	e := newEnv(t, 3)
-	if err := e.c.LimitBandwidth(25e6); errors.Is(err, errors.ErrUnsupported) {
-		t.Skipf("needs traffic shaping: %v", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	e := slowEnv(t, 3)
 	r := e.deploy(strings.Replace(spec("web", 3), "deadline: 20s", "deadline: 2m", 1))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -228,4 +217,16 @@ func TestSourceCutOffMidStream(t *testing.T) {
 	if n != 3 || nodes[victim] != 0 {
 		t.Errorf("%d replicas ready, on %v; want 3, none on %s", n, nodes, victim)
 	}
+}
+
+// slowEnv is a cluster on links shaped to 25 Mbit/s, where the ~9 MiB
+// probe image takes about three seconds a link.
+func slowEnv(t *testing.T, nodes int) *env {
+	e := newEnv(t, nodes)
+	if err := e.c.LimitBandwidth(25e6); errors.Is(err, errors.ErrUnsupported) {
+		t.Skipf("needs traffic shaping: %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
