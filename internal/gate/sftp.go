@@ -47,7 +47,7 @@ func ServeSFTP(rw io.ReadWriteCloser, inbox string, maxUpload int64) error {
 	in := newInbox(root, maxUpload)
 	h := sftp.Handlers{FileGet: in, FilePut: in, FileCmd: in, FileList: in}
 	// Serve closes every handle the client left open before it returns.
-	err = sftp.NewRequestServer(rw, h).Serve()
+	err = sftp.NewRequestServer(rw, h, sftp.WithRSAllocator()).Serve()
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("sftp session: %w", err)
 	}

@@ -45,6 +45,21 @@ func (m *Master) dist(manifest digest.Digest) *dist {
 	return d
 }
 
+// forgetDist drops what the master knows of an image's spread (the image
+// is gone from its store).
+func (m *Master) forgetDist(manifest digest.Digest) {
+	m.distMu.Lock()
+	delete(m.dists, manifest)
+	m.distMu.Unlock()
+}
+
+// isReceiving says whether node is still receiving the image.
+func (d *dist) isReceiving(node string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.receiving[node]
+}
+
 func (d *dist) notify() {
 	close(d.changed)
 	d.changed = make(chan struct{})
@@ -55,7 +70,9 @@ func (d *dist) addSource(node string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.sources[node]; !ok || d.receiving[node] {
-		d.sources[node] += 0
+		if !ok {
+			d.sources[node] = 0
+		}
 		delete(d.receiving, node)
 		d.notify()
 	}
@@ -63,11 +80,15 @@ func (d *dist) addSource(node string) {
 
 // addReceiving records that node is receiving the image, and can pass on
 // what it has so far.
+// (A node the master took for a whole source that receives the image
+// again had lost it.)
 func (d *dist) addReceiving(node string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.sources[node]; !ok {
 		d.sources[node] = 0
+	}
+	if !d.receiving[node] {
 		d.receiving[node] = true
 		d.notify()
 	}

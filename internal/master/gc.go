@@ -99,6 +99,9 @@ func (m *Master) collect(ctx context.Context, dryRun bool, grace time.Duration) 
 		DryRun: dryRun,
 	})
 	if err == nil && !dryRun && len(res.Images)+res.Blobs > 0 {
+		for _, img := range res.Images {
+			m.forgetDist(img.Digest)
+		}
 		m.log.Info("images collected", "images", len(res.Images), "blobs", res.Blobs, "bytes", res.Bytes)
 	}
 	return res, err
@@ -141,6 +144,9 @@ func (m *Master) GC(ctx context.Context, req masterapi.GCRequest) ([]masterapi.G
 			rep := masterapi.GCReport{Where: a.name, Blobs: r.Blobs, Layers: r.Layers, Bytes: r.Bytes}
 			for _, img := range r.Images {
 				rep.Images = append(rep.Images, imageLabel(img.Name, img.Digest))
+				if !dryRun {
+					m.dist(digest.Digest(img.Digest)).removeSource(a.name) // it has it no more
+				}
 			}
 			if err != nil {
 				rep.Error = err.Error()

@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -109,13 +110,17 @@ func (a *agent) deliver(ctx context.Context, d *dist, img image.Image, missing [
 		case src != "":
 			// Others may follow this node while it receives.
 			d.addReceiving(a.name)
-			err := a.fetch(ctx, src, img, missing)
+			follow := d.isReceiving(src)
+			err := a.fetch(ctx, src, img, missing, follow)
 			d.release(a.name, src)
 			if err == nil {
 				return false, nil
 			}
 			a.log.Warn("fetch from a peer failed; trying another way", "peer", src, "err", err)
 			failed[src] = true
+			if !follow && ctx.Err() == nil {
+				a.m.checkSource(ctx, d, src, string(img.Digest))
+			}
 		case seed:
 			d.addReceiving(a.name)
 			err := a.upload(ctx, img, missing)
@@ -133,15 +138,30 @@ func (a *agent) deliver(ctx context.Context, d *dist, img image.Image, missing [
 	}
 }
 
+// checkSource forgets src as a source of the image if it no longer has it
+// (collected there since), so no other node tries it.
+func (m *Master) checkSource(ctx context.Context, d *dist, src, manifest string) {
+	sa := m.agent(src)
+	if sa == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := sa.api.Image(cctx, manifest); errors.Is(err, errs.ErrNotFound) {
+		sa.log.Info("no longer holds the image: not a source", "image", short(manifest))
+		d.removeSource(src)
+	}
+}
+
 // fetch has the node fetch the blobs from a peer node.
-func (a *agent) fetch(ctx context.Context, src string, img image.Image, missing []string) error {
+func (a *agent) fetch(ctx context.Context, src string, img image.Image, missing []string, follow bool) error {
 	peer, err := a.m.db.GetNode(ctx, src)
 	if err != nil {
 		return err
 	}
 	t := a.m.transfers.start(a.name, string(img.Digest), src, sizeOf(img, missing))
 	defer a.m.transfers.end(a.name)
-	req := nodeapi.FetchRequest{Peer: nodeapi.Peer{Name: peer.Name, Addr: peer.Addr, User: peer.User, HostKey: peer.HostKey}, Digests: missing}
+	req := nodeapi.FetchRequest{Peer: nodeapi.Peer{Name: peer.Name, Addr: peer.Addr, User: peer.User, HostKey: peer.HostKey}, Digests: missing, Follow: follow}
 	for _, b := range missing {
 		info, err := os.Stat(a.m.images.BlobPath(digest.Digest(b)))
 		if err != nil {

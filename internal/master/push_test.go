@@ -14,6 +14,7 @@ import (
 
 	"github.com/moatcloud/moat/internal/image"
 	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/nodeapi"
 )
 
 // largestBlob is the biggest blob of an image in the master's store (its
@@ -229,4 +230,44 @@ func slowEnv(t *testing.T, nodes int) *env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// TestSourceThatLostTheImage: a node collected an image by itself after
+// the master saw it arrive; the next deploy of that image still reaches
+// every node (the master learns the node is receiving it again, or that
+// it no longer holds it).
+func TestSourceThatLostTheImage(t *testing.T) {
+	e := newEnv(t, 2)
+	ctx := context.Background()
+	r := e.deploy(spec("one", 1))
+	if p := e.wait("one", r.Revision); p.Status != "deployed" {
+		t.Fatalf("deploy: %+v", p)
+	}
+	holder := e.replicas("one")[0].Node
+	if err := e.m.Client.RemoveApp(ctx, "one"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitReplicas("one", "gone", 30*time.Second, func(reps []masterapi.Replica) bool { return len(reps) == 0 })
+	// As the node's own threshold GC would, without telling the master.
+	none := nodeapi.Duration(0)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := e.c.NodeAPI(holder).GC(ctx, nodeapi.GCRequest{Grace: &none})
+		if err == nil && len(res.Images) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gc on %s: %+v %v", holder, res, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r = e.deploy(spec("two", 2))
+	if p := e.wait("two", r.Revision); p.Status != "deployed" {
+		t.Fatalf("deploy after %s lost the image: %+v", holder, p)
+	}
+	for _, n := range e.c.Nodes {
+		if _, err := e.c.NodeAPI(n.Name).Image(ctx, "probe:1"); err != nil {
+			t.Errorf("%s: %v", n.Name, err)
+		}
+	}
 }

@@ -141,7 +141,7 @@ func (d *Daemon) fetch(ctx context.Context, key ssh.Signer, hostKey ssh.PublicKe
 		if len(req.Sizes) > 0 {
 			size = req.Sizes[i]
 		}
-		if err := fetchBlob(client, dg, size, filepath.Join(inbox, image.InboxName(dg)), fetched); err != nil {
+		if err := fetchBlob(client, dg, size, req.Follow, filepath.Join(inbox, image.InboxName(dg)), fetched); err != nil {
 			if deaf.Load() {
 				err = fmt.Errorf("the peer stopped answering: %w", errs.ErrUnavailable)
 			}
@@ -153,10 +153,9 @@ func (d *Daemon) fetch(ctx context.Context, key ssh.Signer, hostKey ssh.PublicKe
 
 // fetchBlob appends what the peer sends to path.part, from the size it
 // already has, and renames it when the peer's stream ends cleanly. With
-// the blob's size known (size >= 0) the peer may still be receiving it,
-// and this node in turn lets others follow what it writes (package
-// partial).
-func fetchBlob(client *ssh.Client, dg digest.Digest, size int64, path string, fetched *atomic.Int64) error {
+// follow (and the blob's size known) the peer may still be receiving it.
+// This node in turn lets others follow what it writes (package partial).
+func fetchBlob(client *ssh.Client, dg digest.Digest, size int64, follow bool, path string, fetched *atomic.Int64) error {
 	part := path + ".part"
 	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -191,7 +190,7 @@ func fetchBlob(client *ssh.Client, dg digest.Digest, size int64, path string, fe
 	var stderr strings.Builder
 	sess.Stderr = &stderr
 	command := fmt.Sprintf("blob %s %d", dg, info.Size())
-	if size >= 0 {
+	if follow && size >= 0 {
 		command += fmt.Sprintf(" %d", size)
 	}
 	if err := sess.Start(command); err != nil {

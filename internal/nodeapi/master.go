@@ -110,9 +110,11 @@ type Peer struct {
 type FetchRequest struct {
 	Peer    Peer     `json:"peer"`
 	Digests []string `json:"digests"`
-	// Sizes, one per digest, let the node fetch from a peer that is still
-	// receiving the blobs, following them as they arrive.
+	// Sizes, one per digest, are what the blobs must come to.
 	Sizes []int64 `json:"sizes,omitempty"`
+	// Follow: the peer is still receiving the blobs; follow them as they
+	// arrive (with Sizes) instead of failing on what is not there yet.
+	Follow bool `json:"follow,omitempty"`
 }
 
 // FetchProgress is one line of a fetch's answer: bytes so far, and the
