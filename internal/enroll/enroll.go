@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -53,7 +54,8 @@ type Options struct {
 	Log            func(step string)           // what enrolment does, for the operator; may be nil
 }
 
-var nodeNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+// Compiled on first use: see internal/spec.
+var nodeNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`) })
 
 // machine is what enrolment learns about the machine first.
 type machine struct {
@@ -87,7 +89,7 @@ func Add(ctx context.Context, opts Options) (inventory.Node, error) {
 	if name == "" {
 		name = strings.ToLower(m.hostname)
 	}
-	if !nodeNameRE.MatchString(name) {
+	if !nodeNameRE().MatchString(name) {
 		return inventory.Node{}, errs.Invalid("name", "%q: a node name is lowercase letters, digits and '-' (use --name)", name)
 	}
 	binary := opts.Binary

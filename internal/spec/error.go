@@ -2,7 +2,6 @@ package spec
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -47,13 +46,13 @@ func fieldErr(field, format string, args ...any) *Error {
 }
 
 // yamlLineRE matches the position yaml.v3 puts in its syntax errors.
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlLineRE = lazyRE(`^yaml: line (\d+): (.*)$`)
 
 // syntaxErr turns a yaml.v3 syntax error ("yaml: line 3: mapping values are
 // not allowed in this context") into an *Error carrying the line.
 func syntaxErr(err error) *Error {
 	msg := err.Error()
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+	if m := yamlLineRE().FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		return &Error{Line: line, Msg: "invalid YAML: " + m[2]}
 	}

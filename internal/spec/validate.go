@@ -7,17 +7,21 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moatcloud/moat/internal/quantity"
 )
 
+// Compiled on first use: bounded repetitions make large programs, and
+// every process of the one moat binary (a shim per container among them)
+// would keep them.
 var (
-	nameRE       = regexp.MustCompile(`^[a-z][a-z0-9-]{0,29}$`)
-	portNameRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$`)
-	nodeNameRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	labelKeyRE   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$`)
-	labelValueRE = regexp.MustCompile(`^[A-Za-z0-9._-]{0,63}$`)
+	nameRE       = lazyRE(`^[a-z][a-z0-9-]{0,29}$`)
+	portNameRE   = lazyRE(`^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$`)
+	nodeNameRE   = lazyRE(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	labelKeyRE   = lazyRE(`^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$`)
+	labelValueRE = lazyRE(`^[A-Za-z0-9._-]{0,63}$`)
 )
 
 // Validate re-checks an App built in code or loaded from storage: every
@@ -62,7 +66,7 @@ func (c *checker) identity(a App) {
 	switch {
 	case a.Name == "":
 		c.add("name", "required")
-	case !nameRE.MatchString(a.Name):
+	case !nameRE().MatchString(a.Name):
 		c.add("name", "%q: want 1 to 30 lowercase letters, digits and '-', starting with a letter", a.Name)
 	}
 	switch {
@@ -126,7 +130,7 @@ func (c *checker) ports(ports []Port) {
 		if p.Name != "" {
 			if j, dup := names[p.Name]; dup {
 				c.add(field+".name", "%q is also the name of ports[%d]", p.Name, j)
-			} else if !portNameRE.MatchString(p.Name) {
+			} else if !portNameRE().MatchString(p.Name) {
 				c.add(field+".name", "%q: want 1 to 15 lowercase letters, digits and '-', not starting or ending with '-'", p.Name)
 			}
 			names[p.Name] = i
@@ -188,9 +192,9 @@ func short(d time.Duration) string {
 func (c *checker) placement(pl Placement) {
 	for _, k := range slices.Sorted(maps.Keys(pl.Labels)) {
 		switch {
-		case !labelKeyRE.MatchString(k):
+		case !labelKeyRE().MatchString(k):
 			c.add("placement.labels."+k, "%q is not a label key: want 1 to 63 letters, digits, '.', '_', '/' or '-'", k)
-		case !labelValueRE.MatchString(pl.Labels[k]):
+		case !labelValueRE().MatchString(pl.Labels[k]):
 			c.add("placement.labels."+k, "%q is not a label value: want up to 63 letters, digits, '.', '_' or '-'", pl.Labels[k])
 		}
 	}
@@ -246,7 +250,7 @@ func (c *checker) volumes(vols []Volume) {
 		switch {
 		case v.Node == "":
 			c.add(field+".node", "required: the node that holds the data")
-		case !nodeNameRE.MatchString(v.Node):
+		case !nodeNameRE().MatchString(v.Node):
 			c.add(field+".node", "%q is not a node name", v.Node)
 		case v.Node != vols[0].Node:
 			c.add(field+".node", "%q: all volumes must be on one node, and volumes[0] is on %q", v.Node, vols[0].Node)
@@ -269,4 +273,8 @@ func (c *checker) volumes(vols []Volume) {
 
 func isCleanAbs(p string) bool {
 	return strings.HasPrefix(p, "/") && path.Clean(p) == p && !strings.ContainsRune(p, 0)
+}
+
+func lazyRE(pattern string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
 }
