@@ -151,13 +151,15 @@ func (d *Daemon) fetch(ctx context.Context, key ssh.Signer, hostKey ssh.PublicKe
 	return nil
 }
 
-// fetchBlob appends what the peer sends to path.part, from the size it
+// fetchBlob writes what the peer sends to path.part, from the size it
 // already has, and renames it when the peer's stream ends cleanly. With
 // follow (and the blob's size known) the peer may still be receiving it.
 // This node in turn lets others follow what it writes (package partial).
 func fetchBlob(client *ssh.Client, dg digest.Digest, size int64, follow bool, path string, fetched *atomic.Int64) error {
 	part := path + ".part"
-	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	// Not O_APPEND: each byte goes to its own offset in the blob, whoever
+	// else (an upload taking over) writes the file too.
+	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
@@ -222,7 +224,7 @@ func (c countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// trackedWriter appends to a file from pos on and tells its tracker what
+// trackedWriter writes to a file from pos on and tells its tracker what
 // is written.
 type trackedWriter struct {
 	f   *os.File
@@ -231,7 +233,7 @@ type trackedWriter struct {
 }
 
 func (w *trackedWriter) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
+	n, err := w.f.WriteAt(p, w.pos)
 	w.t.Wrote(w.pos, int64(n))
 	w.pos += int64(n)
 	return n, err

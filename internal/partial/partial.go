@@ -1,6 +1,6 @@
 // Package partial lets a blob be read while it is still being written, so
 // an image can flow on from a node that is still receiving it. A writer
-// holds a lock on the file (one writer at a time) and publishes, in an
+// holds a shared lock on the file while it writes and publishes, in an
 // extended attribute, how long the part of the file written without gaps
 // is (uploads write at offsets, from several goroutines, so the file's
 // size says nothing about gaps). A reader serves no further than that.
@@ -44,11 +44,12 @@ func Written(f *os.File) (n int64, ok bool) {
 	return n, err == nil && n >= 0
 }
 
-// Lock marks f as being written until it is closed, waiting for any
-// other writer of it to finish first: two writers (an upload and a fetch
-// the master gave up on) must not interleave.
+// Lock marks f as being written until it is closed. Writers do not wait
+// for each other: an upload whose SSH session died unnoticed may hold the
+// file open for hours. They need not: every writer of a blob writes the
+// blob's own bytes at their own offsets.
 func Lock(f *os.File) error {
-	return unix.Flock(int(f.Fd()), unix.LOCK_EX)
+	return unix.Flock(int(f.Fd()), unix.LOCK_SH)
 }
 
 // Writing says whether a writer holds f's file (through another open of
