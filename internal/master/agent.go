@@ -37,10 +37,10 @@ type agent struct {
 	pushMu  sync.Mutex
 	pushing map[string]*sync.Mutex // one push of an image to this node at a time
 
-	keptVersion string        // of the keep list last sent (touched by renew only, and GC)
-	infoAt      time.Time     // when the node last described itself
-	infoStale   atomic.Bool   // its images changed: ask it again at the next renewal
-	infoWake    chan struct{} // and make that renewal now
+	keptVersion atomic.Pointer[string] // of the keep list last sent (renew and GC both set it)
+	infoAt      time.Time              // when the node last described itself
+	infoStale   atomic.Bool            // its images changed: ask it again at the next renewal
+	infoWake    chan struct{}          // and make that renewal now
 }
 
 // infoEvery: nodes describe themselves again this often, so disk use in

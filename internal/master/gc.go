@@ -77,14 +77,14 @@ func (m *Master) forgetKeep() {
 // time it was sent there.
 func (a *agent) syncKeep(ctx context.Context) {
 	k, err := a.m.keep(ctx)
-	if err != nil || k.version == a.keptVersion {
+	if v := a.keptVersion.Load(); err != nil || (v != nil && k.version == *v) {
 		return
 	}
 	if err := a.api.SetKeep(ctx, k.digests); err != nil {
 		a.log.Debug("keep list not sent", "err", err)
 		return
 	}
-	a.keptVersion = k.version
+	a.keptVersion.Store(&k.version)
 }
 
 // collect runs GC on the master's store.
@@ -151,7 +151,7 @@ func (m *Master) GC(ctx context.Context, req masterapi.GCRequest) ([]masterapi.G
 			if err != nil {
 				rep.Error = err.Error()
 			} else {
-				a.keptVersion = k.version
+				a.keptVersion.Store(&k.version)
 				if !dryRun {
 					a.imagesChanged()
 				}

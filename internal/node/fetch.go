@@ -76,8 +76,9 @@ func (d *Daemon) handleFetch(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	var fetched atomic.Int64
-	done := make(chan struct{})
+	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(stopped)
 		tick := time.NewTicker(200 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -91,6 +92,7 @@ func (d *Daemon) handleFetch(w http.ResponseWriter, r *http.Request) error {
 	}()
 	err = d.fetch(r.Context(), key, hostKey, req, &fetched)
 	close(done)
+	<-stopped // one writer of the response at a time
 	if err != nil {
 		d.log.Warn("fetch from peer failed", "peer", req.Peer.Name, "err", err)
 		send(nodeapi.FetchProgress{Bytes: fetched.Load(), Error: err.Error()})

@@ -70,7 +70,9 @@ func (c *Conn) SFTP(ctx context.Context, opts ...sftp.ClientOption) (*sftp.Clien
 		return nil, err
 	}
 	sc := s.(*sessionConn)
-	client, err := sftp.NewClientPipe(sc.r, sc.w, opts...)
+	// The client closes its writer; so does the session when the client
+	// ends: both through the session's one Close.
+	client, err := sftp.NewClientPipe(sc.r, sessionWriter{sc}, opts...)
 	if err != nil {
 		sc.exit()
 		sc.Close()
@@ -133,6 +135,12 @@ func (s *sessionConn) Close() error {
 	s.once.Do(func() { s.w.Close(); s.sess.Close() })
 	return nil
 }
+
+// sessionWriter is a session's input whose Close closes the session once.
+type sessionWriter struct{ s *sessionConn }
+
+func (w sessionWriter) Write(b []byte) (int, error) { return w.s.w.Write(b) }
+func (w sessionWriter) Close() error                { return w.s.Close() }
 
 // gateSays returns what the gate wrote on stderr, if anything. It is
 // called once the session's output has ended, when the gate's one-line

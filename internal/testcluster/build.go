@@ -50,9 +50,17 @@ func binaries(t testing.TB) string {
 		for _, b := range []struct{ out, pkg string }{
 			{"moat", "./cmd/moat"}, {"probe", "./internal/testcluster/probe"},
 		} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, b.out), b.pkg)
+			args := []string{"build", "-o", filepath.Join(buildDir, b.out)}
+			env := append(os.Environ(), "CGO_ENABLED=0")
+			if os.Getenv("MOAT_TEST_RACE") != "" && b.out == "moat" {
+				// The daemons under the race detector (it needs cgo); with
+				// GORACE=halt_on_error=1 a race ends the process, and the test.
+				args = append(args, "-race")
+				env = append(os.Environ(), "CGO_ENABLED=1")
+			}
+			cmd := exec.Command("go", append(args, b.pkg)...)
 			cmd.Dir = root
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			cmd.Env = env
 			if out, err := cmd.CombinedOutput(); err != nil {
 				buildErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
 				return
