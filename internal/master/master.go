@@ -12,10 +12,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -224,25 +222,12 @@ func (m *Master) Run(ctx context.Context) error {
 	}
 	go m.reconcileLoop(ctx)
 	go m.autoGC(ctx)
-	ln, err := wire.ListenUnix(m.cfg.Socket)
+	err = wire.Serve(ctx, m.cfg.Socket, "master.pid", m.routes(), m.log, func() {
+		m.log.Info("master serving", "socket", m.cfg.Socket, "nodes", len(nodes))
+	})
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: m.routes(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelWarn)}
-	pidFile := filepath.Join(filepath.Dir(m.cfg.Socket), "master.pid")
-	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
-	defer os.Remove(pidFile)
-	m.log.Info("master serving", "socket", m.cfg.Socket, "nodes", len(nodes))
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	srv.Shutdown(shutdown)
 	m.log.Info("master stopped; nodes keep running their containers")
 	return nil
 }

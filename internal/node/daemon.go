@@ -9,10 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -148,28 +146,12 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	go d.fence(ctx)
 	go d.autoGC(ctx)
 	d.cleanInbox()
-	ln, err := wire.ListenUnix(d.cfg.Socket)
+	err := wire.Serve(ctx, d.cfg.Socket, "node.pid", d.routes(), d.log, func() {
+		d.log.Info("node serving", "socket", d.cfg.Socket, "root", d.cfg.Root, "containers", len(d.containers))
+	})
 	if err != nil {
 		return err
 	}
-	// The pid file lets enrolment restart a daemon no service manager runs.
-	pidFile := filepath.Join(filepath.Dir(d.cfg.Socket), "node.pid")
-	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-		return fmt.Errorf("write pid file: %w", err)
-	}
-	defer os.Remove(pidFile)
-	srv := &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
-	d.log.Info("node serving", "socket", d.cfg.Socket, "root", d.cfg.Root, "containers", len(d.containers))
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	srv.Shutdown(shutdown)
 	d.log.Info("node stopped; containers keep running")
 	return nil
 }

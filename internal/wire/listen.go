@@ -1,11 +1,16 @@
 package wire
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"time"
 )
 
 // ListenUnix listens on a unix socket only root can use: the node and
@@ -29,4 +34,35 @@ func ListenUnix(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	return ln, nil
+}
+
+// Serve serves handler on the unix socket (see ListenUnix) until ctx
+// ends, then shuts down gracefully. While it serves, pidFile (beside the
+// socket) holds this process's pid, so enrolment and dev clusters can
+// find a daemon no service manager runs. serving is called once the
+// socket listens.
+func Serve(ctx context.Context, socket, pidFile string, handler http.Handler, log *slog.Logger, serving func()) error {
+	ln, err := ListenUnix(socket)
+	if err != nil {
+		return err
+	}
+	pidPath := filepath.Join(filepath.Dir(socket), pidFile)
+	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		ln.Close()
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	defer os.Remove(pidPath)
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	serving()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdown)
+	return nil
 }
