@@ -1,9 +1,8 @@
 package cli
 
 import (
-	"fmt"
+	"context"
 	"io"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -15,28 +14,10 @@ import (
 )
 
 func (a *app) imageImportCommand() *cobra.Command {
-	var name string
-	cmd := &cobra.Command{
-		Use:   "import [--name NAME] FILE|DIR|-",
-		Short: "Put an image into the master's store: OCI layout (dir or tar) or docker save archive",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			body, size, err := openArchive(args[0])
-			if err != nil {
-				return err
-			}
-			defer body.Close()
-			progress := newProgress(a.stderr, size, "import "+filepath.Base(args[0]))
-			imgs, err := a.masterClient().ImportImage(cmd.Context(), io.TeeReader(body, progress), name)
-			progress.Finish()
-			if err != nil {
-				return err
-			}
-			return a.printImages(imgs)
-		},
-	}
-	cmd.Flags().StringVar(&name, "name", "", "name the image (the archive must hold one)")
-	return cmd
+	return importCommand("Put an image into the master's store: OCI layout (dir or tar) or docker save archive", a.stderr,
+		func(ctx context.Context, r io.Reader, name string) ([]nodeapi.Image, error) {
+			return a.masterClient().ImportImage(ctx, r, name)
+		}, a.printImages)
 }
 
 func (a *app) printImages(imgs []nodeapi.Image) error {
@@ -75,20 +56,8 @@ func (a *app) imageLsCommand() *cobra.Command {
 }
 
 func (a *app) imageRmCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "rm IMAGE...",
-		Short: "Remove images from the master's store (refused while a revision uses them)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, ref := range args {
-				if err := a.masterClient().RemoveImage(cmd.Context(), ref); err != nil {
-					return err
-				}
-				fmt.Fprintln(a.stdout, ref)
-			}
-			return nil
-		},
-	}
+	return removeImagesCommand("rm", "Remove images from the master's store (refused while a revision uses them)", a.stdout,
+		func(ctx context.Context, ref string) error { return a.masterClient().RemoveImage(ctx, ref) })
 }
 
 // signers shows key fingerprints short: SHA256:abcdefgh…, comma-separated.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strconv"
@@ -217,20 +218,8 @@ func orDash(s string) string {
 }
 
 func (r *runtimeCtx) rmiCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "rmi IMAGE...",
-		Short: "Remove images (refused while a container uses them)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, ref := range args {
-				if err := r.client().RemoveImage(cmd.Context(), ref); err != nil {
-					return err
-				}
-				fmt.Fprintln(r.stdout, ref)
-			}
-			return nil
-		},
-	}
+	return removeImagesCommand("rmi", "Remove images (refused while a container uses them)", r.stdout,
+		func(ctx context.Context, ref string) error { return r.client().RemoveImage(ctx, ref) })
 }
 
 func (r *runtimeCtx) infoCommand() *cobra.Command {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"archive/tar"
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,27 +12,16 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/quantity"
 )
 
 func (r *runtimeCtx) importCommand() *cobra.Command {
-	var name string
-	cmd := &cobra.Command{
-		Use:   "import [--name NAME] FILE|DIR|-",
-		Short: "Import an OCI image layout (directory or tar) or a docker save archive",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			body, size, err := openArchive(args[0])
-			if err != nil {
-				return err
-			}
-			defer body.Close()
-			progress := newProgress(r.stderr, size, "import "+filepath.Base(args[0]))
-			imgs, err := r.client().ImportImage(cmd.Context(), io.TeeReader(body, progress), name)
-			progress.Finish()
-			if err != nil {
-				return err
-			}
+	return importCommand("Import an OCI image layout (directory or tar) or a docker save archive", r.stderr,
+		func(ctx context.Context, body io.Reader, name string) ([]nodeapi.Image, error) {
+			return r.client().ImportImage(ctx, body, name)
+		},
+		func(imgs []nodeapi.Image) error {
 			if r.json {
 				return printJSON(r.stdout, imgs)
 			}
@@ -40,10 +30,54 @@ func (r *runtimeCtx) importCommand() *cobra.Command {
 				rows = append(rows, []string{orDash(img.Name), shortDigest(img.Digest), quantity.FormatBytes(img.Size), strconv.Itoa(img.Layers)})
 			}
 			return table(r.stdout, rows)
+		})
+}
+
+// importCommand is `import [--name NAME] FILE|DIR|-` for a store, the
+// master's or a node's: the archive streams to importTo with a progress
+// bar, and print shows what came in.
+func importCommand(short string, stderr io.Writer, importTo func(context.Context, io.Reader, string) ([]nodeapi.Image, error), print func([]nodeapi.Image) error) *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "import [--name NAME] FILE|DIR|-",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, size, err := openArchive(args[0])
+			if err != nil {
+				return err
+			}
+			defer body.Close()
+			progress := newProgress(stderr, size, "import "+filepath.Base(args[0]))
+			imgs, err := importTo(cmd.Context(), io.TeeReader(body, progress), name)
+			progress.Finish()
+			if err != nil {
+				return err
+			}
+			return print(imgs)
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "name the image (the archive must hold one)")
 	return cmd
+}
+
+// removeImagesCommand removes each image named, in order, and prints its
+// name once it is gone.
+func removeImagesCommand(use, short string, stdout io.Writer, remove func(context.Context, string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use + " IMAGE...",
+		Short: short,
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, ref := range args {
+				if err := remove(cmd.Context(), ref); err != nil {
+					return err
+				}
+				fmt.Fprintln(stdout, ref)
+			}
+			return nil
+		},
+	}
 }
 
 // openArchive opens a tar file as is, or streams a directory (an OCI
