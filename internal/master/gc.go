@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sys/unix"
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/image"
@@ -181,25 +180,11 @@ func imageLabel(name, d string) string {
 
 // autoGC collects on the master when its disk passes the threshold.
 func (m *Master) autoGC(ctx context.Context) {
-	if m.cfg.GCThreshold <= 0 {
-		return
-	}
-	tick := time.NewTicker(m.cfg.GCInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		var fs unix.Statfs_t
-		if unix.Statfs(m.cfg.Dir, &fs) != nil || fs.Blocks == 0 || int(100-fs.Bavail*100/fs.Blocks) < m.cfg.GCThreshold {
-			continue
-		}
+	image.CollectWhenFull(ctx, m.cfg.Dir, m.cfg.GCThreshold, m.cfg.GCInterval, func(int) {
 		if _, err := m.collect(ctx, false, *m.cfg.GCGrace); err != nil {
 			m.log.Error("image gc", "err", err)
 		}
-	}
+	})
 }
 
 func (m *Master) gcRoutes(handle handleFunc) {

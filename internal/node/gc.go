@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sys/unix"
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/image"
@@ -86,40 +85,15 @@ func (d *Daemon) collect(ctx context.Context, dryRun bool, grace time.Duration) 
 // has said what to keep (before that, the node cannot know what a
 // rollback would need, and keeps everything).
 func (d *Daemon) autoGC(ctx context.Context) {
-	if d.cfg.GCThreshold <= 0 {
-		return
-	}
-	tick := time.NewTicker(d.cfg.GCInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		used, err := diskUsedPercent(d.cfg.Root)
-		if err != nil || used < d.cfg.GCThreshold {
-			continue
-		}
+	image.CollectWhenFull(ctx, d.cfg.Root, d.cfg.GCThreshold, d.cfg.GCInterval, func(used int) {
 		if _, ok := loadKeep(d.cfg.Root); !ok {
 			d.log.Warn("disk filling but no keep list from the master yet: not collecting images", "used", used)
-			continue
+			return
 		}
 		if _, err := d.collect(ctx, false, *d.cfg.GCGrace); err != nil {
 			d.log.Error("image gc", "err", err)
 		}
-	}
-}
-
-func diskUsedPercent(path string) (int, error) {
-	var fs unix.Statfs_t
-	if err := unix.Statfs(path, &fs); err != nil {
-		return 0, err
-	}
-	if fs.Blocks == 0 {
-		return 0, nil
-	}
-	return int(100 - fs.Bavail*100/fs.Blocks), nil
+	})
 }
 
 func (d *Daemon) handleKeep(w http.ResponseWriter, r *http.Request) error {
