@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -48,7 +47,7 @@ master existed move into the database. Running it again is harmless.`,
 
 func (a *app) masterCommand() *cobra.Command {
 	var cfg master.Config
-	gcGrace := 10 * time.Minute
+	gcGrace := master.DefaultGCGrace
 	cfg.GCGrace = &gcGrace
 	cmd := &cobra.Command{
 		Use:         "master [--dir DIR] [--socket PATH]",
@@ -81,7 +80,7 @@ master is down; a restarted master adopts what runs.`,
 	f.IntVar(&cfg.KeepRevisions, "keep-revisions", master.DefaultKeepRevisions, "rollback window: each app's last N distinct images are never collected")
 	f.IntVar(&cfg.MaxPushes, "max-pushes", master.DefaultMaxPushes, "image uploads the master makes at once (nodes also fetch from each other)")
 	f.IntVar(&cfg.GCThreshold, "gc-threshold", 85, "collect unused images when the master's disk is this full (percent; 0: only on moat image gc)")
-	f.DurationVar(&cfg.GCInterval, "gc-interval", 10*time.Minute, "how often the master looks at its disk for --gc-threshold")
+	f.DurationVar(&cfg.GCInterval, "gc-interval", master.DefaultGCInterval, "how often the master looks at its disk for --gc-threshold")
 	f.DurationVar(cfg.GCGrace, "gc-grace", gcGrace, "images imported or pulled more recently than this are never collected")
 	return cmd
 }

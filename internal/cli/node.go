@@ -2,7 +2,6 @@ package cli
 
 import (
 	"log/slog"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,7 +20,7 @@ func (a *app) nodeCommand() *cobra.Command {
 
 func (a *app) nodeServeCommand() *cobra.Command {
 	var cfg node.Config
-	gcGrace := 10 * time.Minute
+	gcGrace := node.DefaultGCGrace
 	cfg.GCGrace = &gcGrace
 	var logMax, maxLayer, configFile string
 	cmd := &cobra.Command{
@@ -66,7 +65,7 @@ re-adopts them.`,
 	f.StringVar(&cfg.RevokedSigners, "revoked-signers", node.DefaultRevokedSigners, "public keys whose signatures no longer count, one per line")
 	f.StringVar(&cfg.PeerKey, "peer-key", node.DefaultPeerKey, "key this node fetches image blobs from other nodes with")
 	f.IntVar(&cfg.GCThreshold, "gc-threshold", 85, "collect unused images when the disk is this full (percent; 0: never by itself)")
-	f.DurationVar(&cfg.GCInterval, "gc-interval", time.Minute, "how often the disk is looked at for --gc-threshold")
+	f.DurationVar(&cfg.GCInterval, "gc-interval", node.DefaultGCInterval, "how often the disk is looked at for --gc-threshold")
 	f.DurationVar(cfg.GCGrace, "gc-grace", gcGrace, "images pulled more recently than this are never collected")
 	return cmd
 }

@@ -39,8 +39,7 @@ type agent struct {
 
 	keptVersion atomic.Pointer[string] // of the keep list last sent (renew and GC both set it)
 	infoAt      time.Time              // when the node last described itself
-	infoStale   atomic.Bool            // its images changed: ask it again at the next renewal
-	infoWake    chan struct{}          // and make that renewal now
+	infoWake    chan struct{}          // its images changed: renew, and ask it again, now
 }
 
 // infoEvery: nodes describe themselves again this often, so disk use in
@@ -125,7 +124,7 @@ func (a *agent) renew(ctx context.Context) {
 			a.leased = time.Now()
 			a.mu.Unlock()
 		}
-		if infoDue || a.infoStale.Swap(false) || time.Since(a.infoAt) > infoEvery {
+		if infoDue || time.Since(a.infoAt) > infoEvery {
 			infoDue = !a.refreshInfo(ctx, every)
 		}
 		a.syncKeep(ctx)
@@ -133,6 +132,7 @@ func (a *agent) renew(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-a.infoWake:
+			infoDue = true
 		case <-time.After(every):
 		}
 	}
@@ -276,7 +276,6 @@ func (a *agent) refreshInfo(ctx context.Context, timeout time.Duration) bool {
 // imagesChanged has the node describe itself again soon (its disk use in
 // moat node ls), through the renewal loop's session.
 func (a *agent) imagesChanged() {
-	a.infoStale.Store(true)
 	select {
 	case a.infoWake <- struct{}{}:
 	default:

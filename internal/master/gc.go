@@ -21,12 +21,13 @@ import (
 
 // Garbage collection keeps every image in an app's rollback window (see
 // imageRefs) on the master and on every node; nodes also keep what their
-// containers use. An image imported or pulled within gcGrace stays too:
-// an operator about to deploy it, a pull under way.
+// containers use. An image imported or pulled within Config.GCGrace
+// (DefaultGCGrace) stays too: an operator about to deploy it, a pull under
+// way.
 const (
-	gcGrace     = 10 * time.Minute
-	keepMaxAge  = 5 * time.Second // how stale the keep list agents send may be
-	masterGCDue = 10 * time.Minute
+	DefaultGCGrace    = 10 * time.Minute
+	keepMaxAge        = 5 * time.Second  // how stale the keep list agents send may be
+	DefaultGCInterval = 10 * time.Minute // how often the master looks at its disk
 )
 
 // keepList is the images every node must keep, and a version that

@@ -154,10 +154,10 @@ func Open(cfg Config) (*Master, error) {
 		cfg.KeepRevisions = DefaultKeepRevisions
 	}
 	if cfg.GCInterval <= 0 {
-		cfg.GCInterval = masterGCDue
+		cfg.GCInterval = DefaultGCInterval
 	}
 	if cfg.GCGrace == nil {
-		g := gcGrace
+		g := DefaultGCGrace
 		cfg.GCGrace = &g
 	}
 	if cfg.SingletonGrace <= cfg.LeaseTTL {

@@ -87,10 +87,10 @@ func (c *Config) setDefaults() error {
 		c.CgroupParent = "moat"
 	}
 	if c.GCInterval <= 0 {
-		c.GCInterval = gcEvery
+		c.GCInterval = DefaultGCInterval
 	}
 	if c.GCGrace == nil {
-		g := gcGrace
+		g := DefaultGCGrace
 		c.GCGrace = &g
 	}
 	if c.Exe == "" {

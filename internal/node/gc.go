@@ -21,12 +21,12 @@ import (
 
 // Image garbage collection on a node keeps what its containers use, what
 // the master last said to keep (every app's rollback window), and what
-// arrived in the last gcGrace (a deploy under way has pulled images it has
+// arrived in the last DefaultGCGrace (a deploy under way has pulled images it has
 // not yet run). It runs on the master's request, and by itself when the
 // disk holding the node's root passes Config.GCThreshold percent.
 const (
-	gcGrace = 10 * time.Minute
-	gcEvery = time.Minute
+	DefaultGCGrace    = 10 * time.Minute
+	DefaultGCInterval = time.Minute
 )
 
 func keepPath(root string) string { return filepath.Join(root, "keep.json") }

@@ -118,13 +118,6 @@ func (t *Tracker) Flush() {
 	t.publish()
 }
 
-// Prefix is how much is written without gaps.
-func (t *Tracker) Prefix() int64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.prefix
-}
-
 func (t *Tracker) publish() {
 	if t.prefix != t.published && Publish(t.f, t.prefix) == nil {
 		t.published = t.prefix
