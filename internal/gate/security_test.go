@@ -157,7 +157,7 @@ func TestSFTPAndSCPConfined(t *testing.T) {
 	big := filepath.Join(dir, "big")
 	os.WriteFile(big, make([]byte, 2<<20), 0o600)
 	marker := fmt.Sprintf("moat-pwned-%d", time.Now().UnixNano())
-	if err := os.MkdirAll(inbox, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(inbox, "blobs"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	os.Symlink("/etc", filepath.Join(inbox, "etc-link"))
@@ -170,7 +170,7 @@ func TestSFTPAndSCPConfined(t *testing.T) {
 		{"write through a planted symlink", "put " + small + " tmp-link/" + marker},
 		{"make a symlink", "symlink /etc/shadow " + marker},
 		{"make a hard link", "ln small " + marker},
-		{"oversized upload", "put " + big + " big"},
+		{"oversized upload", "put " + big + " blobs/sha256-" + strings.Repeat("b", 64)},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,10 +185,10 @@ func TestSFTPAndSCPConfined(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "shadow")); err == nil {
 		t.Error("a shadow file was fetched")
 	}
-	if _, err := os.Stat(filepath.Join(inbox, "big")); err == nil {
+	if _, err := os.Stat(filepath.Join(inbox, "blobs", "sha256-"+strings.Repeat("b", 64))); err == nil {
 		t.Error("the oversized upload was kept")
 	}
-	// Absolute and .. destinations land inside the inbox, never outside.
+	// Absolute and .. destinations are refused by name, and never land outside.
 	for _, dst := range []string{"/tmp/" + marker, "../../../../tmp/" + marker} {
 		a.sftp("put " + small + " " + dst)
 	}
@@ -217,11 +217,12 @@ func TestSFTPAndSCPConfined(t *testing.T) {
 		t.Error("scp fetched /etc/shadow")
 	}
 	// What the inbox is for still works.
-	if _, errOut, code := a.sftp("put " + small + " blob"); code != 0 {
+	blob := "blobs/sha256-" + strings.Repeat("0123456789abcdef", 4)
+	if _, errOut, code := a.sftp("put " + small + " " + blob); code != 0 {
 		t.Fatalf("a normal upload failed: %s", errOut)
 	}
-	if b, _ := os.ReadFile(filepath.Join(inbox, "blob")); string(b) != "hello" {
-		t.Errorf("inbox/blob = %q", b)
+	if b, _ := os.ReadFile(filepath.Join(inbox, blob)); string(b) != "hello" {
+		t.Errorf("inbox/%s = %q", blob, b)
 	}
 }
 

@@ -25,11 +25,13 @@ const DefaultMaxUpload = 16 << 30
 // an error wrapping io.ErrUnexpectedEOF; the partial file stays in the inbox
 // so the upload can be resumed. ServeSFTP closes rw before it returns.
 //
-// The client sees the inbox as "/". It may read, write (at any offset, up
-// to maxUpload), list, stat, mkdir, remove, rename and setstat (size,
-// permission bits, times) inside it. It may not create or read links,
-// change ownership, or reach anything outside through "..", absolute paths
-// or symlinks, even ones planted in the inbox by someone else.
+// The client sees the inbox as "/", shaped for blob uploads only (see
+// shape): it may create the blobs directory, write blobs/sha256-HEX and
+// blobs/sha256-HEX.part (at any offset, up to maxUpload), read, stat and
+// remove them, rename a .part to its whole name, and list. It may not set
+// modes, owners, sizes or times, make directories or files of any other
+// name, create or read links, or reach anything outside through "..",
+// absolute paths or symlinks, even ones planted by someone else.
 func ServeSFTP(rw io.ReadWriteCloser, inbox string, maxUpload int64) error {
 	defer rw.Close()
 	if maxUpload <= 0 {

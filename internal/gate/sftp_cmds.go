@@ -18,23 +18,38 @@ func (in *inbox) Filecmd(r *sftp.Request) error {
 	return in.wire(in.cmd(r))
 }
 
-// PosixRename renames, replacing newpath if it exists.
+// PosixRename renames a finished upload, replacing a blob of that name.
 func (in *inbox) PosixRename(r *sftp.Request) error {
-	return in.wire(in.root.Rename(inboxPath(r.Filepath), inboxPath(r.Target)))
+	oldname, newname := inboxPath(r.Filepath), inboxPath(r.Target)
+	if err := allowRename(oldname, newname); err != nil {
+		return in.wire(err)
+	}
+	return in.wire(in.root.Rename(oldname, newname))
 }
 
 func (in *inbox) cmd(r *sftp.Request) error {
 	name := inboxPath(r.Filepath)
 	switch r.Method {
 	case "Setstat":
-		return in.setstat(name, r)
+		// Modes, owners, times and sizes are the node's: an upload is
+		// written and renamed, nothing else.
+		return fmt.Errorf("setstat %q: %w", name, errRefused)
 	case "Rename":
+		if err := allowRename(name, inboxPath(r.Target)); err != nil {
+			return err
+		}
 		return in.rename(name, inboxPath(r.Target))
 	case "Mkdir":
+		if err := allow("mkdir", name, kindDir); err != nil {
+			return err
+		}
 		return in.root.Mkdir(name, 0o700)
 	case "Rmdir":
-		return in.remove(name, true)
+		return fmt.Errorf("rmdir %q: %w", name, errRefused)
 	case "Remove":
+		if err := allow("remove", name, kindBlob, kindPart); err != nil {
+			return err
+		}
 		return in.remove(name, false)
 	case "Symlink", "Link":
 		// For both, Target is the new link (Filepath is a symlink's text).
@@ -71,61 +86,23 @@ func (in *inbox) remove(name string, dir bool) error {
 	return in.root.Remove(name)
 }
 
-// setstat sets size, permission bits and times; it refuses ownership, and
-// changing the inbox's own mode. Everything is checked before anything is
-// changed.
-func (in *inbox) setstat(name string, r *sftp.Request) error {
-	set, a := r.AttrFlags(), r.Attributes()
-	switch {
-	case a == nil:
-		return fmt.Errorf("setstat %q: malformed attributes: %w", name, sftp.ErrSSHFxBadMessage)
-	case set.UidGid:
-		return fmt.Errorf("chown %q: %w", name, errRefused)
-	case set.Permissions && name == ".":
-		return fmt.Errorf("chmod the inbox itself: %w", errRefused)
-	case set.Size && a.Size > uint64(in.max):
-		return fmt.Errorf("truncate %q to %d bytes: larger than the limit of %d bytes", name, a.Size, in.max)
-	}
-	if set.Size {
-		if err := in.truncate(name, int64(a.Size)); err != nil {
-			return err
-		}
-	}
-	if set.Permissions {
-		// Permission bits only: never setuid, setgid or sticky.
-		if err := in.root.Chmod(name, fs.FileMode(a.Mode)&fs.ModePerm); err != nil {
-			return err
-		}
-	}
-	if set.Acmodtime {
-		return in.root.Chtimes(name, a.AccessTime(), a.ModTime())
-	}
-	return nil
-}
-
-func (in *inbox) truncate(name string, size int64) error {
-	f, err := in.open(name, os.O_WRONLY, false)
-	if err != nil {
-		return err
-	}
-	err = f.Truncate(size)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // Filelist answers List (opendir) and Stat; Readlink is refused.
 func (in *inbox) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 	name := inboxPath(r.Filepath)
 	switch r.Method {
 	case "List":
+		if err := allow("list", name, kindRoot, kindDir); err != nil {
+			return nil, in.wire(err)
+		}
 		f, err := in.open(name, os.O_RDONLY, true)
 		if err != nil {
 			return nil, in.wire(err)
 		}
 		return dirLister{f}, nil
 	case "Stat":
+		if err := allow("stat", name, kindRoot, kindDir, kindBlob, kindPart); err != nil {
+			return nil, in.wire(err)
+		}
 		return in.stat(in.root.Stat(name))
 	case "Readlink":
 		_, err := in.Readlink(r.Filepath)
@@ -141,6 +118,9 @@ func (in *inbox) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 // listing, and can be removed.
 func (in *inbox) Lstat(r *sftp.Request) (sftp.ListerAt, error) {
 	name := inboxPath(r.Filepath)
+	if err := allow("stat", name, kindRoot, kindDir, kindBlob, kindPart); err != nil {
+		return nil, in.wire(err)
+	}
 	fi, err := in.root.Lstat(name)
 	if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		if _, serr := in.root.Stat(name); in.escapes != nil && errors.Is(serr, in.escapes) {

@@ -16,7 +16,11 @@ import (
 
 // Fileread opens a regular file in the inbox for reading.
 func (in *inbox) Fileread(r *sftp.Request) (io.ReaderAt, error) {
-	f, err := in.open(inboxPath(r.Filepath), os.O_RDONLY, false)
+	name := inboxPath(r.Filepath)
+	if err := allow("read", name, kindBlob, kindPart); err != nil {
+		return nil, in.wire(err)
+	}
+	f, err := in.open(name, os.O_RDONLY, false)
 	if err != nil {
 		return nil, in.wire(err)
 	}
@@ -59,6 +63,9 @@ func (in *inbox) upload(r *sftp.Request) (*upload, error) {
 		flag |= os.O_EXCL
 	}
 	name := inboxPath(r.Filepath)
+	if err := allow("write", name, kindBlob, kindPart); err != nil {
+		return nil, err
+	}
 	f, err := in.open(name, flag, false)
 	if err != nil {
 		return nil, err

@@ -29,24 +29,28 @@ func TestServeSFTPEnds(t *testing.T) {
 			session := func() {
 				env := newSFTPEnv(t, 0)
 				env.plant(t)
-				if err := put(env.c, "blob", []byte("blob")); err != nil {
+				blob, part := blobName(10), partName(11)
+				if err := put(env.c, blob, []byte("blob")); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := env.c.ReadDir("/"); err != nil {
+				if _, err := env.c.ReadDir("/blobs"); err != nil {
 					t.Fatal(err)
 				}
 				if tc.leaveOpen {
-					f, err := env.c.Create("partial")
+					f, err := env.c.Create(part)
 					if err != nil {
 						t.Fatal(err)
 					}
 					if _, err := f.Write([]byte("half")); err != nil {
 						t.Fatal(err)
 					}
-					if _, err := env.c.Open("file"); err != nil {
+					if _, err := env.c.Open(bFile); err != nil {
 						t.Fatal(err)
 					}
-					if _, err := env.c.OpenFile("blob", os.O_RDWR); err != nil {
+					if _, err := env.c.OpenFile(blob, os.O_RDWR); err != nil {
+						t.Fatal(err)
+					}
+					if _, err := env.c.ReadDir("/"); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -56,7 +60,7 @@ func TestServeSFTPEnds(t *testing.T) {
 					t.Errorf("ServeSFTP: %v, want %v", err, tc.wantErr)
 				}
 				if tc.leaveOpen {
-					b, err := os.ReadFile(filepath.Join(env.inbox, "partial"))
+					b, err := os.ReadFile(filepath.Join(env.inbox, part))
 					if string(b) != "half" {
 						t.Errorf("partial upload: %q %v, want it kept for resuming", b, err)
 					}
@@ -116,8 +120,14 @@ func TestSFTPRawPackets(t *testing.T) {
 	if typ, _ := c.recv(); typ != 2 {
 		t.Fatalf("init: reply type %d, want version", typ)
 	}
-	// open "blob" write|create: handle
-	c.send(3, u32(1), str("blob"), u32(0x0a), u32(0))
+	// mkdir "blobs", no attributes: OK
+	c.send(14, u32(1), str("blobs"), u32(0))
+	if typ, body := c.recv(); typ != 101 || len(body) < 8 || binary.BigEndian.Uint32(body[4:]) != 0 {
+		t.Fatalf("mkdir blobs: reply type %d %q, want status 0", typ, body)
+	}
+	blob := blobName(1)
+	// open blob write|create: handle
+	c.send(3, u32(2), str(blob), u32(0x0a), u32(0))
 	typ, body := c.recv()
 	if typ != 102 {
 		t.Fatalf("open: reply type %d, want a handle", typ)
@@ -130,13 +140,17 @@ func TestSFTPRawPackets(t *testing.T) {
 		fields   [][]byte
 		wantCode uint32
 	}{
-		{"setstat without attributes", 9, [][]byte{u32(2), str("blob"), u32(1)}, 5},
-		{"fsetstat without attributes", 10, [][]byte{u32(3), handle, u32(4)}, 5},
-		{"write at offset 2^63", 6, [][]byte{u32(4), handle, u64(1 << 63), str("x")}, 4},
-		{"write after the discard", 6, [][]byte{u32(5), handle, u64(0), str("x")}, 4},
-		{"symlink", 20, [][]byte{u32(6), str("/etc"), str("ln")}, 3},
-		{"unknown handle", 6, [][]byte{u32(7), str("nope"), u64(0), str("x")}, 4},
-		{"close", 4, [][]byte{u32(8), handle}, 4},
+		{"setstat without attributes", 9, [][]byte{u32(3), str(blob), u32(1)}, 3},
+		{"fsetstat without attributes", 10, [][]byte{u32(4), handle, u32(4)}, 3},
+		{"setstat the mode of blobs", 9, [][]byte{u32(5), str("blobs"), u32(4), u32(0o755)}, 3},
+		{"fsetstat the size", 10, [][]byte{u32(6), handle, u32(1), u64(1 << 30)}, 3},
+		{"open another name", 3, [][]byte{u32(7), str("blob"), u32(0x0a), u32(0)}, 3},
+		{"mkdir another name", 14, [][]byte{u32(8), str("blobs/x"), u32(0)}, 3},
+		{"write at offset 2^63", 6, [][]byte{u32(9), handle, u64(1 << 63), str("x")}, 4},
+		{"write after the discard", 6, [][]byte{u32(10), handle, u64(0), str("x")}, 4},
+		{"symlink", 20, [][]byte{u32(11), str("/etc"), str(blobName(2))}, 3},
+		{"unknown handle", 6, [][]byte{u32(12), str("nope"), u64(0), str("x")}, 4},
+		{"close", 4, [][]byte{u32(13), handle}, 4},
 	} {
 		c.send(tc.typ, tc.fields...)
 		typ, body := c.recv()
@@ -144,8 +158,10 @@ func TestSFTPRawPackets(t *testing.T) {
 			t.Errorf("%s: reply type %d %q, want status %d", tc.name, typ, body, tc.wantCode)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(inbox, "blob")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("discarded upload left behind: %v", err)
+	for _, name := range []string{blob, blobName(2), "blob", "blobs/x"} {
+		if _, err := os.Lstat(filepath.Join(inbox, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: left behind: %v", name, err)
+		}
 	}
 }
 
