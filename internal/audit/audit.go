@@ -41,22 +41,28 @@ type Report struct {
 	Sockets  []Socket          `json:"sockets"`
 	SSHD     map[string]string `json:"sshd,omitempty"` // the effective sshd settings that matter (subset of `sshd -T`)
 	Findings []Finding         `json:"findings"`
+	// Hardening says whether moat's sshd drop-in (package hardening) is
+	// in force: "in force", "not installed", or "not in force: why".
+	Hardening string `json:"hardening,omitempty"`
 }
 
 // SSHDKeys is the subset of sshd settings the report keeps.
-var SSHDKeys = []string{"port", "listenaddress", "passwordauthentication", "kbdinteractiveauthentication", "challengeresponseauthentication", "permitrootlogin", "permitemptypasswords", "pubkeyauthentication", "x11forwarding", "allowtcpforwarding", "authorizedkeysfile"}
+var SSHDKeys = []string{"port", "listenaddress", "passwordauthentication", "kbdinteractiveauthentication", "challengeresponseauthentication",
+	"permitrootlogin", "permitemptypasswords", "pubkeyauthentication", "x11forwarding", "allowtcpforwarding", "allowagentforwarding",
+	"authorizedkeysfile", "logingracetime", "maxstartups", "kexalgorithms", "ciphers", "macs", "hostkeyalgorithms"}
 
 // Run is what the node daemon calls: Listening("/proc"), `sshd -T` (looked
 // up on PATH and in /usr/sbin; its failure becomes a finding, not an error),
-// and Check.
+// moat's sshd drop-in, and Check.
 func Run(ctx context.Context) (Report, error) {
-	return runner{procRoot: "/proc", sshdT: execSSHDT}.run(ctx)
+	return runner{procRoot: "/proc", sshdT: execSSHDT, dropIn: readDropIn}.run(ctx)
 }
 
 // runner holds what Run touches outside the process, so tests can stub it.
 type runner struct {
 	procRoot string
 	sshdT    func(ctx context.Context) ([]byte, error) // output of `sshd -T`
+	dropIn   func() (string, error)                    // moat's sshd drop-in; fs.ErrNotExist if absent
 }
 
 func (r runner) run(ctx context.Context) (Report, error) {
@@ -64,19 +70,29 @@ func (r runner) run(ctx context.Context) (Report, error) {
 	if err != nil {
 		return Report{}, fmt.Errorf("audit: %w", err)
 	}
-	var sshd map[string]string
+	var sshd, all map[string]string
 	out, sshdErr := r.sshdT(ctx)
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return Report{}, fmt.Errorf("audit: read sshd settings: %w", ctxErr)
 	}
 	if sshdErr == nil {
-		sshd = keep(ParseSSHDT(out), SSHDKeys)
+		all = ParseSSHDT(out)
+		sshd = keep(all, SSHDKeys)
 	}
-	return Report{
+	rep := Report{
 		Sockets:  socks,
 		SSHD:     sshd,
 		Findings: check(socks, sshd, sshdErr),
-	}, nil
+	}
+	if r.dropIn != nil && all != nil {
+		text, err := r.dropIn()
+		var f *Finding
+		rep.Hardening, f = hardeningState(text, err, all)
+		if f != nil {
+			rep.Findings = sortFindings(append(rep.Findings, *f))
+		}
+	}
+	return rep, nil
 }
 
 // keep returns the entries of m whose keys are in keys, or nil if none are.

@@ -33,7 +33,12 @@ func Check(socks []Socket, sshd map[string]string) []Finding {
 
 // check is Check with the reason sshd settings are missing, if known.
 func check(socks []Socket, sshd map[string]string, sshdErr error) []Finding {
-	fs := append(socketFindings(socks), sshdFindings(sshd, sshdErr)...)
+	return sortFindings(append(socketFindings(socks), sshdFindings(sshd, sshdErr)...))
+}
+
+// sortFindings orders findings high, warn, info, then by text, and drops
+// repeats.
+func sortFindings(fs []Finding) []Finding {
 	slices.SortFunc(fs, func(a, b Finding) int {
 		return cmp.Or(cmp.Compare(severityRank(a.Severity), severityRank(b.Severity)), cmp.Compare(a.What, b.What))
 	})

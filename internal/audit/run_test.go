@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"strings"
 	"testing"
 
@@ -73,6 +74,57 @@ func TestRunErrors(t *testing.T) {
 			_, err := runner{procRoot: tt.procRoot, sshdT: sshdT}.run(tt.ctx)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("run error = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestRunHardening: the report says whether moat's sshd drop-in is in
+// force, and flags what a hardened sshd would not offer.
+func TestRunHardening(t *testing.T) {
+	p := newFakeProc(t)
+	p.write(t, "net/tcp", string(table(tcpHeader, tcpSSH)))
+	p.process(t, "45", "sshd", "socket:[21345]")
+	dropIn := "# moat\nPasswordAuthentication no\nMACs hmac-sha2-512-etm@openssh.com\n"
+	hardened := "passwordauthentication no\nmacs hmac-sha2-512-etm@openssh.com\nkexalgorithms curve25519-sha256\nallowagentforwarding no\n"
+	stock := "passwordauthentication yes\nmacs umac-64-etm@openssh.com,hmac-sha1\nkexalgorithms curve25519-sha256,ecdh-sha2-nistp256\nallowagentforwarding yes\n"
+	tests := []struct {
+		name      string
+		sshdT     string
+		dropIn    string
+		dropInErr error
+		state     string
+		findings  []Finding
+	}{
+		{"in force", hardened, dropIn, nil, "in force", []Finding{}},
+		{"not installed, stock settings", stock, "", fs.ErrNotExist, "not installed", []Finding{
+			{"high", "sshd allows password authentication (passwordauthentication yes)"},
+			{"high", "sshd offers broken macs (SHA-1, MD5, CBC, 3DES, RC4 or DSA): hmac-sha1"},
+			{"warn", "moat's sshd hardening is not installed (/etc/ssh/sshd_config.d/00-moat.conf): moat node add installs it"},
+			{"warn", "sshd allows agent forwarding (allowagentforwarding yes): a login to this node can use the forwarding user's keys"},
+			{"warn", "sshd offers weak kexalgorithms (NIST curves, small groups, non-ETM or short MACs): ecdh-sha2-nistp256"},
+			{"warn", "sshd offers weak macs (NIST curves, small groups, non-ETM or short MACs): umac-64-etm@openssh.com"},
+		}},
+		{"installed but not in force", "passwordauthentication yes\nmacs hmac-sha2-512-etm@openssh.com\n", dropIn, nil,
+			"not in force: passwordauthentication: in force yes, the drop-in says no", []Finding{
+				{"high", "sshd allows password authentication (passwordauthentication yes)"},
+				{"warn", "moat's sshd hardening is not in force: passwordauthentication: in force yes, the drop-in says no (does sshd_config include /etc/ssh/sshd_config.d first?)"},
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runner{procRoot: p.root,
+				sshdT:  func(context.Context) ([]byte, error) { return []byte(tt.sshdT), nil },
+				dropIn: func() (string, error) { return tt.dropIn, tt.dropInErr }}
+			got, err := r.run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Hardening != tt.state {
+				t.Errorf("hardening %q, want %q", got.Hardening, tt.state)
+			}
+			if diff := cmp.Diff(tt.findings, got.Findings); diff != "" {
+				t.Errorf("findings (-want +got):\n%s", diff)
 			}
 		})
 	}

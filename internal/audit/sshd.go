@@ -3,9 +3,14 @@ package audit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"os/exec"
 	"strings"
+
+	"github.com/moatcloud/moat/internal/hardening"
 )
 
 // ParseSSHDT parses `sshd -T` output ("key value" lines, keys lowercase).
@@ -56,6 +61,28 @@ func execSSHDT(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("run %s -T: no output", path)
 	}
 	return out, nil
+}
+
+// readDropIn reads moat's sshd drop-in.
+func readDropIn() (string, error) {
+	b, err := os.ReadFile(hardening.DropIn)
+	return string(b), err
+}
+
+// hardeningState says whether moat's drop-in is in force, and a finding
+// when it is not.
+func hardeningState(text string, err error, effective map[string]string) (string, *Finding) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "not installed", &Finding{sevWarn, "moat's sshd hardening is not installed (" + hardening.DropIn + "): moat node add installs it"}
+	case err != nil:
+		return "unknown", &Finding{sevWarn, "could not read " + hardening.DropIn + ": " + err.Error()}
+	}
+	if off := hardening.NotInForce(hardening.ParseText(text), effective); len(off) > 0 {
+		why := "not in force: " + strings.Join(off, "; ")
+		return why, &Finding{sevWarn, "moat's sshd hardening is " + why + " (does sshd_config include " + hardening.DropInDir + " first?)"}
+	}
+	return "in force", nil
 }
 
 // firstLine returns s up to its first newline.

@@ -3,6 +3,8 @@ package audit
 import (
 	"fmt"
 	"strings"
+
+	"github.com/moatcloud/moat/internal/hardening"
 )
 
 // sshdRule flags one sshd setting when it has one of the listed values.
@@ -24,6 +26,7 @@ var sshdRules = []sshdRule{
 	{"pubkeyauthentication", []string{"no"}, sevWarn, "sshd refuses public key authentication (%s)", ""},
 	{"x11forwarding", []string{"yes"}, sevInfo, "sshd allows X11 forwarding (%s)", ""},
 	{"allowtcpforwarding", []string{"yes", "all"}, sevInfo, "sshd allows TCP forwarding (%s); the master key is restricted anyway", ""},
+	{"allowagentforwarding", []string{"yes"}, sevWarn, "sshd allows agent forwarding (%s): a login to this node can use the forwarding user's keys", ""},
 }
 
 // sshdFindings applies sshdRules. A missing sshd map means sshd -T failed,
@@ -44,6 +47,15 @@ func sshdFindings(sshd map[string]string, sshdErr error) []Finding {
 		v, ok := sshd[r.key]
 		if ok && matchesAny(v, r.values) {
 			fs = append(fs, Finding{r.severity, fmt.Sprintf(r.why, r.key+" "+v)})
+		}
+	}
+	for _, key := range hardening.AlgorithmKeys {
+		weak, broken := hardening.Weak(key, sshd[key])
+		if len(broken) > 0 {
+			fs = append(fs, Finding{sevHigh, fmt.Sprintf("sshd offers broken %s (SHA-1, MD5, CBC, 3DES, RC4 or DSA): %s", key, strings.Join(broken, ","))})
+		}
+		if len(weak) > 0 {
+			fs = append(fs, Finding{sevWarn, fmt.Sprintf("sshd offers weak %s (NIST curves, small groups, non-ETM or short MACs): %s", key, strings.Join(weak, ","))})
 		}
 	}
 	return fs

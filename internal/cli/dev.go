@@ -98,7 +98,7 @@ func (a *app) devUp(ctx context.Context, dir string, nodes int) error {
 	if err != nil {
 		return err
 	}
-	sshConfig, err := writeDevSSHConfig(dir, cl)
+	sshConfig, err := cl.WriteSSHConfig(dir, filepath.Join(dir, "operator_ed25519"))
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func (a *app) devUp(ctx context.Context, dir string, nodes int) error {
 				Access: inventory.Access{Dest: n.Name, SSHConfig: sshConfig}, Name: n.Name,
 				Labels: map[string]string{"provider": "local"}, MasterKey: keys.MasterKey,
 				PeerPublic: keys.PeerPublic, PeerKey: keys.PeerKey,
-				RequireSigned: true, AllowedSigners: signers,
+				RequireSigned: true, AllowedSigners: signers, HardenSSHD: true,
 			})
 			if err == nil {
 				err = c.RegisterNode(ctx, node)
@@ -182,24 +182,6 @@ func devSigner(dir string) ([]byte, error) {
 	}
 	signers := []byte("dev@moat " + sshx.AuthorizedKey(key.PublicKey()) + "\n")
 	return signers, os.WriteFile(filepath.Join(dir, "allowed_signers"), signers, 0o644)
-}
-
-// writeDevSSHConfig writes an ssh config and known_hosts for the nodes, so
-// the operator (and node add) reach them as n1, n2, ... with host keys
-// checked.
-func writeDevSSHConfig(dir string, c *local.Cluster) (string, error) {
-	var cfg, known bytes.Buffer
-	for _, n := range c.Nodes {
-		fmt.Fprintf(&cfg, "Host %s\n  HostName %s\n", n.Name, n.Addr)
-		fmt.Fprintf(&known, "%s %s\n", n.Addr, n.HostKey)
-	}
-	fmt.Fprintf(&cfg, "Host *\n  User root\n  IdentityFile %s\n  IdentitiesOnly yes\n  UserKnownHostsFile %s\n  StrictHostKeyChecking yes\n",
-		filepath.Join(dir, "operator_ed25519"), filepath.Join(dir, "known_hosts"))
-	if err := os.WriteFile(filepath.Join(dir, "known_hosts"), known.Bytes(), 0o600); err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "ssh_config")
-	return path, os.WriteFile(path, cfg.Bytes(), 0o600)
 }
 
 func (a *app) devDownCommand(dir *string) *cobra.Command {

@@ -26,7 +26,7 @@ func (a *app) nodeAddCommand() *cobra.Command {
 	var opts enroll.Options
 	var labels, sshOpts []string
 	var signersFile string
-	var allowUnsigned bool
+	var allowUnsigned, noHarden bool
 	cmd := &cobra.Command{
 		Use:   "add [flags] USER@HOST[:PORT]",
 		Short: "Enrol a machine you can SSH into as a node",
@@ -45,7 +45,15 @@ The node runs only images signed by a key in the allowed signers file you
 give (OpenSSH allowed_signers format; see moat image sign), installed as
 /etc/moat/allowed_signers through your own SSH access: the master's key
 cannot change it, so a compromised master cannot run code of its own.
---allow-unsigned turns that off.`,
+--allow-unsigned turns that off.
+
+It hardens sshd with a drop-in, /etc/ssh/sshd_config.d/00-moat.conf:
+modern key exchange, ciphers and MACs only, no password login, no agent
+forwarding, a short LoginGraceTime. It checks the drop-in with sshd -t,
+reloads sshd and logs in again on a new connection: if that fails, the
+previous configuration comes back (and a switch on the node restores it
+within a minute should your connection drop meanwhile).
+--no-harden-sshd leaves sshd alone.`,
 		Example: "  moat node add --allowed-signers ~/.config/moat/allowed_signers root@203.0.113.7\n  moat node add --allowed-signers signers --label zone=fsn1 -i ~/.ssh/ops --jump admin@bastion root@10.0.0.5",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -75,7 +83,7 @@ cannot change it, so a compromised master cannot run code of its own.
 			for _, o := range sshOpts {
 				opts.ExtraSSH = append(opts.ExtraSSH, "-o", o)
 			}
-			opts.RequireSigned = !allowUnsigned
+			opts.RequireSigned, opts.HardenSSHD = !allowUnsigned, !noHarden
 			if signersFile != "" {
 				if opts.AllowedSigners, err = os.ReadFile(signersFile); err != nil {
 					return usageError{fmt.Errorf("--allowed-signers: %w", err)}
@@ -111,6 +119,7 @@ cannot change it, so a compromised master cannot run code of its own.
 	f.StringVar(&opts.Binary, "binary", "", "moat binary to install, e.g. one built for arm64 (default: this one)")
 	f.StringVar(&signersFile, "allowed-signers", os.Getenv("MOAT_ALLOWED_SIGNERS"), "who may sign images the node runs (OpenSSH allowed_signers file; default $MOAT_ALLOWED_SIGNERS)")
 	f.BoolVar(&allowUnsigned, "allow-unsigned", false, "let the node run unsigned images")
+	f.BoolVar(&noHarden, "no-harden-sshd", false, "leave the node's sshd settings as they are")
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -36,13 +37,20 @@ the command fails if any finding is high.`,
 				for _, s := range report.Sockets {
 					rows = append(rows, []string{s.Proto, s.Address, strconv.Itoa(s.Port), orDash(s.Process), pidString(s.Pid)})
 				}
-				table(a.stdout, rows)
-				fmt.Fprintln(a.stdout)
+				var b bytes.Buffer
+				table(&b, rows)
+				fmt.Fprintln(&b)
+				if report.Hardening != "" {
+					fmt.Fprintf(&b, "sshd hardening: %s\n", report.Hardening)
+				}
 				if len(report.Findings) == 0 {
-					fmt.Fprintln(a.stdout, "nothing found: only sshd listens, and sshd accepts keys only")
+					fmt.Fprintln(&b, "nothing found: only sshd listens, sshd accepts keys only and offers only strong algorithms")
 				}
 				for _, f := range report.Findings {
-					fmt.Fprintf(a.stdout, "%-5s %s\n", f.Severity, f.What)
+					fmt.Fprintf(&b, "%-5s %s\n", f.Severity, f.What)
+				}
+				if _, err := a.stdout.Write(b.Bytes()); err != nil {
+					return err
 				}
 			}
 			if strict {

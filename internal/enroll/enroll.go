@@ -50,8 +50,11 @@ type Options struct {
 	// AllowedSigners (OpenSSH allowed_signers text), installed with it.
 	RequireSigned  bool
 	AllowedSigners []byte
-	Progress       func(total int64) io.Writer // upload progress, may be nil
-	Log            func(step string)           // what enrolment does, for the operator; may be nil
+	// HardenSSHD installs moat's sshd drop-in (package hardening), kept
+	// only if a new login works with it.
+	HardenSSHD bool
+	Progress   func(total int64) io.Writer // upload progress, may be nil
+	Log        func(step string)           // what enrolment does, for the operator; may be nil
 }
 
 // Compiled on first use: see internal/spec.
@@ -100,6 +103,13 @@ func Add(ctx context.Context, opts Options) (inventory.Node, error) {
 	}
 	if err := checkArch(binary, m.arch); err != nil {
 		return inventory.Node{}, err
+	}
+	if opts.HardenSSHD {
+		what, err := hardenSSHD(ctx, r, dropInFor)
+		if err != nil {
+			return inventory.Node{}, err
+		}
+		log(what)
 	}
 	changed, err := installBinary(ctx, r, binary, opts.Progress)
 	if err != nil {

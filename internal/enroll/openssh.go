@@ -42,9 +42,16 @@ func newRemote(a inventory.Access, extra []string) (*remote, error) {
 // connection saves a handshake per step.
 func (r *remote) args() []string {
 	a := []string{
-		"-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+		"-o", "BatchMode=yes",
 		"-o", "ControlMaster=auto", "-o", "ControlPath=" + filepath.Join(r.control, "%C"), "-o", "ControlPersist=60",
 	}
+	return append(a, r.sessionArgs()...)
+}
+
+// sessionArgs are the options of one plain connection as the operator:
+// the access recorded at enrolment, and the extra options.
+func (r *remote) sessionArgs() []string {
+	a := []string{"-o", "ConnectTimeout=10"}
 	if r.access.SSHConfig != "" {
 		a = append(a, "-F", r.access.SSHConfig)
 	}
@@ -76,6 +83,24 @@ func (r *remote) run(ctx context.Context, stdin io.Reader, command string) (stri
 			return out.String(), fmt.Errorf("ssh %s: %s: %w", r.access.Dest, msg, errs.ErrUnavailable)
 		}
 		return out.String(), fmt.Errorf("on %s: %s: %s", r.access.Dest, firstLine(command), msg)
+	}
+	return out.String(), nil
+}
+
+// runFresh is run on a new connection of its own, as the operator would
+// log in: not through the multiplexed connection.
+func (r *remote) runFresh(ctx context.Context, command string) (string, error) {
+	fresh := &remote{access: r.access, sudo: r.sudo,
+		extra: append([]string{"-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none"}, r.extra...)}
+	if fresh.sudo {
+		command = "sudo -n sh -c " + shellQuote(command)
+	}
+	args := append(fresh.sessionArgs(), r.access.Dest, "--", command)
+	cmd := exec.CommandContext(ctx, "ssh", args...)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("ssh %s: %s: %w", r.access.Dest, strings.TrimSpace(stderr.String()), err)
 	}
 	return out.String(), nil
 }

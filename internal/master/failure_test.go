@@ -103,6 +103,12 @@ func TestNodeKilledReplicaMoves(t *testing.T) {
 	if nodes["n1"]+nodes["n3"] != 3 {
 		t.Errorf("replicas on %v", nodes)
 	}
+	// An audit of the dead node says so, without waiting for an answer
+	// that will not come.
+	_, errOut, code := e.moatCLI("node", "audit", "n2")
+	if code != 5 || !strings.Contains(errOut, "node n2 is down") {
+		t.Errorf("node audit of a dead node: exit %d, %q; want 5 saying it is down", code, errOut)
+	}
 }
 
 // TestLinkCutNoDuplicates: a node cut off keeps running its replica; it is

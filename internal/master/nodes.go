@@ -45,6 +45,12 @@ func (m *Master) nodeRoutes(handle handleFunc) {
 		if a == nil {
 			return fmt.Errorf("node %q: %w", r.PathValue("node"), errs.ErrNotFound)
 		}
+		// Asking a node that is not up would wait out the caller's
+		// deadline: say so at once instead.
+		if state, since, err := a.conn.State(); state != sshx.Up {
+			return fmt.Errorf("node %s is %s (since %s, %v): its audit needs it reachable: %w",
+				a.name, state, since.Format(time.RFC3339), err, errs.ErrUnavailable)
+		}
 		report, err := a.api.Audit(r.Context())
 		return reply(w, report, err)
 	})

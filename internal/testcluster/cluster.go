@@ -35,6 +35,9 @@ type Cluster struct {
 	// with it); it lives beside the master key, as moat init makes it.
 	PeerKey     ssh.Signer
 	PeerKeyPath string
+	// SSHConfig reaches every node by name as its operator (root, the
+	// operator key, host keys checked): ssh -F SSHConfig n1.
+	SSHConfig string
 }
 
 // Clusters of killed test runs are swept by the next run.
@@ -78,6 +81,11 @@ func NewCluster(t testing.TB, n int) *Cluster {
 		t.Fatalf("create cluster: %v", err)
 	}
 	c.Cluster = lc
+	if c.SSHConfig, err = lc.WriteSSHConfig(dir, c.OperatorKeyPath); err != nil {
+		lc.Destroy()
+		os.RemoveAll(dir)
+		t.Fatal(err)
+	}
 	stop := onInterrupt(func() { lc.Destroy(); os.RemoveAll(dir) })
 	t.Cleanup(func() {
 		stop()

@@ -26,13 +26,20 @@ var privateDirs = []struct {
 	{"usr-local-bin", "/usr/local/bin", 0o755},
 	{"var-lib-moat", "/var/lib/moat", 0o700},
 	{"run-moat", "/run/moat", 0o755},
+	// sshd's privilege separation directory, and where its pid file is:
+	// the machine's /run is shared by every node.
+	{"run-sshd", "/run/sshd", 0o755},
 	{"tmp", "/tmp", 0o1777},
 }
 
+// sshdConfig is the node's sshd_config, shaped as Debian's: drop-ins in
+// /etc/ssh/sshd_config.d first (enrolment hardens sshd there), a pid file
+// that finds the daemon to reload.
 const sshdConfig = `# moat local node %[1]s
+Include /etc/ssh/sshd_config.d/*.conf
 Port 22
 HostKey /etc/ssh/ssh_host_ed25519_key
-PidFile none
+PidFile /run/sshd/sshd.pid
 AuthorizedKeysFile .ssh/authorized_keys
 PermitRootLogin prohibit-password
 PasswordAuthentication no
