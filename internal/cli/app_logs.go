@@ -42,25 +42,3 @@ func (a *app) logsCommand() *cobra.Command {
 	f.BoolVarP(&timestamps, "timestamps", "t", false, "prefix each line with its time")
 	return cmd
 }
-
-func (a *app) debugCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:     "debug REPLICA -- TOOL [ARGS...]",
-		Short:   "Run one of the node's own tools inside a replica's namespaces",
-		Example: "  moat debug web-k3x9q2 -- ss -tlnp",
-		Args:    cobra.MinimumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if cmd.ArgsLenAtDash() != 1 {
-				return usageError{errUsage("want: moat debug REPLICA -- TOOL [ARGS...]")}
-			}
-			code, err := a.masterClient().Debug(cmd.Context(), args[0], args[1:], a.stdin, a.stdout, a.stderr)
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return exitError{code}
-			}
-			return nil
-		},
-	}
-}

@@ -16,7 +16,7 @@ import (
 
 func (a *app) imageCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Build, inspect and lint images"}
-	cmd.AddCommand(a.imageBuildCommand(), a.imageLintCommand(), a.imageImportCommand(), a.imageLsCommand(), a.imageRmCommand(), a.imageSignCommand(), a.imageGCCommand())
+	cmd.AddCommand(a.imageBuildCommand(), a.imageLintCommand(), a.imageImportCommand(), a.imageLsCommand(), a.imageInspectCommand(), a.imageRmCommand(), a.imageSignCommand(), a.imageGCCommand())
 	return cmd
 }
 
@@ -26,7 +26,7 @@ var caBundles = []string{"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/cer
 func (a *app) imageBuildCommand() *cobra.Command {
 	var opts build.Options
 	var out, entrypoint, chown string
-	var adds, labels []string
+	var adds, labels, caps []string
 	var caCerts bool
 	cmd := &cobra.Command{
 		Use:   "build [-o FILE] --add SRC:DST[:MODE]... --entrypoint PATH [flags]",
@@ -35,9 +35,16 @@ func (a *app) imageBuildCommand() *cobra.Command {
 static binary, its config and CA certificates. No base image, no shell.
 The same inputs give the same digest: fixed mtimes (SOURCE_DATE_EPOCH or
 the epoch), sorted entries, owner 0:0 unless --chown. With -o the image is
-written to FILE; without, it goes into the master's store.`,
-		Example: "  moat image build -o web.tar --add ./web:/web --entrypoint /web --ca-certs --port 8080 --name web:1",
-		Args:    cobra.NoArgs,
+written to FILE; without, it goes into the master's store.
+
+Privileges beyond moat's strict defaults (a capability, root, a writable
+root filesystem, ...) are declared here, in the image's config, which the
+release signature covers: nodes grant a container only what its signed
+image declares (or what the node's operator allows), whatever the master
+asks for.`,
+		Example: "  moat image build -o web.tar --add ./web:/web --entrypoint /web --ca-certs --port 8080 --name web:1\n" +
+			"  moat image build --add ./proxy:/proxy --entrypoint /proxy --cap NET_BIND_SERVICE --port 443 --name proxy:1",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, s := range adds {
 				f, err := build.ParseAdd(s)
@@ -62,6 +69,9 @@ written to FILE; without, it goes into the master's store.`,
 			if err := parseLabels(labels, &opts); err != nil {
 				return usageError{err}
 			}
+			for _, c := range caps {
+				opts.Privileges = append(opts.Privileges, "cap:"+c)
+			}
 			if err := sourceDateEpoch(&opts); err != nil {
 				return usageError{err}
 			}
@@ -74,7 +84,9 @@ written to FILE; without, it goes into the master's store.`,
 	f.StringVar(&entrypoint, "entrypoint", "", "the program to run (an absolute path in the image)")
 	f.StringArrayVar(&opts.Cmd, "cmd", nil, "default argument (repeatable)")
 	f.StringArrayVar(&opts.Env, "env", nil, "environment variable K=V (repeatable)")
-	f.StringVar(&opts.User, "user", "", "uid[:gid] to run as (default: 65534 at run time)")
+	f.StringVar(&opts.User, "user", "", "uid[:gid] to run as (default: 65534 at run time; 0 declares the root privilege)")
+	f.StringArrayVar(&opts.Privileges, "privilege", nil, "declare a privilege the image needs: cap:NAME, root, writable-root, new-privileges, seccomp-unconfined, host-network (repeatable; the signature covers it)")
+	f.StringArrayVar(&caps, "cap", nil, "declare a capability the image needs, e.g. NET_BIND_SERVICE (repeatable; same as --privilege cap:NAME)")
 	f.StringVar(&opts.WorkDir, "workdir", "", "working directory")
 	f.StringArrayVar(&opts.Ports, "port", nil, "exposed port, e.g. 8080 or 53/udp (repeatable)")
 	f.StringArrayVar(&labels, "label", nil, "label K=V (repeatable)")

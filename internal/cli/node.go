@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"fmt"
 	"log/slog"
 
 	"github.com/spf13/cobra"
 
 	"github.com/moatcloud/moat/internal/node"
+	"github.com/moatcloud/moat/internal/privilege"
 	"github.com/moatcloud/moat/internal/quantity"
 )
 
@@ -22,7 +24,7 @@ func (a *app) nodeServeCommand() *cobra.Command {
 	var cfg node.Config
 	gcGrace := node.DefaultGCGrace
 	cfg.GCGrace = &gcGrace
-	var logMax, maxLayer, configFile string
+	var logMax, maxLayer, configFile, allowPrivileges string
 	cmd := &cobra.Command{
 		Use:         "serve --root DIR [--socket PATH]",
 		Annotations: map[string]string{daemon: "yes"},
@@ -42,6 +44,9 @@ re-adopts them.`,
 			if cfg.MaxLayer, err = quantity.ParseBytes(maxLayer); err != nil {
 				return usageError{err}
 			}
+			if cfg.AllowPrivileges, err = privilege.Parse(allowPrivileges); err != nil {
+				return usageError{fmt.Errorf("allow-privileges: %w", err)}
+			}
 			d, err := node.New(cfg, slog.Default())
 			if err != nil {
 				return err
@@ -60,6 +65,7 @@ re-adopts them.`,
 	f.StringVar(&maxLayer, "max-layer-size", "8Gi", "largest unpacked layer accepted")
 	f.StringVar(&configFile, "config", "/etc/moat/node.conf", "settings file: one flag=value per line; flags given on the command line win")
 	f.StringSliceVar(&cfg.AllowBind, "allow-bind", nil, "host directory containers may bind-mount from (repeatable; default ROOT/volumes)")
+	f.StringVar(&allowPrivileges, "allow-privileges", "", "privileges any container on this node may ask for, declared by its image or not: cap:NAME, root, writable-root, new-privileges, seccomp-unconfined, host-network (comma-separated)")
 	f.BoolVar(&cfg.RequireSigned, "require-signed", true, "run only images signed by a key in the allowed signers file")
 	f.StringVar(&cfg.AllowedSigners, "allowed-signers", node.DefaultAllowedSigners, "who may sign images this node runs (OpenSSH allowed_signers format)")
 	f.StringVar(&cfg.RevokedSigners, "revoked-signers", node.DefaultRevokedSigners, "public keys whose signatures no longer count, one per line")

@@ -7,7 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/privilege"
 	"github.com/moatcloud/moat/internal/quantity"
 )
 
@@ -148,6 +150,11 @@ func (f *runFlags) toSpec() (nodeapi.ContainerSpec, error) {
 	if f.allowNewPrivs {
 		no := false
 		s.Security.NoNewPrivileges = &no
+	}
+	for i, c := range s.Security.CapAdd {
+		if _, ok := privilege.Cap(c); !ok {
+			return s, errs.Invalid(fmt.Sprintf("security.capAdd[%d]", i), "%q is not a Linux capability", c)
+		}
 	}
 	return s, s.Validate()
 }

@@ -92,8 +92,8 @@ func masterClient(t *testing.T, c *testcluster.Cluster, node string) *ssh.Client
 	return client
 }
 
-// runProbe imports the probe image through the master's path and runs a
-// container that serves HTTP on a declared port.
+// runProbe imports the probe image as root on the node and runs, through
+// the master's path, a container that serves HTTP on a declared port.
 func runProbe(t *testing.T, c *testcluster.Cluster, node string) {
 	t.Helper()
 	pool := sshx.NewPool(sshx.Config{Signer: c.MasterKey})
@@ -106,7 +106,7 @@ func runProbe(t *testing.T, c *testcluster.Cluster, node string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := api.ImportImage(ctx, f, ""); err != nil {
+	if _, err := c.NodeAPI(node).ImportImage(ctx, f, ""); err != nil {
 		t.Fatal(err)
 	}
 	testcluster.SignNodeImage(t, api, "probe:1")

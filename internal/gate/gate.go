@@ -32,7 +32,7 @@ const (
 
 // Roles.
 const (
-	RoleMaster = "master"
+	RoleMaster = nodeapi.RoleMaster
 	RolePeer   = "peer"
 )
 
@@ -50,6 +50,7 @@ var allowed = map[string]string{
 
 // Request is a parsed, allowed gate command.
 type Request struct {
+	Role      string // whose key: the gate relays to this role's socket
 	Verb      string
 	Container string // dial
 	Port      int    // dial
@@ -60,7 +61,7 @@ type Request struct {
 
 // Config is where the gate finds the node's parts.
 type Config struct {
-	Socket    string // node daemon API socket
+	Socket    string // node daemon API socket (root's; each role has its own beside it)
 	Inbox     string // SFTP root
 	Blobs     string // the image store's blobs/sha256 directory
 	MaxUpload int64
@@ -99,6 +100,7 @@ func Parse(role, command string) (Request, error) {
 	}
 	for _, v := range verbs {
 		if v == req.Verb {
+			req.Role = role
 			return req, nil
 		}
 	}
@@ -181,13 +183,16 @@ func quote(s string) string {
 // Run serves an allowed request on the session's stdin and stdout.
 func Run(ctx context.Context, cfg Config, req Request, stdin io.Reader, stdout io.Writer) error {
 	rw := sessionRW{stdin, stdout}
+	// The daemon serves each role on a socket of its own and allows it
+	// only that role's routes: the rpc session cannot claim more.
+	socket := nodeapi.RoleSocket(cfg.Socket, req.Role)
 	switch req.Verb {
 	case VerbRPC:
-		return relayRPC(ctx, cfg.Socket, rw)
+		return relayRPC(ctx, socket, rw)
 	case VerbSFTP:
 		return ServeSFTP(rw, cfg.Inbox, cfg.MaxUpload)
 	case VerbDial:
-		return dial(ctx, cfg.Socket, req.Container, req.Port, rw)
+		return dial(ctx, socket, req.Container, req.Port, rw)
 	case VerbBlob:
 		if req.Size >= 0 {
 			return followBlob(ctx, cfg.Blobs, cfg.Inbox, req.Digest, req.Offset, req.Size, stdout)

@@ -68,6 +68,8 @@ func TestParse(t *testing.T) {
 			}
 			continue
 		}
+		// The request carries the role that asked: the socket it goes to.
+		tt.want.Role = tt.role
 		if err != nil || got != tt.want {
 			t.Errorf("Parse(%q, %q) = %+v, %v; want %+v", tt.role, tt.command, got, err, tt.want)
 		}

@@ -149,3 +149,40 @@ func (n Node) Target() (sshx.Target, error) {
 	}
 	return sshx.Target{Name: n.Name, Addr: n.Addr, User: n.User, HostKey: key}, nil
 }
+
+// Validate checks an Access before the operator's ssh is run with it. The
+// master stores it, and a compromised master must not turn it into ssh
+// options (a destination starting with '-') or a shell command: only a
+// destination, a port, a jump host list and absolute paths pass.
+func (a Access) Validate() error {
+	if !sshWord(a.Dest, false) {
+		return errs.Invalid("operator.dest", "%q: want USER@HOST or an ssh_config alias", a.Dest)
+	}
+	if a.Jump != "" && !sshWord(a.Jump, true) {
+		return errs.Invalid("operator.jump", "%q: want [USER@]HOST[:PORT][,...]", a.Jump)
+	}
+	if a.Port < 0 || a.Port > 65535 {
+		return errs.Invalid("operator.port", "%d: want 1 to 65535", a.Port)
+	}
+	for field, p := range map[string]string{"operator.identity": a.Identity, "operator.sshConfig": a.SSHConfig} {
+		if p != "" && (!filepath.IsAbs(p) || filepath.Clean(p) != p || strings.ContainsAny(p, "\x00\n%")) {
+			return errs.Invalid(field, "%q: want a clean absolute path", p)
+		}
+	}
+	return nil
+}
+
+// sshWord: letters, digits and . _ - @ : [ ] (and , with list), not
+// starting with '-', so ssh reads it as a destination, never an option.
+func sshWord(s string, list bool) bool {
+	if s == "" || len(s) > 255 || s[0] == '-' {
+		return false
+	}
+	for _, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-@:[]", r) || list && r == ','
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

@@ -49,7 +49,6 @@ func (m *Master) routes() http.Handler {
 		reps, err := m.Replicas(r.Context(), r.URL.Query().Get("app"))
 		return reply(w, reps, err)
 	})
-	handle("POST /v1/replicas/{id}/debug", m.handleDebug)
 	m.nodeRoutes(handle)
 	m.imageRoutes(handle)
 	m.gcRoutes(handle)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/moatcloud/moat/internal/image"
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/sign"
@@ -27,7 +28,7 @@ func (m *Master) imageRoutes(handle handleFunc) {
 		}
 		out := []masterapi.Image{}
 		for _, img := range imgs {
-			out = append(out, masterapi.Image{Image: nodeapi.ImageOf(img), UsedBy: refs[img.Digest]})
+			out = append(out, masterapi.Image{Image: image.Describe(img), UsedBy: refs[img.Digest]})
 		}
 		return reply(w, out, nil)
 	})
@@ -39,7 +40,7 @@ func (m *Master) imageRoutes(handle handleFunc) {
 		out := []nodeapi.Image{}
 		for _, img := range imgs {
 			m.db.Audit(r.Context(), actor(r), "image import", img.Name+" "+string(img.Digest))
-			out = append(out, nodeapi.ImageOf(img))
+			out = append(out, image.Describe(img))
 		}
 		return reply(w, out, nil)
 	})
@@ -48,7 +49,7 @@ func (m *Master) imageRoutes(handle handleFunc) {
 		if err != nil {
 			return err
 		}
-		return reply(w, nodeapi.ImageOf(img), nil)
+		return reply(w, image.Describe(img), nil)
 	})
 	handle("POST /v1/signatures/{ref...}", func(w http.ResponseWriter, r *http.Request) error {
 		var req masterapi.SignRequest
@@ -69,7 +70,7 @@ func (m *Master) imageRoutes(handle handleFunc) {
 			m.log.Info("image signed", "image", img.Name, "digest", img.Digest, "key", sign.Fingerprint(key))
 		}
 		img.Signers = m.images.Signers(img.Digest)
-		return reply(w, nodeapi.ImageOf(img), nil)
+		return reply(w, image.Describe(img), nil)
 	})
 	handle("DELETE /v1/images/{ref...}", func(w http.ResponseWriter, r *http.Request) error {
 		return replyNone(w, m.images.Remove(r.PathValue("ref"), m.imageUsed(r.Context())))

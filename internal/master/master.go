@@ -109,6 +109,10 @@ func Init(ctx context.Context, dir string) (ssh.PublicKey, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	// Private, however the directory came to be.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, 0, err
+	}
 	key, err := inv.MasterKey()
 	if err != nil {
 		return nil, 0, err
@@ -135,6 +139,11 @@ func Init(ctx context.Context, dir string) (ssh.PublicKey, int, error) {
 	}
 	if len(nodes) > 0 {
 		os.Rename(filepath.Join(dir, "nodes.json"), filepath.Join(dir, "nodes.json.imported"))
+	}
+	for _, f := range privateFiles {
+		if err := os.Chmod(filepath.Join(dir, f), 0o600); err != nil && !os.IsNotExist(err) {
+			return nil, 0, err
+		}
 	}
 	return key.PublicKey(), len(nodes), nil
 }
@@ -168,6 +177,9 @@ func Open(cfg Config) (*Master, error) {
 	}
 	if _, err := os.Stat(filepath.Join(cfg.Dir, DBFile)); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no master state in %s: run moat init first", cfg.Dir)
+	}
+	if err := checkPrivate(cfg.Dir); err != nil {
+		return nil, err
 	}
 	db, err := store.Open(filepath.Join(cfg.Dir, DBFile))
 	if err != nil {
@@ -222,9 +234,9 @@ func (m *Master) Run(ctx context.Context) error {
 	}
 	go m.reconcileLoop(ctx)
 	go m.autoGC(ctx)
-	err = wire.Serve(ctx, m.cfg.Socket, "master.pid", m.routes(), m.log, func() {
+	err = wire.Serve(ctx, "master.pid", m.log, func() {
 		m.log.Info("master serving", "socket", m.cfg.Socket, "nodes", len(nodes))
-	})
+	}, wire.Endpoint{Socket: m.cfg.Socket, Handler: m.routes()})
 	if err != nil {
 		return err
 	}

@@ -2,10 +2,7 @@ package master
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"strconv"
 	"sync"
 
@@ -14,34 +11,6 @@ import (
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
 )
-
-// handleDebug passes a debug session through to the replica's node: the
-// upgraded connection is relayed both ways over an rpc session.
-func (m *Master) handleDebug(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
-	reps, err := m.db.Replicas(r.Context())
-	if err != nil {
-		return err
-	}
-	for _, rep := range reps {
-		if rep.ID != id {
-			continue
-		}
-		a := m.agent(rep.Node)
-		if a == nil {
-			return fmt.Errorf("node %s of replica %s: %w", rep.Node, id, errs.ErrUnavailable)
-		}
-		proxy := &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				pr.Out.URL = &url.URL{Scheme: "http", Host: "node", Path: "/v1/containers/" + url.PathEscape(id) + "/debug"}
-			},
-			Transport: a.conn.HTTP().Transport,
-		}
-		proxy.ServeHTTP(w, r)
-		return nil
-	}
-	return fmt.Errorf("replica %q: %w", id, errs.ErrNotFound)
-}
 
 // handleLogs merges the logs of an app's replicas into one stream of
 // JSON lines, each naming its replica.

@@ -45,7 +45,13 @@ func template(a spec.App, image string) string {
 		Restart   string
 		Volumes   []spec.Volume
 		Singleton bool
-	}{image, a.Command, a.Args, a.Env, a.Resources, a.Ports, a.Health, a.Placement, a.Restart, a.Volumes, a.Singleton}
+		// Only when given, so that templates made before it existed hash
+		// the same and nothing restarts.
+		Security *spec.Security `json:",omitempty"`
+	}{image, a.Command, a.Args, a.Env, a.Resources, a.Ports, a.Health, a.Placement, a.Restart, a.Volumes, a.Singleton, nil}
+	if len(a.Security.Drop) > 0 {
+		t.Security = &a.Security
+	}
 	b, _ := json.Marshal(t)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:6])
@@ -60,6 +66,7 @@ func containerSpec(a spec.App, image string, r store.Replica) nodeapi.ContainerS
 		},
 		Resources: nodeapi.Resources{MemoryBytes: a.Resources.MemoryBytes, MilliCPU: a.Resources.MilliCPU},
 		Restart:   nodeapi.RestartPolicy{Policy: a.Restart},
+		Security:  nodeapi.Security{Drop: a.Security.Drop},
 		Fenced:    a.Singleton,
 	}
 	keys := make([]string, 0, len(a.Env))

@@ -2,7 +2,6 @@ package master_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -167,11 +166,14 @@ func TestLogsDebugDial(t *testing.T) {
 			t.Errorf("followed line %q, want the stopped replica's last words", line)
 		}
 	})
-	t.Run("debug runs a node tool in a replica", func(t *testing.T) {
-		var out, errOut bytes.Buffer
-		code, err := e.m.Client.Debug(ctx, reps[0].ID, []string{"ss", "-Htln"}, nil, &out, &errOut)
-		if err != nil || code != 0 || !strings.Contains(out.String(), ":8080") {
-			t.Fatalf("debug ss: exit %d, %v\n%s%s", code, err, out.String(), errOut.String())
+	t.Run("debug runs a node tool in a replica, over the operator's ssh", func(t *testing.T) {
+		out, errOut, code := e.moatCLI("debug", reps[0].ID, "--", "ss", "-Htln")
+		if code != 0 || !strings.Contains(out, ":8080") {
+			t.Fatalf("moat debug ss: exit %d\n%s%s", code, out, errOut)
+		}
+		// The tool's status is the command's.
+		if _, errOut, code := e.moatCLI("debug", reps[0].ID, "--", "sh", "-c", "exit 7"); code != 7 {
+			t.Errorf("moat debug sh -c 'exit 7': exit %d; %s", code, errOut)
 		}
 	})
 	t.Run("dial an app port", func(t *testing.T) {

@@ -108,11 +108,6 @@ func (c *Client) Logs(ctx context.Context, app string, opts nodeapi.LogOptions, 
 	return wire.Stream(ctx, resp, fn)
 }
 
-// Debug runs a node tool in a replica's namespaces.
-func (c *Client) Debug(ctx context.Context, replica string, args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	return nodeapi.DebugAt(ctx, &c.Client, "/v1/replicas/"+esc(replica)+"/debug", args, stdin, stdout, stderr)
-}
-
 // Nodes lists the nodes.
 func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
 	var out []Node

@@ -18,52 +18,67 @@ import (
 	"github.com/moatcloud/moat/internal/wire"
 )
 
-// routes is the node API. Every path is versioned; every error is JSON
-// {"error": "..."} with a status from errs.HTTPStatus.
-func (d *Daemon) routes() http.Handler {
+// route is one API route: a ServeMux pattern and its handler.
+type route struct {
+	pattern string
+	handle  func(http.ResponseWriter, *http.Request) error
+}
+
+// routeTable is the node API. Every path is versioned; every error is
+// JSON {"error": "..."} with a status from errs.HTTPStatus. Which role may
+// call which route is in roles.go.
+func (d *Daemon) routeTable() []route {
+	return []route{
+		{"GET /v1/ping", func(w http.ResponseWriter, r *http.Request) error {
+			return writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+		}},
+		{"GET /v1/info", d.handleInfo},
+		{"GET /v1/audit", d.handleAudit},
+		{"GET /v1/images", d.handleImages},
+		{"POST /v1/images/import", d.handleImport},
+		{"GET /v1/images/{ref...}", d.handleImage},
+		{"DELETE /v1/images/{ref...}", d.handleRemoveImage},
+		{"GET /v1/containers", d.handleContainers},
+		{"POST /v1/containers", d.handleCreate},
+		{"GET /v1/containers/{id}", d.handleInspect},
+		{"POST /v1/containers/{id}/start", d.handleStart},
+		{"POST /v1/containers/{id}/stop", d.handleStop},
+		{"DELETE /v1/containers/{id}", d.handleRemove},
+		{"GET /v1/containers/{id}/logs", d.handleLogs},
+		{"POST /v1/containers/{id}/debug", d.handleDebug},
+		{"GET /v1/events", d.handleEvents},
+		{"POST /v1/lease", d.handleLease},
+		{"POST /v1/blobs/missing", d.handleMissingBlobs},
+		{"POST /v1/images/pull", d.handlePull},
+		{"POST /v1/signatures/{ref...}", d.handleAddSignature},
+		{"PUT /v1/images/keep", d.handleKeep},
+		{"POST /v1/blobs/fetch", d.handleFetch},
+		{"POST /v1/images/gc", d.handleGC},
+	}
+}
+
+// routes is the API's mux; roles.go decides who reaches which route.
+func (d *Daemon) routes() *http.ServeMux {
 	mux := http.NewServeMux()
-	handle := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			if err := h(w, r); err != nil {
+	for _, rt := range d.routeTable() {
+		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+			if err := rt.handle(w, r); err != nil {
 				d.writeError(w, r, err)
 			}
 		})
 	}
-	handle("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) error {
-		return writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
-	})
-	handle("GET /v1/info", d.handleInfo)
-	handle("GET /v1/audit", func(w http.ResponseWriter, r *http.Request) error {
-		report, err := audit.Run(r.Context())
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, report)
-	})
-	handle("GET /v1/images", d.handleImages)
-	handle("POST /v1/images/import", d.handleImport)
-	handle("GET /v1/images/{ref...}", d.handleImage)
-	handle("DELETE /v1/images/{ref...}", d.handleRemoveImage)
-	handle("GET /v1/containers", d.handleContainers)
-	handle("POST /v1/containers", d.handleCreate)
-	handle("GET /v1/containers/{id}", d.handleInspect)
-	handle("POST /v1/containers/{id}/start", d.handleStart)
-	handle("POST /v1/containers/{id}/stop", d.handleStop)
-	handle("DELETE /v1/containers/{id}", d.handleRemove)
-	handle("GET /v1/containers/{id}/logs", d.handleLogs)
-	handle("POST /v1/containers/{id}/debug", d.handleDebug)
-	handle("GET /v1/events", d.handleEvents)
-	handle("POST /v1/lease", d.handleLease)
-	handle("POST /v1/blobs/missing", d.handleMissingBlobs)
-	handle("POST /v1/images/pull", d.handlePull)
-	handle("POST /v1/signatures/{ref...}", d.handleAddSignature)
-	handle("PUT /v1/images/keep", d.handleKeep)
-	handle("POST /v1/blobs/fetch", d.handleFetch)
-	handle("POST /v1/images/gc", d.handleGC)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, r, errs.Invalid("", "no API at %s %s", r.Method, r.URL.Path))
 	})
 	return mux
+}
+
+func (d *Daemon) handleAudit(w http.ResponseWriter, r *http.Request) error {
+	report, err := audit.Run(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, report)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error { return wire.WriteJSON(w, status, v) }

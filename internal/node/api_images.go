@@ -7,6 +7,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/image"
 	"github.com/moatcloud/moat/internal/nodeapi"
 )
 
@@ -17,7 +18,7 @@ func (d *Daemon) handleImages(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]nodeapi.Image, 0, len(imgs))
 	for _, img := range imgs {
-		out = append(out, nodeapi.ImageOf(img))
+		out = append(out, image.Describe(img))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -31,7 +32,7 @@ func (d *Daemon) handleImport(w http.ResponseWriter, r *http.Request) error {
 	out := make([]nodeapi.Image, 0, len(imgs))
 	for _, img := range imgs {
 		d.log.Info("image imported", "name", img.Name, "digest", img.Digest, "layers", len(img.Layers), "size", img.Size)
-		out = append(out, nodeapi.ImageOf(img))
+		out = append(out, image.Describe(img))
 	}
 	return writeJSON(w, http.StatusCreated, out)
 }
@@ -41,7 +42,7 @@ func (d *Daemon) handleImage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, nodeapi.ImageOf(img))
+	return writeJSON(w, http.StatusOK, image.Describe(img))
 }
 
 func (d *Daemon) handleRemoveImage(w http.ResponseWriter, r *http.Request) error {
@@ -119,7 +120,7 @@ func (d *Daemon) handlePull(w http.ResponseWriter, r *http.Request) error {
 	}
 	img.Signers = d.images.Signers(m)
 	d.log.Info("image pulled", "name", img.Name, "digest", img.Digest, "layers", len(img.Layers))
-	return writeJSON(w, http.StatusOK, nodeapi.ImageOf(img))
+	return writeJSON(w, http.StatusOK, image.Describe(img))
 }
 
 // handleAddSignature keeps a signature with an image already here.
@@ -136,5 +137,5 @@ func (d *Daemon) handleAddSignature(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	img.Signers = d.images.Signers(img.Digest)
-	return writeJSON(w, http.StatusOK, nodeapi.ImageOf(img))
+	return writeJSON(w, http.StatusOK, image.Describe(img))
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/image"
 	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/privilege"
 	"github.com/moatcloud/moat/internal/runtime"
 )
 
@@ -89,6 +90,10 @@ func (d *Daemon) Create(ctx context.Context, spec nodeapi.ContainerSpec) (nodeap
 	if err := d.checkSigned(img.Digest, nil); err != nil {
 		return nodeapi.Container{}, fmt.Errorf("create container %s: %w", id, err)
 	}
+	pr, err := d.checkPrivileges(ctx, spec, img)
+	if err != nil {
+		return nodeapi.Container{}, fmt.Errorf("create container %s: %w", id, err)
+	}
 	if err := d.checkMounts(spec.Mounts); err != nil {
 		return nodeapi.Container{}, err
 	}
@@ -102,7 +107,7 @@ func (d *Daemon) Create(ctx context.Context, spec nodeapi.ContainerSpec) (nodeap
 	d.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	rec, err := d.prepare(ctx, c, id, spec, img)
+	rec, err := d.prepare(ctx, c, id, spec, img, pr)
 	if err != nil {
 		d.discard(c, id)
 		return nodeapi.Container{}, fmt.Errorf("create container %s: %w", id, err)
@@ -113,7 +118,7 @@ func (d *Daemon) Create(ctx context.Context, spec nodeapi.ContainerSpec) (nodeap
 	return rec.wire(), nil
 }
 
-func (d *Daemon) prepare(ctx context.Context, c *container, id string, spec nodeapi.ContainerSpec, img image.Image) (record, error) {
+func (d *Daemon) prepare(ctx context.Context, c *container, id string, spec nodeapi.ContainerSpec, img image.Image, pr privileges) (record, error) {
 	if err := os.Mkdir(c.dir, 0o700); err != nil {
 		return record{}, err
 	}
@@ -129,7 +134,15 @@ func (d *Daemon) prepare(ctx context.Context, c *container, id string, spec node
 	if err := d.mountRootfs(ctx, c, img); err != nil {
 		return record{}, err
 	}
-	if err := d.resolveUser(c, &cfg, runtime.UserSpec(spec, img.Config.Config)); err != nil {
+	user := runtime.UserSpec(spec, img.Config.Config)
+	if pr.drop[privilege.Root] && spec.User == "" {
+		user = runtime.NobodyUser // the image's own user may be root: do without
+	}
+	imageRoot, err := d.resolveUser(c, &cfg, user, img.Config.Config.User)
+	if err != nil {
+		return record{}, err
+	}
+	if err := d.checkUser(pr, spec.Image, cfg.UID, imageRoot); err != nil {
 		return record{}, err
 	}
 	etc, err := writeEtc(c.dir, orID(spec.Hostname, id), cfg.HostNetwork)
@@ -154,7 +167,8 @@ func (d *Daemon) mountRootfs(ctx context.Context, c *container, img image.Image)
 
 // resolveUser reads the image's passwd and group files through an os.Root,
 // so an image whose /etc/passwd is a symlink to the host's reads nothing.
-func (d *Daemon) resolveUser(c *container, cfg *runtime.Config, spec string) error {
+// It reports whether the image's own user (its signed config's) is root.
+func (d *Daemon) resolveUser(c *container, cfg *runtime.Config, spec, imageUser string) (imageRoot bool, err error) {
 	var passwd, group []byte
 	if root, err := os.OpenRoot(c.rootfs()); err == nil {
 		passwd, _ = root.ReadFile("etc/passwd")
@@ -163,10 +177,14 @@ func (d *Daemon) resolveUser(c *container, cfg *runtime.Config, spec string) err
 	}
 	uid, gid, err := runtime.ResolveUser(spec, passwd, group)
 	if err != nil {
-		return err
+		return false, err
 	}
 	cfg.UID, cfg.GID = uid, gid
-	return nil
+	if imageUser != "" {
+		own, _, err := runtime.ResolveUser(imageUser, passwd, group)
+		imageRoot = err == nil && own == 0
+	}
+	return imageRoot, nil
 }
 
 // checkMounts refuses bind mounts from outside the directories the node

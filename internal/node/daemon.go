@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/moatcloud/moat/internal/image"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/privilege"
 	"github.com/moatcloud/moat/internal/runtime"
 	"github.com/moatcloud/moat/internal/wire"
 )
@@ -47,6 +49,10 @@ type Config struct {
 	GCInterval time.Duration
 	GCGrace    *time.Duration
 	PeerKey    string // default DefaultPeerKey
+	// AllowPrivileges are privileges the operator grants on this node to
+	// any container that asks, declared by its image or not (package
+	// privilege). Empty: only what images declare.
+	AllowPrivileges privilege.Set
 }
 
 // Daemon is a running node daemon.
@@ -146,9 +152,13 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	go d.fence(ctx)
 	go d.autoGC(ctx)
 	d.cleanInbox()
-	err := wire.Serve(ctx, d.cfg.Socket, "node.pid", d.routes(), d.log, func() {
+	mux := d.routes()
+	err := wire.Serve(ctx, "node.pid", d.log, func() {
 		d.log.Info("node serving", "socket", d.cfg.Socket, "root", d.cfg.Root, "containers", len(d.containers))
-	})
+	},
+		wire.Endpoint{Socket: d.cfg.Socket, Handler: d.forRole(mux, nodeapi.RoleRoot)},
+		// The gate relays the master's sessions here: see roles.go.
+		wire.Endpoint{Socket: nodeapi.RoleSocket(d.cfg.Socket, nodeapi.RoleMaster), Handler: d.forRole(mux, nodeapi.RoleMaster)})
 	if err != nil {
 		return err
 	}

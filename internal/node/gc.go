@@ -129,7 +129,7 @@ func (d *Daemon) handleGC(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := nodeapi.GCResult{Images: []nodeapi.Image{}, Blobs: res.Blobs, Layers: res.Layers, Bytes: res.Bytes}
 	for _, img := range res.Images {
-		out.Images = append(out.Images, nodeapi.ImageOf(img))
+		out.Images = append(out.Images, image.Describe(img))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }

@@ -139,8 +139,13 @@ type report struct {
 func probeReport(t *testing.T, n *testcluster.Node, spec nodeapi.ContainerSpec) report {
 	t.Helper()
 	spec.Cmd = []string{"report"}
-	c := run(t, n, spec)
-	c = waitContainer(t, n, c.ID, "exited", exited)
+	return reportOf(t, n, run(t, n, spec).ID)
+}
+
+// reportOf waits for a probe started with "report" to exit and reads it.
+func reportOf(t *testing.T, n *testcluster.Node, id string) report {
+	t.Helper()
+	c := waitContainer(t, n, id, "exited", exited)
 	if c.ExitCode == nil || *c.ExitCode != 0 {
 		t.Fatalf("probe report failed: %+v\nlogs: %v", c, logLines(t, n, c.ID, nodeapi.LogOptions{}))
 	}

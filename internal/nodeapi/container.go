@@ -75,10 +75,19 @@ type RestartPolicy struct {
 	MaxRetries int    `json:"maxRetries,omitempty"` // on-failure only; 0 = unlimited
 }
 
-// Security overrides moat's strict defaults. Each field left empty keeps the
-// default: read-only root, tmpfs /tmp, no new privileges, no capabilities,
-// Docker's default seccomp profile, a network namespace with only loopback.
+// Security overrides moat's strict defaults. Each field left empty keeps
+// the default: read-only root, tmpfs /tmp, no new privileges, no
+// capabilities, Docker's default seccomp profile, a network namespace with
+// only loopback — or what the image's signed config declares (its
+// org.moatcloud.privileges label). A strict value (readOnlyRootfs: true,
+// seccomp: default, network: none) takes a declared privilege away, as
+// Drop does; a wide one asks for a privilege, which the master's key gets
+// only if the image declares it or the node allows it.
 type Security struct {
+	// Drop names declared privileges this container does without
+	// (cap:NAME, root, writable-root, new-privileges, seccomp-unconfined,
+	// host-network).
+	Drop            []string `json:"drop,omitempty"`
 	ReadOnlyRootfs  *bool    `json:"readOnlyRootfs,omitempty"`
 	NoNewPrivileges *bool    `json:"noNewPrivileges,omitempty"`
 	NoTmp           bool     `json:"noTmp,omitempty"` // do not mount the default tmpfs on /tmp

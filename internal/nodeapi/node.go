@@ -3,7 +3,6 @@ package nodeapi
 import (
 	"time"
 
-	"github.com/moatcloud/moat/internal/image"
 	"github.com/moatcloud/moat/internal/wire"
 )
 
@@ -47,6 +46,9 @@ type Image struct {
 	User         string    `json:"user,omitempty"`
 	Imported     time.Time `json:"imported"`
 	Signers      []string  `json:"signers,omitempty"` // key fingerprints
+	// Privileges are what the image's signed config declares beyond the
+	// strict defaults (cap:NAME, root, writable-root, ...).
+	Privileges []string `json:"privileges,omitempty"`
 }
 
 // LogEntry is one line of a container's output.
@@ -55,14 +57,4 @@ type LogEntry struct {
 	Stream  string    `json:"stream"`
 	Partial bool      `json:"partial,omitempty"`
 	Line    string    `json:"line"`
-}
-
-// ImageOf describes an image of a store.
-func ImageOf(img image.Image) Image {
-	c := img.Config.Config
-	return Image{
-		Name: img.Name, Digest: string(img.Digest), Size: img.Size, Layers: len(img.Layers),
-		Architecture: img.Config.Architecture, Entrypoint: c.Entrypoint, Cmd: c.Cmd, User: c.User, Imported: img.Imported,
-		Signers: img.Signers,
-	}
 }

@@ -7,6 +7,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/privilege"
 )
 
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -24,27 +25,28 @@ func Resolve(id string, req nodeapi.ContainerSpec, img ocispec.ImageConfig, cgro
 		cmd = req.Cmd
 	}
 	sec := req.Security
+	// What the image declares, less what the request drops; whether the
+	// request may ask for more was decided before (package privilege).
+	declared, _ := privilege.Declared(img.Labels)
+	drop, _ := privilege.ParseList(sec.Drop)
+	g := privilege.Effective(declared, PrivilegeRequest(sec), drop)
 	c := Config{
 		ID:             id,
 		Args:           append(append([]string{}, entrypoint...), cmd...),
 		Env:            mergeEnv(img.Env, req.Env),
 		Cwd:            firstNonEmpty(req.WorkDir, img.WorkingDir, "/"),
 		Hostname:       req.Hostname,
-		ReadOnlyRootfs: sec.ReadOnlyRootfs == nil || *sec.ReadOnlyRootfs,
-		NoNewPrivs:     sec.NoNewPrivileges == nil || *sec.NoNewPrivileges,
+		ReadOnlyRootfs: !g.WritableRoot,
+		NoNewPrivs:     !g.NewPrivileges,
 		Tmp:            !sec.NoTmp,
-		Seccomp:        sec.Seccomp != "unconfined",
-		HostNetwork:    sec.Network == "host",
+		Seccomp:        !g.SeccompUnconfined,
+		HostNetwork:    g.HostNetwork,
+		Caps:           g.Caps,
 		MemoryBytes:    req.Resources.MemoryBytes,
 		MilliCPU:       req.Resources.MilliCPU,
 		Pids:           req.Resources.Pids,
 		CgroupsPath:    path.Join("/", cgroupParent, id),
 		Annotations:    map[string]string{"moat.container": id},
-	}
-	for _, name := range req.Security.CapAdd {
-		if canon, ok := nodeapi.CapabilityName(name); ok {
-			c.Caps = append(c.Caps, canon)
-		}
 	}
 	for _, m := range req.Mounts {
 		c.Mounts = append(c.Mounts, Mount{Type: firstNonEmpty(m.Type, "bind"), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly, Size: m.Size})
@@ -56,8 +58,11 @@ func Resolve(id string, req nodeapi.ContainerSpec, img ocispec.ImageConfig, cgro
 // else the image's, else nobody. An image that says nothing gets nobody,
 // never root.
 func UserSpec(req nodeapi.ContainerSpec, img ocispec.ImageConfig) string {
-	return firstNonEmpty(req.User, img.User, "65534:65534")
+	return firstNonEmpty(req.User, img.User, NobodyUser)
 }
+
+// NobodyUser is the user of a container that names none.
+const NobodyUser = "65534:65534"
 
 // mergeEnv overlays request variables on the image's, keeping order and
 // making sure PATH is set.
@@ -86,4 +91,13 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// PrivilegeRequest is what a request's security settings ask of package
+// privilege.
+func PrivilegeRequest(sec nodeapi.Security) privilege.Request {
+	return privilege.Request{
+		CapAdd: sec.CapAdd, ReadOnlyRootfs: sec.ReadOnlyRootfs, NoNewPrivileges: sec.NoNewPrivileges,
+		Seccomp: sec.Seccomp, Network: sec.Network, Drop: sec.Drop,
+	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/privilege"
 )
 
 // baseConfig is the smallest Config Spec accepts.
@@ -508,7 +509,28 @@ func TestResolve(t *testing.T) {
 		{
 			name: "capabilities normalised",
 			req:  nodeapi.ContainerSpec{Security: nodeapi.Security{CapAdd: []string{"net_bind_service", "CAP_CHOWN", "Sys_Ptrace"}}},
-			want: func(c *Config) { c.Caps = []string{"CAP_NET_BIND_SERVICE", "CAP_CHOWN", "CAP_SYS_PTRACE"} },
+			want: func(c *Config) { c.Caps = []string{"CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_SYS_PTRACE"} },
+		},
+		{
+			name: "what the image declares it gets",
+			img:  withLabel(img, "cap:net_bind_service, writable-root,host-network"),
+			want: func(c *Config) {
+				c.Caps, c.ReadOnlyRootfs, c.HostNetwork = []string{"CAP_NET_BIND_SERVICE"}, false, true
+			},
+		},
+		{
+			name: "a request takes declared privileges away",
+			img:  withLabel(img, "cap:NET_BIND_SERVICE,cap:CHOWN,writable-root,host-network,seccomp-unconfined,new-privileges"),
+			req: nodeapi.ContainerSpec{Security: nodeapi.Security{
+				Drop: []string{"cap:chown", "writable-root"}, Network: "none", Seccomp: "default", NoNewPrivileges: ptr(true),
+			}},
+			want: func(c *Config) { c.Caps = []string{"CAP_NET_BIND_SERVICE"} },
+		},
+		{
+			name: "declared and asked capabilities together",
+			img:  withLabel(img, "cap:NET_BIND_SERVICE"),
+			req:  nodeapi.ContainerSpec{Security: nodeapi.Security{CapAdd: []string{"CHOWN"}}},
+			want: func(c *Config) { c.Caps = []string{"CAP_CHOWN", "CAP_NET_BIND_SERVICE"} },
 		},
 		{
 			name: "resources",
@@ -553,6 +575,11 @@ func TestResolve(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withLabel(img ocispec.ImageConfig, privileges string) *ocispec.ImageConfig {
+	img.Labels = map[string]string{privilege.Label: privileges}
+	return &img
 }
 
 func TestResolveKeepsImageIntact(t *testing.T) {

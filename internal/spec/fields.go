@@ -59,6 +59,7 @@ func (p *parser) top() []field {
 		{"restart", p.toStr(&a.Restart)},
 		{"volumes", p.volumes},
 		{"singleton", p.toBool(&a.Singleton)},
+		{"security", p.security},
 	}
 }
 
@@ -205,5 +206,11 @@ func (p *parser) volumes(v *yaml.Node, path string) error {
 		})
 		p.app.Volumes = append(p.app.Volumes, vol)
 		return err
+	})
+}
+
+func (p *parser) security(v *yaml.Node, path string) error {
+	return p.fields(v, path, []field{
+		{"drop", p.toList(&p.app.Security.Drop)},
 	})
 }

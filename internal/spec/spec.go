@@ -28,6 +28,14 @@ type App struct {
 	Restart   string            `json:"restart"`
 	Volumes   []Volume          `json:"volumes,omitempty"`
 	Singleton bool              `json:"singleton,omitempty"`
+	Security  Security          `json:"security,omitzero"`
+}
+
+// Security can only narrow what the app's containers may do: an image
+// declares its privileges in its signed config, and the spec may drop
+// some; it can never add one.
+type Security struct {
+	Drop []string `json:"drop,omitempty"` // privileges the image declares that the app does without
 }
 
 // Resources are what each replica reserves on its node and is limited to.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moatcloud/moat/internal/privilege"
 	"github.com/moatcloud/moat/internal/quantity"
 )
 
@@ -53,6 +54,11 @@ func (a App) check() []*Error {
 	c.placement(a.Placement)
 	c.update(a.Update, a.Replicas, a.Singleton)
 	c.volumes(a.Volumes)
+	for i, d := range a.Security.Drop {
+		if _, err := privilege.ParseList([]string{d}); err != nil {
+			c.add(fmt.Sprintf("security.drop[%d]", i), "%s", strings.TrimPrefix(err.Error(), ": "))
+		}
+	}
 	if a.Singleton && a.Replicas > 1 {
 		c.add("singleton", "a singleton runs at most one copy: want replicas 0 or 1, not %d", a.Replicas)
 	}

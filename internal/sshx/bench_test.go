@@ -133,7 +133,7 @@ func opensshCopy(b *testing.B, c *testcluster.Cluster, prog, src, dst string, ex
 // throughput ≥ 1.0×.
 func BenchmarkDial(b *testing.B) {
 	c, conn := benchNode(b)
-	startSink(b, conn)
+	startSink(b, c)
 	localPort := sshForward(b, c)
 	dialMoat := func() net.Conn {
 		s, err := conn.Dial(context.Background(), "sink", 9000)
@@ -192,11 +192,12 @@ func pump(b *testing.B, conn net.Conn, payload []byte, count int) {
 	}
 }
 
-// startSink runs the probe's sink on the node's loopback (host network),
-// so the gate's dial and ssh -L reach the same server.
-func startSink(b *testing.B, conn *sshx.Conn) {
+// startSink runs the probe's sink on the node's loopback (host network,
+// which root on the node may grant), so the gate's dial and ssh -L reach
+// the same server.
+func startSink(b *testing.B, c *testcluster.Cluster) {
 	ctx := context.Background()
-	api := conn.NodeAPI()
+	api := c.NodeAPI("n1")
 	f, err := os.Open(testcluster.ProbeImage(b, "probe:1"))
 	if err != nil {
 		b.Fatal(err)

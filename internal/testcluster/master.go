@@ -128,7 +128,8 @@ func (c *Cluster) Enrol(m *Master, names ...string) {
 	for _, name := range names {
 		c.Install(name)
 		n, _ := c.Node(name)
-		node := inventory.Node{Name: name, Addr: n.Addr.String() + ":22", User: "root", HostKey: n.HostKey, Enrolled: time.Now()}
+		node := inventory.Node{Name: name, Addr: n.Addr.String() + ":22", User: "root", HostKey: n.HostKey, Enrolled: time.Now(),
+			Operator: inventory.Access{Dest: name, SSHConfig: c.SSHConfig}}
 		if err := m.Client.RegisterNode(ctx, node); err != nil {
 			c.t.Fatalf("register %s: %v", name, err)
 		}

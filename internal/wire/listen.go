@@ -36,33 +36,46 @@ func ListenUnix(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve serves handler on the unix socket (see ListenUnix) until ctx
-// ends, then shuts down gracefully. While it serves, pidFile (beside the
-// socket) holds this process's pid, so enrolment and dev clusters can
-// find a daemon no service manager runs. serving is called once the
-// socket listens.
-func Serve(ctx context.Context, socket, pidFile string, handler http.Handler, log *slog.Logger, serving func()) error {
-	ln, err := ListenUnix(socket)
-	if err != nil {
-		return err
+// Endpoint is one unix socket and what is served on it.
+type Endpoint struct {
+	Socket  string
+	Handler http.Handler
+}
+
+// Serve serves each endpoint on its unix socket (see ListenUnix) until
+// ctx ends, then shuts down gracefully. While it serves, pidFile (beside
+// the first socket) holds this process's pid, so enrolment and dev
+// clusters can find a daemon no service manager runs. serving is called
+// once every socket listens.
+func Serve(ctx context.Context, pidFile string, log *slog.Logger, serving func(), endpoints ...Endpoint) error {
+	var servers []*http.Server
+	errc := make(chan error, len(endpoints))
+	defer func() {
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, srv := range servers {
+			srv.Shutdown(shutdown)
+		}
+	}()
+	for _, e := range endpoints {
+		ln, err := ListenUnix(e.Socket)
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: e.Handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		servers = append(servers, srv)
+		go func() { errc <- srv.Serve(ln) }()
 	}
-	pidPath := filepath.Join(filepath.Dir(socket), pidFile)
+	pidPath := filepath.Join(filepath.Dir(endpoints[0].Socket), pidFile)
 	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-		ln.Close()
 		return fmt.Errorf("write pid file: %w", err)
 	}
 	defer os.Remove(pidPath)
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	serving()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	srv.Shutdown(shutdown)
 	return nil
 }

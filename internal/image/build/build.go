@@ -42,10 +42,14 @@ type Options struct {
 	WorkDir    string            // absolute; the runtime creates it if missing
 	Ports      []string          // exposed ports like "8080/tcp" (config.ExposedPorts); "8080" means tcp
 	Labels     map[string]string // config.Labels
-	Name       string            // image reference name, e.g. "demo:1"; stored as org.opencontainers.image.ref.name annotation on the index entry
-	UID, GID   int               // owner of every added file (default 0:0)
-	OS, Arch   string            // default "linux" and runtime.GOARCH
-	Created    time.Time         // zero → Unix epoch 0; the config's created field and every tar mtime use it, truncated to the second
+	// Privileges the image declares beyond moat's strict defaults
+	// (package privilege): written to the org.moatcloud.privileges label,
+	// which the signature over the manifest covers.
+	Privileges []string
+	Name       string    // image reference name, e.g. "demo:1"; stored as org.opencontainers.image.ref.name annotation on the index entry
+	UID, GID   int       // owner of every added file (default 0:0)
+	OS, Arch   string    // default "linux" and runtime.GOARCH
+	Created    time.Time // zero → Unix epoch 0; the config's created field and every tar mtime use it, truncated to the second
 }
 
 // Build writes an OCI image layout tar (oci-layout, index.json,

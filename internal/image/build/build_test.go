@@ -160,3 +160,27 @@ func TestBuildKeepsUserPath(t *testing.T) {
 		t.Errorf("env (-want +got):\n%s", diff)
 	}
 }
+
+// TestBuildPrivileges: declared privileges become one canonical label, so
+// the same privileges, however written, give the same digest.
+func TestBuildPrivileges(t *testing.T) {
+	dir := t.TempDir()
+	opts := func(privileges []string, labels map[string]string) Options {
+		return Options{
+			Files:      []File{{Src: mkfile(t, dir, "app", "x", 0o755, created), Dst: "/app"}},
+			Entrypoint: []string{"/app"}, Privileges: privileges, Labels: labels,
+		}
+	}
+	data, a := build(t, opts([]string{"writable-root", "cap:net_bind_service"}, nil))
+	if got := readImage(t, data).config.Config.Labels["org.moatcloud.privileges"]; got != "cap:NET_BIND_SERVICE,writable-root" {
+		t.Errorf("label = %q, want cap:NET_BIND_SERVICE,writable-root", got)
+	}
+	_, b := build(t, opts([]string{"CAP:CAP_NET_BIND_SERVICE"}, map[string]string{"org.moatcloud.privileges": "writable-root"}))
+	if a.Digest != b.Digest {
+		t.Errorf("the same privileges written two ways gave %s and %s", a.Digest, b.Digest)
+	}
+	data, _ = build(t, opts(nil, nil))
+	if labels := readImage(t, data).config.Config.Labels; labels != nil {
+		t.Errorf("no privileges: labels %v, want none", labels)
+	}
+}

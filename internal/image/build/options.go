@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/privilege"
 )
 
 // defaultPath is the PATH given to images whose Env does not set one.
@@ -50,6 +51,9 @@ func normalize(opts Options) (Options, error) {
 		if k == "" {
 			return opts, errs.Invalid("label", "empty key")
 		}
+	}
+	if err := normalizePrivileges(&opts); err != nil {
+		return opts, err
 	}
 	if strings.ContainsFunc(opts.Name, isSpaceOrControl) {
 		return opts, errs.Invalid("name", "%q: contains white space or control characters", opts.Name)
@@ -150,4 +154,36 @@ func normalizePorts(ports []string) ([]string, error) {
 
 func isSpaceOrControl(r rune) bool {
 	return unicode.IsSpace(r) || unicode.IsControl(r)
+}
+
+// normalizePrivileges checks the declared privileges, those given as such
+// and any written as a label by hand, and writes them as one label in
+// canonical form: the same privileges give the same digest.
+func normalizePrivileges(opts *Options) error {
+	set, err := privilege.ParseList(opts.Privileges)
+	if err != nil {
+		return errs.Invalid("privilege", "%v", err)
+	}
+	if v, ok := opts.Labels[privilege.Label]; ok {
+		more, err := privilege.Parse(v)
+		if err != nil {
+			return errs.Invalid("label "+privilege.Label, "%v", err)
+		}
+		for p := range more {
+			set[p] = true
+		}
+	}
+	labels := map[string]string{}
+	for k, v := range opts.Labels {
+		labels[k] = v
+	}
+	delete(labels, privilege.Label)
+	if len(set) > 0 {
+		labels[privilege.Label] = set.String()
+	}
+	if len(labels) == 0 {
+		labels = nil
+	}
+	opts.Labels, opts.Privileges = labels, nil
+	return nil
 }

@@ -7,6 +7,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -175,6 +176,7 @@ type Report struct {
 	NoNewPrivs   string
 	Interfaces   []string // name:flags
 	RootWritable bool
+	RootWriteErr string // why not: read-only file system, or permission denied
 	TmpWritable  bool
 	TmpIsTmpfs   bool
 	Pids         []int // every pid this process can see
@@ -214,7 +216,11 @@ func report() Report {
 	for _, i := range ifs {
 		r.Interfaces = append(r.Interfaces, i.Name+":"+i.Flags.String())
 	}
-	r.RootWritable = os.WriteFile("/probe-was-here", []byte("x"), 0o644) == nil
+	if err := os.WriteFile("/probe-was-here", []byte("x"), 0o644); err != nil {
+		r.RootWriteErr = errors.Unwrap(err).Error()
+	} else {
+		r.RootWritable = true
+	}
 	r.TmpWritable = os.WriteFile("/tmp/probe-was-here", []byte("x"), 0o644) == nil
 	var st syscall.Statfs_t
 	r.TmpIsTmpfs = syscall.Statfs("/tmp", &st) == nil && st.Type == 0x01021994
