@@ -29,6 +29,10 @@ func (m *Master) reconcileApp(ctx context.Context, w *world, a appState) (bool, 
 	if err != nil {
 		return false, err
 	}
+	moving, err := m.rebalance(ctx, w, a, mine)
+	if err != nil {
+		return false, err
+	}
 	in, failing := m.rolloutInput(w, a, mine)
 	if a.rev.Status == store.StatusFailed && a.Stable == 0 {
 		in.Desired = 0 // a first deploy that failed leaves nothing running
@@ -44,7 +48,7 @@ func (m *Master) reconcileApp(ctx context.Context, w *world, a appState) (bool, 
 		return false, err
 	}
 	judged, err := m.judge(ctx, w, a, step, failing, unplaced)
-	return failed || judged || len(step.Stop) > 0 || (step.Start > 0 && unplaced == ""), err
+	return failed || moving || judged || len(step.Stop) > 0 || (step.Start > 0 && unplaced == ""), err
 }
 
 // failover stops replicas whose node is down, so the planner replaces
@@ -107,9 +111,14 @@ func (m *Master) rolloutInput(w *world, a appState, mine []store.Replica) (rollo
 			continue
 		}
 		current := r.Template == a.rev.Template
-		in.Replicas = append(in.Replicas, rollout.Replica{ID: r.ID, Current: current, Drain: w.nodes[r.Node].Draining, State: state})
+		drain := w.nodes[r.Node].Draining || r.Note == noteMoving
+		in.Replicas = append(in.Replicas, rollout.Replica{ID: r.ID, Node: r.Node, Current: current, Drain: drain, State: state})
 		if current && (state == rollout.Failed || v.refused[r.ID]) && failing == "" {
 			failing = r.ID
+		}
+		if r.Note == noteMoving {
+			// A move for spread never costs a ready replica: surge first.
+			in.MaxSurge, in.MaxUnavailable = max(in.MaxSurge, 1), 0
 		}
 	}
 	return in, failing
@@ -204,6 +213,10 @@ func (m *Master) judge(ctx context.Context, w *world, a appState, step rollout.S
 			why += ": " + unplaced
 		}
 		return true, m.fail(ctx, w, a, why)
+	case m.stuck(a, unplaced, w.now) && !couldGrow(w):
+		// Nothing will make room by itself: waiting out the deadline
+		// would only make the operator wait.
+		return true, m.fail(ctx, w, a, unplaced)
 	case step.Phase == rollout.Waiting && a.spec.Update.Promote == "auto":
 		return true, m.db.SetStatus(ctx, a.Name, a.Revision, statusPromoted, "")
 	case step.Phase == rollout.Waiting && a.rev.Status != store.StatusCanary:
@@ -212,6 +225,38 @@ func (m *Master) judge(ctx context.Context, w *world, a appState, step rollout.S
 		return false, m.db.SetStatus(ctx, a.Name, a.Revision, a.rev.Status, unplaced)
 	}
 	return false, nil
+}
+
+// failFastAfter is how long replicas must stay unplaceable, with every
+// node up, before their revision fails without waiting for its deadline:
+// long enough for replicas on their way out to free their room.
+const failFastAfter = 2 * time.Second
+
+// stuck says whether the revision's replicas have been unplaceable for
+// failFastAfter; it remembers since when, per app and revision.
+func (m *Master) stuck(a appState, unplaced string, now time.Time) bool {
+	key := fmt.Sprintf("%s@%d", a.Name, a.Revision)
+	if unplaced == "" {
+		delete(m.unplacedSince, key)
+		return false
+	}
+	since, ok := m.unplacedSince[key]
+	if !ok {
+		m.unplacedSince[key] = now
+		return false
+	}
+	return now.Sub(since) >= failFastAfter
+}
+
+// couldGrow says whether room may still appear without anyone acting: a
+// node that is down or not yet in sync may come back with its capacity.
+func couldGrow(w *world) bool {
+	for name := range w.nodes {
+		if v, ok := w.views[name]; !ok || !v.synced {
+			return true
+		}
+	}
+	return false
 }
 
 // fail marks the revision failed and goes back to the stable one.

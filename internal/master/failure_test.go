@@ -1,11 +1,13 @@
 package master_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,6 +97,13 @@ func TestNodeKilledReplicaMoves(t *testing.T) {
 	if err := e.c.StopNode("n2"); err != nil {
 		t.Fatal(err)
 	}
+	// While the master has not yet noticed, dial still reaches a ready
+	// replica: one on the dead node is given up on and the next tried.
+	for i := range 6 {
+		if got := e.get("web", 8080); !strings.HasPrefix(got, "HTTP/1.0 200") {
+			t.Errorf("dial %d while n2 dies: %q", i, got)
+		}
+	}
 	reps := e.waitReplicas("web", "3 ready replicas without n2", 30*time.Second, func(reps []masterapi.Replica) bool {
 		n, nodes := ready(reps)
 		return n == 3 && nodes["n2"] == 0
@@ -139,9 +148,20 @@ func TestLinkCutNoDuplicates(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	total := running(t, e.c, "n1") + running(t, e.c, "n2") + running(t, e.c, "n3")
-	if total != 3 {
-		t.Errorf("%d containers run across the cluster, want exactly 3", total)
+	// Then the spread is evened out again, one move at a time: in the
+	// end each node runs exactly one replica.
+	for {
+		n1, n2, n3 := running(t, e.c, "n1"), running(t, e.c, "n2"), running(t, e.c, "n3")
+		if n1 == 1 && n2 == 1 && n3 == 1 {
+			break
+		}
+		if n1+n2+n3 > 4 {
+			t.Fatalf("%d containers run across the cluster (n1 %d, n2 %d, n3 %d), want at most one surge", n1+n2+n3, n1, n2, n3)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not one replica per node after the link came back: n1 %d, n2 %d, n3 %d", n1, n2, n3)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -341,5 +361,101 @@ func TestRevokedSignerKeepsPrevious(t *testing.T) {
 		if left, _ := os.ReadDir(filepath.Join(n.Dir, "var-lib-moat", "inbox", "blobs")); len(left) != 0 {
 			t.Errorf("node %s: the refused upload left %d files in the inbox", n.Name, len(left))
 		}
+	}
+}
+
+// get sends GET / to a port of the app through moat dial and returns the
+// status line, or the error.
+func (e *env) get(app string, port int) string {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := e.m.Client.DialApp(ctx, app, port)
+	if err != nil {
+		return err.Error()
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET / HTTP/1.0\r\nHost: %s\r\n\r\n", app)
+	status, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err.Error()
+	}
+	return status
+}
+
+// TestUnplaceableFailsFast: a deploy or a scale whose replicas no node
+// can take fails with the scheduler's reasons, well before its deadline;
+// a scale that fails goes back to the replicas it had.
+func TestUnplaceableFailsFast(t *testing.T) {
+	e := newEnv(t, 2)
+	big := strings.Replace(spec("big", 1), "memory: 32Mi", "memory: 64Ti", 1) + "update: {deadline: 10m}\n"
+	big = strings.Replace(big, "update: {deadline: 20s}\n", "", 1)
+	out, errOut, code := e.moatCLI("deploy", "-f", e.specFile(big))
+	if code == 0 || !strings.Contains(out+errOut, "cannot be placed") || !strings.Contains(out+errOut, "lack memory") {
+		t.Errorf("deploy of a replica too big for any node: exit %d\n%s%s", code, out, errOut)
+	}
+	r := e.deploy(strings.Replace(spec("web", 2), "memory: 32Mi", "memory: 8Gi", 1))
+	e.wait("web", r.Revision)
+	sr, err := e.m.Client.Scale(context.Background(), "web", 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := e.wait("web", sr.Revision); p.Status != "failed" || !strings.Contains(p.Message, "cannot be placed") {
+		t.Errorf("scale beyond capacity: %+v", p)
+	}
+	e.waitReplicas("web", "back to 2 ready replicas", 30*time.Second, func(reps []masterapi.Replica) bool {
+		n, _ := ready(reps)
+		return n == 2 && len(reps) == 2
+	})
+}
+
+// TestRebalanceAfterNodeReturns: a node powered off and on again gets its
+// share back, one replica at a time, never with fewer ready replicas than
+// desired; an app that opted out stays where failover put it; a
+// scale-down leaves the most crowded node first.
+func TestRebalanceAfterNodeReturns(t *testing.T) {
+	e := newEnv(t, 3)
+	for _, yaml := range []string{spec("web", 3), spec("fixed", 3, "placement: {rebalance: false}")} {
+		r := e.deploy(yaml)
+		e.wait(strings.SplitN(strings.TrimPrefix(yaml, "name: "), "\n", 2)[0], r.Revision)
+	}
+	if err := e.c.StopNode("n2"); err != nil {
+		t.Fatal(err)
+	}
+	for _, app := range []string{"web", "fixed"} {
+		e.waitReplicas(app, "replaced off n2", 30*time.Second, func(reps []masterapi.Replica) bool {
+			n, nodes := ready(reps)
+			return n == 3 && nodes["n2"] == 0
+		})
+	}
+	if err := e.c.StartNode("n2"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitReplicas("web", "one replica per node again", 60*time.Second, func(reps []masterapi.Replica) bool {
+		n, nodes := ready(reps)
+		if n < 3 {
+			t.Errorf("only %d ready replicas while rebalancing: %+v", n, reps)
+		}
+		return n == 3 && len(reps) == 3 && nodes["n1"] == 1 && nodes["n2"] == 1 && nodes["n3"] == 1
+	})
+	if _, nodes := ready(e.replicas("fixed")); nodes["n2"] != 0 {
+		t.Errorf("fixed (rebalance: false) moved: %v", nodes)
+	}
+	// fixed has two on one node: scaling it to 2 removes one of those.
+	crowded := ""
+	_, nodes := ready(e.replicas("fixed"))
+	for n, c := range nodes {
+		if c == 2 {
+			crowded = n
+		}
+	}
+	sr, err := e.m.Client.Scale(context.Background(), "fixed", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.wait("fixed", sr.Revision)
+	reps := e.waitReplicas("fixed", "scaled to 2", 30*time.Second, func(reps []masterapi.Replica) bool { return len(reps) == 2 })
+	if _, nodes := ready(reps); crowded == "" || nodes[crowded] != 1 {
+		t.Errorf("scale-down left %v (the crowded node was %q)", nodes, crowded)
 	}
 }

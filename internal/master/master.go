@@ -85,6 +85,9 @@ type Master struct {
 	agents   map[string]*agent
 	deploys  sync.Mutex // one deploy, scale or rollback decided at a time
 	failures map[string]string
+	// unplacedSince: when each app revision's replicas became
+	// unplaceable (reconcile's goroutine only).
+	unplacedSince map[string]time.Time
 
 	keepCache keepCache
 	stats     stats
@@ -210,7 +213,7 @@ func Open(cfg Config) (*Master, error) {
 	}
 	m := &Master{
 		cfg: cfg, log: cfg.Log, db: db, images: images, key: key, peer: peer, peerPEM: peerPEM,
-		kick: make(chan struct{}, 1), agents: map[string]*agent{}, failures: map[string]string{},
+		kick: make(chan struct{}, 1), agents: map[string]*agent{}, failures: map[string]string{}, unplacedSince: map[string]time.Time{},
 		pushSlots: make(chan struct{}, cfg.MaxPushes), dists: map[digest.Digest]*dist{},
 	}
 	m.pool = sshx.NewPool(sshx.Config{Signer: key, KeepaliveInterval: cfg.KeepaliveInterval, KeepaliveMisses: cfg.KeepaliveMisses, Log: cfg.Log})

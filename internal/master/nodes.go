@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -112,30 +113,56 @@ func (m *Master) handleDial(w http.ResponseWriter, r *http.Request) error {
 	return m.splice(w, r, r.PathValue("node"), r.URL.Query().Get("container"), port)
 }
 
-// handleAppDial dials a ready replica of an app, picked at random.
+// handleAppDial dials a ready replica of an app whose node is up, picked
+// at random; when opening fails it tries the next one.
 func (m *Master) handleAppDial(w http.ResponseWriter, r *http.Request) error {
+	app := r.PathValue("app")
 	port, err := strconv.Atoi(r.URL.Query().Get("port"))
 	if err != nil {
 		return errs.Invalid("query port", "%q is not a port", r.URL.Query().Get("port"))
 	}
-	if err := m.checkAppPort(r.Context(), r.PathValue("app"), port); err != nil {
+	if err := m.checkAppPort(r.Context(), app, port); err != nil {
 		return err
 	}
-	reps, err := m.Replicas(r.Context(), r.PathValue("app"))
+	reps, err := m.Replicas(r.Context(), app)
 	if err != nil {
 		return err
 	}
-	var ready []masterapi.Replica
+	var tried []string
+	for _, rep := range dialOrder(reps, m.nodeUp) {
+		conn, err := m.openDial(r.Context(), rep.Node, rep.ID, port)
+		if err == nil {
+			return m.pipe(w, conn)
+		}
+		tried = append(tried, fmt.Sprintf("replica %s on node %s: %v", rep.ID, rep.Node, err))
+	}
+	if len(tried) == 0 {
+		return fmt.Errorf("app %q has no ready replica on a node that is up: %w", app, errs.ErrUnavailable)
+	}
+	return fmt.Errorf("no ready replica of %s could be reached: %s: %w", app, strings.Join(tried, "; "), errs.ErrUnavailable)
+}
+
+// dialOrder is the order to try an app's replicas in: the ready ones on
+// nodes that are up, shuffled so load spreads. Pure but for the shuffle.
+func dialOrder(reps []masterapi.Replica, up func(node string) bool) []masterapi.Replica {
+	var out []masterapi.Replica
 	for _, rep := range reps {
-		if rep.State == "ready" && rep.Desired == "run" {
-			ready = append(ready, rep)
+		if rep.State == "ready" && rep.Desired == "run" && up(rep.Node) {
+			out = append(out, rep)
 		}
 	}
-	if len(ready) == 0 {
-		return fmt.Errorf("app %q has no ready replica: %w", r.PathValue("app"), errs.ErrUnavailable)
+	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+// nodeUp says whether the master's connection to a node is up.
+func (m *Master) nodeUp(node string) bool {
+	a := m.agent(node)
+	if a == nil {
+		return false
 	}
-	rep := ready[rand.IntN(len(ready))]
-	return m.splice(w, r, rep.Node, rep.ID, port)
+	state, _, _ := a.conn.State()
+	return state == sshx.Up
 }
 
 // checkAppPort refuses, before anything is dialled, a port the app's
@@ -169,18 +196,52 @@ func (m *Master) checkAppPort(ctx context.Context, app string, port int) error {
 	return errs.Invalid("port", "app %q does not declare port %d (it declares %s)", app, port, strings.Join(declared, ", "))
 }
 
-// splice upgrades the client's connection and pipes it to the port.
-func (m *Master) splice(w http.ResponseWriter, r *http.Request, node, container string, port int) error {
+// dialAttempt bounds one attempt to open a dial session: a healthy node
+// answers in milliseconds, and one that is dying would hold the attempt
+// until its keepalives give up.
+const dialAttempt = 2 * time.Second
+
+// openDial opens a dial session to a container port on a node, giving up
+// after dialAttempt; a session that opens after that is closed.
+func (m *Master) openDial(ctx context.Context, node, container string, port int) (net.Conn, error) {
 	a := m.agent(node)
 	if a == nil {
-		return fmt.Errorf("node %q: %w", node, errs.ErrNotFound)
+		return nil, fmt.Errorf("node %q: %w", node, errs.ErrNotFound)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	conn, err := a.conn.Dial(ctx, container, port)
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		conn, err := a.conn.Dial(ctx, container, port)
+		ch <- result{conn, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.conn, r.err
+	case <-time.After(dialAttempt):
+	case <-ctx.Done():
+	}
+	go func() {
+		if r := <-ch; r.conn != nil {
+			r.conn.Close()
+		}
+	}()
+	return nil, fmt.Errorf("node %s did not open a session within %s: %w", node, dialAttempt, errs.ErrUnavailable)
+}
+
+// splice pipes the client's upgraded connection to a container port.
+func (m *Master) splice(w http.ResponseWriter, r *http.Request, node, container string, port int) error {
+	conn, err := m.openDial(r.Context(), node, container, port)
 	if err != nil {
 		return err
 	}
+	return m.pipe(w, conn)
+}
+
+// pipe upgrades the client's connection and pipes it to conn.
+func (m *Master) pipe(w http.ResponseWriter, conn net.Conn) error {
 	defer conn.Close()
 	client, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {

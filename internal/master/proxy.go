@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/master/store"
@@ -32,9 +33,16 @@ func (m *Master) handleLogs(w http.ResponseWriter, r *http.Request) error {
 	}
 	lines := make(chan masterapi.LogLine, 256)
 	var wg sync.WaitGroup
+	var away []masterapi.LogLine
 	for _, rep := range reps {
 		a := m.agent(rep.Node)
 		if rep.App != app || rep.Desired != store.Run || a == nil {
+			continue
+		}
+		if !m.nodeUp(rep.Node) {
+			// Asking would wait until the node is back: say so instead.
+			away = append(away, masterapi.LogLine{Replica: rep.ID, Node: rep.Node, LogEntry: nodeapi.LogEntry{
+				Time: time.Now().UTC(), Stream: "moat", Line: "node " + rep.Node + " is not up: no logs from this replica until it is back"}})
 			continue
 		}
 		wg.Add(1)
@@ -50,7 +58,16 @@ func (m *Master) handleLogs(w http.ResponseWriter, r *http.Request) error {
 			})
 		}()
 	}
-	go func() { wg.Wait(); close(lines) }()
+	go func() {
+		for _, l := range away {
+			select {
+			case lines <- l:
+			case <-r.Context().Done():
+			}
+		}
+		wg.Wait()
+		close(lines)
+	}()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)

@@ -5,6 +5,8 @@
 // snapshot and returns a step; the master applies it and asks again.
 package rollout
 
+import "slices"
+
 // State of a replica the master wants running.
 type State string
 
@@ -20,8 +22,9 @@ const (
 // Replica is one replica the master wants running.
 type Replica struct {
 	ID      string
+	Node    string
 	Current bool // runs the target template
-	Drain   bool // on a draining node: to be replaced like an old one
+	Drain   bool // on a draining node, or moving for spread: to be replaced like an old one
 	State   State
 }
 
@@ -201,16 +204,29 @@ func byUsefulness(rs []Replica) []Replica {
 	return out
 }
 
-// leastUseful returns the IDs of the n least useful replicas; among
-// equals the newest goes (scaling down keeps the longest-running ones).
+// leastUseful returns the IDs of the n least useful replicas. Among
+// equally useful ones, the one on the node holding most of them goes
+// (scaling down evens the spread), then the newest (scaling down keeps the
+// longest-running ones).
 func leastUseful(rs []Replica, n int) []string {
+	left := slices.Clone(rs)
+	perNode := map[string]int{}
+	for _, r := range rs {
+		perNode[r.Node]++
+	}
 	var ids []string
-	for u := 0; u <= 4 && len(ids) < n; u++ {
-		for i := len(rs) - 1; i >= 0 && len(ids) < n; i-- {
-			if usefulness[rs[i].State] == u {
-				ids = append(ids, rs[i].ID)
+	for len(ids) < n && len(left) > 0 {
+		best := len(left) - 1
+		for i := len(left) - 2; i >= 0; i-- {
+			r, b := left[i], left[best]
+			if usefulness[r.State] < usefulness[b.State] ||
+				usefulness[r.State] == usefulness[b.State] && perNode[r.Node] > perNode[b.Node] {
+				best = i
 			}
 		}
+		ids = append(ids, left[best].ID)
+		perNode[left[best].Node]--
+		left = slices.Delete(left, best, best+1)
 	}
 	return ids
 }

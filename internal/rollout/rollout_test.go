@@ -27,6 +27,14 @@ func reps(specs ...string) []Replica {
 	return out
 }
 
+// onNodes puts replicas on nodes, in order.
+func onNodes(rs []Replica, nodes ...string) []Replica {
+	for i := range rs {
+		rs[i].Node = nodes[i]
+	}
+	return rs
+}
+
 func TestPlan(t *testing.T) {
 	rolling := func(desired, surge, unavail int, rs []Replica) Input {
 		return Input{Desired: desired, Strategy: Rolling, MaxSurge: surge, MaxUnavailable: unavail, Replicas: rs}
@@ -54,6 +62,10 @@ func TestPlan(t *testing.T) {
 		{"scale down keeps the oldest", rolling(1, 1, 0, reps("c:ready", "c:ready", "c:ready")), Step{Stop: []string{"r2", "r1"}, Phase: Progressing}},
 		{"scale down drops the unready first", rolling(2, 1, 0, reps("c:ready", "c:failed", "c:ready")), Step{Stop: []string{"r1"}, Phase: Progressing}},
 		{"scale to zero", rolling(0, 1, 0, reps("c:ready")), Step{Stop: []string{"r0"}, Phase: Progressing}},
+		{"scale down leaves the most crowded node first", rolling(3, 1, 0, onNodes(reps("c:ready", "c:ready", "c:ready", "c:ready", "c:ready"), "n1", "n1", "n2", "n3", "n1")),
+			Step{Stop: []string{"r4", "r1"}, Phase: Progressing}},
+		{"scale down: the unready still go before the crowded", rolling(2, 1, 0, onNodes(reps("c:ready", "c:ready", "c:starting"), "n1", "n1", "n2")),
+			Step{Stop: []string{"r2"}, Phase: Progressing}},
 		{"zero is done", rolling(0, 1, 0, nil), Step{Phase: Done}},
 		{"drain: replaced like an old one", rolling(2, 1, 0, reps("d:ready", "c:ready")), Step{Start: 1, Phase: Progressing}},
 		{"drain: goes once the replacement is ready", rolling(2, 1, 0, reps("d:ready", "c:ready", "c:ready")), Step{Stop: []string{"r0"}, Phase: Progressing}},

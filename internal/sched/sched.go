@@ -181,3 +181,32 @@ func (s *state) place(p int) {
 	}
 	s.down(h)
 }
+
+// Rebalance says which node one of an app's replicas should leave so that
+// its spread gets better: the most crowded node (ties by name), when the
+// node Place would choose for one more replica holds at least two fewer.
+// "" when no single move helps. Moving one replica at a time with this
+// never oscillates: each move lowers the largest count or the number of
+// nodes holding it.
+func Rebalance(nodes []Node, req Request) string {
+	if !req.Spread || req.Pinned != "" {
+		return ""
+	}
+	from, most := "", 0
+	for _, n := range nodes {
+		c := req.Existing[n.Name]
+		if c > most || c == most && c > 0 && n.Name < from {
+			from, most = n.Name, c
+		}
+	}
+	if most < 2 {
+		return ""
+	}
+	one := req
+	one.Count = 1
+	res := Place(nodes, one)
+	if len(res.Nodes) == 0 || req.Existing[res.Nodes[0]]+1 >= most {
+		return ""
+	}
+	return from
+}

@@ -153,10 +153,14 @@ func nameOrNumber(v *yaml.Node, path string) (string, int, error) {
 
 func (p *parser) placement(v *yaml.Node, path string) error {
 	pl := &p.app.Placement
-	return p.fields(v, path, []field{
+	rebalance := true
+	err := p.fields(v, path, []field{
 		{"labels", p.toMap(&pl.Labels)},
 		{"spread", p.toBool(&pl.Spread)},
+		{"rebalance", p.toBool(&rebalance)},
 	})
+	pl.NoRebalance = !rebalance
+	return err
 }
 
 func (p *parser) update(v *yaml.Node, path string) error {

@@ -65,6 +65,11 @@ type Health struct {
 type Placement struct {
 	Labels map[string]string `json:"labels,omitempty"` // all must match the node's
 	Spread bool              `json:"spread"`           // one replica per node while another node fits
+	// NoRebalance (rebalance: false) keeps replicas where they are when a
+	// node comes back or joins; by default the master moves them, one at
+	// a time, until the spread is as even as it can be. Stored inverted so
+	// that specs from before it existed keep the default.
+	NoRebalance bool `json:"noRebalance,omitempty"`
 }
 
 // Update is how a new revision replaces the running one.

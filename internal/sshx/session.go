@@ -25,7 +25,9 @@ func (c *Conn) Open(ctx context.Context, command string) (net.Conn, error) {
 	}
 	sess, err := client.NewSession()
 	if err != nil {
-		return nil, fmt.Errorf("node %s: open session: %v: %w", c.target.Name, err, errs.ErrUnavailable)
+		// x/crypto's own words ("unexpected packet in response to
+		// channel open") mean the connection broke meanwhile.
+		return nil, fmt.Errorf("node %s: could not open a session, the connection is failing (%v): %w", c.target.Name, err, errs.ErrUnavailable)
 	}
 	sc := &sessionConn{sess: sess, node: c.target.Name, command: command}
 	if sc.w, err = sess.StdinPipe(); err == nil {

@@ -39,6 +39,13 @@ func (d *DB) StopReplica(ctx context.Context, id, note string) error {
 	return err
 }
 
+// NoteReplica records a note on a replica the master still wants running
+// (that it is moving for spread, say).
+func (d *DB) NoteReplica(ctx context.Context, id, note string) error {
+	_, err := d.db.ExecContext(ctx, `UPDATE replicas SET note = ? WHERE id = ? AND desired = ?`, note, id, Run)
+	return err
+}
+
 // DeleteReplica forgets a replica whose container is gone.
 func (d *DB) DeleteReplica(ctx context.Context, id string) error {
 	_, err := d.db.ExecContext(ctx, `DELETE FROM replicas WHERE id = ?`, id)
