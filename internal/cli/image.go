@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/moatcloud/moat/internal/image/build"
@@ -23,35 +25,62 @@ func (a *app) imageCommand() *cobra.Command {
 // The host's CA bundle, for --ca-certs: Debian's path first.
 var caBundles = []string{"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"}
 
-func (a *app) imageBuildCommand() *cobra.Command {
-	var opts build.Options
-	var out, entrypoint, chown string
-	var adds, labels, caps []string
-	var caCerts bool
-	cmd := &cobra.Command{
-		Use:   "build [-o FILE] --add SRC:DST[:MODE]... --entrypoint PATH [flags]",
-		Short: "Build a minimal, reproducible OCI image from files",
-		Long: `Build a minimal OCI image (an OCI layout tar) from files: typically one
+// imageBuildHelp is image build's long help, kept out of the command's
+// function so that the function reads as what it does.
+const imageBuildHelp = `Build a minimal OCI image (an OCI layout tar) from files: typically one
 static binary, its config and CA certificates. No base image, no shell.
 The same inputs give the same digest: fixed mtimes (SOURCE_DATE_EPOCH or
 the epoch), sorted entries, owner 0:0 unless --chown. With -o the image is
 written to FILE; without, it goes into the master's store.
 
+--add copies files as they are. A dynamically linked program needs more:
+--add-binary adds it with its ELF interpreter and every shared library it
+needs, found as this machine's loader finds them (DT_RUNPATH or DT_RPATH
+with $ORIGIN, /etc/ld.so.cache, the default directories), each put where
+the image's loader will look. DST defaults to PATH. The image then depends
+on this machine's libraries too: build on the release you mean to ship.
+
+The default arguments follow the entrypoint: give them after --, as the
+command line they are (-- run --config /etc/caddy.json), or one --cmd
+each.
+
 Privileges beyond moat's strict defaults (a capability, root, a writable
 root filesystem, ...) are declared here, in the image's config, which the
 release signature covers: nodes grant a container only what its signed
 image declares (or what the node's operator allows), whatever the master
-asks for.`,
+asks for.`
+
+func (a *app) imageBuildCommand() *cobra.Command {
+	var opts build.Options
+	var out, entrypoint, chown string
+	var adds, binaries, labels, caps []string
+	var caCerts bool
+	cmd := &cobra.Command{
+		Use:   "build [-o FILE] (--add SRC:DST[:MODE] | --add-binary PATH[:DST])... --entrypoint PATH [flags] [-- ARG...]",
+		Short: "Build a minimal, reproducible OCI image from files",
+		Long:  imageBuildHelp,
 		Example: "  moat image build -o web.tar --add ./web:/web --entrypoint /web --ca-certs --port 8080 --name web:1\n" +
-			"  moat image build --add ./proxy:/proxy --entrypoint /proxy --cap NET_BIND_SERVICE --port 443 --name proxy:1",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+			"  moat image build --add ./proxy:/proxy --entrypoint /proxy --cap NET_BIND_SERVICE --port 443 --name proxy:1\n" +
+			"  moat image build --add-binary /usr/bin/caddy --add ./caddy.json:/etc/caddy.json --entrypoint /usr/bin/caddy \\\n" +
+			"      --name caddy:1 -- run --config /etc/caddy.json",
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := buildCmdArgs(cmd, args, &opts); err != nil {
+				return usageError{err}
+			}
 			for _, s := range adds {
 				f, err := build.ParseAdd(s)
 				if err != nil {
 					return usageError{err}
 				}
 				opts.Files = append(opts.Files, f)
+			}
+			for _, s := range binaries {
+				f, err := build.ParseAddBinary(s)
+				if err != nil {
+					return usageError{err}
+				}
+				opts.Binaries = append(opts.Binaries, f)
 			}
 			if caCerts {
 				f, err := caBundleFile()
@@ -81,8 +110,9 @@ asks for.`,
 	f := cmd.Flags()
 	f.StringVarP(&out, "output", "o", "", "the OCI layout tar to write (default: import into the master)")
 	f.StringArrayVar(&adds, "add", nil, "add a file or directory: SRC:DST[:MODE] (repeatable)")
+	f.StringArrayVar(&binaries, "add-binary", nil, "add an ELF program with its interpreter and shared libraries: PATH[:DST], DST defaulting to PATH (repeatable)")
 	f.StringVar(&entrypoint, "entrypoint", "", "the program to run (an absolute path in the image)")
-	f.StringArrayVar(&opts.Cmd, "cmd", nil, "default argument (repeatable)")
+	f.StringArrayVar(&opts.Cmd, "cmd", nil, "default argument, one per flag (repeatable; or give them all after --)")
 	f.StringArrayVar(&opts.Env, "env", nil, "environment variable K=V (repeatable)")
 	f.StringVar(&opts.User, "user", "", "uid[:gid] to run as (default: 65534 at run time; 0 declares the root privilege)")
 	f.StringArrayVar(&opts.Privileges, "privilege", nil, "declare a privilege the image needs: cap:NAME, root, writable-root, new-privileges, seccomp-unconfined, host-network (repeatable; the signature covers it)")
@@ -108,25 +138,60 @@ func writeImage(a *app, cmd *cobra.Command, out string, opts build.Options) erro
 		}
 		return a.printImages(imgs)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), ".moat-build-")
+	desc, err := buildFile(cmd.Context(), out, opts)
 	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	desc, err := build.Build(cmd.Context(), tmp, opts)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
 		return err
 	}
 	if a.json {
 		return printJSON(a.stdout, map[string]any{"file": out, "digest": desc.Digest, "name": opts.Name})
 	}
 	fmt.Fprintf(a.stdout, "%s %s\n", desc.Digest, out)
+	return nil
+}
+
+// buildFile writes the image to out whole or not at all, through a
+// temporary file renamed over it. A device or a pipe (/dev/stdout, a FIFO)
+// is written to as it is: a rename would replace it with a regular file.
+func buildFile(ctx context.Context, out string, opts build.Options) (ocispec.Descriptor, error) {
+	if st, err := os.Stat(out); err == nil && !st.Mode().IsRegular() && !st.IsDir() {
+		f, err := os.OpenFile(out, os.O_WRONLY, 0)
+		if err != nil {
+			return ocispec.Descriptor{}, err
+		}
+		desc, err := build.Build(ctx, f, opts)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return desc, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".moat-build-")
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	defer os.Remove(tmp.Name())
+	desc, err := build.Build(ctx, tmp, opts)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	return desc, os.Rename(tmp.Name(), out)
+}
+
+// buildCmdArgs takes the default arguments given after --. Anything before
+// it is a mistake, most likely a flag's value that lost its flag.
+func buildCmdArgs(cmd *cobra.Command, args []string, opts *build.Options) error {
+	dash := cmd.ArgsLenAtDash()
+	switch {
+	case len(args) == 0:
+		return nil
+	case dash != 0:
+		return fmt.Errorf("unexpected argument %q: give the default arguments after --, e.g. -- run --config /etc/app.json", args[0])
+	case len(opts.Cmd) > 0:
+		return fmt.Errorf("default arguments given both with --cmd (%s) and after -- (%s): use one", strings.Join(opts.Cmd, " "), strings.Join(args, " "))
+	}
+	opts.Cmd = args
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -18,13 +19,23 @@ func (a *app) imageLintCommand() *cobra.Command {
 	var strict bool
 	var root string
 	cmd := &cobra.Command{
-		Use:   "lint FILE|REF [--strict]",
-		Short: "List what makes an image non-minimal: shells, package managers, compilers...",
+		Use:   "lint FILE|REF [--strict] [--root DIR]",
+		Short: "List what makes an image non-minimal (shells, compilers...) or broken (missing libraries)",
 		Long: `List the files that make an image more than a program and its data:
 shells, package managers, compilers, interpreters, ssh and sshd, debuggers,
-network tools. FILE is an OCI layout tar or docker save archive; otherwise
-the argument names an image in the node's store (--root).
-With --strict the command fails if anything is found.`,
+network tools. With --strict the command fails if anything is found.
+
+It also resolves every ELF file's interpreter and shared libraries as the
+loader in a container would (DT_RUNPATH or DT_RPATH with $ORIGIN, the
+image's /etc/ld.so.cache, the default directories). One the image lacks is
+an error, --strict or not: the program would fail to start with "no such
+file or directory". Build such programs in with moat image build
+--add-binary.
+
+FILE is an OCI layout (tar or directory) or docker save archive; otherwise
+the argument names an image in the store under --root: by default the
+master's, $MOAT_MASTER_DIR or /var/lib/moat-master; a node's is
+/var/lib/moat.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			findings, err := lintTarget(args[0], root)
@@ -47,6 +58,9 @@ With --strict the command fails if anything is found.`,
 				}
 				table(a.stdout, rows)
 			}
+			if err := brokenError(findings); err != nil {
+				return err
+			}
 			if strict && len(findings) > 0 {
 				return fmt.Errorf("lint: %d findings make the image non-minimal", len(findings))
 			}
@@ -54,11 +68,34 @@ With --strict the command fails if anything is found.`,
 		},
 	}
 	cmd.Flags().BoolVar(&strict, "strict", false, "exit non-zero if anything is found")
-	cmd.Flags().StringVar(&root, "root", "/var/lib/moat", "node state directory, for image references")
+	cmd.Flags().StringVar(&root, "root", "", "state directory whose images/ holds REF (default: the master's, $MOAT_MASTER_DIR or /var/lib/moat-master; a node's is /var/lib/moat)")
 	return cmd
 }
 
+// brokenError names the files of findings that could not start, nil if
+// there are none.
+func brokenError(findings []lint.Finding) error {
+	var broken []string
+	for _, f := range findings {
+		if !f.Fatal() {
+			continue
+		}
+		what := f.Name
+		if f.Category == lint.MissingInterpreter {
+			what = "its interpreter " + f.Name
+		}
+		broken = append(broken, f.Path+" needs "+what)
+	}
+	if len(broken) == 0 {
+		return nil
+	}
+	return fmt.Errorf("lint: the image lacks what its programs need to start (build them in with moat image build --add-binary): %s", strings.Join(broken, "; "))
+}
+
 func lintTarget(target, root string) ([]lint.Finding, error) {
+	if root == "" {
+		root = masterDir()
+	}
 	if _, err := os.Stat(target); err == nil {
 		return lintFile(target)
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -76,7 +113,7 @@ func lintTarget(target, root string) ([]lint.Finding, error) {
 }
 
 func lintFile(path string) ([]lint.Finding, error) {
-	f, err := os.Open(path)
+	f, _, err := openArchive(path)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,11 @@
 // Directories the layer needs to hold the added paths (/usr, /usr/local, ...)
 // are made up as root-owned 0755 directories; directories added from a source
 // directory keep their permission bits and get Options.UID:GID like the files.
+//
+// Options.Binaries adds dynamically linked programs with what the loader
+// needs to start them: their interpreter and shared libraries, found on
+// the build machine as its ld.so would find them (package ldso). They
+// then depend on the build machine's libraries as well as on the Options.
 package build
 
 import (
@@ -19,6 +24,7 @@ import (
 	"context"
 	"io"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/moatcloud/moat/internal/errs"
@@ -34,7 +40,12 @@ type File struct {
 
 // Options describe the image to build.
 type Options struct {
-	Files      []File
+	Files []File
+	// Binaries are ELF programs added with their interpreter and every
+	// shared library they need, transitively, each where the image's
+	// loader will look for it. A Binary's Mode applies to the program;
+	// the others keep their source's permission bits.
+	Binaries   []File
 	Entrypoint []string
 	Cmd        []string
 	Env        []string          // K=V; PATH defaults to /usr/local/bin:/usr/bin:/bin if not given
@@ -61,7 +72,11 @@ func Build(ctx context.Context, w io.Writer, opts Options) (ocispec.Descriptor, 
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	t, entries, err := collect(ctx, opts.Files, opts.UID, opts.GID)
+	libs, err := binaryFiles(opts.Binaries)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	t, entries, err := collect(ctx, append(slices.Clone(opts.Files), libs...), opts.UID, opts.GID)
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
@@ -116,7 +131,7 @@ func checkProgram(t tree, opts Options) error {
 	e, ok := t[argv[0]]
 	switch {
 	case !ok:
-		return errs.Invalid(field, "%s is not among the added files; add it with --add SRC:%s or fix the path", argv[0], argv[0])
+		return errs.Invalid(field, "%s is not among the added files; add it with --add-binary SRC:%s (a dynamically linked program), --add SRC:%s, or fix the path", argv[0], argv[0], argv[0])
 	case e.typ == tar.TypeDir:
 		return errs.Invalid(field, "%s is a directory", argv[0])
 	case e.typ == tar.TypeReg && e.mode&0o111 == 0:

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"path"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,10 +21,10 @@ const defaultPath = "PATH=/usr/local/bin:/usr/bin:/bin"
 // normalize validates opts and fills in the defaults Build documents. It checks
 // everything that does not need the source files; the layer is checked later.
 func normalize(opts Options) (Options, error) {
-	if len(opts.Files) == 0 && len(opts.Entrypoint) == 0 {
-		return opts, errs.Invalid("", "nothing to build: add a file with --add or set an entrypoint")
+	if len(opts.Files) == 0 && len(opts.Binaries) == 0 && len(opts.Entrypoint) == 0 {
+		return opts, errs.Invalid("", "nothing to build: add a file with --add or --add-binary, or set an entrypoint")
 	}
-	for _, f := range opts.Files {
+	for _, f := range slices.Concat(opts.Files, opts.Binaries) {
 		if err := checkFile(f); err != nil {
 			return opts, err
 		}

@@ -2,6 +2,7 @@ package lint
 
 import (
 	"archive/tar"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +29,9 @@ type change struct {
 // Layers computes the image's final file list from its layers (each an
 // uncompressed tar stream, bottom layer first), applying OCI whiteouts
 // (`.wh.NAME` deletes NAME and everything under it from lower layers; `.wh..wh..opq` hides all lower-layer content of its directory),
-// then classifies every remaining entry. Findings sorted by path.
+// then classifies every remaining entry and reports every ELF file whose
+// interpreter or libraries the image lacks. Findings sorted by path, then
+// category and name.
 //
 // As the image-spec requires, whiteouts in a layer affect only lower layers,
 // whatever their order in the tar: a layer's own entries survive them.
@@ -47,8 +50,9 @@ func Layers(layers []io.Reader) ([]Finding, error) {
 			findings = append(findings, f)
 		}
 	})
+	findings = append(findings, missingFiles(root)...)
 	slices.SortFunc(findings, func(a, b Finding) int {
-		return strings.Compare(a.Path, b.Path)
+		return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(string(a.Category), string(b.Category)), strings.Compare(a.Name, b.Name))
 	})
 	return findings, nil
 }
@@ -71,7 +75,8 @@ func apply(root *node, changes []change) {
 	}
 }
 
-// readLayer reads the headers of one uncompressed layer tar.
+// readLayer reads the headers of one uncompressed layer tar, and what the
+// loader needs of its regular files.
 func readLayer(r io.Reader) ([]change, error) {
 	var changes []change
 	tr := tar.NewReader(r)
@@ -83,9 +88,16 @@ func readLayer(r io.Reader) ([]change, error) {
 		if err != nil {
 			return nil, fmt.Errorf("next tar entry: %w", err)
 		}
-		if c, ok := parse(hdr); ok {
-			changes = append(changes, c)
+		c, ok := parse(hdr)
+		if !ok {
+			continue
 		}
+		if hdr.Typeflag == tar.TypeReg && !c.delete && !c.opaque {
+			if c.entry.elf, c.entry.data, err = readContent(tr, c.path, hdr.Size); err != nil {
+				return nil, fmt.Errorf("read %s: %w", c.path, err)
+			}
+		}
+		changes = append(changes, c)
 	}
 }
 
@@ -114,7 +126,9 @@ func parse(hdr *tar.Header) (change, bool) {
 	switch hdr.Typeflag {
 	case tar.TypeLink:
 		e.link = path.Clean("/" + hdr.Linkname)
-	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeSymlink, tar.TypeDir,
+	case tar.TypeSymlink:
+		e.symlink = hdr.Linkname
+	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeDir,
 		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 	default:
 		return change{}, false

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/moatcloud/moat/internal/image/ldso/ldsotest"
 )
 
 // ent is one tar entry of a test layer.
@@ -16,6 +18,7 @@ type ent struct {
 	typ  byte
 	mode int64
 	link string // symlink or hardlink target
+	body []byte // a regular file's content
 }
 
 func file(name string, mode int64) ent { return ent{name: name, typ: tar.TypeReg, mode: mode} }
@@ -33,9 +36,12 @@ func layer(t testing.TB, ents ...ent) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range ents {
-		hdr := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Linkname: e.link}
+		hdr := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Linkname: e.link, Size: int64(len(e.body))}
 		if err := tw.WriteHeader(hdr); err != nil {
 			t.Fatalf("write header %q: %v", e.name, err)
+		}
+		if _, err := tw.Write(e.body); err != nil {
+			t.Fatalf("write %q: %v", e.name, err)
 		}
 	}
 	if err := tw.Close(); err != nil {
@@ -271,6 +277,8 @@ func FuzzLayers(f *testing.F) {
 	f.Add(layer(f, file("bin/sh", 0o755), symlink("bin/nc", "sh"), hardlink("bin/ash", "bin/sh", 0)))
 	f.Add(layer(f, dir("bin/"), file("bin/.wh..wh..opq", 0), file("bin/.wh.sh", 0), file(".wh...", 0)))
 	f.Add(layer(f, hardlink("a", "b", 0o755), hardlink("b", "a", 0o755), file("../../x/../sh", 0o755)))
+	f.Add(layer(f, greetProgram, ldLinux, libcFile, symlink("lib64", "lib"), symlink("usr/lib/x", "../../usr/lib/x"),
+		content("etc/ld.so.cache", ldsotest.Cache(ldsotest.CacheEntry{Name: "libgreet.so", Path: "/lib64/libgreet.so"}))))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		findings, err := Layers([]io.Reader{bytes.NewReader(data)})
 		if err != nil {
@@ -280,8 +288,12 @@ func FuzzLayers(f *testing.F) {
 			if !strings.HasPrefix(fd.Path, "/") {
 				t.Errorf("finding %+v has a relative path", fd)
 			}
-			if i > 0 && findings[i-1].Path >= fd.Path {
-				t.Errorf("findings not sorted by unique path: %q then %q", findings[i-1].Path, fd.Path)
+			if i == 0 {
+				continue
+			}
+			prev := findings[i-1]
+			if prev.Path > fd.Path || prev.Path == fd.Path && (prev.Category > fd.Category || prev.Category == fd.Category && prev.Name >= fd.Name) {
+				t.Errorf("findings not sorted and unique: %+v then %+v", prev, fd)
 			}
 		}
 	})

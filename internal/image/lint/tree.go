@@ -3,12 +3,17 @@ package lint
 import (
 	"io/fs"
 	"strings"
+
+	"github.com/moatcloud/moat/internal/image/ldso"
 )
 
 // entry is what a layer says about one path.
 type entry struct {
-	mode fs.FileMode
-	link string // hardlink target as an absolute path, "" if not a hardlink
+	mode    fs.FileMode
+	link    string       // hardlink target as an absolute path, "" if not a hardlink
+	symlink string       // symlink target, verbatim
+	elf     *ldso.Object // what an ELF file holds for the loader
+	data    []byte       // the content of a file named ld.so.cache
 }
 
 // node is one path in an image's merged file tree. Directories that no layer
@@ -108,16 +113,20 @@ const maxLinkHops = 16
 // mode returns the mode of e as the running image sees it: a hardlink shares
 // its target's inode and so its mode. If the target is gone from the tree,
 // the hardlink's own header mode is all there is to go on.
-func (n *node) mode(e *entry) fs.FileMode {
+func (n *node) mode(e *entry) fs.FileMode { return n.inode(e).mode }
+
+// inode returns the entry that holds e's mode and content: e, or for a
+// hardlink, its target's, as long as the target is in the tree.
+func (n *node) inode(e *entry) *entry {
 	for range maxLinkHops {
 		if e.link == "" {
-			return e.mode
+			return e
 		}
 		t := n.lookup(e.link)
 		if t == nil || t.entry == nil {
-			return e.mode
+			return e
 		}
 		e = t.entry
 	}
-	return e.mode
+	return e
 }
