@@ -134,3 +134,44 @@ func TestImportDirAndLintRef(t *testing.T) {
 		t.Errorf("lint of an unknown reference: exit %d %q, want 3", code, errOut)
 	}
 }
+
+// TestUsageErrors: every mistake on the command line exits 2 and names the
+// usage of the command meant, before anything is asked of a master or a
+// node.
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args  []string
+		error string // a part of stderr's first line
+		usage string // the hint's usage line
+	}{
+		{[]string{"history"}, "accepts 1 arg(s), received 0", "usage: moat history APP"},
+		{[]string{"ps", "a", "b"}, "accepts at most 1 arg(s), received 2", "usage: moat ps [APP]"},
+		{[]string{"rollback"}, "accepts between 1 and 2 arg(s)", "usage: moat rollback APP [REVISION]"},
+		{[]string{"scale", "a=1", "b=2"}, "accepts 1 arg(s), received 2", "usage: moat scale APP=N"},
+		{[]string{"apps", "extra"}, `unknown command "extra" for "moat apps"`, "usage: moat apps"},
+		{[]string{"node", "cordon"}, "accepts 1 arg(s), received 0", "usage: moat node cordon NODE"},
+		{[]string{"dev", "kill"}, "accepts 1 arg(s), received 0", "usage: moat dev kill NODE"},
+		{[]string{"runtime", "logs"}, "accepts 1 arg(s), received 0", "usage: moat runtime logs"},
+		{[]string{"deploy"}, `required flag(s) "file" not set`, "usage: moat deploy -f APP.yaml"},
+		{[]string{"apps", "--colour"}, "unknown flag: --colour", "usage: moat apps"},
+		{[]string{"node", "ls", "-x"}, "unknown shorthand flag: 'x'", "usage: moat node ls"},
+		{[]string{"logs", "hello", "--tail"}, "flag needs an argument: --tail", "usage: moat logs APP"},
+		{[]string{"bogus"}, `unknown command "bogus" for "moat"`, "usage: moat COMMAND"},
+		{[]string{"node", "bogus"}, `unknown command "bogus" for "moat node"`, "usage: moat node COMMAND"},
+		{[]string{"dev", "dwon"}, `unknown command "dwon" for "moat dev" (did you mean down?)`, "usage: moat dev COMMAND"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			out, errOut, code := moat(t, tt.args...)
+			first, hint, _ := strings.Cut(errOut, "\n")
+			if code != 2 || out != "" || !strings.Contains(first, tt.error) || !strings.HasPrefix(hint, "hint: "+tt.usage) {
+				t.Errorf("moat %v: exit %d, stdout %q, stderr %q\nwant exit 2, an error with %q, then hint: %s",
+					tt.args, code, out, errOut, tt.error, tt.usage)
+			}
+		})
+	}
+	// A command that only groups others shows its help when run alone.
+	if out, errOut, code := moat(t, "node"); code != 0 || !strings.Contains(out, "Available Commands") {
+		t.Errorf("moat node: exit %d, stdout %q, stderr %q; want its help", code, out, errOut)
+	}
+}

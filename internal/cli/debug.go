@@ -35,7 +35,7 @@ there as root. The master's key cannot debug: the node refuses it.`,
 				return err
 			}
 			argv := append([]string{"runtime", "debug", args[0], "--"}, args[1:]...)
-			code, err := enroll.Exec(cmd.Context(), node.Operator, nil, argv, a.stdin, a.stdout, a.stderr)
+			code, err := enroll.Exec(cmd.Context(), node.Operator, nil, argv, a.stdin, a.stdout.unbuffered(), a.stderr)
 			if err != nil {
 				return fmt.Errorf("debug %s on node %s: %w", args[0], node.Name, err)
 			}

@@ -33,9 +33,11 @@ func (a *app) devCommand() *cobra.Command {
 		Use:   "dev",
 		Short: "A local cluster of real nodes in network namespaces, for development",
 		Long: `moat dev up makes nodes on this machine: each a network namespace on a
-bridge with its own address, its own sshd, its own /root, /etc/ssh and
-/var/lib/moat. They are enrolled with moat node add, through ssh, exactly as
-rented machines are. Reach one with: ssh -F /var/lib/moat-dev/ssh_config n1`,
+bridge with its own address, its own sshd, its own /root, /etc/ssh,
+/var/lib/moat and /var/log. They are enrolled with moat node add, through
+ssh, exactly as rented machines are. Reach one with:
+ssh -F /var/lib/moat-dev/ssh_config n1. A node's logs are in its directory,
+/var/lib/moat-dev/cluster/nN: sshd.log, and var-log (its /var/log).`,
 	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", defaultDevDir, "state directory of the local cluster")
 	cmd.AddCommand(a.devUpCommand(&dir), a.devDownCommand(&dir), a.devNodeInitCommand(),
@@ -203,11 +205,13 @@ func (a *app) devDownCommand(dir *string) *cobra.Command {
 			for _, n := range c.Nodes {
 				mc.RemoveNode(cmd.Context(), n.Name)
 			}
+			// The master first: its socket keeps /run/moat, which the
+			// nodes' removal removes once it is empty.
+			stopDevMaster(a, *dir)
 			if err := c.Destroy(); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stderr, "removed %d local nodes\n", len(c.Nodes))
-			stopDevMaster(a, *dir)
 			return os.RemoveAll(*dir)
 		},
 	}

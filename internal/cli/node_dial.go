@@ -73,6 +73,6 @@ func (a *app) pipe(conn io.ReadWriteCloser) error {
 			cw.CloseWrite()
 		}
 	}()
-	_, err := io.Copy(a.stdout, conn)
+	_, err := io.Copy(a.stdout.unbuffered(), conn)
 	return err
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/moatcloud/moat/internal/enroll"
 	"github.com/moatcloud/moat/internal/inventory"
 	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/quantity"
 	"github.com/moatcloud/moat/internal/sshx"
 )
@@ -48,12 +49,22 @@ func (a *app) nodeLsCommand() *cobra.Command {
 				rows = append(rows, []string{n.Name, n.Addr, state, ago(n.Since, time.Now()), fmt.Sprint(n.Replicas),
 					fmt.Sprintf("%dm/%d", n.MilliCPU, n.Info.CPUs*1000),
 					quantity.FormatBytes(n.Memory) + "/" + quantity.FormatBytes(n.Info.MemoryBytes),
-					quantity.FormatBytes(n.Info.DiskBytes-n.Info.DiskFreeBytes) + "/" + quantity.FormatBytes(n.Info.DiskBytes),
+					diskUsed(n.Info),
 					quantity.FormatBytes(n.Info.ImageBytes), labelString(n.Labels)})
 			}
 			return table(a.stdout, rows)
 		},
 	}
+}
+
+// diskUsed is what df shows: used of usable, where usable is used plus
+// available (blocks reserved for root count in neither), so that
+// used/usable is df's Use%.
+func diskUsed(i nodeapi.NodeInfo) string {
+	if i.DiskUsedBytes == 0 || i.DiskBytes == 0 {
+		return "-" // a node from before diskUsedBytes, or none reported yet
+	}
+	return quantity.FormatBytes(i.DiskUsedBytes) + "/" + quantity.FormatBytes(i.DiskUsedBytes+i.DiskFreeBytes)
 }
 
 func labelString(l map[string]string) string {

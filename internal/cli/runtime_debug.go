@@ -19,7 +19,7 @@ The command exits with the tool's exit status.`,
 			if dash := cmd.ArgsLenAtDash(); dash != 1 {
 				return usageError{errUsage("want: moat runtime debug CONTAINER -- TOOL [ARGS...]")}
 			}
-			code, err := r.client().Debug(cmd.Context(), args[0], args[1:], r.stdin, r.stdout, r.stderr)
+			code, err := r.client().Debug(cmd.Context(), args[0], args[1:], r.stdin, r.stdout.unbuffered(), r.stderr)
 			if err != nil {
 				return err
 			}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,22 +18,17 @@ func (r *runtimeCtx) logsCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return r.client().Logs(cmd.Context(), args[0], opts, func(e nodeapi.LogEntry) error {
 				if r.json {
-					return printJSONLine(r.stdout, e)
+					printJSONLine(r.stdout, e)
+					return r.flushLog(opts.Follow)
 				}
-				w := r.stdout
-				if e.Stream == "stderr" {
-					w = r.stderr
-				}
-				end := "\n"
-				if e.Partial {
-					end = ""
+				line := e.Line
+				if !e.Partial {
+					line += "\n"
 				}
 				if timestamps {
-					_, err := fmt.Fprintf(w, "%s %s%s", e.Time.Format(time.RFC3339Nano), e.Line, end)
-					return err
+					line = e.Time.Format(time.RFC3339Nano) + " " + line
 				}
-				_, err := fmt.Fprint(w, e.Line+end)
-				return err
+				return r.logLine(e.Stream == "stderr", line, opts.Follow)
 			})
 		},
 	}

@@ -107,7 +107,9 @@ func (d *Daemon) handleInfo(w http.ResponseWriter, r *http.Request) error {
 	}
 	var fs unix.Statfs_t
 	if unix.Statfs(d.cfg.Root, &fs) == nil {
-		info.DiskBytes, info.DiskFreeBytes = int64(fs.Blocks)*fs.Bsize, int64(fs.Bavail)*fs.Bsize
+		info.DiskBytes = int64(fs.Blocks) * fs.Bsize
+		info.DiskUsedBytes = int64(fs.Blocks-fs.Bfree) * fs.Bsize
+		info.DiskFreeBytes = int64(fs.Bavail) * fs.Bsize
 	}
 	info.Runc, _ = d.runc.Version(r.Context())
 	info.RequireSigned, info.Signers = d.cfg.RequireSigned, d.signerNames()

@@ -12,16 +12,21 @@ type ErrorBody = wire.ErrorBody
 // NodeInfo describes a node: what `moat node add` reports and the
 // scheduler later weighs.
 type NodeInfo struct {
-	Version       string `json:"version"`
-	Hostname      string `json:"hostname"`
-	OS            string `json:"os"`
-	Kernel        string `json:"kernel"`
-	Arch          string `json:"arch"`
-	Runc          string `json:"runc"`
-	CgroupMode    string `json:"cgroupMode"`
-	CPUs          int    `json:"cpus"`
-	MemoryBytes   int64  `json:"memoryBytes"`
+	Version     string `json:"version"`
+	Hostname    string `json:"hostname"`
+	OS          string `json:"os"`
+	Kernel      string `json:"kernel"`
+	Arch        string `json:"arch"`
+	Runc        string `json:"runc"`
+	CgroupMode  string `json:"cgroupMode"`
+	CPUs        int    `json:"cpus"`
+	MemoryBytes int64  `json:"memoryBytes"`
+	// The disk of Root, as df shows it: DiskBytes is its size (df's
+	// Size), DiskUsedBytes what is written on it (Used), DiskFreeBytes what
+	// is left for use (Avail). Blocks reserved for root are in neither
+	// used nor free: the disk's usable part is used plus free.
 	DiskBytes     int64  `json:"diskBytes"`
+	DiskUsedBytes int64  `json:"diskUsedBytes"`
 	DiskFreeBytes int64  `json:"diskFreeBytes"`
 	Root          string `json:"root"`
 	Containers    int    `json:"containers"`

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -48,15 +49,54 @@ func fieldErr(field, format string, args ...any) *Error {
 // yamlLineRE matches the position yaml.v3 puts in its syntax errors.
 var yamlLineRE = lazyRE(`^yaml: line (\d+): (.*)$`)
 
+// yamlParserProblems are the messages of yaml.v3's parser (parserc.go), as
+// opposed to its scanner's. The two count the line they name differently:
+// the scanner from 1, the line meant; the parser from 0, so it names the
+// line before the one meant, and no line when it means the first. Where
+// the parser knows the construct it was in, the line is that construct's
+// start (the line of an unclosed [ or {), otherwise where it stopped.
+var yamlParserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
 // syntaxErr turns a yaml.v3 syntax error ("yaml: line 3: mapping values are
-// not allowed in this context") into an *Error carrying the line.
-func syntaxErr(err error) *Error {
-	msg := err.Error()
-	if m := yamlLineRE().FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &Error{Line: line, Msg: "invalid YAML: " + m[2]}
+// not allowed in this context") into an *Error at the line yaml means, in
+// data. A problem met where the file ends (a [ never closed) is put on its
+// last line, not on the line after it.
+func syntaxErr(err error, data []byte) *Error {
+	line, msg := 0, strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := yamlLineRE().FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
 	}
-	return &Error{Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	if yamlParserProblems[msg] {
+		line++
+	}
+	e := &Error{Line: line, Msg: "invalid YAML: " + msg}
+	if last := lineCount(data); line > last {
+		e.Line, e.Msg = last, e.Msg+" at the end of the file"
+	}
+	return e
+}
+
+// lineCount is the number of lines in data, the last one counted whether
+// or not a newline ends it.
+func lineCount(data []byte) int {
+	n := bytes.Count(data, []byte("\n"))
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		n++
+	}
+	return n
 }
 
 // pathLine finds the line of a field path, falling back to its nearest

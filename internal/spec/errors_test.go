@@ -29,8 +29,21 @@ func TestParseBad(t *testing.T) {
 		{"two documents", base + "---\n" + base, 3, "", "a second YAML document"},
 		{"top-level list", "- name: web\n  image: hello:1\n", 1, "", "the spec is a list: want a mapping"},
 		{"top-level scalar", "web\n", 1, "", `the spec is "web"`},
-		{"syntax error", base + "ports: [\n", 3, "", "invalid YAML"},
-		{"tabs", base + "env:\n\tA: b\n", 4, "", "invalid YAML"},
+		// yaml.v3's parser counts lines from 0, its scanner from 1: each
+		// is put on the line meant. An unclosed [ or { is reported on its
+		// line; what the parser meets at the end of the file, on the last line.
+		{"syntax error", base + "ports: [\n", 3, "", "invalid YAML: did not find expected node content at the end of the file"},
+		{"unclosed list, more fields after", base + "ports: [{name: http, port: 8080}\nreplicas: 3\n", 3, "", "invalid YAML: did not find expected ',' or ']'"},
+		{"unclosed mapping, more fields after", base + "env: {A: b\n\n\nreplicas: 3\n", 3, "", "did not find expected ',' or '}'"},
+		// Of a construct opened on the first line, yaml names the line
+		// where it stopped.
+		{"unclosed list on the first line", "command: [a, b\nname: web\nimage: hello:1\n", 2, "", "did not find expected ',' or ']'"},
+		{"unclosed list, no newline at the end", base + "ports: [", 3, "", "did not find expected node content"},
+		{"list item out of line", base + "ports:\n  - name: a\n   port: 1\n", 4, "", "did not find expected '-' indicator"},
+		{"key out of line", base + "env:\n    A: b\n  B: c\n", 5, "", "did not find expected key"},
+		{"tabs", base + "env:\n\tA: b\n", 4, "", "invalid YAML: found character that cannot start any token"},
+		{"unclosed quote", "name: web\nimage: \"hello:1\nreplicas: 3\n", 2, "", "found unexpected end of stream"},
+		{"mapping in a value", "name: web\n  image: hello:1\n", 2, "", "mapping values are not allowed in this context"},
 		{"unknown top-level field", base + "imgae: hello:2\n", 3, "imgae", "unknown field: want one of name, image, replicas"},
 		{"unknown nested field", base + "resources:\n  cpu: 1\n  memroy: 1Gi\n", 5, "resources.memroy", "unknown field: want one of cpu, memory"},
 		{"unknown field in a list item", tcp8080 + "  - {port: 1, proto: udp}\n", 5, "ports[1].proto", "unknown field"},

@@ -62,13 +62,13 @@ func document(data []byte) (*yaml.Node, *Error) {
 	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
 		return nil, &Error{Msg: "the spec is empty: want at least name: and image:"}
 	} else if err != nil {
-		return nil, syntaxErr(err)
+		return nil, syntaxErr(err, data)
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); err == nil {
 		return nil, &Error{Line: next.Line, Msg: "a second YAML document: a spec holds one app"}
 	} else if !errors.Is(err, io.EOF) {
-		return nil, syntaxErr(err)
+		return nil, syntaxErr(err, data)
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
 		return nil, &Error{Line: doc.Line, Msg: "not a YAML document"}

@@ -189,7 +189,7 @@ func (c *Cluster) NodeAPI(name string) *nodeapi.Client {
 
 func (c *Cluster) dumpLogs() {
 	for _, n := range c.Nodes {
-		for _, f := range []string{"sshd.log", "node.log"} {
+		for _, f := range []string{"sshd.log", "node.log", "var-log/moat-node.log"} {
 			if b, err := os.ReadFile(filepath.Join(n.Dir, f)); err == nil && len(b) > 0 {
 				c.t.Logf("node %s %s:\n%s", n.Name, f, tail(string(b), 80))
 			}

@@ -1,9 +1,10 @@
 // Package local runs moat nodes on this machine, for development (moat dev
 // up) and tests. Each node is a network namespace on a shared bridge, with
 // its own address, its own real OpenSSH sshd, and its own private /root,
-// /etc/ssh, /etc/moat, /usr/local/bin, /var/lib/moat and /run/moat, so
-// enrolling and running a node here is the same as on a rented VPS. Nodes
-// have no route beyond the bridge: their traffic stays on this machine.
+// /etc/ssh, /etc/moat, /usr/local/bin, /var/lib/moat, /run/moat and
+// /var/log, so enrolling and running a node here is the same as on a
+// rented VPS. Nodes have no route beyond the bridge: their traffic stays
+// on this machine.
 package local
 
 import (
@@ -14,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+
+	"golang.org/x/sys/unix"
 )
 
 // Options describe a cluster to create.
@@ -56,6 +59,9 @@ type Node struct {
 var nameRE = regexp.MustCompile(`^[a-z0-9]{1,8}$`)
 
 const stateFile = "cluster.json"
+
+// lockFile is what clusters pick their subnet under (see createBridge).
+const lockFile = "/run/moat-local.lock"
 
 // Create makes the bridge and the nodes and starts each node's sshd. On
 // failure it removes whatever it made.
@@ -160,5 +166,34 @@ func (c *Cluster) Destroy() error {
 	if err := os.RemoveAll(c.Dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove %s: %w", c.Dir, err))
 	}
+	tidyMachine()
 	return errors.Join(errs...)
+}
+
+// tidyMachine removes, once no local node is left on the machine, what
+// local nodes leave on it: the directories of moat's own they were
+// mounted over, if empty (a directory someone put something in stays), and
+// the lock clusters pick subnets under.
+//
+// Not while another cluster's node lives: removing a directory unmounts
+// whatever is mounted on it in every other mount namespace. And the lock
+// only when no one holds it: a cluster that opened it but has not locked
+// it yet, in the same microsecond, is the one case left.
+func tidyMachine() {
+	if live, _ := filepath.Glob("/run/netns/moat-*"); len(live) > 0 {
+		return
+	}
+	for _, d := range privateDirs {
+		if d.own {
+			os.Remove(d.target) // only if empty
+		}
+	}
+	lock, err := os.Open(lockFile)
+	if err != nil {
+		return
+	}
+	defer lock.Close()
+	if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+		os.Remove(lockFile)
+	}
 }

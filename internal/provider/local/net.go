@@ -21,7 +21,7 @@ const subnetBase = "10.250."
 // under a lock, so clusters created at once (parallel test packages) never
 // share a subnet.
 func (c *Cluster) createBridge() error {
-	lock, err := os.OpenFile("/run/moat-local.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := os.OpenFile(lockFile, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("create bridge: %w", err)
 	}

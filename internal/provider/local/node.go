@@ -15,21 +15,31 @@ import (
 )
 
 // privateDirs are bind-mounted from the node's directory over the
-// machine's, inside the node's mount namespace only.
+// machine's, inside the node's mount namespace only. The machine needs a
+// directory to mount over: node-init makes those missing. Those that are
+// moat's own (own) are removed again, if empty, with the last local node.
 var privateDirs = []struct {
 	sub, target string
 	mode        os.FileMode
+	own         bool
 }{
-	{"root", "/root", 0o700},
-	{"etc-ssh", "/etc/ssh", 0o755},
-	{"etc-moat", "/etc/moat", 0o755},
-	{"usr-local-bin", "/usr/local/bin", 0o755},
-	{"var-lib-moat", "/var/lib/moat", 0o700},
-	{"run-moat", "/run/moat", 0o755},
+	{"root", "/root", 0o700, false},
+	{"etc-ssh", "/etc/ssh", 0o755, false},
+	{"etc-moat", "/etc/moat", 0o755, true},
+	{"usr-local-bin", "/usr/local/bin", 0o755, false},
+	{"var-lib-moat", "/var/lib/moat", 0o700, true},
+	{"run-moat", "/run/moat", 0o755, true},
 	// sshd's privilege separation directory, and where its pid file is:
 	// the machine's /run is shared by every node.
-	{"run-sshd", "/run/sshd", 0o755},
-	{"tmp", "/tmp", 0o1777},
+	{"run-sshd", "/run/sshd", 0o755, false},
+	// Each node's logs: the node daemon's, when enrolment starts it
+	// without systemd, are its /var/log/moat-node.log.
+	{"var-log", "/var/log", 0o755, false},
+	// A node is not run by the machine's systemd: without this, enrolment
+	// would see /run/systemd/system and install the node's daemon as a
+	// unit of the machine's own init, outside the node.
+	{"run-systemd", "/run/systemd", 0o755, true},
+	{"tmp", "/tmp", 0o1777, false},
 }
 
 // sshdConfig is the node's sshd_config, shaped as Debian's: drop-ins in
