@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -127,11 +128,16 @@ func TestMasterKeyCannotCommand(t *testing.T) {
 		if status != http.StatusForbidden || !strings.Contains(body, "POST /v1/containers/{id}/debug") || !strings.Contains(body, "master") {
 			t.Errorf("debug: %d %s; want 403 naming the route and the role", status, body)
 		}
-		// The same with moat's own client over the master's connection.
+		// The same with moat's own client (over HTTP/1.1, which upgrades)
+		// on the master's connection.
 		pool := sshx.NewPool(sshx.Config{Signer: c.MasterKey})
 		defer pool.Close()
+		conn := pool.Add(c.Target("n1"))
+		h1 := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return conn.Open(ctx, "rpc")
+		}}}
 		var out, errOut strings.Builder
-		code, err := pool.Add(c.Target("n1")).NodeAPI().Debug(ctx, "web", evil, nil, &out, &errOut)
+		code, err := nodeapi.NewClient(h1).Debug(ctx, "web", evil, nil, &out, &errOut)
 		if !errors.Is(err, errs.ErrForbidden) || out.Len() > 0 {
 			t.Errorf("debug through moat's client: exit %d, %v, output %q; want forbidden", code, err, out.String())
 		}

@@ -17,7 +17,10 @@ func newMachine(c Check, start time.Time) *machine {
 		startUntil: start.Add(c.StartPeriod),
 		retries:    c.Retries,
 		interval:   c.Interval,
-		res:        Result{Status: Starting},
+		// The first failure counts one interval after the start, not at
+		// once: a program that starts gets Retries intervals to listen.
+		counted: start,
+		res:     Result{Status: Starting},
 	}
 }
 

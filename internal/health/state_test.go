@@ -64,8 +64,9 @@ func TestMachine(t *testing.T) {
 }
 
 // TestFastStartChecksKeepTheBudget: with checks every 50 ms before the
-// first success, failures still count once per interval, so a replica has
-// Retries intervals to come up.
+// first success, failures count once per interval from the start, so a
+// replica has Retries intervals to come up, as with a check every interval
+// (the first of which comes one interval after the start).
 func TestFastStartChecksKeepTheBudget(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	m := newMachine(Check{Interval: time.Second, Retries: 2}, t0)
@@ -73,13 +74,19 @@ func TestFastStartChecksKeepTheBudget(t *testing.T) {
 	for i := range 20 { // 0.95 s of failures, every 50 ms
 		m.observe(t0.Add(time.Duration(i)*50*time.Millisecond), fail)
 	}
-	if m.res.Status != Starting || m.res.Failures != 1 {
-		t.Fatalf("after 0.95s of fast failures: %+v, want still starting with 1 failure counted", m.res)
+	if m.res.Status != Starting || m.res.Failures != 0 {
+		t.Fatalf("after 0.95s of fast failures: %+v, want still starting, nothing counted", m.res)
 	}
-	// As with a check every second: the second counted failure, one
-	// interval after the first, makes it unhealthy.
 	m.observe(t0.Add(time.Second), fail)
+	if m.res.Status != Starting || m.res.Failures != 1 {
+		t.Fatalf("one interval after the start: %+v, want 1 failure counted", m.res)
+	}
+	m.observe(t0.Add(1500*time.Millisecond), fail)
+	if m.res.Failures != 1 {
+		t.Fatalf("half an interval later: %+v, want still 1", m.res)
+	}
+	m.observe(t0.Add(2*time.Second), fail)
 	if m.res.Status != Unhealthy || m.res.Failures != 2 {
-		t.Fatalf("one interval later: %+v, want unhealthy", m.res)
+		t.Fatalf("two intervals after the start: %+v, want unhealthy", m.res)
 	}
 }

@@ -160,3 +160,20 @@ func TestGCInterrupted(t *testing.T) {
 		t.Errorf("kept: %+v", imgs)
 	}
 }
+
+func TestUsedPercent(t *testing.T) {
+	for _, tt := range []struct {
+		blocks, free, avail uint64
+		want                int
+	}{
+		{100, 100, 95, 0},
+		{100, 50, 45, 53},    // df: 50 used, 45 available → 53%
+		{1000, 830, 780, 18}, // reserved blocks do not count as used
+		{100, 0, 0, 100},
+		{0, 0, 0, 0},
+	} {
+		if got := usedPercent(tt.blocks, tt.free, tt.avail); got != tt.want {
+			t.Errorf("usedPercent(%d, %d, %d) = %d, want %d", tt.blocks, tt.free, tt.avail, got, tt.want)
+		}
+	}
+}

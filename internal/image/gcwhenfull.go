@@ -29,13 +29,21 @@ func CollectWhenFull(ctx context.Context, path string, threshold int, interval t
 	}
 }
 
+// diskUsedPercent is how full the disk holding path is, as df's Use%:
+// used of what users may use, not counting the blocks reserved for root.
 func diskUsedPercent(path string) (int, error) {
 	var fs unix.Statfs_t
 	if err := unix.Statfs(path, &fs); err != nil {
 		return 0, err
 	}
-	if fs.Blocks == 0 {
-		return 0, nil
+	return usedPercent(fs.Blocks, fs.Bfree, fs.Bavail), nil
+}
+
+// usedPercent is df's Use%, rounded up. Pure.
+func usedPercent(blocks, free, avail uint64) int {
+	used := blocks - min(free, blocks)
+	if used+avail == 0 {
+		return 0
 	}
-	return int(100 - fs.Bavail*100/fs.Blocks), nil
+	return int((used*100 + used + avail - 1) / (used + avail))
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/sshx"
 	"github.com/moatcloud/moat/internal/testcluster"
+	"github.com/moatcloud/moat/internal/wire"
 )
 
 // BenchmarkMasterScale: a real master holding 1,000 nodes over real SSH
@@ -236,7 +237,7 @@ func serveRPC(ch ssh.Channel) {
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
 	})
-	(&http.Server{Handler: mux}).Serve(&oneConn{conn: chanConn{ch}})
+	(&http.Server{Handler: mux, Protocols: wire.Protocols()}).Serve(&oneConn{conn: chanConn{ch}})
 }
 
 // chanConn is an SSH channel as a net.Conn.

@@ -124,6 +124,7 @@ func (d *Daemon) prepare(ctx context.Context, c *container, id string, spec node
 	}
 	cfg := runtime.Resolve(id, spec, img.Config.Config, d.cfg.CgroupParent)
 	cfg.NoFile = noFileLimit()
+	cfg.StartMilliCPU = startupMilliCPU
 	for i := range cfg.Mounts {
 		if cfg.Mounts[i].Type == "bind" {
 			if err := os.MkdirAll(cfg.Mounts[i].Source, 0o755); err != nil {

@@ -22,6 +22,8 @@ func (d *Daemon) startHealth(c *container, shim *runtime.ShimProcess) {
 	h := c.rec.Spec.Health
 	if h == nil {
 		c.rec.Health, c.rec.HealthOutput = "", ""
+		// Without a check, the start-up allowance ends after a while.
+		time.AfterFunc(startupWindow, func() { d.endStartup(c, shim) })
 		return
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
@@ -58,6 +60,9 @@ func (d *Daemon) recordHealth(c *container, shim *runtime.ShimProcess, r health.
 	}
 	c.rec.Health, c.rec.HealthOutput = string(r.Status), r.Output
 	d.changed(c)
+	if r.Status == health.Healthy {
+		go d.endStartup(c, shim)
+	}
 	if r.Status != health.Unhealthy {
 		return
 	}
@@ -81,4 +86,28 @@ func orDuration(d nodeapi.Duration, def time.Duration) time.Duration {
 		return def
 	}
 	return time.Duration(d)
+}
+
+// A container starts with a CPU limit of at least one core, whatever it
+// asked for: a program limited to 1% of a core spends seconds throttled
+// before it can answer its health check, and a failover of many replicas
+// waits for the slowest. The limit it asked for applies from its first
+// healthy check on, or after startupWindow without a check. Its CPU weight
+// (shares) is what it asked for throughout, so starters compete fairly.
+const (
+	startupMilliCPU = 1000
+	startupWindow   = 10 * time.Second
+)
+
+// endStartup lowers a run's CPU limit to what the container asked for.
+func (d *Daemon) endStartup(c *container, shim *runtime.ShimProcess) {
+	c.mu.Lock()
+	current, cfg, id := c.shim == shim && c.rec.State == nodeapi.StateRunning, c.rec.Config, c.rec.ID
+	c.mu.Unlock()
+	if !current || cfg.StartMilliCPU <= cfg.LimitMilliCPU() {
+		return
+	}
+	if err := d.runc.UpdateCPU(d.ctx, id, cfg.LimitMilliCPU()); err != nil {
+		d.log.Warn("CPU limit not lowered after start-up", "container", id, "err", err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 )
 
@@ -52,6 +53,13 @@ func (r Runc) run(ctx context.Context, args ...string) ([]byte, error) {
 		return out, fmt.Errorf("runc %s: %s: %w", args[0], msg, err)
 	}
 	return out, nil
+}
+
+// UpdateCPU sets a running container's CPU limit (its CFS quota).
+func (r Runc) UpdateCPU(ctx context.Context, id string, milliCPU int64) error {
+	quota, period := cpuQuota(milliCPU)
+	_, err := r.run(ctx, "update", "--cpu-quota", strconv.FormatInt(quota, 10), "--cpu-period", strconv.FormatUint(period, 10), id)
+	return err
 }
 
 // Kill sends a signal ("TERM", "KILL") to the container's init process.

@@ -44,8 +44,13 @@ type Config struct {
 	Mounts         []Mount
 	MemoryBytes    int64
 	MilliCPU       int64
-	Pids           int64
-	NoFile         uint64 // RLIMIT_NOFILE; 0 leaves the shim's
+	// StartMilliCPU is the CPU limit while the container starts, when
+	// higher than MilliCPU: a program limited to 1% of a core takes
+	// seconds to start. The node lowers it (UpdateCPU) once the container
+	// is healthy. Its CPU weight is MilliCPU's throughout.
+	StartMilliCPU int64
+	Pids          int64
+	NoFile        uint64 // RLIMIT_NOFILE; 0 leaves the shim's
 
 	CgroupsPath string
 	Annotations map[string]string
@@ -132,8 +137,7 @@ func resources(c Config) *specs.LinuxResources {
 	mem := orDefaultInt(c.MemoryBytes, DefaultMemoryBytes)
 	milli := orDefaultInt(c.MilliCPU, DefaultMilliCPU)
 	pids := orDefaultInt(c.Pids, DefaultPids)
-	quota := milli * cpuPeriod / 1000
-	period := uint64(cpuPeriod)
+	quota, period := cpuQuota(max(milli, c.StartMilliCPU))
 	shares := uint64(milli * 1024 / 1000)
 	if shares < 2 {
 		shares = 2
@@ -146,6 +150,14 @@ func resources(c Config) *specs.LinuxResources {
 		Pids:   &specs.LinuxPids{Limit: &pids},
 	}
 }
+
+// cpuQuota is a CPU limit as a CFS quota and period (microseconds).
+func cpuQuota(milli int64) (int64, uint64) {
+	return milli * cpuPeriod / 1000, cpuPeriod
+}
+
+// LimitMilliCPU is the CPU limit a container runs with once started.
+func (c Config) LimitMilliCPU() int64 { return orDefaultInt(c.MilliCPU, DefaultMilliCPU) }
 
 func mounts(c Config) []specs.Mount {
 	ms := []specs.Mount{

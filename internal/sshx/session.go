@@ -49,20 +49,26 @@ func (c *Conn) Open(ctx context.Context, command string) (net.Conn, error) {
 	return sc, nil
 }
 
-// transport makes HTTP connections out of rpc sessions. Keep-alive keeps
-// them: a session costs the node a fork of the gate, a request should not.
+// transport makes HTTP connections out of rpc sessions, and speaks
+// HTTP/2 on them (without TLS: SSH is the transport's security), so one
+// session carries every request to the node at once: the event stream,
+// lease renewals, and as many container creates as a failover needs. A
+// session costs the node a fork of the gate and an sshd session; sshd
+// allows 10 per connection (MaxSessions), which HTTP/1.1's one request per
+// session would cap concurrency at.
 func (c *Conn) transport() *http.Transport {
-	return &http.Transport{
+	t := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return c.Open(ctx, "rpc")
 		},
-		// sshd allows 10 sessions per connection (MaxSessions): leave room
-		// for SFTP and dial sessions.
-		MaxConnsPerHost:     6,
-		MaxIdleConnsPerHost: 6,
+		MaxConnsPerHost:     2,
+		MaxIdleConnsPerHost: 2,
 		IdleConnTimeout:     5 * time.Minute,
 		DisableCompression:  true,
+		Protocols:           new(http.Protocols),
 	}
+	t.Protocols.SetUnencryptedHTTP2(true)
+	return t
 }
 
 // SFTP opens an SFTP session on the gate (confined to the node's inbox).

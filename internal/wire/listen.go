@@ -62,7 +62,8 @@ func Serve(ctx context.Context, pidFile string, log *slog.Logger, serving func()
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: e.Handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		srv := &http.Server{Handler: e.Handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			Protocols: Protocols()}
 		servers = append(servers, srv)
 		go func() { errc <- srv.Serve(ln) }()
 	}
@@ -78,4 +79,14 @@ func Serve(ctx context.Context, pidFile string, log *slog.Logger, serving func()
 	case <-ctx.Done():
 	}
 	return nil
+}
+
+// Protocols are what moat's servers speak: HTTP/1.1 (curl, upgrades for
+// debug and dial) and HTTP/2 without TLS, which the master uses over one
+// SSH session per node (the unix socket and SSH are the security).
+func Protocols() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return p
 }
