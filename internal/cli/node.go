@@ -65,6 +65,7 @@ re-adopts them.`,
 	f.StringVar(&maxLayer, "max-layer-size", "8Gi", "largest unpacked layer accepted")
 	f.StringVar(&configFile, "config", "/etc/moat/node.conf", "settings file: one flag=value per line; flags given on the command line win")
 	f.StringSliceVar(&cfg.AllowBind, "allow-bind", nil, "host directory containers may bind-mount from (repeatable; default ROOT/volumes)")
+	f.IntVar(&cfg.CPUs, "cpus", 0, "CPU capacity, in cores, the scheduler may place on this node (default: the machine's CPUs)")
 	f.StringVar(&allowPrivileges, "allow-privileges", "", "privileges any container on this node may ask for, declared by its image or not: cap:NAME, root, writable-root, new-privileges, seccomp-unconfined, host-network (comma-separated)")
 	f.BoolVar(&cfg.RequireSigned, "require-signed", true, "run only images signed by a key in the allowed signers file")
 	f.StringVar(&cfg.AllowedSigners, "allowed-signers", node.DefaultAllowedSigners, "who may sign images this node runs (OpenSSH allowed_signers format)")

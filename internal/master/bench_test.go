@@ -13,9 +13,10 @@ import (
 	"github.com/moatcloud/moat/internal/testcluster"
 )
 
-// benchEnv is newEnv for benchmarks.
-func benchEnv(b *testing.B, nodes int) *env {
+// benchEnv is newEnv for benchmarks; nodeConf are more node.conf lines.
+func benchEnv(b *testing.B, nodes int, nodeConf ...string) *env {
 	c := testcluster.NewCluster(b, nodes)
+	c.NodeConf = nodeConf
 	m := c.StartMaster()
 	var names []string
 	for _, n := range c.Nodes {
@@ -180,7 +181,9 @@ func tail(s string, lines int) string {
 func BenchmarkFailoverMany(b *testing.B) {
 	for _, cpu := range []string{"100m", "10m"} {
 		b.Run("cpu="+cpu, func(b *testing.B) {
-			e := benchEnv(b, 3)
+			// 150 replicas at 100m need 15 cores: the nodes offer 16 each,
+			// whatever this machine has.
+			e := benchEnv(b, 3, "cpus=16")
 			ctx := context.Background()
 			const replicas = 150
 			yaml := strings.Replace(spec("many", replicas), "cpu: 100m, memory: 32Mi", "cpu: "+cpu+", memory: 16Mi", 1)

@@ -39,7 +39,7 @@ type Config struct {
 	// the singleton starts elsewhere; longer than LeaseTTL.
 	SingletonGrace    time.Duration
 	KeepaliveInterval time.Duration
-	KeepaliveMisses   int
+	DownAfter         time.Duration
 	// KeepRevisions is each app's rollback window: the images of its last
 	// KeepRevisions distinct revisions are never collected.
 	KeepRevisions int
@@ -85,6 +85,7 @@ type Master struct {
 	agents   map[string]*agent
 	deploys  sync.Mutex // one deploy, scale or rollback decided at a time
 	failures map[string]string
+	specs    sync.Map // "app@revision" → spec.App, decoded once
 	// unplacedSince: when each app revision's replicas became
 	// unplaceable (reconcile's goroutine only).
 	unplacedSince map[string]time.Time
@@ -216,7 +217,7 @@ func Open(cfg Config) (*Master, error) {
 		kick: make(chan struct{}, 1), agents: map[string]*agent{}, failures: map[string]string{}, unplacedSince: map[string]time.Time{},
 		pushSlots: make(chan struct{}, cfg.MaxPushes), dists: map[digest.Digest]*dist{},
 	}
-	m.pool = sshx.NewPool(sshx.Config{Signer: key, KeepaliveInterval: cfg.KeepaliveInterval, KeepaliveMisses: cfg.KeepaliveMisses, Log: cfg.Log})
+	m.pool = sshx.NewPool(sshx.Config{Signer: key, KeepaliveInterval: cfg.KeepaliveInterval, DownAfter: cfg.DownAfter, Log: cfg.Log})
 	return m, nil
 }
 

@@ -3,6 +3,7 @@ package master
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/moatcloud/moat/internal/master/store"
@@ -66,14 +67,42 @@ func (m *Master) look(ctx context.Context) (*world, error) {
 		if err != nil {
 			return nil, err
 		}
-		var sp spec.App
-		if err := json.Unmarshal(rev.Spec, &sp); err != nil {
+		sp, err := m.specOf(rev)
+		if err != nil {
 			return nil, err
 		}
 		w.apps = append(w.apps, appState{App: a, rev: rev, spec: sp})
 	}
 	w.replicas, err = m.db.Replicas(ctx)
 	return w, err
+}
+
+// specOf decodes a revision's spec, once: a revision never changes its
+// spec, and every reconcile pass (and every view) wants every app's.
+func (m *Master) specOf(rev store.Revision) (spec.App, error) {
+	key := fmt.Sprintf("%s@%d", rev.App, rev.Revision)
+	if sp, ok := m.specs.Load(key); ok {
+		return sp.(spec.App), nil
+	}
+	var sp spec.App
+	if err := json.Unmarshal(rev.Spec, &sp); err != nil {
+		return sp, fmt.Errorf("app %s revision %d: %w", rev.App, rev.Revision, err)
+	}
+	m.specs.Store(key, sp)
+	return sp, nil
+}
+
+// refresh takes a new look at what reconciling the apps changed: the
+// replicas, and the nodes' views. Apps and nodes are as they were.
+func (m *Master) refresh(ctx context.Context, w *world) error {
+	for name := range w.nodes {
+		if a := m.agent(name); a != nil {
+			w.views[name] = a.view()
+		}
+	}
+	var err error
+	w.replicas, err = m.db.Replicas(ctx)
+	return err
 }
 
 func (m *Master) reconcile(ctx context.Context) error {
@@ -90,7 +119,7 @@ func (m *Master) reconcile(ctx context.Context) error {
 		changed = changed || c
 	}
 	// Act on nodes with what the apps now want.
-	if w, err = m.look(ctx); err != nil {
+	if err := m.refresh(ctx, w); err != nil {
 		return err
 	}
 	fencing := m.fence(ctx, w)

@@ -94,14 +94,14 @@ func containerSpec(a spec.App, image string, r store.Replica) nodeapi.ContainerS
 
 // create runs a replica on the node: its image first, then its container.
 func (a *agent) create(ctx context.Context, rev store.Revision, r store.Replica) error {
-	var app spec.App
-	if err := json.Unmarshal(rev.Spec, &app); err != nil {
+	app, err := a.m.specOf(rev)
+	if err != nil {
 		return err
 	}
 	if err := a.ensureImage(ctx, rev.Image, app.Image); err != nil {
 		return err
 	}
-	_, err := a.api.CreateContainer(ctx, containerSpec(app, rev.Image, r), true)
+	_, err = a.api.CreateContainer(ctx, containerSpec(app, rev.Image, r), true)
 	if errors.Is(err, errs.ErrConflict) {
 		return nil // made by an earlier attempt whose answer was lost
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"net/http"
 	"os"
 	goruntime "runtime"
@@ -93,7 +94,7 @@ func (d *Daemon) writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 func (d *Daemon) handleInfo(w http.ResponseWriter, r *http.Request) error {
 	info := nodeapi.NodeInfo{
-		Version: version.Version, OS: osName(), Arch: goruntime.GOARCH, CPUs: goruntime.NumCPU(),
+		Version: version.Version, OS: osName(), Arch: goruntime.GOARCH, CPUs: cmp.Or(d.cfg.CPUs, goruntime.NumCPU()),
 		CgroupMode: runtime.CgroupMode(), Root: d.cfg.Root,
 	}
 	var uts unix.Utsname

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,9 @@ type Config struct {
 	GCInterval time.Duration
 	GCGrace    *time.Duration
 	PeerKey    string // default DefaultPeerKey
+	// CPUs is the CPU capacity the node offers the scheduler, in cores:
+	// the machine's when 0. More overcommits, fewer holds some back.
+	CPUs int
 	// AllowPrivileges are privileges the operator grants on this node to
 	// any container that asks, declared by its image or not (package
 	// privilege). Empty: only what images declare.
@@ -62,11 +66,15 @@ type Daemon struct {
 	images *image.Store
 	runc   runtime.Runc
 
-	ctx        context.Context // the daemon's lifetime; restart timers stop with it
-	events     hub
-	seq        atomic.Uint64 // orders container reports
-	lease      *lease
-	gcMu       sync.RWMutex // held to read by container creation, to write by image GC
+	ctx    context.Context // the daemon's lifetime; restart timers stop with it
+	events hub
+	seq    atomic.Uint64 // orders container reports
+	lease  *lease
+	gcMu   sync.RWMutex // held to read by container creation, to write by image GC
+	// starts bounds the containers starting at once (shim and runc): a
+	// failover's fifty at once only contend for the kernel's mount and
+	// cgroup locks, and all finish late; a few at a time finish sooner.
+	starts     chan struct{}
 	mu         sync.Mutex
 	containers map[string]*container
 }
@@ -137,6 +145,7 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 		cfg: cfg, log: log, images: store,
 		runc:       runtime.Runc{Binary: cfg.Runc, Root: cfg.RuncRoot},
 		containers: map[string]*container{},
+		starts:     make(chan struct{}, max(2, goruntime.NumCPU())),
 		ctx:        context.Background(),
 		lease:      loadLease(leasePath(cfg.Root)),
 	}, nil

@@ -107,7 +107,11 @@ func (d *Daemon) endStartup(c *container, shim *runtime.ShimProcess) {
 	if !current || cfg.StartMilliCPU <= cfg.LimitMilliCPU() {
 		return
 	}
-	if err := d.runc.UpdateCPU(d.ctx, id, cfg.LimitMilliCPU()); err != nil {
+	ok, err := runtime.SetCPULimit(cfg.CgroupsPath, cfg.LimitMilliCPU())
+	if err == nil && !ok {
+		err = d.runc.UpdateCPU(d.ctx, id, cfg.LimitMilliCPU()) // a cgroup layout moat does not know
+	}
+	if err != nil {
 		d.log.Warn("CPU limit not lowered after start-up", "container", id, "err", err)
 	}
 }

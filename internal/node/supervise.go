@@ -22,7 +22,9 @@ func (d *Daemon) startLocked(ctx context.Context, c *container) error {
 		d.recordExit(c, runtime.ExitStatus{Code: -1, Error: err.Error(), Finished: time.Now().UTC()})
 		return fmt.Errorf("start %s: %w", id, err)
 	}
+	d.starts <- struct{}{}
 	shim, err := runtime.StartShim(ctx, d.cfg.Exe, c.dir)
+	<-d.starts
 	if err != nil {
 		d.recordExit(c, runtime.ExitStatus{Code: -1, Error: err.Error(), Finished: time.Now().UTC()})
 		return fmt.Errorf("start %s: %w", id, err)

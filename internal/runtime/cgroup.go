@@ -58,3 +58,39 @@ func readCounter(path, key string) (int, bool) {
 	}
 	return 0, false
 }
+
+// SetCPULimit writes a container's CPU limit into its cgroup: cpu.max on
+// v2, cpu.cfs_quota_us on v1 (the period stays runc's). It is what `runc
+// update --cpu-quota` does, without starting a process: a failover lowers
+// fifty containers' limits at once. It reports false when it found no
+// file to write, for the caller to ask runc.
+func SetCPULimit(cgroupsPath string, milliCPU int64) (bool, error) {
+	quota, period := cpuQuota(milliCPU)
+	if CgroupMode() == "v2" {
+		p := filepath.Join("/sys/fs/cgroup", cgroupsPath, "cpu.max")
+		return writeIfExists(p, strconv.FormatInt(quota, 10)+" "+strconv.FormatUint(period, 10))
+	}
+	for _, h := range []string{"cpu,cpuacct", "cpu"} {
+		dir := filepath.Join("/sys/fs/cgroup", h, cgroupsPath)
+		if ok, err := writeIfExists(filepath.Join(dir, "cpu.cfs_period_us"), strconv.FormatUint(period, 10)); !ok || err != nil {
+			continue
+		}
+		return writeIfExists(filepath.Join(dir, "cpu.cfs_quota_us"), strconv.FormatInt(quota, 10))
+	}
+	return false, nil
+}
+
+func writeIfExists(path, value string) (bool, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if os.IsNotExist(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_, err = f.WriteString(value)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return true, err
+}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -131,7 +133,8 @@ func (c *Conn) maintain() {
 	log := c.pool.cfg.Log.With("node", c.target.Name)
 	wait := backoffMin
 	for c.ctx.Err() == nil {
-		client, err := c.connect(c.ctx)
+		heard := new(atomic.Int64)
+		client, err := c.connect(c.ctx, heard)
 		if err != nil {
 			if c.ctx.Err() != nil {
 				return
@@ -152,7 +155,7 @@ func (c *Conn) maintain() {
 		wait = backoffMin
 		c.setState(Up, client, nil)
 		log.Info("node up")
-		err = c.watch(client)
+		err = c.watch(client, heard)
 		client.Close()
 		c.http.CloseIdleConnections()
 		if c.ctx.Err() != nil {
@@ -167,8 +170,9 @@ func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
-// connect dials and handshakes, holding a handshake slot.
-func (c *Conn) connect(ctx context.Context) (*ssh.Client, error) {
+// connect dials and handshakes, holding a handshake slot. heard keeps the
+// time of the last byte read from the node.
+func (c *Conn) connect(ctx context.Context, heard *atomic.Int64) (*ssh.Client, error) {
 	cfg := c.pool.cfg
 	if err := c.pool.acquire(ctx); err != nil {
 		return nil, err
@@ -180,6 +184,8 @@ func (c *Conn) connect(ctx context.Context) (*ssh.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", c.target.Addr, err)
 	}
+	heard.Store(time.Now().UnixNano())
+	tcp = heardConn{Conn: tcp, heard: heard}
 	tcp.SetDeadline(time.Now().Add(cfg.DialTimeout))
 	sc, chans, reqs, err := ssh.NewClientConn(tcp, c.target.Addr, c.clientConfig())
 	if err != nil {
@@ -202,14 +208,20 @@ func (c *Conn) clientConfig() *ssh.ClientConfig {
 	}
 }
 
-// watch sends keepalives until the node stops answering or the connection
-// breaks, and says why.
-func (c *Conn) watch(client *ssh.Client) error {
+// maxProbes bounds the keepalives in flight on one connection: a node
+// that has stopped answering is not sent an unbounded pile.
+const maxProbes = 16
+
+// watch sends keepalives until nothing has arrived from the node for
+// DownAfter, or the connection breaks, and says why. Anything that
+// arrives counts, not only answers to keepalives (heard): a busy node is
+// not probed, and a probe that is slow to come back is not a miss while
+// other bytes flow.
+func (c *Conn) watch(client *ssh.Client, heard *atomic.Int64) error {
 	cfg := c.pool.cfg
 	closed := make(chan error, 1)
 	go func() { closed <- client.Wait() }()
-	var inflight chan struct{}
-	misses := 0
+	var probes atomic.Int32
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -218,25 +230,33 @@ func (c *Conn) watch(client *ssh.Client) error {
 			return fmt.Errorf("connection closed: %v", err)
 		case <-c.pool.beat():
 		}
-		if inflight != nil {
-			select {
-			case <-inflight:
-				misses = 0
-			default:
-				// The last probe got no answer in a whole interval.
-				misses++
-				if misses >= cfg.KeepaliveMisses {
-					return fmt.Errorf("no answer to %d keepalives %s apart", misses, cfg.KeepaliveInterval)
-				}
-				continue
-			}
+		quiet := time.Since(time.Unix(0, heard.Load()))
+		if quiet >= cfg.DownAfter {
+			return fmt.Errorf("nothing from the node for %s", quiet.Round(100*time.Millisecond))
 		}
-		inflight = make(chan struct{})
-		go func(done chan struct{}) {
-			// Any reply, even "unknown request", proves the node alive.
-			if _, _, err := client.SendRequest("keepalive@openssh.com", true, nil); err == nil {
-				close(done)
-			}
-		}(inflight)
+		if quiet < cfg.KeepaliveInterval || probes.Load() >= maxProbes {
+			continue
+		}
+		probes.Add(1)
+		go func() {
+			// Any reply, even "unknown request", proves the node alive;
+			// the bytes are counted as they are read.
+			client.SendRequest("keepalive@openssh.com", true, nil)
+			probes.Add(-1)
+		}()
 	}
+}
+
+// heardConn records when each read from the node returned bytes.
+type heardConn struct {
+	net.Conn
+	heard *atomic.Int64
+}
+
+func (h heardConn) Read(b []byte) (int, error) {
+	n, err := h.Conn.Read(b)
+	if n > 0 {
+		h.heard.Store(time.Now().UnixNano())
+	}
+	return n, err
 }

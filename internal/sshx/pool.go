@@ -16,21 +16,24 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// Defaults: a node that answers nothing for three keepalives 700 ms apart
-// is down, within 2.1 to 2.8 s of going silent.
+// Defaults: a node from which nothing has arrived for 2.7 s is down. A
+// keepalive goes out every 200 ms while the connection is otherwise quiet,
+// so a node that dies is down 2.5 to 2.9 s later, and a link that stalls
+// for up to 2 s (rented machines' links do, now and then), loses packets
+// and delays them by a few hundred ms is not mistaken for a dead node.
 const (
-	DefaultKeepaliveInterval = 700 * time.Millisecond
-	DefaultKeepaliveMisses   = 3
+	DefaultKeepaliveInterval = 200 * time.Millisecond
+	DefaultDownAfter         = 2700 * time.Millisecond
 	DefaultMaxHandshakes     = 8
 	DefaultDialTimeout       = 5 * time.Second
 )
 
 // Config configures a Pool.
 type Config struct {
-	Signer            ssh.Signer // the master's key
-	KeepaliveInterval time.Duration
-	KeepaliveMisses   int
-	MaxHandshakes     int // concurrent SSH handshakes, below sshd's MaxStartups (10)
+	Signer            ssh.Signer    // the master's key
+	KeepaliveInterval time.Duration // how often a quiet connection is probed
+	DownAfter         time.Duration // silence after which a node is down
+	MaxHandshakes     int           // concurrent SSH handshakes, below sshd's MaxStartups (10)
 	DialTimeout       time.Duration
 	Log               *slog.Logger
 }
@@ -39,8 +42,8 @@ func (c *Config) setDefaults() {
 	if c.KeepaliveInterval <= 0 {
 		c.KeepaliveInterval = DefaultKeepaliveInterval
 	}
-	if c.KeepaliveMisses <= 0 {
-		c.KeepaliveMisses = DefaultKeepaliveMisses
+	if c.DownAfter <= 0 {
+		c.DownAfter = DefaultDownAfter
 	}
 	if c.MaxHandshakes <= 0 {
 		c.MaxHandshakes = DefaultMaxHandshakes

@@ -38,6 +38,8 @@ type Cluster struct {
 	// SSHConfig reaches every node by name as its operator (root, the
 	// operator key, host keys checked): ssh -F SSHConfig n1.
 	SSHConfig string
+	// NodeConf are more node.conf lines Install writes (e.g. "cpus=16").
+	NodeConf []string
 }
 
 // Clusters of killed test runs are swept by the next run.
@@ -150,6 +152,9 @@ func (c *Cluster) Install(name string) {
 		c.t.Fatal(err)
 	}
 	conf.WriteString("require-signed=true\n")
+	for _, l := range c.NodeConf {
+		conf.WriteString(l + "\n")
+	}
 	conf.Close()
 	if err := c.StartDaemon(name); err != nil {
 		c.t.Fatal(err)

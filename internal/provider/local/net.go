@@ -176,3 +176,24 @@ func (c *Cluster) LimitBandwidth(bitsPerSec int64) error {
 	}
 	return nil
 }
+
+// DropPackets makes a node's network lose a share of its packets, each
+// way, at random (iptables' statistic match: this kernel has no netem).
+// Zero stops the loss.
+func (c *Cluster) DropPackets(name string, probability float64) error {
+	n, err := c.Node(name)
+	if err != nil {
+		return err
+	}
+	for _, chain := range []string{"INPUT", "OUTPUT"} {
+		run("ip", "netns", "exec", n.NetNS, "iptables", "-F", chain)
+		if probability <= 0 {
+			continue
+		}
+		if err := run("ip", "netns", "exec", n.NetNS, "iptables", "-A", chain, "-m", "statistic", "--mode", "random",
+			"--probability", fmt.Sprint(probability), "-j", "DROP"); err != nil {
+			return fmt.Errorf("drop packets on %s (needs iptables): %w", name, err)
+		}
+	}
+	return nil
+}
