@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,17 +29,20 @@ type agent struct {
 
 	mu         sync.Mutex
 	containers map[string]nodeapi.Container
+	shared     bool      // a view holds containers: copy before changing
 	synced     bool      // containers is current
 	leased     time.Time // last successful lease renewal
 	inflight   map[string]bool
-	lastErr    map[string]string // per replica: why its last operation failed
-	refused    map[string]bool   // per replica: the node refused it for good (an image it will not run)
+	lastErr    map[string]string    // per replica: why its last operation failed
+	refused    map[string]bool      // per replica: the node refused it for good (an image it will not run)
+	present    map[string]time.Time // image manifests the node was found to have, and when (ensureImage)
 
 	pushMu  sync.Mutex
 	pushing map[string]*sync.Mutex // one push of an image to this node at a time
 
 	keptVersion atomic.Pointer[string] // of the keep list last sent (renew and GC both set it)
 	infoAt      time.Time              // when the node last described itself
+	info        nodeapi.NodeInfo       // what it said
 	infoWake    chan struct{}          // its images changed: renew, and ask it again, now
 }
 
@@ -56,7 +60,7 @@ func (m *Master) startAgent(n store.Node) error {
 	a := &agent{
 		m: m, name: n.Name, conn: conn, api: conn.NodeAPI(), log: m.log.With("node", n.Name), stop: cancel,
 		infoWake: make(chan struct{}, 1),
-		inflight: map[string]bool{}, lastErr: map[string]string{}, refused: map[string]bool{}, pushing: map[string]*sync.Mutex{},
+		inflight: map[string]bool{}, lastErr: map[string]string{}, refused: map[string]bool{}, present: map[string]time.Time{}, pushing: map[string]*sync.Mutex{},
 	}
 	m.mu.Lock()
 	if old := m.agents[n.Name]; old != nil {
@@ -155,12 +159,12 @@ func (a *agent) watch(ctx context.Context) {
 			case e.Type == "container" && e.Container != nil:
 				a.mu.Lock()
 				if old, ok := a.containers[e.Container.ID]; !ok || old.Seq <= e.Container.Seq {
-					a.containers[e.Container.ID] = *e.Container
+					a.writable()[e.Container.ID] = *e.Container
 				}
 				a.mu.Unlock()
 			case e.Type == "removed":
 				a.mu.Lock()
-				delete(a.containers, e.ID)
+				delete(a.writable(), e.ID)
 				a.mu.Unlock()
 			}
 			a.m.kickReconcile()
@@ -178,8 +182,21 @@ func (a *agent) watch(ctx context.Context) {
 
 func (a *agent) setSynced(synced bool, containers map[string]nodeapi.Container) {
 	a.mu.Lock()
-	a.synced, a.containers = synced, containers
+	a.synced, a.containers, a.shared = synced, containers, false
 	a.mu.Unlock()
+}
+
+// writable returns the containers map to change: a copy if a view holds
+// the current one, which views share rather than copy (the reconciler
+// takes a view of every node at every pass). a.mu held.
+func (a *agent) writable() map[string]nodeapi.Container {
+	if a.shared {
+		a.containers, a.shared = maps.Clone(a.containers), false
+	}
+	if a.containers == nil {
+		a.containers = map[string]nodeapi.Container{}
+	}
+	return a.containers
 }
 
 // view is what the reconciler reads of an agent.
@@ -201,7 +218,8 @@ func (a *agent) view() view {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	v := view{name: a.name, state: state, since: since, err: err, synced: a.synced && state == sshx.Up, leased: a.leased,
-		containers: maps.Clone(a.containers)}
+		containers: a.containers} // shared: not to be changed (see writable)
+	a.shared = true
 	// Empty maps stay nil: the reconciler takes a view of every node each
 	// round, and with a thousand nodes the allocations are what it costs.
 	if len(a.inflight) > 0 {
@@ -227,6 +245,10 @@ func (a *agent) do(id, what string, f func(context.Context) error) {
 	a.inflight[id] = true
 	a.mu.Unlock()
 	go func() {
+		// A bounded number at once: ten thousand creates at once only
+		// starve the reconciler and the database of the CPU they need.
+		a.m.ops <- struct{}{}
+		defer func() { <-a.m.ops }()
 		ctx, cancel := context.WithTimeout(a.m.ctx, 5*time.Minute)
 		defer cancel()
 		t0 := time.Now()
@@ -268,9 +290,19 @@ func (a *agent) refreshInfo(ctx context.Context, timeout time.Duration) bool {
 		a.log.Error("save node info", "err", err)
 		return false
 	}
-	a.infoAt = time.Now()
-	a.m.kickReconcile()
+	// Disk use changes after every pull; a pass is owed only when what
+	// the scheduler weighs changed.
+	if a.infoAt.IsZero() || placementChanged(a.info, info) {
+		a.m.kickReconcile()
+	}
+	a.infoAt, a.info = time.Now(), info
 	return true
+}
+
+// placementChanged says whether two descriptions of a node differ in what
+// placing replicas depends on: capacity and which images it accepts.
+func placementChanged(a, b nodeapi.NodeInfo) bool {
+	return a.CPUs != b.CPUs || a.MemoryBytes != b.MemoryBytes || a.RequireSigned != b.RequireSigned || !slices.Equal(a.Signers, b.Signers)
 }
 
 // imagesChanged has the node describe itself again soon (its disk use in

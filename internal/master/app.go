@@ -144,12 +144,18 @@ func (m *Master) place(ctx context.Context, w *world, a appState, mine []store.R
 		}
 	}
 	res := sched.Place(m.schedNodes(w, m.images.Signers(digest.Digest(a.rev.Image))), req)
+	placed := make([]store.Replica, 0, len(res.Nodes))
 	for _, node := range res.Nodes {
-		r := store.Replica{ID: newReplicaID(a.Name), App: a.Name, Revision: a.Revision, Template: a.rev.Template, Node: node, Desired: store.Run, Created: w.now}
-		if err := m.db.AddReplica(ctx, r); err != nil {
-			return "", err
-		}
-		m.log.Info("replica placed", "app", a.Name, "replica", r.ID, "node", node, "revision", a.Revision)
+		placed = append(placed, store.Replica{ID: newReplicaID(a.Name), App: a.Name, Revision: a.Revision, Template: a.rev.Template, Node: node, Desired: store.Run, Created: w.now})
+	}
+	if err := m.db.AddReplicas(ctx, placed); err != nil {
+		return "", err
+	}
+	switch {
+	case len(placed) == 1:
+		m.log.Info("replica placed", "app", a.Name, "replica", placed[0].ID, "node", placed[0].Node, "revision", a.Revision)
+	case len(placed) > 1:
+		m.log.Info("replicas placed", "app", a.Name, "count", len(placed), "nodes", countNodes(placed), "revision", a.Revision)
 	}
 	if res.Unplaced > 0 {
 		return fmt.Sprintf("%d replicas cannot be placed: %s", res.Unplaced, res.Reason), nil
@@ -161,19 +167,7 @@ func (m *Master) place(ctx context.Context, w *world, a appState, mine []store.R
 // reported, allocation from the replicas the master placed there, and
 // whether the node accepts an image signed by imageSigners.
 func (m *Master) schedNodes(w *world, imageSigners []string) []sched.Node {
-	alloc := map[string]sched.Resources{}
-	specs := map[string]appState{}
-	for _, a := range w.apps {
-		specs[a.Name] = a
-	}
-	for _, r := range w.replicas {
-		if a, ok := specs[r.App]; ok && r.Desired == store.Run {
-			x := alloc[r.Node]
-			x.MilliCPU += a.spec.Resources.MilliCPU
-			x.MemoryBytes += a.spec.Resources.MemoryBytes
-			alloc[r.Node] = x
-		}
-	}
+	alloc := w.allocated()
 	var out []sched.Node
 	for name, n := range w.nodes {
 		v, ok := w.views[name]
@@ -337,4 +331,13 @@ func accepts(info nodeapi.NodeInfo, imageSigners []string) bool {
 		}
 	}
 	return false
+}
+
+// countNodes is how many nodes some replicas are on.
+func countNodes(rs []store.Replica) int {
+	nodes := map[string]bool{}
+	for _, r := range rs {
+		nodes[r.Node] = true
+	}
+	return len(nodes)
 }

@@ -146,6 +146,9 @@ func (m *Master) GC(ctx context.Context, req masterapi.GCRequest) ([]masterapi.G
 				rep.Images = append(rep.Images, imageLabel(img.Name, img.Digest))
 				if !dryRun {
 					m.dist(digest.Digest(img.Digest)).removeSource(a.name) // it has it no more
+					a.mu.Lock()
+					delete(a.present, img.Digest)
+					a.mu.Unlock()
 				}
 			}
 			if err != nil {

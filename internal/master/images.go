@@ -115,14 +115,20 @@ func (m *Master) imageRefs(ctx context.Context) (map[digest.Digest][]string, err
 	if err != nil {
 		return nil, err
 	}
+	// Each revision once, however many replicas run it.
+	seen := map[string]bool{}
 	for _, r := range reps {
+		name := fmt.Sprintf("%s@%d", r.App, r.Revision)
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
 		rev, err := m.db.GetRevision(ctx, r.App, r.Revision)
 		if err != nil {
 			continue
 		}
 		d := digest.Digest(rev.Image)
 		// The current revision's replicas say nothing more than "current".
-		name := fmt.Sprintf("%s@%d", r.App, r.Revision)
 		if !slices.ContainsFunc(refs[d], func(s string) bool { return strings.HasPrefix(s, name+" (") }) {
 			add(rev.Image, name+" (running)")
 		}

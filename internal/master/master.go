@@ -89,15 +89,23 @@ type Master struct {
 	// unplacedSince: when each app revision's replicas became
 	// unplaceable (reconcile's goroutine only).
 	unplacedSince map[string]time.Time
+	// balanced: per app, what its spread was judged on the last time
+	// nothing was to move (reconcile's goroutine only).
+	balanced map[string]string
 
 	keepCache keepCache
 	stats     stats
 	transfers transfers
 	pushSlots chan struct{} // master uploads at once
+	ops       chan struct{} // node operations (create, start, stop) at once
 
 	distMu sync.Mutex
 	dists  map[digest.Digest]*dist
 }
+
+// maxOps bounds the node operations under way at once, across nodes:
+// enough to keep a failover of hundreds of replicas going at full speed.
+const maxOps = 512
 
 // stats counts image traffic, for operators and benchmarks.
 type stats struct {
@@ -214,8 +222,8 @@ func Open(cfg Config) (*Master, error) {
 	}
 	m := &Master{
 		cfg: cfg, log: cfg.Log, db: db, images: images, key: key, peer: peer, peerPEM: peerPEM,
-		kick: make(chan struct{}, 1), agents: map[string]*agent{}, failures: map[string]string{}, unplacedSince: map[string]time.Time{},
-		pushSlots: make(chan struct{}, cfg.MaxPushes), dists: map[digest.Digest]*dist{},
+		kick: make(chan struct{}, 1), agents: map[string]*agent{}, failures: map[string]string{}, unplacedSince: map[string]time.Time{}, balanced: map[string]string{},
+		pushSlots: make(chan struct{}, cfg.MaxPushes), ops: make(chan struct{}, maxOps), dists: map[digest.Digest]*dist{},
 	}
 	m.pool = sshx.NewPool(sshx.Config{Signer: key, KeepaliveInterval: cfg.KeepaliveInterval, DownAfter: cfg.DownAfter, Log: cfg.Log})
 	return m, nil

@@ -24,9 +24,38 @@ import (
 // (from a node that has the image, or uploaded by the master; see
 // deliver), and has the node assemble and verify the image.
 func (a *agent) ensureImage(ctx context.Context, manifest, name string) error {
+	if a.knownPresent(manifest) {
+		return nil
+	}
 	lock := a.pushLock(manifest)
 	lock.Lock()
 	defer lock.Unlock()
+	if a.knownPresent(manifest) {
+		return nil
+	}
+	if err := a.ensureImageLocked(ctx, manifest, name); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.present[manifest] = time.Now()
+	a.mu.Unlock()
+	return nil
+}
+
+// presentFor is how long the master trusts, without asking, that a node
+// has an image it has just checked or delivered: the node's other
+// replicas of a deploy (often all of them at once) skip the store reads and
+// the round trip. An image signed meanwhile reaches the node afterwards.
+const presentFor = 10 * time.Second
+
+func (a *agent) knownPresent(manifest string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	at, ok := a.present[manifest]
+	return ok && time.Since(at) < presentFor
+}
+
+func (a *agent) ensureImageLocked(ctx context.Context, manifest, name string) error {
 	img, err := a.m.images.Resolve(manifest)
 	if err != nil {
 		return fmt.Errorf("image %s: %w", manifest, err)

@@ -48,8 +48,14 @@ func (m *Master) rebalance(ctx context.Context, w *world, a appState, mine []sto
 	if running != sp.Replicas {
 		return false, nil
 	}
+	// Asked again only when the nodes or the app's replicas changed.
+	key := fmt.Sprintf("%d@%d/%v/%s", running, a.Revision, req.Existing, w.nodesKey())
+	if m.balanced[a.Name] == key {
+		return false, nil
+	}
 	from := sched.Rebalance(m.schedNodes(w, m.images.Signers(digest.Digest(a.rev.Image))), req)
 	if from == "" {
+		m.balanced[a.Name] = key
 		return false, nil
 	}
 	// The newest replica there moves: the longest-running ones stay.

@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/moatcloud/moat/internal/master/store"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/rollout"
+	"github.com/moatcloud/moat/internal/sched"
 	"github.com/moatcloud/moat/internal/spec"
 	"github.com/moatcloud/moat/internal/sshx"
 )
@@ -38,6 +42,40 @@ type world struct {
 	views    map[string]view
 	apps     []appState
 	replicas []store.Replica
+	alloc    map[string]sched.Resources // per node, what its replicas reserve; by allocated()
+}
+
+// allocated is what the replicas the master wants running reserve on each
+// node, summed once per look: the scheduler asks for every app.
+func (w *world) allocated() map[string]sched.Resources {
+	if w.alloc != nil {
+		return w.alloc
+	}
+	specs := map[string]spec.Resources{}
+	for _, a := range w.apps {
+		specs[a.Name] = a.spec.Resources
+	}
+	w.alloc = map[string]sched.Resources{}
+	for _, r := range w.replicas {
+		if res, ok := specs[r.App]; ok && r.Desired == store.Run {
+			x := w.alloc[r.Node]
+			x.MilliCPU += res.MilliCPU
+			x.MemoryBytes += res.MemoryBytes
+			w.alloc[r.Node] = x
+		}
+	}
+	return w.alloc
+}
+
+// nodesKey sums up what rebalancing depends on of the nodes: names, state,
+// cordons, capacity. Equal keys: nothing changed for spreading.
+func (w *world) nodesKey() string {
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(w.nodes)) {
+		n, v := w.nodes[name], w.views[name]
+		fmt.Fprintf(&b, "%s:%s:%t:%t:%t:%d:%d;", name, v.state, v.synced, n.Cordoned, n.Draining, n.Info.CPUs, n.Info.MemoryBytes)
+	}
+	return b.String()
 }
 
 type appState struct {
@@ -101,6 +139,7 @@ func (m *Master) refresh(ctx context.Context, w *world) error {
 		}
 	}
 	var err error
+	w.replicas, w.alloc = nil, nil
 	w.replicas, err = m.db.Replicas(ctx)
 	return err
 }

@@ -155,6 +155,7 @@ func scanRevision(s scanner) (Revision, error) {
 // DeleteApp removes an app and its revisions; its replicas are marked to
 // stop (the reconciler removes them from the nodes).
 func (d *DB) DeleteApp(ctx context.Context, name string) error {
+	defer d.replicasChanged()
 	return d.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM apps WHERE name = ?`, name)
 		if err != nil {

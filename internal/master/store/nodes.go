@@ -76,6 +76,7 @@ func (d *DB) SetCordon(ctx context.Context, name string, cordoned, draining bool
 // DeleteNode forgets a node and the replicas the master placed on it.
 func (d *DB) DeleteNode(ctx context.Context, name string) error {
 	defer d.nodesChanged()
+	defer d.replicasChanged()
 	return d.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM nodes WHERE name = ?`, name)
 		if err != nil {

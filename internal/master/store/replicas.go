@@ -1,7 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
+	"slices"
 	"time"
 )
 
@@ -28,14 +31,47 @@ const (
 
 // AddReplica records a new replica.
 func (d *DB) AddReplica(ctx context.Context, r Replica) error {
-	_, err := d.db.ExecContext(ctx, `INSERT INTO replicas (id, app, revision, template, node, desired, note, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ID, r.App, r.Revision, r.Template, r.Node, r.Desired, r.Note, r.Created.UTC().Format(time.RFC3339Nano))
+	return d.AddReplicas(ctx, []Replica{r})
+}
+
+// AddReplicas records new replicas, in one transaction: a placement step
+// of a thousand replicas is one commit, not a thousand.
+func (d *DB) AddReplicas(ctx context.Context, rs []Replica) error {
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO replicas (id, app, revision, template, node, desired, note, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, r := range rs {
+			if _, err := stmt.ExecContext(ctx, r.ID, r.App, r.Revision, r.Template, r.Node, r.Desired, r.Note, r.Created.UTC().Format(time.RFC3339Nano)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		d.cached(func(m map[string]Replica) {
+			for _, r := range rs {
+				r.Created = r.Created.UTC()
+				m[r.ID] = r
+			}
+		})
+	}
 	return err
 }
 
 // StopReplica marks a replica to be stopped, saying why.
 func (d *DB) StopReplica(ctx context.Context, id, note string) error {
 	_, err := d.db.ExecContext(ctx, `UPDATE replicas SET desired = ?, note = ? WHERE id = ?`, Stop, note, id)
+	if err == nil {
+		d.cached(func(m map[string]Replica) {
+			if r, ok := m[id]; ok {
+				r.Desired, r.Note = Stop, note
+				m[id] = r
+			}
+		})
+	}
 	return err
 }
 
@@ -43,23 +79,73 @@ func (d *DB) StopReplica(ctx context.Context, id, note string) error {
 // (that it is moving for spread, say).
 func (d *DB) NoteReplica(ctx context.Context, id, note string) error {
 	_, err := d.db.ExecContext(ctx, `UPDATE replicas SET note = ? WHERE id = ? AND desired = ?`, note, id, Run)
+	if err == nil {
+		d.cached(func(m map[string]Replica) {
+			if r, ok := m[id]; ok && r.Desired == Run {
+				r.Note = note
+				m[id] = r
+			}
+		})
+	}
 	return err
 }
 
 // DeleteReplica forgets a replica whose container is gone.
 func (d *DB) DeleteReplica(ctx context.Context, id string) error {
 	_, err := d.db.ExecContext(ctx, `DELETE FROM replicas WHERE id = ?`, id)
+	if err == nil {
+		d.cached(func(m map[string]Replica) { delete(m, id) })
+	}
 	return err
 }
 
-// Replicas returns every replica record.
+// Replicas returns every replica record, by app, then age, then ID. It
+// reads the database once; after that the records are kept in memory,
+// written through by every change.
 func (d *DB) Replicas(ctx context.Context) ([]Replica, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT id, app, revision, template, node, desired, note, created FROM replicas ORDER BY app, created, id`)
+	d.replicasMu.Lock()
+	defer d.replicasMu.Unlock()
+	if d.replicas == nil {
+		m, err := d.readReplicas(ctx)
+		if err != nil {
+			return nil, err
+		}
+		d.replicas = m
+	}
+	out := make([]Replica, 0, len(d.replicas))
+	for _, r := range d.replicas {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b Replica) int {
+		return cmp.Or(cmp.Compare(a.App, b.App), a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// cached applies a change to the kept records, if they are kept yet.
+func (d *DB) cached(change func(map[string]Replica)) {
+	d.replicasMu.Lock()
+	defer d.replicasMu.Unlock()
+	if d.replicas != nil {
+		change(d.replicas)
+	}
+}
+
+// replicasChanged drops the kept records, after a write that changed many
+// (removing an app); the next read reads the database.
+func (d *DB) replicasChanged() {
+	d.replicasMu.Lock()
+	d.replicas = nil
+	d.replicasMu.Unlock()
+}
+
+func (d *DB) readReplicas(ctx context.Context) (map[string]Replica, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT id, app, revision, template, node, desired, note, created FROM replicas`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Replica
+	out := map[string]Replica{}
 	for rows.Next() {
 		var r Replica
 		var created string
@@ -67,7 +153,7 @@ func (d *DB) Replicas(ctx context.Context) ([]Replica, error) {
 			return nil, err
 		}
 		r.Created = parseTime(created)
-		out = append(out, r)
+		out[r.ID] = r
 	}
 	return out, rows.Err()
 }

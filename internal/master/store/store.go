@@ -24,6 +24,11 @@ type DB struct {
 	nodesMu  sync.Mutex
 	nodes    []Node // cached Nodes answer; nil when stale
 	nodesGen int
+
+	// The replicas, kept in memory and written through: the reconciler
+	// reads every one at every pass, and only this process writes them.
+	replicasMu sync.Mutex
+	replicas   map[string]Replica // by ID; nil until first read
 }
 
 // migrations, in order; each runs once, in a transaction, and is recorded

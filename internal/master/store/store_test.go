@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/inventory"
 	"github.com/moatcloud/moat/internal/nodeapi"
@@ -176,5 +178,62 @@ func TestNodesCacheFollowsWrites(t *testing.T) {
 	db.DeleteNode(ctx, "n1")
 	if ns := list(); len(ns) != 0 {
 		t.Errorf("after delete: %+v", ns)
+	}
+}
+
+// TestReplicasKeptMatchTheDatabase: after every kind of write, the
+// replicas kept in memory are what a fresh read of the database gives.
+func TestReplicasKeptMatchTheDatabase(t *testing.T) {
+	db, path := openTest(t)
+	ctx := context.Background()
+	if _, err := db.NewRevision(ctx, Revision{App: "web", Spec: []byte(`{}`), Image: "sha256:x", Template: "t1", Cause: "deploy"}); err != nil {
+		t.Fatal(err)
+	}
+	db.PutNode(ctx, inventory.Node{Name: "n1", Addr: "a:22", HostKey: "k"})
+	db.PutNode(ctx, inventory.Node{Name: "n2", Addr: "b:22", HostKey: "k"})
+	if _, err := db.Replicas(ctx); err != nil { // start keeping them
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var batch []Replica
+	for i := range 5 {
+		batch = append(batch, Replica{ID: "web-" + string(rune('e'-i)), App: "web", Revision: 1, Template: "t1", Node: []string{"n1", "n2"}[i%2],
+			Desired: Run, Created: t0.Add(time.Duration(i%3) * time.Second)})
+	}
+	steps := []struct {
+		name string
+		do   func() error
+	}{
+		{"add a batch", func() error { return db.AddReplicas(ctx, batch) }},
+		{"add one", func() error {
+			return db.AddReplica(ctx, Replica{ID: "other-a", App: "other", Revision: 1, Node: "n1", Desired: Run, Created: t0})
+		}},
+		{"stop", func() error { return db.StopReplica(ctx, "web-e", "scaled") }},
+		{"note", func() error { return db.NoteReplica(ctx, "web-d", "moving for spread") }},
+		{"note a stopped one", func() error { return db.NoteReplica(ctx, "web-e", "ignored") }},
+		{"delete", func() error { return db.DeleteReplica(ctx, "web-c") }},
+		{"delete an app", func() error { return db.DeleteApp(ctx, "web") }},
+		{"delete a node", func() error { return db.DeleteNode(ctx, "n1") }},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		kept, err := db.Replicas(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		read, err := fresh.Replicas(ctx)
+		fresh.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(read, kept); diff != "" {
+			t.Errorf("after %s, kept replicas differ from the database (-db +kept):\n%s", s.name, diff)
+		}
 	}
 }
