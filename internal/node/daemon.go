@@ -71,9 +71,10 @@ type Daemon struct {
 	seq    atomic.Uint64 // orders container reports
 	lease  *lease
 	gcMu   sync.RWMutex // held to read by container creation, to write by image GC
-	// starts bounds the containers starting at once (shim and runc): a
-	// failover's fifty at once only contend for the kernel's mount and
-	// cgroup locks, and all finish late; a few at a time finish sooner.
+	// starts bounds the containers starting at once (shim and runc) to
+	// four per CPU: enough that a failover's fifty keep every CPU busy
+	// (runc waits on the kernel as much as it computes), few enough that a
+	// thousand do not thrash.
 	starts     chan struct{}
 	mu         sync.Mutex
 	containers map[string]*container
@@ -145,7 +146,7 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 		cfg: cfg, log: log, images: store,
 		runc:       runtime.Runc{Binary: cfg.Runc, Root: cfg.RuncRoot},
 		containers: map[string]*container{},
-		starts:     make(chan struct{}, max(2, goruntime.NumCPU())),
+		starts:     make(chan struct{}, 4*goruntime.NumCPU()),
 		ctx:        context.Background(),
 		lease:      loadLease(leasePath(cfg.Root)),
 	}, nil
