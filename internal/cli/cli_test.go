@@ -3,7 +3,6 @@ package cli_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,19 +16,7 @@ import (
 // moat runs the real binary and returns stdout, stderr and the exit status.
 func moat(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(testcluster.Moat(t), args...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return out.String(), errOut.String(), 0
-	case errors.As(err, &ee):
-		return out.String(), errOut.String(), ee.ExitCode()
-	}
-	t.Fatalf("moat %v: %v", args, err)
-	return "", "", 0
+	return moatIn(t, "", args...)
 }
 
 // TestRuntimeCommands drives a node through the CLI and checks the

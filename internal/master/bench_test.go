@@ -23,15 +23,7 @@ func benchEnv(b *testing.B, nodes int, nodeConf ...string) *env {
 		names = append(names, n.Name)
 	}
 	c.Enrol(m, names...)
-	f, err := os.Open(testcluster.ProbeImage(b, "probe:1"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := m.Client.ImportImage(context.Background(), f, ""); err != nil {
-		b.Fatal(err)
-	}
-	testcluster.SignImage(b, m.Client, "probe:1")
+	m.ImportProbe(b, "probe:1")
 	return &env{t: &testing.T{}, c: c, m: m}
 }
 

@@ -3,7 +3,6 @@ package master_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -28,15 +27,7 @@ func newEnv(t *testing.T, nodes int, masterArgs ...string) *env {
 		names = append(names, n.Name)
 	}
 	c.Enrol(m, names...)
-	f, err := os.Open(testcluster.ProbeImage(t, "probe:1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := m.Client.ImportImage(context.Background(), f, ""); err != nil {
-		t.Fatal(err)
-	}
-	testcluster.SignImage(t, m.Client, "probe:1")
+	m.ImportProbe(t, "probe:1")
 	return &env{t: t, c: c, m: m}
 }
 

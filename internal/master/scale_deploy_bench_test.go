@@ -42,7 +42,7 @@ func BenchmarkMasterDeploy10k(b *testing.B) {
 	testcluster.RequireRoot(b)
 	fake, m, allUp := startSimCluster(b, nodes)
 	ctx := context.Background()
-	importSignedProbe(b, m)
+	m.ImportProbe(b, "probe:1")
 	waitDescribed(b, m, nodes)
 	time.Sleep(10 * time.Second) // settle: every node has its stream and lease
 	out := os.Getenv("MOAT_BENCH_PROFILE")
@@ -130,19 +130,6 @@ ports: [{name: http, port: 8080}]
 health: {http: /, port: http, interval: 2s}
 update: {deadline: 10m}
 `, name, replicas)
-}
-
-// importSignedProbe puts probe:1 into the master's store, signed.
-func importSignedProbe(b *testing.B, m *testcluster.Master) {
-	f, err := os.Open(testcluster.ProbeImage(b, "probe:1"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := m.Client.ImportImage(context.Background(), f, ""); err != nil {
-		b.Fatal(err)
-	}
-	testcluster.SignImage(b, m.Client, "probe:1")
 }
 
 // waitDescribed waits until every node has told the master its capacity,

@@ -155,3 +155,18 @@ func (c *Cluster) Enrol(m *Master, names ...string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// ImportProbe builds the probe image (with extra build flags), imports it
+// into the master's store and signs it with the test signer.
+func (m *Master) ImportProbe(t testing.TB, ref string, build ...string) {
+	t.Helper()
+	f, err := os.Open(ProbeImage(t, ref, build...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := m.Client.ImportImage(context.Background(), f, ""); err != nil {
+		t.Fatal(err)
+	}
+	SignImage(t, m.Client, ref)
+}
