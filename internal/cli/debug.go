@@ -8,6 +8,7 @@ import (
 
 	"github.com/moatcloud/moat/internal/enroll"
 	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/inventory"
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
 )
@@ -35,7 +36,7 @@ there as root. The master's key cannot debug: the node refuses it.`,
 				return err
 			}
 			argv := append([]string{"runtime", "debug", args[0], "--"}, args[1:]...)
-			code, err := enroll.Exec(cmd.Context(), node.Operator, nil, argv, a.stdin, a.stdout.unbuffered(), a.stderr)
+			code, err := enroll.Exec(cmd.Context(), inventory.Access(node.Operator), nil, argv, a.stdin, a.stdout.unbuffered(), a.stderr)
 			if err != nil {
 				return fmt.Errorf("debug %s on node %s: %w", args[0], node.Name, err)
 			}

@@ -22,7 +22,7 @@ import (
 	"github.com/moatcloud/moat/internal/master"
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/provider/local"
-	"github.com/moatcloud/moat/internal/sshx"
+	"github.com/moatcloud/moat/internal/sshkey"
 )
 
 const defaultDevDir = "/var/lib/moat-dev"
@@ -87,14 +87,14 @@ func (a *app) devUp(ctx context.Context, dir string, nodes int) error {
 	if err != nil {
 		return err
 	}
-	opKey, err := sshx.LoadOrGenerateKey(filepath.Join(dir, "operator_ed25519"), "moat-dev-operator")
+	opKey, err := sshkey.LoadOrGenerateKey(filepath.Join(dir, "operator_ed25519"), "moat-dev-operator")
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stderr, "creating %d nodes (network namespaces on bridge mbdev, each with its own sshd)\n", nodes)
 	cl, err := local.Create(local.Options{
 		Name: "dev", Dir: filepath.Join(dir, "cluster"), Nodes: nodes, Moat: exe,
-		AuthorizedKeys: []string{sshx.AuthorizedKey(opKey.PublicKey()) + " moat-dev-operator"},
+		AuthorizedKeys: []string{sshkey.AuthorizedKey(opKey.PublicKey()) + " moat-dev-operator"},
 		Keep:           true,
 	})
 	if err != nil {
@@ -118,7 +118,7 @@ func (a *app) devUp(ctx context.Context, dir string, nodes int) error {
 				RequireSigned: true, AllowedSigners: signers, HardenSSHD: true,
 			})
 			if err == nil {
-				err = c.RegisterNode(ctx, node)
+				err = c.RegisterNode(ctx, node.Registration())
 			}
 			if err == nil {
 				_, err = waitNodeUp(ctx, c, n.Name, 30*time.Second)
@@ -178,11 +178,11 @@ func (a *app) ensureMaster(ctx context.Context, dir, exe string) (*masterapi.Cli
 // devSigner makes the local cluster's image signing key (as an operator
 // keeps one on a workstation) and the allowed signers file the nodes get.
 func devSigner(dir string) ([]byte, error) {
-	key, err := sshx.LoadOrGenerateKey(filepath.Join(dir, "signer_ed25519"), "moat-dev-signer")
+	key, err := sshkey.LoadOrGenerateKey(filepath.Join(dir, "signer_ed25519"), "moat-dev-signer")
 	if err != nil {
 		return nil, err
 	}
-	signers := []byte("dev@moat " + sshx.AuthorizedKey(key.PublicKey()) + "\n")
+	signers := []byte("dev@moat " + sshkey.AuthorizedKey(key.PublicKey()) + "\n")
 	return signers, os.WriteFile(filepath.Join(dir, "allowed_signers"), signers, 0o644)
 }
 

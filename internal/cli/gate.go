@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moatcloud/moat/internal/gate"
+	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/quantity"
 )
 
@@ -23,8 +24,8 @@ func (a *app) gateCommand() *cobra.Command {
 It serves what SSH_ORIGINAL_COMMAND asks, if the role allows it. The
 master's key (--as master): rpc (the node daemon's API), sftp (confined to
 the upload inbox) or dial CONTAINER:PORT. The peer key other nodes fetch
-images with (--as peer): blob sha256:HEX [OFFSET], one stored blob.
-Anything else is refused.`,
+images with (--as peer): blob sha256:HEX [OFFSET [SIZE]], one stored
+blob or a range of it. Anything else is refused.`,
 		Args: cobra.NoArgs,
 		// Refusals are one line on stderr: no usage text, no logging on stdout.
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -51,10 +52,10 @@ Anything else is refused.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&role, "as", "", "whose key this is: master or peer")
-	f.StringVar(&root, "root", "/var/lib/moat", "node state directory (the inbox is ROOT/inbox)")
-	f.StringVar(&socket, "socket", "/run/moat/node.sock", "node daemon socket")
+	f.StringVar(&root, "root", nodeapi.StateDir, "node state directory (the inbox is ROOT/inbox)")
+	f.StringVar(&socket, "socket", nodeapi.Socket, "node daemon socket")
 	f.StringVar(&maxUpload, "max-upload", "16Gi", "largest file one upload may write")
-	f.StringVar(&configFile, "config", "/etc/moat/node.conf", "node settings file")
+	f.StringVar(&configFile, "config", nodeapi.ConfigFile, "node settings file")
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/moatcloud/moat/internal/master"
 	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/sshx"
 )
 
@@ -34,7 +35,7 @@ master existed move into the database. Running it again is harmless.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "master state in %s\nmaster key: %s\n", dir, sshx.AuthorizedKey(key))
+			fmt.Fprintf(a.stdout, "master state in %s\nmaster key: %s\n", dir, sshkey.AuthorizedKey(key))
 			if moved > 0 {
 				fmt.Fprintf(a.stdout, "%d enrolled nodes moved into the database\n", moved)
 			}

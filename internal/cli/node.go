@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moatcloud/moat/internal/node"
+	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/privilege"
 	"github.com/moatcloud/moat/internal/quantity"
 )
@@ -55,15 +56,15 @@ re-adopts them.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Root, "root", "/var/lib/moat", "state directory: images, containers, logs")
-	f.StringVar(&cfg.Socket, "socket", "/run/moat/node.sock", "API socket")
+	f.StringVar(&cfg.Root, "root", nodeapi.StateDir, "state directory: images, containers, logs")
+	f.StringVar(&cfg.Socket, "socket", nodeapi.Socket, "API socket")
 	f.StringVar(&cfg.Runc, "runc", "runc", "runc binary")
 	f.StringVar(&cfg.RuncRoot, "runc-root", "", "runc state directory (default ROOT/runc)")
 	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "moat", "cgroup containers are placed under")
 	f.StringVar(&logMax, "log-max-size", "10Mi", "size of one container log file before rotation")
 	f.IntVar(&cfg.LogMaxFiles, "log-max-files", 3, "container log files kept, current included")
 	f.StringVar(&maxLayer, "max-layer-size", "8Gi", "largest unpacked layer accepted")
-	f.StringVar(&configFile, "config", "/etc/moat/node.conf", "settings file: one flag=value per line; flags given on the command line win")
+	f.StringVar(&configFile, "config", nodeapi.ConfigFile, "settings file: one flag=value per line; flags given on the command line win")
 	f.StringSliceVar(&cfg.AllowBind, "allow-bind", nil, "host directory containers may bind-mount from (repeatable; default ROOT/volumes)")
 	f.IntVar(&cfg.CPUs, "cpus", 0, "CPU capacity, in cores, the scheduler may place on this node (default: the machine's CPUs)")
 	f.StringVar(&allowPrivileges, "allow-privileges", "", "privileges any container on this node may ask for, declared by its image or not: cap:NAME, root, writable-root, new-privileges, seccomp-unconfined, host-network (comma-separated)")

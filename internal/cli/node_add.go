@@ -16,7 +16,7 @@ import (
 	"github.com/moatcloud/moat/internal/inventory"
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/quantity"
-	"github.com/moatcloud/moat/internal/sshx"
+	"github.com/moatcloud/moat/internal/sshkey"
 )
 
 // masterDir is where the master's state lives.
@@ -97,7 +97,7 @@ within a minute should your connection drop meanwhile).
 			if err != nil {
 				return fmt.Errorf("enrol %s: %w", args[0], err)
 			}
-			if err := c.RegisterNode(ctx, node); err != nil {
+			if err := c.RegisterNode(ctx, node.Registration()); err != nil {
 				return err
 			}
 			up, err := waitNodeUp(ctx, c, node.Name, 30*time.Second)
@@ -180,11 +180,11 @@ func parseKV(items []string, flag string) (map[string]string, error) {
 // into enrolment options.
 func setKeys(opts *enroll.Options, key masterapi.Key) error {
 	var err error
-	if opts.MasterKey, err = sshx.ParsePublicKey(key.AuthorizedKey); err != nil {
+	if opts.MasterKey, err = sshkey.ParsePublicKey(key.AuthorizedKey); err != nil {
 		return err
 	}
 	if key.PeerAuthorizedKey != "" {
-		if opts.PeerPublic, err = sshx.ParsePublicKey(key.PeerAuthorizedKey); err != nil {
+		if opts.PeerPublic, err = sshkey.ParsePublicKey(key.PeerAuthorizedKey); err != nil {
 			return err
 		}
 		opts.PeerKey = []byte(key.PeerKey)

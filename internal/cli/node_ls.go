@@ -14,11 +14,11 @@ import (
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/quantity"
-	"github.com/moatcloud/moat/internal/sshx"
+	"github.com/moatcloud/moat/internal/sshkey"
 )
 
 func fingerprint(authorizedKey string) string {
-	key, err := sshx.ParsePublicKey(authorizedKey)
+	key, err := sshkey.ParsePublicKey(authorizedKey)
 	if err != nil {
 		return "(unreadable)"
 	}
@@ -115,7 +115,7 @@ elsewhere). --purge also deletes /var/lib/moat (images, logs).`,
 			if err != nil {
 				return err
 			}
-			pub, err := sshx.ParsePublicKey(key.AuthorizedKey)
+			pub, err := sshkey.ParsePublicKey(key.AuthorizedKey)
 			if err != nil {
 				return err
 			}
@@ -123,7 +123,7 @@ elsewhere). --purge also deletes /var/lib/moat (images, logs).`,
 			for _, o := range sshOpts {
 				extra = append(extra, "-o", o)
 			}
-			node := inventory.Node{Name: n.Name, Addr: n.Addr, User: n.User, HostKey: n.HostKey, Operator: n.Operator}
+			node := inventory.Node{Name: n.Name, Addr: n.Addr, User: n.User, HostKey: n.HostKey, Operator: inventory.Access(n.Operator)}
 			log := func(step string) { fmt.Fprintln(a.stderr, "  "+step) }
 			if err := enroll.Remove(ctx, node, pub, extra, purge, log); err != nil {
 				return fmt.Errorf("remove node %s: %w", n.Name, err)

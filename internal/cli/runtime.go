@@ -29,7 +29,7 @@ func (a *app) runtimeCommand() *cobra.Command {
 		Use:   "runtime",
 		Short: "Talk to one node daemon directly (import, run, ps, logs, debug...)",
 	}
-	cmd.PersistentFlags().StringVar(&r.socket, "socket", envOr("MOAT_NODE_SOCKET", "/run/moat/node.sock"), "node daemon socket")
+	cmd.PersistentFlags().StringVar(&r.socket, "socket", envOr("MOAT_NODE_SOCKET", nodeapi.Socket), "node daemon socket")
 	cmd.AddCommand(r.importCommand(), r.runCommand(), r.startCommand(), r.psCommand(), r.inspectCommand(),
 		r.stopCommand(), r.rmCommand(), r.logsCommand(), r.debugCommand(), r.imagesCommand(), r.rmiCommand(), r.infoCommand())
 	return cmd

@@ -19,17 +19,16 @@ import (
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/inventory"
-	"github.com/moatcloud/moat/internal/sshx"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/sshkey"
 )
 
 // Where moat lives on a node.
 const (
-	BinaryPath     = "/usr/local/bin/moat"
+	BinaryPath     = nodeapi.BinaryPath
 	UnitPath       = "/etc/systemd/system/moat-node.service"
-	AuthorizedKeys = "/root/.ssh/authorized_keys"
-	PeerKeyPath    = "/etc/moat/peer_ed25519"
-	masterComment  = "moat-master"
-	peerComment    = "moat-peer"
+	AuthorizedKeys = nodeapi.AuthorizedKeys
+	PeerKeyPath    = nodeapi.PeerKey
 )
 
 // Options of an enrolment.
@@ -146,7 +145,7 @@ func Add(ctx context.Context, opts Options) (inventory.Node, error) {
 		return inventory.Node{}, err
 	}
 	return inventory.Node{
-		Name: name, Addr: addr, User: "root", HostKey: sshx.AuthorizedKey(hostKey),
+		Name: name, Addr: addr, User: "root", HostKey: sshkey.AuthorizedKey(hostKey),
 		Labels: opts.Labels, Enrolled: time.Now().UTC(), Operator: opts.Access,
 	}, nil
 }

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/moatcloud/moat/internal/audit"
+	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/testcluster"
 )
 
@@ -132,7 +132,7 @@ func TestAddAuditRemove(t *testing.T) {
 		t.Errorf("node ls: %+v", nodes)
 	}
 
-	var report audit.Report
+	var report nodeapi.AuditReport
 	auditOut, _ := o.mustMoat("node", "audit", "--json", "--strict", "n1")
 	if err := json.Unmarshal([]byte(auditOut), &report); err != nil {
 		t.Fatal(err)

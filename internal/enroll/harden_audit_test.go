@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/moatcloud/moat/internal/audit"
+	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/testcluster"
 )
 
@@ -38,7 +38,7 @@ func TestEnrolledSSHDPassesSSHAudit(t *testing.T) {
 	if after := sshAudit(t, n.Addr.String()); len(after) > 0 {
 		t.Errorf("ssh-audit after enrolment:\n%s", strings.Join(after, "\n"))
 	}
-	var report audit.Report
+	var report nodeapi.AuditReport
 	out, _ := o.mustMoat("node", "audit", "--json", "--strict", "n1")
 	if err := json.Unmarshal([]byte(out), &report); err != nil {
 		t.Fatal(err)

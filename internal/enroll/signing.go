@@ -7,14 +7,15 @@ import (
 	"strings"
 
 	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/sign"
 )
 
 // Where the node's own settings and signing policy live. Only the
 // operator's SSH access writes them: the master's key reaches neither.
 const (
-	NodeConf       = "/etc/moat/node.conf"
-	AllowedSigners = "/etc/moat/allowed_signers"
+	NodeConf       = nodeapi.ConfigFile
+	AllowedSigners = nodeapi.AllowedSigners
 )
 
 // checkSigning refuses a node that would require signatures but trust no

@@ -11,7 +11,8 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/moatcloud/moat/internal/sshx"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/sshkey"
 )
 
 // unit runs the daemon under systemd. KillMode=process: containers belong
@@ -64,13 +65,13 @@ func upload(client *sftp.Client, src, dst string, size int64, progress func(int6
 // forwarding, agent, X11 and pty; command= makes the gate the only program
 // this key can run.
 func masterKeyLine(key ssh.PublicKey) string {
-	return fmt.Sprintf(`restrict,command="%s gate --as master" %s %s`, BinaryPath, sshx.AuthorizedKey(key), masterComment)
+	return nodeapi.AuthorizedLine(BinaryPath, nodeapi.RoleMaster, sshkey.AuthorizedKey(key))
 }
 
 // peerKeyLine pins the peer key (other nodes fetching blobs) to the gate's
 // peer role, which reads blobs and nothing else.
 func peerKeyLine(key ssh.PublicKey) string {
-	return fmt.Sprintf(`restrict,command="%s gate --as peer" %s %s`, BinaryPath, sshx.AuthorizedKey(key), peerComment)
+	return nodeapi.AuthorizedLine(BinaryPath, nodeapi.RolePeer, sshkey.AuthorizedKey(key))
 }
 
 // installKeys puts the master's line, and the peer key's if there is one,
@@ -98,13 +99,13 @@ func withoutMoat(authorizedKeys string, keys ...ssh.PublicKey) []string {
 	var blobs []string
 	for _, k := range keys {
 		if k != nil {
-			blobs = append(blobs, sshx.AuthorizedKey(k))
+			blobs = append(blobs, sshkey.AuthorizedKey(k))
 		}
 	}
 	var keep []string
 	for _, line := range strings.Split(authorizedKeys, "\n") {
 		t := strings.TrimSpace(line)
-		if t == "" || strings.HasSuffix(t, " "+masterComment) || strings.HasSuffix(t, " "+peerComment) ||
+		if t == "" || strings.HasSuffix(t, " "+nodeapi.KeyComment(nodeapi.RoleMaster)) || strings.HasSuffix(t, " "+nodeapi.KeyComment(nodeapi.RolePeer)) ||
 			slices.ContainsFunc(blobs, func(b string) bool { return strings.Contains(t, b) }) {
 			continue
 		}
@@ -157,5 +158,5 @@ func readHostKey(ctx context.Context, r *remote) (ssh.PublicKey, error) {
 		return nil, fmt.Errorf("read the host key: %w", err)
 	}
 	line, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
-	return sshx.ParsePublicKey(line)
+	return sshkey.ParsePublicKey(line)
 }

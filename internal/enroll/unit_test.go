@@ -7,15 +7,15 @@ import (
 	"testing"
 
 	"github.com/moatcloud/moat/internal/errs"
-	"github.com/moatcloud/moat/internal/sshx"
+	"github.com/moatcloud/moat/internal/sshkey"
 )
 
 func TestWithoutMaster(t *testing.T) {
-	key, err := sshx.GenerateKey(t.TempDir()+"/k", "x")
+	key, err := sshkey.GenerateKey(t.TempDir()+"/k", "x")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mine := sshx.AuthorizedKey(key.PublicKey())
+	mine := sshkey.AuthorizedKey(key.PublicKey())
 	in := strings.Join([]string{
 		"ssh-ed25519 AAAAoperator operator@laptop",
 		`restrict,command="/usr/local/bin/moat gate --as master" ` + mine + " moat-master",

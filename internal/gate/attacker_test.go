@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/sshx"
 	"github.com/moatcloud/moat/internal/testcluster"
 )
@@ -83,7 +84,7 @@ func masterClient(t *testing.T, c *testcluster.Cluster, node string) *ssh.Client
 	target := c.Target(node)
 	client, err := ssh.Dial("tcp", target.Addr, &ssh.ClientConfig{
 		User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(c.MasterKey)},
-		HostKeyCallback: sshx.PinnedHostKey(node, target.HostKey), Timeout: 10 * time.Second,
+		HostKeyCallback: sshkey.PinnedHostKey(node, target.HostKey), Timeout: 10 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ const (
 // Roles.
 const (
 	RoleMaster = nodeapi.RoleMaster
-	RolePeer   = "peer"
+	RolePeer   = nodeapi.RolePeer
 )
 
 // roles says which verbs each key role may use.

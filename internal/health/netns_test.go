@@ -2,7 +2,6 @@ package health
 
 import (
 	"fmt"
-	"github.com/moatcloud/moat/internal/ns"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/moatcloud/moat/internal/ns"
 )
 
 // TestIsolation checks that probes run in the target's network namespace,

@@ -1,6 +1,7 @@
-// Package inventory keeps the enrolled nodes and the master's SSH key in a
-// small directory (MOAT_MASTER_DIR, /var/lib/moat-master by default) until
-// the master's own store takes them over.
+// Package inventory describes an enrolled node as the master keeps it: how
+// the master reaches it, the host key pinned at enrolment and how the
+// operator's own ssh reached it. It also reads the node list kept before
+// the master had a database (nodes.json) so the master can import it.
 package inventory
 
 import (
@@ -10,20 +11,21 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-	"golang.org/x/sys/unix"
-
 	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/sshx"
 )
 
 // DefaultDir is where the master's state lives unless MOAT_MASTER_DIR says.
 const DefaultDir = "/var/lib/moat-master"
+
+// LegacyFile is the node list kept before the master had a database.
+const LegacyFile = "nodes.json"
 
 // Node is an enrolled node: how the master reaches it, the host key pinned
 // at enrolment, and how the operator reached it (to remove it again).
@@ -47,30 +49,12 @@ type Access struct {
 	SSHConfig string `json:"sshConfig,omitempty"`
 }
 
-// Store is the inventory directory.
-type Store struct{ dir string }
-
-// Open opens (creating) the inventory directory.
-func Open(dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("open inventory: %w", err)
-	}
-	return &Store{dir: dir}, nil
-}
-
-// Dir is the inventory's directory.
-func (s *Store) Dir() string { return s.dir }
-
-// MasterKey loads the master's key, generating it on first use.
-func (s *Store) MasterKey() (ssh.Signer, error) {
-	return sshx.LoadOrGenerateKey(filepath.Join(s.dir, "master_ed25519"), "moat-master")
-}
-
-func (s *Store) path() string { return filepath.Join(s.dir, "nodes.json") }
-
-// List returns the nodes, sorted by name.
-func (s *Store) List() ([]Node, error) {
-	b, err := os.ReadFile(s.path())
+// Legacy reads nodes.json, where nodes enrolled before the master's
+// database existed were kept, so Init can move them into the database.
+// A directory without one has no legacy nodes.
+func Legacy(dir string) ([]Node, error) {
+	path := filepath.Join(dir, LegacyFile)
+	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -79,71 +63,14 @@ func (s *Store) List() ([]Node, error) {
 	}
 	var nodes []Node
 	if err := json.Unmarshal(b, &nodes); err != nil {
-		return nil, fmt.Errorf("read inventory %s: %w", s.path(), err)
+		return nil, fmt.Errorf("read inventory %s: %w", path, err)
 	}
 	return nodes, nil
 }
 
-// Get returns one node.
-func (s *Store) Get(name string) (Node, error) {
-	nodes, err := s.List()
-	if err != nil {
-		return Node{}, err
-	}
-	for _, n := range nodes {
-		if n.Name == name {
-			return n, nil
-		}
-	}
-	return Node{}, fmt.Errorf("node %q is not enrolled: %w", name, errs.ErrNotFound)
-}
-
-// Put adds or replaces a node.
-func (s *Store) Put(n Node) error {
-	return s.update(func(nodes []Node) []Node {
-		nodes = slices.DeleteFunc(nodes, func(o Node) bool { return o.Name == n.Name })
-		return append(nodes, n)
-	})
-}
-
-// Delete removes a node.
-func (s *Store) Delete(name string) error {
-	return s.update(func(nodes []Node) []Node {
-		return slices.DeleteFunc(nodes, func(o Node) bool { return o.Name == name })
-	})
-}
-
-// update rewrites the file under a lock, so enrolments run at once (moat
-// dev up enrols every node in parallel) do not lose each other's writes.
-func (s *Store) update(f func([]Node) []Node) error {
-	lock, err := os.OpenFile(filepath.Join(s.dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return err
-	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return err
-	}
-	nodes, err := s.List()
-	if err != nil {
-		return err
-	}
-	nodes = f(nodes)
-	slices.SortFunc(nodes, func(a, b Node) int { return strings.Compare(a.Name, b.Name) })
-	b, err := json.MarshalIndent(nodes, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := s.path() + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, s.path())
-}
-
 // Target is how the master's pool reaches a node.
 func (n Node) Target() (sshx.Target, error) {
-	key, err := sshx.ParsePublicKey(n.HostKey)
+	key, err := sshkey.ParsePublicKey(n.HostKey)
 	if err != nil {
 		return sshx.Target{}, fmt.Errorf("node %s: %w", n.Name, err)
 	}
@@ -185,4 +112,16 @@ func sshWord(s string, list bool) bool {
 		}
 	}
 	return true
+}
+
+// Registration is the node as moat node add sends it to the master.
+func (n Node) Registration() masterapi.NewNode {
+	return masterapi.NewNode{Name: n.Name, Addr: n.Addr, User: n.User, HostKey: n.HostKey, Labels: n.Labels,
+		Enrolled: n.Enrolled, Info: n.Info, Operator: masterapi.Access(n.Operator)}
+}
+
+// FromRegistration is a registered node as the master keeps it.
+func FromRegistration(r masterapi.NewNode) Node {
+	return Node{Name: r.Name, Addr: r.Addr, User: r.User, HostKey: r.HostKey, Labels: r.Labels,
+		Enrolled: r.Enrolled, Info: r.Info, Operator: Access(r.Operator)}
 }

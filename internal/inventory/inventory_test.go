@@ -1,57 +1,26 @@
 package inventory
 
 import (
-	"errors"
+	"os"
+	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-
-	"github.com/moatcloud/moat/internal/errs"
 )
 
-func TestStore(t *testing.T) {
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+func TestLegacy(t *testing.T) {
+	dir := t.TempDir()
+	if nodes, err := Legacy(dir); err != nil || len(nodes) != 0 {
+		t.Fatalf("no nodes.json: %v %v", nodes, err)
 	}
-	if nodes, err := s.List(); err != nil || len(nodes) != 0 {
-		t.Fatalf("empty inventory: %v %v", nodes, err)
+	path := filepath.Join(dir, LegacyFile)
+	os.WriteFile(path, []byte(`[{"name":"a","addr":"a:22","operator":{"dest":"root@a"}}]`), 0o600)
+	nodes, err := Legacy(dir)
+	if err != nil || len(nodes) != 1 || nodes[0].Addr != "a:22" || nodes[0].Operator.Dest != "root@a" {
+		t.Fatalf("one node: %+v %v", nodes, err)
 	}
-	// Concurrent enrolments do not lose each other's writes.
-	var wg sync.WaitGroup
-	for _, name := range []string{"c", "a", "b", "d", "e"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.Put(Node{Name: name, Addr: name + ":22"}); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
-	nodes, _ := s.List()
-	if len(nodes) != 5 || nodes[0].Name != "a" || nodes[4].Name != "e" {
-		t.Fatalf("after 5 puts: %+v", nodes)
-	}
-	if err := s.Put(Node{Name: "a", Addr: "new:22"}); err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := s.Get("a"); n.Addr != "new:22" {
-		t.Errorf("put replaces: got %+v", n)
-	}
-	if err := s.Delete("a"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Get("a"); !errors.Is(err, errs.ErrNotFound) {
-		t.Errorf("get a deleted node: %v", err)
-	}
-	k1, err := s.MasterKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k2, _ := s.MasterKey()
-	if string(k1.PublicKey().Marshal()) != string(k2.PublicKey().Marshal()) {
-		t.Error("the master key changed between loads")
+	os.WriteFile(path, []byte(`[{"name":`), 0o600)
+	if _, err := Legacy(dir); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("a torn nodes.json must name the file: %v", err)
 	}
 }
 

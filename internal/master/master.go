@@ -24,6 +24,7 @@ import (
 	"github.com/moatcloud/moat/internal/image"
 	"github.com/moatcloud/moat/internal/inventory"
 	"github.com/moatcloud/moat/internal/master/store"
+	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/sshx"
 	"github.com/moatcloud/moat/internal/wire"
 )
@@ -66,6 +67,7 @@ const (
 	DefaultMaxPushes      = 8
 	DBFile                = "master.db"
 	PeerKeyFile           = "peer_ed25519"
+	MasterKeyFile         = "master_ed25519"
 )
 
 // Master is a running control plane.
@@ -117,19 +119,18 @@ type stats struct {
 // and the master's SSH key, and moves nodes enrolled before the master
 // existed (nodes.json) into the database. Running it again is harmless.
 func Init(ctx context.Context, dir string) (ssh.PublicKey, int, error) {
-	inv, err := inventory.Open(dir)
-	if err != nil {
-		return nil, 0, err
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, 0, fmt.Errorf("create %s: %w", dir, err)
 	}
 	// Private, however the directory came to be.
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, 0, err
 	}
-	key, err := inv.MasterKey()
+	key, err := sshkey.LoadOrGenerateKey(filepath.Join(dir, MasterKeyFile), "moat-master")
 	if err != nil {
 		return nil, 0, err
 	}
-	if _, err := sshx.LoadOrGenerateKey(filepath.Join(dir, PeerKeyFile), "moat-peer"); err != nil {
+	if _, err := sshkey.LoadOrGenerateKey(filepath.Join(dir, PeerKeyFile), "moat-peer"); err != nil {
 		return nil, 0, err
 	}
 	db, err := store.Open(filepath.Join(dir, DBFile))
@@ -140,7 +141,7 @@ func Init(ctx context.Context, dir string) (ssh.PublicKey, int, error) {
 	if _, err := image.Open(filepath.Join(dir, "images"), image.Options{}); err != nil {
 		return nil, 0, err
 	}
-	nodes, err := inv.List()
+	nodes, err := inventory.Legacy(dir)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -150,7 +151,7 @@ func Init(ctx context.Context, dir string) (ssh.PublicKey, int, error) {
 		}
 	}
 	if len(nodes) > 0 {
-		os.Rename(filepath.Join(dir, "nodes.json"), filepath.Join(dir, "nodes.json.imported"))
+		os.Rename(filepath.Join(dir, inventory.LegacyFile), filepath.Join(dir, inventory.LegacyFile+".imported"))
 	}
 	for _, f := range privateFiles {
 		if err := os.Chmod(filepath.Join(dir, f), 0o600); err != nil && !os.IsNotExist(err) {
@@ -202,7 +203,7 @@ func Open(cfg Config) (*Master, error) {
 		db.Close()
 		return nil, err
 	}
-	key, err := sshx.LoadSigner(filepath.Join(cfg.Dir, "master_ed25519"))
+	key, err := sshkey.LoadSigner(filepath.Join(cfg.Dir, MasterKeyFile))
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -210,7 +211,7 @@ func Open(cfg Config) (*Master, error) {
 	// The peer key nodes fetch image blobs from each other with; made here
 	// for masters initialised before it existed.
 	peerPath := filepath.Join(cfg.Dir, PeerKeyFile)
-	peer, err := sshx.LoadOrGenerateKey(peerPath, "moat-peer")
+	peer, err := sshkey.LoadOrGenerateKey(peerPath, "moat-peer")
 	if err != nil {
 		db.Close()
 		return nil, err

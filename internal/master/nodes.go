@@ -17,6 +17,7 @@ import (
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/spec"
+	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/sshx"
 	"github.com/moatcloud/moat/internal/wire"
 )
@@ -27,11 +28,11 @@ func (m *Master) nodeRoutes(handle handleFunc) {
 		return reply(w, nodes, err)
 	})
 	handle("POST /v1/nodes", func(w http.ResponseWriter, r *http.Request) error {
-		var n inventory.Node
+		var n masterapi.NewNode
 		if err := wire.Decode(r.Body, &n); err != nil {
 			return err
 		}
-		return replyNone(w, m.RegisterNode(r.Context(), n, actor(r)))
+		return replyNone(w, m.RegisterNode(r.Context(), inventory.FromRegistration(n), actor(r)))
 	})
 	handle("DELETE /v1/nodes/{node}", func(w http.ResponseWriter, r *http.Request) error {
 		return replyNone(w, m.RemoveNode(r.Context(), r.PathValue("node"), actor(r)))
@@ -58,8 +59,8 @@ func (m *Master) nodeRoutes(handle handleFunc) {
 	handle("POST /v1/nodes/{node}/dial", m.handleDial)
 	handle("POST /v1/apps/{app}/dial", m.handleAppDial)
 	handle("GET /v1/key", func(w http.ResponseWriter, r *http.Request) error {
-		return reply(w, masterapi.Key{AuthorizedKey: sshx.AuthorizedKey(m.key.PublicKey()),
-			PeerAuthorizedKey: sshx.AuthorizedKey(m.peer.PublicKey()), PeerKey: string(m.peerPEM)}, nil)
+		return reply(w, masterapi.Key{AuthorizedKey: sshkey.AuthorizedKey(m.key.PublicKey()),
+			PeerAuthorizedKey: sshkey.AuthorizedKey(m.peer.PublicKey()), PeerKey: string(m.peerPEM)}, nil)
 	})
 }
 

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/moatcloud/moat/internal/inventory"
-	"github.com/moatcloud/moat/internal/sshx"
+	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/testcluster"
 )
 
@@ -66,18 +66,18 @@ func BenchmarkMasterScale(b *testing.B) {
 func startSimCluster(b *testing.B, n int) (*fakeNodes, *testcluster.Master, time.Duration) {
 	b.Helper()
 	keyPath := filepath.Join(b.TempDir(), "master_ed25519")
-	masterKey, err := sshx.GenerateKey(keyPath, "moat-master")
+	masterKey, err := sshkey.GenerateKey(keyPath, "moat-master")
 	if err != nil {
 		b.Fatal(err)
 	}
 	fake := startFakeNodes(b, n, masterKey.PublicKey())
 	m := testcluster.StartMaster(b, keyPath)
 	ctx := context.Background()
-	hostKey := sshx.AuthorizedKey(fake.hostKey.PublicKey())
+	hostKey := sshkey.AuthorizedKey(fake.hostKey.PublicKey())
 	t0 := time.Now()
 	for i, addr := range fake.addrs {
 		node := inventory.Node{Name: simName(i), Addr: addr, User: "root", HostKey: hostKey, Enrolled: time.Now()}
-		if err := m.Client.RegisterNode(ctx, node); err != nil {
+		if err := m.Client.RegisterNode(ctx, node.Registration()); err != nil {
 			b.Fatal(err)
 		}
 	}

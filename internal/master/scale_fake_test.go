@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/moatcloud/moat/internal/sshx"
+	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/wire"
 )
 
@@ -26,13 +26,13 @@ type fakeNodes struct {
 }
 
 func startFakeNodes(b *testing.B, n int, master ssh.PublicKey) *fakeNodes {
-	hk, err := sshx.GenerateKey(filepath.Join(b.TempDir(), "host"), "fake")
+	hk, err := sshkey.GenerateKey(filepath.Join(b.TempDir(), "host"), "fake")
 	if err != nil {
 		b.Fatal(err)
 	}
 	f := &fakeNodes{hostKey: hk}
 	cfg := &ssh.ServerConfig{PublicKeyCallback: func(_ ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-		if sshx.AuthorizedKey(key) == sshx.AuthorizedKey(master) {
+		if sshkey.AuthorizedKey(key) == sshkey.AuthorizedKey(master) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("unknown key")

@@ -7,9 +7,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/moatcloud/moat/internal/audit"
 	"github.com/moatcloud/moat/internal/errs"
-	"github.com/moatcloud/moat/internal/inventory"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/wire"
 )
@@ -115,7 +113,7 @@ func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
 }
 
 // RegisterNode records an enrolled node.
-func (c *Client) RegisterNode(ctx context.Context, n inventory.Node) error {
+func (c *Client) RegisterNode(ctx context.Context, n NewNode) error {
 	return c.Call(ctx, http.MethodPost, "/v1/nodes", n, nil)
 }
 
@@ -130,8 +128,8 @@ func (c *Client) NodeVerb(ctx context.Context, name, verb string) error {
 }
 
 // Audit asks a node, through the master, what it exposes.
-func (c *Client) Audit(ctx context.Context, name string) (audit.Report, error) {
-	var out audit.Report
+func (c *Client) Audit(ctx context.Context, name string) (nodeapi.AuditReport, error) {
+	var out nodeapi.AuditReport
 	return out, c.Call(ctx, http.MethodGet, "/v1/nodes/"+esc(name)+"/audit", nil, &out)
 }
 

@@ -6,7 +6,6 @@ package masterapi
 import (
 	"time"
 
-	"github.com/moatcloud/moat/internal/inventory"
 	"github.com/moatcloud/moat/internal/nodeapi"
 )
 
@@ -81,7 +80,29 @@ type Node struct {
 	Enrolled time.Time         `json:"enrolled"`
 	HostKey  string            `json:"hostKey"`
 	User     string            `json:"user"`
-	Operator inventory.Access  `json:"operator"` // how node rm reaches it again
+	Operator Access            `json:"operator"` // how node rm reaches it again
+}
+
+// Access is how the operator's ssh reached a node at enrolment; node rm
+// and debug reach it the same way.
+type Access struct {
+	Dest      string `json:"dest"` // USER@HOST or an ssh_config alias
+	Port      int    `json:"port,omitempty"`
+	Identity  string `json:"identity,omitempty"`
+	Jump      string `json:"jump,omitempty"`
+	SSHConfig string `json:"sshConfig,omitempty"`
+}
+
+// NewNode registers an enrolled node with the master (moat node add).
+type NewNode struct {
+	Name     string            `json:"name"`
+	Addr     string            `json:"addr"` // host:port the master connects to
+	User     string            `json:"user"`
+	HostKey  string            `json:"hostKey"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Enrolled time.Time         `json:"enrolled"`
+	Info     nodeapi.NodeInfo  `json:"info"`
+	Operator Access            `json:"operator"`
 }
 
 // Progress is a revision's rollout as it goes.

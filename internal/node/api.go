@@ -11,7 +11,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/moatcloud/moat/internal/audit"
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/runtime"
@@ -72,14 +71,6 @@ func (d *Daemon) routes() *http.ServeMux {
 		d.writeError(w, r, errs.Invalid("", "no API at %s %s", r.Method, r.URL.Path))
 	})
 	return mux
-}
-
-func (d *Daemon) handleAudit(w http.ResponseWriter, r *http.Request) error {
-	report, err := audit.Run(r.Context())
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, report)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error { return wire.WriteJSON(w, status, v) }

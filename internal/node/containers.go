@@ -122,7 +122,7 @@ func (d *Daemon) prepare(ctx context.Context, c *container, id string, spec node
 	if err := os.Mkdir(c.dir, 0o700); err != nil {
 		return record{}, err
 	}
-	cfg := runtime.Resolve(id, spec, img.Config.Config, d.cfg.CgroupParent)
+	cfg := runtime.Resolve(id, runtimeRequest(spec), img.Config.Config, d.cfg.CgroupParent)
 	cfg.NoFile = noFileLimit()
 	cfg.StartMilliCPU = startupMilliCPU
 	for i := range cfg.Mounts {
@@ -135,7 +135,7 @@ func (d *Daemon) prepare(ctx context.Context, c *container, id string, spec node
 	if err := d.mountRootfs(ctx, c, img); err != nil {
 		return record{}, err
 	}
-	user := runtime.UserSpec(spec, img.Config.Config)
+	user := runtime.UserSpec(runtimeRequest(spec), img.Config.Config)
 	if pr.drop[privilege.Root] && spec.User == "" {
 		user = runtime.NobodyUser // the image's own user may be root: do without
 	}

@@ -21,13 +21,13 @@ import (
 	"github.com/moatcloud/moat/internal/image"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/partial"
-	"github.com/moatcloud/moat/internal/sshx"
+	"github.com/moatcloud/moat/internal/sshkey"
 )
 
 // DefaultPeerKey is where enrolment puts the cluster's peer key: this
 // node fetches blobs from other nodes with it, through their gate's peer
 // role, which reads blobs and nothing else.
-const DefaultPeerKey = "/etc/moat/peer_ed25519"
+const DefaultPeerKey = nodeapi.PeerKey
 
 // handleFetch fetches blobs from a peer node into the inbox, as if the
 // master had uploaded them: a pull then verifies and stores them. An
@@ -54,14 +54,14 @@ func (d *Daemon) handleFetch(w http.ResponseWriter, r *http.Request) error {
 			return errs.Invalid(fmt.Sprintf("sizes[%d]", i), "negative: %d", n)
 		}
 	}
-	hostKey, err := sshx.ParsePublicKey(req.Peer.HostKey)
+	hostKey, err := sshkey.ParsePublicKey(req.Peer.HostKey)
 	if err != nil {
 		return errs.Invalid("peer.hostKey", "%v", err)
 	}
 	if _, _, err := net.SplitHostPort(req.Peer.Addr); err != nil {
 		return errs.Invalid("peer.addr", "%q: want host:port", req.Peer.Addr)
 	}
-	key, err := sshx.LoadSigner(d.cfg.PeerKey)
+	key, err := sshkey.LoadSigner(d.cfg.PeerKey)
 	if err != nil {
 		return fmt.Errorf("this node has no peer key (%s): it cannot fetch from other nodes: %w", d.cfg.PeerKey, errs.ErrUnavailable)
 	}
@@ -106,7 +106,7 @@ func (d *Daemon) handleFetch(w http.ResponseWriter, r *http.Request) error {
 func (d *Daemon) fetch(ctx context.Context, key ssh.Signer, hostKey ssh.PublicKey, req nodeapi.FetchRequest, fetched *atomic.Int64) error {
 	cfg := &ssh.ClientConfig{
 		User: req.Peer.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(key)},
-		HostKeyCallback: sshx.PinnedHostKey(req.Peer.Name, hostKey), Timeout: 10 * time.Second,
+		HostKeyCallback: sshkey.PinnedHostKey(req.Peer.Name, hostKey), Timeout: 10 * time.Second,
 	}
 	var dialer net.Dialer
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)

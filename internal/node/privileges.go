@@ -9,7 +9,6 @@ import (
 	"github.com/moatcloud/moat/internal/image"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/privilege"
-	"github.com/moatcloud/moat/internal/runtime"
 )
 
 // privileges is what a container request may have: what its image
@@ -36,7 +35,7 @@ func (d *Daemon) checkPrivileges(ctx context.Context, spec nodeapi.ContainerSpec
 			return privileges{}, errs.Invalid(fmt.Sprintf("security.capAdd[%d]", i), "%q is not a Linux capability", c)
 		}
 	}
-	asked := privilege.Asked(runtime.PrivilegeRequest(spec.Security))
+	asked := privilege.Asked(privilegeRequest(spec.Security))
 	for _, p := range drop.Sorted() {
 		if asked[p] {
 			return privileges{}, errs.Invalid("security.drop", "%s is both dropped and asked for", p)

@@ -11,13 +11,14 @@ import (
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/image"
+	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/sign"
 )
 
 // Where enrolment puts the operator's signing policy.
 const (
-	DefaultAllowedSigners = "/etc/moat/allowed_signers"
-	DefaultRevokedSigners = "/etc/moat/revoked_signers"
+	DefaultAllowedSigners = nodeapi.AllowedSigners
+	DefaultRevokedSigners = nodeapi.RevokedSigners
 )
 
 // policy reads the signing policy afresh: the operator edits the files

@@ -17,7 +17,7 @@ import (
 	"github.com/moatcloud/moat/internal/image"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/sign"
-	"github.com/moatcloud/moat/internal/sshx"
+	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/testcluster"
 )
 
@@ -46,7 +46,7 @@ func TestSignedImagesOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	opsKey := sshx.AuthorizedKey(ops.PublicKey())
+	opsKey := sshkey.AuthorizedKey(ops.PublicKey())
 	img, err := n.Client.Image(ctx, probeImage)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestPullRefusesUnsigned(t *testing.T) {
 	n := testcluster.StartNode(t, "--require-signed")
 	ctx := context.Background()
 	ops := newKey(t)
-	os.WriteFile(filepath.Join(n.Root, "allowed_signers"), []byte("ops "+sshx.AuthorizedKey(ops.PublicKey())+"\n"), 0o644)
+	os.WriteFile(filepath.Join(n.Root, "allowed_signers"), []byte("ops "+sshkey.AuthorizedKey(ops.PublicKey())+"\n"), 0o644)
 	inbox := filepath.Join(n.Root, "inbox", "blobs")
 	os.MkdirAll(inbox, 0o700)
 	blobs := layoutBlobs(t, testcluster.ProbeImage(t, probeImage))

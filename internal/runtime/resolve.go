@@ -6,16 +6,27 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/privilege"
 )
 
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+// Request is what a container is asked to be, beyond its image: the node
+// API's request as the runtime needs it (the node converts one into the
+// other, so the runtime depends on no wire type).
+type Request struct {
+	Entrypoint, Cmd, Env        []string
+	WorkDir, User, Hostname     string
+	Mounts                      []Mount // Type "" is a bind mount
+	MemoryBytes, MilliCPU, Pids int64
+	NoTmp                       bool              // no tmpfs on /tmp
+	Privileges                  privilege.Request // asked beyond the defaults, and dropped
+}
+
 // Resolve merges a request with its image's config and applies moat's
 // defaults. The user is resolved separately (ResolveUser), because names
 // need the image's /etc/passwd. Pure: no I/O.
-func Resolve(id string, req nodeapi.ContainerSpec, img ocispec.ImageConfig, cgroupParent string) Config {
+func Resolve(id string, req Request, img ocispec.ImageConfig, cgroupParent string) Config {
 	entrypoint, cmd := img.Entrypoint, img.Cmd
 	if len(req.Entrypoint) > 0 {
 		// A new entrypoint makes the image's cmd meaningless, as in Docker.
@@ -24,12 +35,11 @@ func Resolve(id string, req nodeapi.ContainerSpec, img ocispec.ImageConfig, cgro
 	if len(req.Cmd) > 0 {
 		cmd = req.Cmd
 	}
-	sec := req.Security
 	// What the image declares, less what the request drops; whether the
 	// request may ask for more was decided before (package privilege).
 	declared, _ := privilege.Declared(img.Labels)
-	drop, _ := privilege.ParseList(sec.Drop)
-	g := privilege.Effective(declared, PrivilegeRequest(sec), drop)
+	drop, _ := privilege.ParseList(req.Privileges.Drop)
+	g := privilege.Effective(declared, req.Privileges, drop)
 	c := Config{
 		ID:             id,
 		Args:           append(append([]string{}, entrypoint...), cmd...),
@@ -38,18 +48,19 @@ func Resolve(id string, req nodeapi.ContainerSpec, img ocispec.ImageConfig, cgro
 		Hostname:       req.Hostname,
 		ReadOnlyRootfs: !g.WritableRoot,
 		NoNewPrivs:     !g.NewPrivileges,
-		Tmp:            !sec.NoTmp,
+		Tmp:            !req.NoTmp,
 		Seccomp:        !g.SeccompUnconfined,
 		HostNetwork:    g.HostNetwork,
 		Caps:           g.Caps,
-		MemoryBytes:    req.Resources.MemoryBytes,
-		MilliCPU:       req.Resources.MilliCPU,
-		Pids:           req.Resources.Pids,
+		MemoryBytes:    req.MemoryBytes,
+		MilliCPU:       req.MilliCPU,
+		Pids:           req.Pids,
 		CgroupsPath:    path.Join("/", cgroupParent, id),
 		Annotations:    map[string]string{"moat.container": id},
 	}
 	for _, m := range req.Mounts {
-		c.Mounts = append(c.Mounts, Mount{Type: firstNonEmpty(m.Type, "bind"), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly, Size: m.Size})
+		m.Type = firstNonEmpty(m.Type, "bind")
+		c.Mounts = append(c.Mounts, m)
 	}
 	return c
 }
@@ -57,7 +68,7 @@ func Resolve(id string, req nodeapi.ContainerSpec, img ocispec.ImageConfig, cgro
 // UserSpec is the user a container runs as before lookup: the request's,
 // else the image's, else nobody. An image that says nothing gets nobody,
 // never root.
-func UserSpec(req nodeapi.ContainerSpec, img ocispec.ImageConfig) string {
+func UserSpec(req Request, img ocispec.ImageConfig) string {
 	return firstNonEmpty(req.User, img.User, NobodyUser)
 }
 
@@ -91,13 +102,4 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
-}
-
-// PrivilegeRequest is what a request's security settings ask of package
-// privilege.
-func PrivilegeRequest(sec nodeapi.Security) privilege.Request {
-	return privilege.Request{
-		CapAdd: sec.CapAdd, ReadOnlyRootfs: sec.ReadOnlyRootfs, NoNewPrivileges: sec.NoNewPrivileges,
-		Seccomp: sec.Seccomp, Network: sec.Network, Drop: sec.Drop,
-	}
 }

@@ -13,7 +13,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/moatcloud/moat/internal/errs"
-	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/privilege"
 )
 
@@ -443,7 +442,7 @@ func TestResolve(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		req    nodeapi.ContainerSpec
+		req    Request
 		img    *ocispec.ImageConfig // nil: img
 		parent string               // "": "moat"
 		want   func(*Config)
@@ -451,17 +450,17 @@ func TestResolve(t *testing.T) {
 		{name: "image only", want: func(*Config) {}},
 		{
 			name: "entrypoint drops the image cmd",
-			req:  nodeapi.ContainerSpec{Entrypoint: []string{"/bin/sh", "-c"}},
+			req:  Request{Entrypoint: []string{"/bin/sh", "-c"}},
 			want: func(c *Config) { c.Args = []string{"/bin/sh", "-c"} },
 		},
 		{
 			name: "entrypoint and cmd",
-			req:  nodeapi.ContainerSpec{Entrypoint: []string{"/bin/sh", "-c"}, Cmd: []string{"echo hi"}},
+			req:  Request{Entrypoint: []string{"/bin/sh", "-c"}, Cmd: []string{"echo hi"}},
 			want: func(c *Config) { c.Args = []string{"/bin/sh", "-c", "echo hi"} },
 		},
 		{
 			name: "cmd keeps the image entrypoint",
-			req:  nodeapi.ContainerSpec{Cmd: []string{"migrate", "--dry-run"}},
+			req:  Request{Cmd: []string{"migrate", "--dry-run"}},
 			want: func(c *Config) { c.Args = []string{"/bin/app", "migrate", "--dry-run"} },
 		},
 		{
@@ -475,23 +474,23 @@ func TestResolve(t *testing.T) {
 		},
 		{
 			name: "env overrides in place",
-			req:  nodeapi.ContainerSpec{Env: []string{"B=20", "C=3", "A=10"}},
+			req:  Request{Env: []string{"B=20", "C=3", "A=10"}},
 			want: func(c *Config) { c.Env = []string{"PATH=/img/bin", "A=10", "B=20", "C=3"} },
 		},
 		{
 			name: "workdir from request",
-			req:  nodeapi.ContainerSpec{WorkDir: "/data"},
+			req:  Request{WorkDir: "/data"},
 			want: func(c *Config) { c.Cwd = "/data" },
 		},
 		{
 			name: "hostname",
-			req:  nodeapi.ContainerSpec{Hostname: "web"},
+			req:  Request{Hostname: "web"},
 			want: func(c *Config) { c.Hostname = "web" },
 		},
 		{
 			name: "security relaxed",
-			req: nodeapi.ContainerSpec{Security: nodeapi.Security{
-				ReadOnlyRootfs: ptr(false), NoNewPrivileges: ptr(false), NoTmp: true,
+			req: Request{NoTmp: true, Privileges: privilege.Request{
+				ReadOnlyRootfs: ptr(false), NoNewPrivileges: ptr(false),
 				Seccomp: "unconfined", Network: "host",
 			}},
 			want: func(c *Config) {
@@ -500,7 +499,7 @@ func TestResolve(t *testing.T) {
 		},
 		{
 			name: "security explicit defaults",
-			req: nodeapi.ContainerSpec{Security: nodeapi.Security{
+			req: Request{Privileges: privilege.Request{
 				ReadOnlyRootfs: ptr(true), NoNewPrivileges: ptr(true),
 				Seccomp: "default", Network: "none",
 			}},
@@ -508,7 +507,7 @@ func TestResolve(t *testing.T) {
 		},
 		{
 			name: "capabilities normalised",
-			req:  nodeapi.ContainerSpec{Security: nodeapi.Security{CapAdd: []string{"net_bind_service", "CAP_CHOWN", "Sys_Ptrace"}}},
+			req:  Request{Privileges: privilege.Request{CapAdd: []string{"net_bind_service", "CAP_CHOWN", "Sys_Ptrace"}}},
 			want: func(c *Config) { c.Caps = []string{"CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_SYS_PTRACE"} },
 		},
 		{
@@ -521,7 +520,7 @@ func TestResolve(t *testing.T) {
 		{
 			name: "a request takes declared privileges away",
 			img:  withLabel(img, "cap:NET_BIND_SERVICE,cap:CHOWN,writable-root,host-network,seccomp-unconfined,new-privileges"),
-			req: nodeapi.ContainerSpec{Security: nodeapi.Security{
+			req: Request{Privileges: privilege.Request{
 				Drop: []string{"cap:chown", "writable-root"}, Network: "none", Seccomp: "default", NoNewPrivileges: ptr(true),
 			}},
 			want: func(c *Config) { c.Caps = []string{"CAP_NET_BIND_SERVICE"} },
@@ -529,12 +528,12 @@ func TestResolve(t *testing.T) {
 		{
 			name: "declared and asked capabilities together",
 			img:  withLabel(img, "cap:NET_BIND_SERVICE"),
-			req:  nodeapi.ContainerSpec{Security: nodeapi.Security{CapAdd: []string{"CHOWN"}}},
+			req:  Request{Privileges: privilege.Request{CapAdd: []string{"CHOWN"}}},
 			want: func(c *Config) { c.Caps = []string{"CAP_CHOWN", "CAP_NET_BIND_SERVICE"} },
 		},
 		{
 			name: "resources",
-			req:  nodeapi.ContainerSpec{Resources: nodeapi.Resources{MemoryBytes: 64 << 20, MilliCPU: 500, Pids: 64}},
+			req:  Request{MemoryBytes: 64 << 20, MilliCPU: 500, Pids: 64},
 			want: func(c *Config) { c.MemoryBytes, c.MilliCPU, c.Pids = 64<<20, 500, 64 },
 		},
 		{
@@ -544,7 +543,7 @@ func TestResolve(t *testing.T) {
 		},
 		{
 			name: "mounts",
-			req: nodeapi.ContainerSpec{Mounts: []nodeapi.Mount{
+			req: Request{Mounts: []Mount{
 				{Source: "/srv/data", Target: "/data"},
 				{Type: "bind", Source: "/srv/conf", Target: "/etc/app", ReadOnly: true},
 				{Type: "tmpfs", Target: "/cache", Size: 1 << 20},
@@ -588,7 +587,7 @@ func TestResolveKeepsImageIntact(t *testing.T) {
 		Env:        make([]string, 1, 8),
 	}
 	img.Entrypoint[0], img.Env[0] = "/bin/app", "A=1"
-	Resolve("c1", nodeapi.ContainerSpec{Cmd: []string{"x"}, Env: []string{"A=2"}}, img, "moat")
+	Resolve("c1", Request{Cmd: []string{"x"}, Env: []string{"A=2"}}, img, "moat")
 	if got := img.Entrypoint[:2]; got[1] != "" {
 		t.Errorf("Resolve wrote into the image's entrypoint array: %q", got)
 	}
@@ -609,7 +608,7 @@ func TestUserSpec(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := UserSpec(nodeapi.ContainerSpec{User: tt.req}, ocispec.ImageConfig{User: tt.img})
+			got := UserSpec(Request{User: tt.req}, ocispec.ImageConfig{User: tt.img})
 			if got != tt.want {
 				t.Errorf("UserSpec(%q, %q) = %q, want %q", tt.req, tt.img, got, tt.want)
 			}

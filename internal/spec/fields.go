@@ -4,8 +4,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/moatcloud/moat/internal/quantity"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/moatcloud/moat/internal/quantity"
 )
 
 // parser decodes one spec: the App with defaults, overwritten by what the

@@ -15,6 +15,7 @@ import (
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/sshkey"
 )
 
 // State of a held connection.
@@ -94,7 +95,7 @@ func (c *Conn) Client(ctx context.Context) (*ssh.Client, error) {
 		if state == Up {
 			return client, nil
 		}
-		if errors.Is(err, ErrHostKeyChanged) {
+		if errors.Is(err, sshkey.ErrHostKeyChanged) {
 			// Retrying will not help until the node is enrolled again.
 			return nil, err
 		}
@@ -140,7 +141,7 @@ func (c *Conn) maintain() {
 				return
 			}
 			state, _, _ := c.State()
-			if state == Up || errors.Is(err, ErrHostKeyChanged) {
+			if state == Up || errors.Is(err, sshkey.ErrHostKeyChanged) {
 				log.Warn("node unreachable", "err", err)
 			}
 			c.setState(Down, nil, err)
@@ -200,10 +201,10 @@ func (c *Conn) clientConfig() *ssh.ClientConfig {
 	return &ssh.ClientConfig{
 		User:            c.target.User,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(c.pool.cfg.Signer)},
-		HostKeyCallback: PinnedHostKey(c.target.Name, c.target.HostKey),
+		HostKeyCallback: sshkey.PinnedHostKey(c.target.Name, c.target.HostKey),
 		// Ask for the pinned key's type, so a node with several host keys
 		// presents the one we know.
-		HostKeyAlgorithms: algorithmsFor(c.target.HostKey),
+		HostKeyAlgorithms: sshkey.Algorithms(c.target.HostKey),
 		Timeout:           c.pool.cfg.DialTimeout,
 	}
 }

@@ -2,6 +2,8 @@ package sshx
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -36,7 +38,14 @@ func TestHandshakeCap(t *testing.T) {
 			}()
 		}
 	}()
-	signer, _ := ssh.NewSignerFromKey(testKey(t))
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pool := NewPool(Config{Signer: signer, MaxHandshakes: 2, DialTimeout: 200 * time.Millisecond})
 	defer pool.Close()
 	var open, peak, total atomic.Int64

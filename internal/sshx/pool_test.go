@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/sshx"
 	"github.com/moatcloud/moat/internal/testcluster"
 )
@@ -63,7 +64,7 @@ func TestHostKeyChangedIsRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := conn.Client(ctx)
-	if !errors.Is(err, sshx.ErrHostKeyChanged) {
+	if !errors.Is(err, sshkey.ErrHostKeyChanged) {
 		t.Fatalf("connect with the wrong pinned key: %v, want ErrHostKeyChanged", err)
 	}
 }

@@ -55,7 +55,8 @@ func (c *Conn) Open(ctx context.Context, command string) (net.Conn, error) {
 // lease renewals, and as many container creates as a failover needs. A
 // session costs the node a fork of the gate and an sshd session; sshd
 // allows 10 per connection (MaxSessions), which HTTP/1.1's one request per
-// session would cap concurrency at.
+// session would cap concurrency at. A second session opens only when the
+// first has all its streams (250, the server's limit) in use.
 func (c *Conn) transport() *http.Transport {
 	t := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

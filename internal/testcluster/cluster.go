@@ -18,6 +18,7 @@ import (
 
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/provider/local"
+	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/sshx"
 )
 
@@ -63,19 +64,19 @@ func NewCluster(t testing.TB, n int) *Cluster {
 		t.Fatal(err)
 	}
 	c := &Cluster{t: t, OperatorKeyPath: filepath.Join(dir, "operator_ed25519"), MasterKeyPath: filepath.Join(dir, "master_ed25519")}
-	if c.OperatorKey, err = sshx.GenerateKey(c.OperatorKeyPath, "operator"); err != nil {
+	if c.OperatorKey, err = sshkey.GenerateKey(c.OperatorKeyPath, "operator"); err != nil {
 		t.Fatal(err)
 	}
-	if c.MasterKey, err = sshx.GenerateKey(c.MasterKeyPath, "moat-master"); err != nil {
+	if c.MasterKey, err = sshkey.GenerateKey(c.MasterKeyPath, "moat-master"); err != nil {
 		t.Fatal(err)
 	}
 	c.PeerKeyPath = filepath.Join(dir, "peer_ed25519")
-	if c.PeerKey, err = sshx.GenerateKey(c.PeerKeyPath, "moat-peer"); err != nil {
+	if c.PeerKey, err = sshkey.GenerateKey(c.PeerKeyPath, "moat-peer"); err != nil {
 		t.Fatal(err)
 	}
 	opts := local.Options{
 		Name: randomName(), Dir: filepath.Join(dir, "c"), Nodes: n, Moat: Moat(t),
-		AuthorizedKeys: []string{sshx.AuthorizedKey(c.OperatorKey.PublicKey()) + " operator"},
+		AuthorizedKeys: []string{sshkey.AuthorizedKey(c.OperatorKey.PublicKey()) + " operator"},
 	}
 	lc, err := local.Create(opts)
 	if err != nil {
@@ -128,8 +129,8 @@ func (c *Cluster) Install(name string) {
 	if err := os.WriteFile(filepath.Join(n.Dir, "usr-local-bin", "moat"), bin, 0o755); err != nil {
 		c.t.Fatal(err)
 	}
-	line := fmt.Sprintf("restrict,command=\"/usr/local/bin/moat gate --as master\" %s moat-master\n", sshx.AuthorizedKey(c.MasterKey.PublicKey())) +
-		fmt.Sprintf("restrict,command=\"/usr/local/bin/moat gate --as peer\" %s moat-peer\n", sshx.AuthorizedKey(c.PeerKey.PublicKey()))
+	line := nodeapi.AuthorizedLine(nodeapi.BinaryPath, nodeapi.RoleMaster, sshkey.AuthorizedKey(c.MasterKey.PublicKey())) + "\n" +
+		nodeapi.AuthorizedLine(nodeapi.BinaryPath, nodeapi.RolePeer, sshkey.AuthorizedKey(c.PeerKey.PublicKey())) + "\n"
 	f, err := os.OpenFile(filepath.Join(n.Dir, "root", ".ssh", "authorized_keys"), os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		c.t.Fatal(err)
@@ -167,7 +168,7 @@ func (c *Cluster) HostKey(name string) ssh.PublicKey {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	key, err := sshx.ParsePublicKey(n.HostKey)
+	key, err := sshkey.ParsePublicKey(n.HostKey)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -130,7 +130,7 @@ func (c *Cluster) Enrol(m *Master, names ...string) {
 		n, _ := c.Node(name)
 		node := inventory.Node{Name: name, Addr: n.Addr.String() + ":22", User: "root", HostKey: n.HostKey, Enrolled: time.Now(),
 			Operator: inventory.Access{Dest: name, SSHConfig: c.SSHConfig}}
-		if err := m.Client.RegisterNode(ctx, node); err != nil {
+		if err := m.Client.RegisterNode(ctx, node.Registration()); err != nil {
 			c.t.Fatalf("register %s: %v", name, err)
 		}
 	}

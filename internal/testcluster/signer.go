@@ -16,7 +16,7 @@ import (
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/sign"
-	"github.com/moatcloud/moat/internal/sshx"
+	"github.com/moatcloud/moat/internal/sshkey"
 )
 
 // The operator's image signing key in tests: one per test binary. Cluster
@@ -61,7 +61,7 @@ func SignerKeyFile(t testing.TB) string {
 
 // AllowedSigners is the allowed_signers text cluster nodes get.
 func AllowedSigners(t testing.TB) string {
-	return "ops@test " + sshx.AuthorizedKey(Signer(t).PublicKey()) + "\n"
+	return "ops@test " + sshkey.AuthorizedKey(Signer(t).PublicKey()) + "\n"
 }
 
 // SignImage signs an image in the master's store with the test signer.

@@ -1,5 +1,6 @@
-// Package wire holds the conventions every moat API shares: HTTP/1.1 with
-// JSON bodies, strict decoding that names the offending field, errors as
+// Package wire holds the conventions every moat API shares: HTTP (1.1,
+// and unencrypted HTTP/2 where the transport is already secure) with JSON
+// bodies, strict decoding that names the offending field, errors as
 // {"error": "..."} with a status from their kind, and a client for it.
 package wire
 

@@ -27,8 +27,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/moatcloud/moat/internal/errs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/moatcloud/moat/internal/errs"
 )
 
 // File is one source to add to the image.

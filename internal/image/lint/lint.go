@@ -9,8 +9,8 @@
 // would fail to start with a misleading "no such file or directory". Classify
 // judges a single file by its basename and mode; Layers rebuilds an image's
 // final file tree from its layer tars, classifies every entry and resolves
-// every ELF file's needs as ld.so would (package ldso); Open decompresses a
-// layer blob.
+// every ELF file's needs as ld.so would (package ldso). Blobs come to it
+// already decompressed (layer.Decompress).
 package lint
 
 // Category is the kind of a finding: a kind of tool, or a kind of file the

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/moatcloud/moat/internal/nodeapi"
 )
 
 // privateDirs are bind-mounted from the node's directory over the
@@ -169,7 +171,7 @@ func (c *Cluster) StartDaemon(name string) error {
 	if err != nil {
 		return err
 	}
-	cmd, err := c.Command(name, "/usr/local/bin/moat", "node", "serve")
+	cmd, err := c.Command(name, nodeapi.BinaryPath, "node", "serve")
 	if err != nil {
 		return err
 	}

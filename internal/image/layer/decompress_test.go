@@ -1,4 +1,4 @@
-package lint
+package layer
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"io"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -40,8 +39,8 @@ func zstded(t *testing.T, b []byte) []byte {
 	return buf.Bytes()
 }
 
-func TestOpen(t *testing.T) {
-	tarball := layer(t, file("bin/sh", 0o755), file("usr/bin/curl", 0o755))
+func TestDecompress(t *testing.T) {
+	tarball := mustTar(t, file("bin/sh", "#!"), file("usr/bin/curl", "ELF"))
 	tests := []struct {
 		name string
 		blob []byte
@@ -55,9 +54,9 @@ func TestOpen(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rc, err := Open(bytes.NewReader(tt.blob))
+			rc, err := Decompress(bytes.NewReader(tt.blob))
 			if err != nil {
-				t.Fatalf("Open: %v", err)
+				t.Fatalf("Decompress: %v", err)
 			}
 			got, err := io.ReadAll(rc)
 			if err != nil {
@@ -67,43 +66,13 @@ func TestOpen(t *testing.T) {
 				t.Fatalf("close: %v", err)
 			}
 			if !bytes.Equal(got, tt.want) {
-				t.Errorf("Open read %d bytes, want %d", len(got), len(tt.want))
+				t.Errorf("Decompress read %d bytes, want %d", len(got), len(tt.want))
 			}
 		})
 	}
 }
 
-// TestOpenThenLayers runs the path the CLI takes: blobs of mixed compression
-// opened and handed to Layers.
-func TestOpenThenLayers(t *testing.T) {
-	blobs := [][]byte{
-		gzipped(t, layer(t, file("bin/sh", 0o755), file("usr/bin/curl", 0o755))),
-		zstded(t, layer(t, file("bin/.wh.sh", 0o644))),
-		layer(t, file("usr/bin/strace", 0o755)),
-	}
-	var rs []io.Reader
-	for i, b := range blobs {
-		rc, err := Open(bytes.NewReader(b))
-		if err != nil {
-			t.Fatalf("Open blob %d: %v", i, err)
-		}
-		defer rc.Close()
-		rs = append(rs, rc)
-	}
-	got, err := Layers(rs)
-	if err != nil {
-		t.Fatalf("Layers: %v", err)
-	}
-	want := []Finding{
-		{"/usr/bin/curl", NetworkTool, "curl"},
-		{"/usr/bin/strace", Debugger, "strace"},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("findings mismatch (-want +got):\n%s", diff)
-	}
-}
-
-func TestOpenErrors(t *testing.T) {
+func TestDecompressErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		blob []byte
@@ -115,14 +84,14 @@ func TestOpenErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rc, err := Open(bytes.NewReader(tt.blob))
+			rc, err := Decompress(bytes.NewReader(tt.blob))
 			if err == nil {
 				// Some decoders only notice corruption on read.
 				_, err = io.ReadAll(rc)
 				rc.Close()
 			}
 			if err == nil {
-				t.Fatal("Open and read succeeded, want an error")
+				t.Fatal("Decompress and read succeeded, want an error")
 			}
 			if tt.is != nil && !errors.Is(err, tt.is) {
 				t.Errorf("error %v, want %v", err, tt.is)
@@ -131,11 +100,11 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-func TestOpenReadError(t *testing.T) {
+func TestDecompressReadError(t *testing.T) {
 	boom := errors.New("boom")
-	_, err := Open(io.MultiReader(bytes.NewReader([]byte{0x1f}), errReader{boom}))
+	_, err := Decompress(io.MultiReader(bytes.NewReader([]byte{0x1f}), errReader{boom}))
 	if !errors.Is(err, boom) {
-		t.Errorf("Open error %v, want %v", err, boom)
+		t.Errorf("Decompress error %v, want %v", err, boom)
 	}
 }
 

@@ -1,4 +1,9 @@
-package sshx
+// Package sshkey holds the SSH key handling the master and nodes share:
+// ed25519 keys in OpenSSH format, authorized_keys lines, and host keys
+// pinned at enrolment (a changed key is refused, naming both
+// fingerprints). No connection logic: that is sshx (the master's) and the
+// node's peer fetch.
+package sshkey
 
 import (
 	"crypto/ed25519"

@@ -1,4 +1,4 @@
-package sshx
+package sshkey
 
 import (
 	"bytes"
@@ -29,9 +29,9 @@ func PinnedHostKey(node string, pinned ssh.PublicKey) ssh.HostKeyCallback {
 	}
 }
 
-// algorithmsFor lists the host key algorithms that verify with key: asking
+// Algorithms lists the host key algorithms that verify with key: asking
 // for exactly these makes a node with several host keys show the pinned one.
-func algorithmsFor(key ssh.PublicKey) []string {
+func Algorithms(key ssh.PublicKey) []string {
 	if key == nil {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package sshx
+package sshkey
 
 import (
 	"crypto/ed25519"
