@@ -56,9 +56,12 @@ func (a *app) watchRollout(cmd *cobra.Command, app string, rev int) error {
 	if f, ok := a.stderr.(*os.File); ok && !a.json {
 		tty = term.IsTerminal(int(f.Fd()))
 	}
+	var bars *rolloutBars
+	if tty {
+		bars = newRolloutBars(a.stderr)
+	}
 	var last masterapi.Progress
 	var lastLine string
-	shown := 0 // lines of the last block drawn on the terminal
 	announced := map[string]bool{}
 	err := a.masterClient().Watch(cmd.Context(), app, rev, func(p masterapi.Progress) error {
 		last = p
@@ -87,19 +90,11 @@ func (a *app) watchRollout(cmd *cobra.Command, app string, rev int) error {
 			}
 			return nil
 		}
-		block := []string{line}
-		for _, t := range p.Transfers {
-			block = append(block, transferBar(t))
-		}
-		if shown > 1 {
-			fmt.Fprintf(a.stderr, "\033[%dA", shown-1)
-		}
-		fmt.Fprint(a.stderr, "\r\033[J"+strings.Join(block, "\n"))
-		shown = len(block)
+		bars.update(line, p.Transfers)
 		return nil
 	})
 	if tty {
-		fmt.Fprintln(a.stderr)
+		bars.done()
 	}
 	if err != nil {
 		return err
@@ -125,20 +120,6 @@ func (a *app) watchRollout(cmd *cobra.Command, app string, rev int) error {
 	}
 	fmt.Fprintf(a.stderr, "revision %d is %s\n", rev, last.Status)
 	return exitError{1}
-}
-
-// transferBar draws one image delivery: "  n2 ← n1      [=====>    ] 2.1MiB/4.6MiB".
-func transferBar(t masterapi.Transfer) string {
-	const width = 24
-	filled := 0
-	if t.Total > 0 {
-		filled = int(min(t.Done, t.Total) * width / t.Total)
-	}
-	bar := strings.Repeat("=", filled)
-	if filled < width {
-		bar += ">" + strings.Repeat(" ", width-filled-1)
-	}
-	return fmt.Sprintf("  %-10s ← %-10s [%s] %s/%s", t.Node, t.From, bar, quantity.FormatBytes(t.Done), quantity.FormatBytes(t.Total))
 }
 
 func firstLine(s string) string {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/image"
+	"github.com/moatcloud/moat/internal/keepalive"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/partial"
 	"github.com/moatcloud/moat/internal/sshkey"
@@ -115,7 +116,8 @@ func (d *Daemon) fetch(ctx context.Context, key ssh.Signer, hostKey ssh.PublicKe
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", req.Peer.Name, err)
 	}
-	sc, chans, reqs, err := ssh.NewClientConn(conn, req.Peer.Addr, cfg)
+	heard := keepalive.NewHeard()
+	sc, chans, reqs, err := ssh.NewClientConn(heard.Wrap(conn), req.Peer.Addr, cfg)
 	if err != nil {
 		conn.Close()
 		return fmt.Errorf("ssh to %s: %w", req.Peer.Name, err)
@@ -129,7 +131,13 @@ func (d *Daemon) fetch(ctx context.Context, key ssh.Signer, hostKey ssh.PublicKe
 	alive, cancelAlive := context.WithCancel(ctx)
 	defer cancelAlive()
 	var deaf atomic.Bool
-	go keepAlive(alive, client, &deaf)
+	go func() {
+		err := keepalive.Watch(alive, client, heard, keepalive.Config{Interval: fetchKeepalive, DownAfter: fetchDeadAfter})
+		if errors.Is(err, keepalive.ErrSilent) {
+			deaf.Store(true)
+			client.Close()
+		}
+	}()
 	inbox := filepath.Join(d.cfg.Root, "inbox", "blobs")
 	if err := os.MkdirAll(inbox, 0o700); err != nil {
 		return err
@@ -241,42 +249,10 @@ func (w *trackedWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Keepalives on a fetch's connection: how often, and how long an answer
-// may take before the peer counts as gone.
-var (
+// Keepalives on a fetch's connection: probe once it has been quiet this
+// long, and count the peer gone after this long without a byte. Looser
+// than the master's: a fetch that gives up wrongly costs a whole retry.
+const (
 	fetchKeepalive = 2 * time.Second
 	fetchDeadAfter = 10 * time.Second
 )
-
-// keepAlive closes client, and sets deaf, when the peer leaves a keepalive
-// unanswered for fetchDeadAfter; it returns when ctx ends.
-func keepAlive(ctx context.Context, client *ssh.Client, deaf *atomic.Bool) {
-	tick := time.NewTicker(fetchKeepalive)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		answered := make(chan struct{})
-		go func() {
-			// Any reply, even "unknown request", proves the peer alive.
-			if _, _, err := client.SendRequest("keepalive@openssh.com", true, nil); err == nil {
-				close(answered)
-			}
-		}()
-		timer := time.NewTimer(fetchDeadAfter)
-		select {
-		case <-answered:
-			timer.Stop()
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		case <-timer.C:
-			deaf.Store(true)
-			client.Close()
-			return
-		}
-	}
-}

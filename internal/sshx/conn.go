@@ -5,15 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/keepalive"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/sshkey"
 )
@@ -134,7 +133,7 @@ func (c *Conn) maintain() {
 	log := c.pool.cfg.Log.With("node", c.target.Name)
 	wait := backoffMin
 	for c.ctx.Err() == nil {
-		heard := new(atomic.Int64)
+		heard := keepalive.NewHeard()
 		client, err := c.connect(c.ctx, heard)
 		if err != nil {
 			if c.ctx.Err() != nil {
@@ -156,7 +155,8 @@ func (c *Conn) maintain() {
 		wait = backoffMin
 		c.setState(Up, client, nil)
 		log.Info("node up")
-		err = c.watch(client, heard)
+		err = keepalive.Watch(c.ctx, client, heard, keepalive.Config{
+			Interval: c.pool.cfg.KeepaliveInterval, DownAfter: c.pool.cfg.DownAfter, Beat: c.pool.beat})
 		client.Close()
 		c.http.CloseIdleConnections()
 		if c.ctx.Err() != nil {
@@ -173,7 +173,7 @@ func jitter(d time.Duration) time.Duration {
 
 // connect dials and handshakes, holding a handshake slot. heard keeps the
 // time of the last byte read from the node.
-func (c *Conn) connect(ctx context.Context, heard *atomic.Int64) (*ssh.Client, error) {
+func (c *Conn) connect(ctx context.Context, heard *keepalive.Heard) (*ssh.Client, error) {
 	cfg := c.pool.cfg
 	if err := c.pool.acquire(ctx); err != nil {
 		return nil, err
@@ -185,8 +185,8 @@ func (c *Conn) connect(ctx context.Context, heard *atomic.Int64) (*ssh.Client, e
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", c.target.Addr, err)
 	}
-	heard.Store(time.Now().UnixNano())
-	tcp = heardConn{Conn: tcp, heard: heard}
+	heard.Touch()
+	tcp = heard.Wrap(tcp)
 	tcp.SetDeadline(time.Now().Add(cfg.DialTimeout))
 	sc, chans, reqs, err := ssh.NewClientConn(tcp, c.target.Addr, c.clientConfig())
 	if err != nil {
@@ -207,57 +207,4 @@ func (c *Conn) clientConfig() *ssh.ClientConfig {
 		HostKeyAlgorithms: sshkey.Algorithms(c.target.HostKey),
 		Timeout:           c.pool.cfg.DialTimeout,
 	}
-}
-
-// maxProbes bounds the keepalives in flight on one connection: a node
-// that has stopped answering is not sent an unbounded pile.
-const maxProbes = 16
-
-// watch sends keepalives until nothing has arrived from the node for
-// DownAfter, or the connection breaks, and says why. Anything that
-// arrives counts, not only answers to keepalives (heard): a busy node is
-// not probed, and a probe that is slow to come back is not a miss while
-// other bytes flow.
-func (c *Conn) watch(client *ssh.Client, heard *atomic.Int64) error {
-	cfg := c.pool.cfg
-	closed := make(chan error, 1)
-	go func() { closed <- client.Wait() }()
-	var probes atomic.Int32
-	for {
-		select {
-		case <-c.ctx.Done():
-			return c.ctx.Err()
-		case err := <-closed:
-			return fmt.Errorf("connection closed: %v", err)
-		case <-c.pool.beat():
-		}
-		quiet := time.Since(time.Unix(0, heard.Load()))
-		if quiet >= cfg.DownAfter {
-			return fmt.Errorf("nothing from the node for %s", quiet.Round(100*time.Millisecond))
-		}
-		if quiet < cfg.KeepaliveInterval || probes.Load() >= maxProbes {
-			continue
-		}
-		probes.Add(1)
-		go func() {
-			// Any reply, even "unknown request", proves the node alive;
-			// the bytes are counted as they are read.
-			client.SendRequest("keepalive@openssh.com", true, nil)
-			probes.Add(-1)
-		}()
-	}
-}
-
-// heardConn records when each read from the node returned bytes.
-type heardConn struct {
-	net.Conn
-	heard *atomic.Int64
-}
-
-func (h heardConn) Read(b []byte) (int, error) {
-	n, err := h.Conn.Read(b)
-	if n > 0 {
-		h.heard.Store(time.Now().UnixNano())
-	}
-	return n, err
 }

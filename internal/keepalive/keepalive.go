@@ -1,0 +1,112 @@
+// Package keepalive tells a dead SSH peer from a slow one, for both ends
+// moat holds connections from: the master to its nodes (package sshx) and a
+// node fetching image blobs from another (package node). Anything that
+// arrives from the peer counts as a sign of life, not only answers to
+// probes, so a busy peer is never probed and a probe that is slow to come
+// back is not a miss while other bytes flow. A quiet connection is probed
+// with keepalive@openssh.com; the peer is gone when nothing has arrived
+// for DownAfter.
+package keepalive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// ErrSilent says the peer sent nothing for DownAfter.
+var ErrSilent = errors.New("nothing heard from the peer")
+
+// maxProbes bounds the probes in flight on one connection: a peer that has
+// stopped answering is not sent an unbounded pile.
+const maxProbes = 16
+
+// Heard is the time the last bytes arrived on a connection.
+type Heard struct{ at atomic.Int64 }
+
+// NewHeard starts the clock now: a connection just made counts as heard.
+func NewHeard() *Heard {
+	h := new(Heard)
+	h.Touch()
+	return h
+}
+
+// Touch records that the peer was heard now.
+func (h *Heard) Touch() { h.at.Store(time.Now().UnixNano()) }
+
+// Quiet is how long ago the peer was last heard.
+func (h *Heard) Quiet() time.Duration { return time.Since(time.Unix(0, h.at.Load())) }
+
+// Wrap returns conn, recording in h every read that returns bytes.
+func (h *Heard) Wrap(conn net.Conn) net.Conn { return heardConn{Conn: conn, heard: h} }
+
+type heardConn struct {
+	net.Conn
+	heard *Heard
+}
+
+func (c heardConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.heard.Touch()
+	}
+	return n, err
+}
+
+// Config says when to probe and when to give up.
+type Config struct {
+	Interval  time.Duration // probe once the connection has been quiet this long
+	DownAfter time.Duration // the peer is gone after this long without a byte
+	// Beat, if set, is the clock: it returns a channel closed at the next
+	// check. The master shares one across all its nodes, so it wakes once
+	// per interval, not once per node. Nil: a ticker at Interval.
+	Beat func() <-chan struct{}
+}
+
+// Watch probes client until nothing has been heard for DownAfter (an error
+// wrapping ErrSilent), the connection closes, or ctx ends, and says which.
+// It does not close client.
+func Watch(ctx context.Context, client *ssh.Client, heard *Heard, cfg Config) error {
+	var tick <-chan time.Time
+	if cfg.Beat == nil {
+		t := time.NewTicker(cfg.Interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- client.Wait() }()
+	var probes atomic.Int32
+	for {
+		var beat <-chan struct{}
+		if cfg.Beat != nil {
+			beat = cfg.Beat()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-closed:
+			return fmt.Errorf("connection closed: %v", err)
+		case <-beat:
+		case <-tick:
+		}
+		quiet := heard.Quiet()
+		if quiet >= cfg.DownAfter {
+			return fmt.Errorf("%w for %s", ErrSilent, quiet.Round(100*time.Millisecond))
+		}
+		if quiet < cfg.Interval || probes.Load() >= maxProbes {
+			continue
+		}
+		probes.Add(1)
+		go func() {
+			// Any reply, even "unknown request", proves the peer alive;
+			// its bytes are counted as they are read.
+			client.SendRequest("keepalive@openssh.com", true, nil)
+			probes.Add(-1)
+		}()
+	}
+}
