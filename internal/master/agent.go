@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -297,12 +296,6 @@ func (a *agent) refreshInfo(ctx context.Context, timeout time.Duration) bool {
 	}
 	a.infoAt, a.info = time.Now(), info
 	return true
-}
-
-// placementChanged says whether two descriptions of a node differ in what
-// placing replicas depends on: capacity and which images it accepts.
-func placementChanged(a, b nodeapi.NodeInfo) bool {
-	return a.CPUs != b.CPUs || a.MemoryBytes != b.MemoryBytes || a.RequireSigned != b.RequireSigned || !slices.Equal(a.Signers, b.Signers)
 }
 
 // imagesChanged has the node describe itself again soon (its disk use in

@@ -3,17 +3,14 @@ package master
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/moatcloud/moat/internal/master/store"
-	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/rollout"
 	"github.com/moatcloud/moat/internal/sched"
-	"github.com/moatcloud/moat/internal/sshx"
 )
 
 // reconcileApp moves one app a step towards its target revision, and
@@ -33,10 +30,7 @@ func (m *Master) reconcileApp(ctx context.Context, w *world, a appState) (bool, 
 	if err != nil {
 		return false, err
 	}
-	in, failing := m.rolloutInput(w, a, mine)
-	if a.rev.Status == store.StatusFailed && a.Stable == 0 {
-		in.Desired = 0 // a first deploy that failed leaves nothing running
-	}
+	in, failing := rolloutInput(w, a, mine, m.fenceTimes())
 	step := rollout.Plan(in)
 	for _, id := range step.Stop {
 		if err := m.db.StopReplica(ctx, id, fmt.Sprintf("replaced or scaled (revision %d)", a.Revision)); err != nil {
@@ -51,77 +45,23 @@ func (m *Master) reconcileApp(ctx context.Context, w *world, a appState) (bool, 
 	return failed || moving || judged || len(step.Stop) > 0 || (step.Start > 0 && unplaced == ""), err
 }
 
-// failover stops replicas whose node is down, so the planner replaces
-// them elsewhere. A pinned app (volumes) never moves. A singleton moves
-// only once its node has been down for the grace period and the node's
-// lease, which makes the node stop it, has run out.
+// failover stops the replicas whose node is down (failoverStops), so the
+// planner replaces them elsewhere.
 func (m *Master) failover(ctx context.Context, w *world, a appState, mine []store.Replica) (bool, error) {
-	if a.spec.PinnedNode() != "" {
-		return false, nil
-	}
-	moved := false
-	for _, r := range mine {
-		v, ok := w.views[r.Node]
-		if r.Desired != store.Run || !ok || v.state != sshx.Down {
-			continue
-		}
-		if a.spec.Singleton && !m.surelyStopped(w, v) {
-			continue
-		}
-		m.log.Warn("node down: replacing replica", "app", a.Name, "replica", r.ID, "node", r.Node, "down", w.now.Sub(v.since).Round(time.Millisecond))
+	stops := failoverStops(w, a, mine, m.fenceTimes())
+	for _, r := range stops {
+		m.log.Warn("node down: replacing replica", "app", a.Name, "replica", r.ID, "node", r.Node, "down", w.now.Sub(w.views[r.Node].since).Round(time.Millisecond))
 		if err := m.db.StopReplica(ctx, r.ID, "node "+r.Node+" down"); err != nil {
 			return false, err
 		}
 		m.db.Audit(ctx, "master", "failover", fmt.Sprintf("%s replica %s: node %s down", a.Name, r.ID, r.Node))
-		moved = true
 	}
-	return moved, nil
+	return len(stops) > 0, nil
 }
 
-// surelyStopped says whether a node that is away has certainly stopped its
-// fenced containers: it has been down for the singleton grace, and its
-// lease from the master has run out (with a second to spare for clocks).
-func (m *Master) surelyStopped(w *world, v view) bool {
-	return v.state == sshx.Down && w.now.Sub(v.since) >= m.cfg.SingletonGrace &&
-		w.now.After(v.leased.Add(m.cfg.LeaseTTL+time.Second))
-}
-
-// rolloutInput describes the app to the planner, and names a current
-// replica that failed, if any.
-func (m *Master) rolloutInput(w *world, a appState, mine []store.Replica) (rollout.Input, string) {
-	u := a.spec.Update
-	in := rollout.Input{
-		Desired: a.spec.Replicas, Strategy: u.Strategy, MaxSurge: u.MaxSurge, MaxUnavailable: u.MaxUnavailable,
-		Canary: u.Canary, Singleton: a.spec.Singleton,
-		// Only a revision still rolling out waits at its canaries; once
-		// deployed (or promoted) it is whole, and a later drain or
-		// failover must not cut it back to them.
-		Promoted: a.rev.Status != store.StatusProgressing && a.rev.Status != store.StatusCanary,
-	}
-	var failing string
-	for _, r := range mine {
-		v, known := w.views[r.Node]
-		state, c := replicaState(r, v, known)
-		if r.Desired == store.Stop {
-			// Still running somewhere reachable (or, for a singleton,
-			// possibly running on a node that is away): not yet gone.
-			if c != nil || (a.spec.Singleton && state == rollout.Unknown && !m.surelyStopped(w, v)) {
-				in.Terminating++
-			}
-			continue
-		}
-		current := r.Template == a.rev.Template
-		drain := w.nodes[r.Node].Draining || r.Note == noteMoving
-		in.Replicas = append(in.Replicas, rollout.Replica{ID: r.ID, Node: r.Node, Current: current, Drain: drain, State: state})
-		if current && (state == rollout.Failed || v.refused[r.ID]) && failing == "" {
-			failing = r.ID
-		}
-		if r.Note == noteMoving {
-			// A move for spread never costs a ready replica: surge first.
-			in.MaxSurge, in.MaxUnavailable = max(in.MaxSurge, 1), 0
-		}
-	}
-	return in, failing
+// fenceTimes are the master's timings for fencing singletons.
+func (m *Master) fenceTimes() fenceTimes {
+	return fenceTimes{Grace: m.cfg.SingletonGrace, LeaseTTL: m.cfg.LeaseTTL}
 }
 
 // place schedules n new replicas of the target revision and records them;
@@ -130,20 +70,8 @@ func (m *Master) place(ctx context.Context, w *world, a appState, mine []store.R
 	if n == 0 {
 		return "", nil
 	}
-	req := sched.Request{
-		App: a.Name, Count: n, Labels: a.spec.Placement.Labels, Spread: a.spec.Placement.Spread, Pinned: a.spec.PinnedNode(),
-		Resources: sched.Resources{MilliCPU: a.spec.Resources.MilliCPU, MemoryBytes: a.spec.Resources.MemoryBytes},
-		Existing:  map[string]int{},
-	}
-	// Spread counts replicas of the target template only: the old ones
-	// are leaving, and counting them would pile the new ones onto
-	// whichever node happened to lose its old replica first.
-	for _, r := range mine {
-		if r.Desired == store.Run && r.Template == a.rev.Template {
-			req.Existing[r.Node]++
-		}
-	}
-	res := sched.Place(m.schedNodes(w, m.images.Signers(digest.Digest(a.rev.Image))), req)
+	req := placeRequest(a, mine, n)
+	res := sched.Place(schedNodes(w, m.images.Signers(digest.Digest(a.rev.Image))), req)
 	placed := make([]store.Replica, 0, len(res.Nodes))
 	for _, node := range res.Nodes {
 		placed = append(placed, store.Replica{ID: newReplicaID(a.Name), App: a.Name, Revision: a.Revision, Template: a.rev.Template, Node: node, Desired: store.Run, Created: w.now})
@@ -163,94 +91,49 @@ func (m *Master) place(ctx context.Context, w *world, a appState, mine []store.R
 	return "", nil
 }
 
-// schedNodes is the scheduler's view: capacity from what each node
-// reported, allocation from the replicas the master placed there, and
-// whether the node accepts an image signed by imageSigners.
-func (m *Master) schedNodes(w *world, imageSigners []string) []sched.Node {
-	alloc := w.allocated()
-	var out []sched.Node
-	for name, n := range w.nodes {
-		v, ok := w.views[name]
-		out = append(out, sched.Node{
-			Name: name, Labels: n.Labels, Allocated: alloc[name],
-			Capacity:     sched.Resources{MilliCPU: int64(n.Info.CPUs) * 1000, MemoryBytes: n.Info.MemoryBytes},
-			Cordoned:     n.Cordoned || n.Draining,
-			Down:         !ok || !v.synced,
-			RefusesImage: !accepts(n.Info, imageSigners),
-		})
-	}
-	return out
-}
-
 // Statuses the master uses besides the store's.
 const statusPromoted = "promoted" // a canary revision told to go on
 
-// judge records how the target revision's rollout goes: deployed, waiting
-// for promotion, or failed — and then rolled back to the last stable
-// revision, with the failing replica's last lines in the message.
+// judge records the verdict on the target revision's rollout
+// (judgeRevision): deployed, waiting for promotion, or failed — and then
+// rolled back to the last stable revision, with the failing replica's
+// last lines in the message. It remembers, per app and revision, since
+// when replicas could not be placed.
 func (m *Master) judge(ctx context.Context, w *world, a appState, step rollout.Step, failing, unplaced string) (bool, error) {
-	switch a.rev.Status {
-	case store.StatusProgressing, store.StatusCanary, statusPromoted:
-	default:
-		return false, nil
+	if !inProgress(a.rev.Status) {
+		return false, nil // judged already: nothing to ask
 	}
-	switch {
-	case step.Phase == rollout.Done:
+	key := fmt.Sprintf("%s@%d", a.Name, a.Revision)
+	j := judgeRevision(judgeInput{
+		App: a.Name, Status: a.rev.Status, Message: a.rev.Message, Created: a.rev.Created,
+		Deadline: a.spec.Update.Deadline, AutoPromote: a.spec.Update.Promote == "auto",
+		Phase: step.Phase, Failing: failing, Unplaced: unplaced, UnplacedSince: m.unplacedSince[key],
+		CouldGrow: couldGrow(w), Now: w.now,
+	})
+	if j.UnplacedSince.IsZero() {
+		delete(m.unplacedSince, key)
+	} else {
+		m.unplacedSince[key] = j.UnplacedSince
+	}
+	switch j.Verdict {
+	case verdictDeployed:
 		m.log.Info("revision deployed", "app", a.Name, "revision", a.Revision)
 		m.db.Audit(ctx, "master", "deployed", fmt.Sprintf("%s revision %d", a.Name, a.Revision))
 		return true, m.db.SetStatus(ctx, a.Name, a.Revision, store.StatusDeployed, "")
-	case failing != "":
-		return true, m.fail(ctx, w, a, m.describeFailure(ctx, w, failing))
-	case w.now.Sub(a.rev.Created) > a.spec.Update.Deadline:
-		why := fmt.Sprintf("not healthy within the %s deadline", a.spec.Update.Deadline)
-		if unplaced != "" {
-			why += ": " + unplaced
+	case verdictFailed:
+		why := j.Message
+		if j.Failing != "" {
+			why = m.describeFailure(ctx, w, j.Failing)
 		}
 		return true, m.fail(ctx, w, a, why)
-	case m.stuck(a, unplaced, w.now) && !couldGrow(w):
-		// Nothing will make room by itself: waiting out the deadline
-		// would only make the operator wait.
-		return true, m.fail(ctx, w, a, unplaced)
-	case step.Phase == rollout.Waiting && a.spec.Update.Promote == "auto":
+	case verdictPromoted:
 		return true, m.db.SetStatus(ctx, a.Name, a.Revision, statusPromoted, "")
-	case step.Phase == rollout.Waiting && a.rev.Status != store.StatusCanary:
-		return true, m.db.SetStatus(ctx, a.Name, a.Revision, store.StatusCanary, "canaries healthy: moat promote "+a.Name+" to go on")
-	case unplaced != "" && a.rev.Message != unplaced:
-		return false, m.db.SetStatus(ctx, a.Name, a.Revision, a.rev.Status, unplaced)
+	case verdictCanary:
+		return true, m.db.SetStatus(ctx, a.Name, a.Revision, store.StatusCanary, j.Message)
+	case verdictMessage:
+		return false, m.db.SetStatus(ctx, a.Name, a.Revision, a.rev.Status, j.Message)
 	}
 	return false, nil
-}
-
-// failFastAfter is how long replicas must stay unplaceable, with every
-// node up, before their revision fails without waiting for its deadline:
-// long enough for replicas on their way out to free their room.
-const failFastAfter = 2 * time.Second
-
-// stuck says whether the revision's replicas have been unplaceable for
-// failFastAfter; it remembers since when, per app and revision.
-func (m *Master) stuck(a appState, unplaced string, now time.Time) bool {
-	key := fmt.Sprintf("%s@%d", a.Name, a.Revision)
-	if unplaced == "" {
-		delete(m.unplacedSince, key)
-		return false
-	}
-	since, ok := m.unplacedSince[key]
-	if !ok {
-		m.unplacedSince[key] = now
-		return false
-	}
-	return now.Sub(since) >= failFastAfter
-}
-
-// couldGrow says whether room may still appear without anyone acting: a
-// node that is down or not yet in sync may come back with its capacity.
-func couldGrow(w *world) bool {
-	for name := range w.nodes {
-		if v, ok := w.views[name]; !ok || !v.synced {
-			return true
-		}
-	}
-	return false
 }
 
 // fail marks the revision failed and goes back to the stable one.
@@ -278,8 +161,9 @@ func (m *Master) fail(ctx context.Context, w *world, a appState, why string) err
 	return nil
 }
 
-// describeFailure says what went wrong with a replica, with its last log
-// lines, fetched from its node now (before the rollback removes it).
+// describeFailure says what went wrong with a replica (describeReplica),
+// with its last log lines, fetched from its node now (before the rollback
+// removes it).
 func (m *Master) describeFailure(ctx context.Context, w *world, id string) string {
 	var r store.Replica
 	for _, x := range w.replicas {
@@ -288,49 +172,19 @@ func (m *Master) describeFailure(ctx context.Context, w *world, id string) strin
 		}
 	}
 	v := w.views[r.Node]
-	c, ok := v.containers[id]
-	var b strings.Builder
-	if !ok && v.refused[id] {
-		fmt.Fprintf(&b, "replica %s on %s: refused: %s", id, r.Node, v.lastErr[id])
-		return b.String()
-	}
-	fmt.Fprintf(&b, "replica %s on %s: %s", id, r.Node, c.State)
-	switch {
-	case c.Health == "unhealthy":
-		fmt.Fprintf(&b, ", unhealthy (%s)", c.HealthOutput)
-	case c.ExitCode != nil:
-		fmt.Fprintf(&b, ", exit code %d", *c.ExitCode)
-		if c.Error != "" {
-			fmt.Fprintf(&b, " (%s)", c.Error)
-		}
-	}
-	if c.Restarts > 0 {
-		fmt.Fprintf(&b, ", %d restarts", c.Restarts)
+	desc := describeReplica(id, r.Node, v)
+	if _, ok := v.containers[id]; !ok && v.refused[id] {
+		return desc
 	}
 	if lines := m.lastLines(ctx, r.Node, id, 15); len(lines) > 0 {
-		b.WriteString("\nlast log lines:\n  " + strings.Join(lines, "\n  "))
+		desc += "\nlast log lines:\n  " + strings.Join(lines, "\n  ")
 	}
-	return b.String()
+	return desc
 }
 
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
-}
-
-// accepts says whether a node runs an image signed by these keys, as far
-// as the master can tell from what the node reported (the node decides).
-func accepts(info nodeapi.NodeInfo, imageSigners []string) bool {
-	if !info.RequireSigned {
-		return true
-	}
-	for _, s := range info.Signers {
-		f := strings.Fields(s)
-		if len(f) > 0 && slices.Contains(imageSigners, f[len(f)-1]) {
-			return true
-		}
-	}
-	return false
 }
 
 // countNodes is how many nodes some replicas are on.

@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/image"
@@ -120,12 +117,7 @@ func (m *Master) Rollback(ctx context.Context, name string, to int, actor string
 		if err != nil {
 			return masterapi.DeployResponse{}, err
 		}
-		for _, r := range revs {
-			if r.Revision < app.Revision && r.Status == store.StatusDeployed {
-				to = r.Revision
-			}
-		}
-		if to == 0 {
+		if to = rollbackTarget(revs, app.Revision); to == 0 {
 			return masterapi.DeployResponse{}, fmt.Errorf("%s has no deployed revision before %d to roll back to: %w", name, app.Revision, errs.ErrNotFound)
 		}
 	}
@@ -175,32 +167,13 @@ func (m *Master) RemoveApp(ctx context.Context, name, actor string) error {
 }
 
 // checkAccepted refuses at once an image no node would run for want of a
-// signature it trusts, rather than letting every replica fail. (Which of
-// several nodes accept it, the scheduler weighs; the nodes themselves
-// decide.)
+// signature it trusts (acceptProblem), rather than letting every replica
+// fail. (Which of several nodes accept it, the scheduler weighs; the
+// nodes themselves decide.)
 func (m *Master) checkAccepted(ctx context.Context, img image.Image) error {
 	nodes, err := m.db.Nodes(ctx)
-	if err != nil || len(nodes) == 0 {
+	if err != nil {
 		return err
 	}
-	trusted := map[string]bool{}
-	for _, n := range nodes {
-		if accepts(n.Info, img.Signers) {
-			return nil
-		}
-		for _, s := range n.Info.Signers {
-			trusted[s] = true
-		}
-	}
-	ref := img.Name
-	if ref == "" {
-		ref = string(img.Digest)
-	}
-	what := "is not signed"
-	if len(img.Signers) > 0 {
-		what = "is signed only by " + strings.Join(img.Signers, ", ")
-	}
-	names := slices.Sorted(maps.Keys(trusted))
-	return fmt.Errorf("image %s %s, and every node runs only images signed by a key it trusts (%s): sign it with moat image sign %s --key KEY: %w",
-		ref, what, strings.Join(names, "; "), ref, errs.ErrInvalid)
+	return acceptProblem(nodes, img)
 }

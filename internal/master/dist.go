@@ -12,26 +12,12 @@ import (
 	"github.com/moatcloud/moat/internal/sshx"
 )
 
-// perSource bounds the fetches one node that has the image serves at
-// once: a tree grows instead of one node's uplink carrying every copy. A
-// node still receiving the image serves one: the image flows down a chain
-// (master → n1 → n2 → …) at the full speed of every link, each node
-// passing on what it receives as it receives it.
-const (
-	perSource    = 2
-	perStreaming = 1
-)
-
-// dist is how one image is spreading over the nodes: which have it (the
-// sources, and how many fetches each serves now) and whether the master
-// is seeding it.
+// dist is how one image is spreading over the nodes (distState), with
+// the lock and the signal of its changes that deliveries wait on.
 type dist struct {
-	mu        sync.Mutex
-	changed   chan struct{} // closed when a source or the seeding changes
-	sources   map[string]int
-	receiving map[string]bool   // sources still receiving the image
-	upstream  map[string]string // node → the node it fetches from now
-	seeding   bool
+	mu      sync.Mutex
+	changed chan struct{} // closed when a source or the seeding changes
+	distState
 }
 
 func (m *Master) dist(manifest digest.Digest) *dist {
@@ -39,7 +25,7 @@ func (m *Master) dist(manifest digest.Digest) *dist {
 	defer m.distMu.Unlock()
 	d, ok := m.dists[manifest]
 	if !ok {
-		d = &dist{changed: make(chan struct{}), sources: map[string]int{}, receiving: map[string]bool{}, upstream: map[string]string{}}
+		d = &dist{changed: make(chan struct{}), distState: distState{sources: map[string]int{}, receiving: map[string]bool{}, upstream: map[string]string{}}}
 		m.dists[manifest] = d
 	}
 	return d
@@ -116,19 +102,6 @@ func (d *dist) release(node, src string) {
 	d.notify()
 }
 
-// downstream says whether node gets the image, directly or through
-// others, from a: a must not fetch from it, or both would wait on each
-// other.
-func (d *dist) downstream(node, a string) bool {
-	for hops := 0; node != "" && hops <= len(d.upstream); hops++ {
-		if node == a {
-			return true
-		}
-		node = d.upstream[node]
-	}
-	return false
-}
-
 func (d *dist) seedDone() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -136,61 +109,25 @@ func (d *dist) seedDone() {
 	d.notify()
 }
 
-// next decides how agent a gets the image now: from source src (taken:
-// release it after), as the seed (the master uploads), or by waiting for
-// wait to close. A node that cannot fetch, or whose fetches all failed,
-// is uploaded to straight away.
+// next decides how agent a gets the image now (see distState.choose):
+// from source src (taken: release it after), as the seed or as a fallback
+// (the master uploads), or by waiting for wait to close.
 func (d *dist) next(a *agent, canFetch bool, failed map[string]bool) (src string, seed bool, wait <-chan struct{}) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if canFetch {
-		var candidates []string
-		for s, busy := range d.sources {
-			limit := perSource
-			if d.receiving[s] {
-				limit = perStreaming
-			}
-			if s != a.name && busy < limit && !failed[s] && !d.downstream(s, a.name) && a.m.peerReady(s) {
-				candidates = append(candidates, s)
-			}
-		}
-		if len(candidates) > 0 {
-			// Whole images first (nothing upstream can stall them), then
-			// the least busy.
-			slices.SortFunc(candidates, func(x, y string) int {
-				if d.receiving[x] != d.receiving[y] {
-					if d.receiving[x] {
-						return 1
-					}
-					return -1
-				}
-				return d.sources[x] - d.sources[y]
-			})
-			d.sources[candidates[0]]++
-			d.upstream[a.name] = candidates[0]
-			return candidates[0], false, nil
-		}
-	}
-	switch {
-	case !canFetch || len(failed) > 0:
-		return "", true, nil // fallback: not counted as the seed
-	case !d.seeding && !d.anySource(a.m, a.name):
+	c := d.choose(a.name, canFetch, failed, a.m.peerReady)
+	switch c.Way {
+	case deliverFetch:
+		d.sources[c.From]++
+		d.upstream[a.name] = c.From
+		return c.From, false, nil
+	case deliverSeed:
 		d.seeding = true
 		return "", true, nil
+	case deliverUpload:
+		return "", true, nil // fallback: not counted as the seed
 	}
-	// A source will free up, or the seed will become one.
 	return "", false, d.changed
-}
-
-// anySource says whether another node that can serve has the image (busy
-// or not).
-func (d *dist) anySource(m *Master, self string) bool {
-	for s := range d.sources {
-		if s != self && m.peerReady(s) {
-			return true
-		}
-	}
-	return false
 }
 
 // peerReady says whether a node can serve fetches: up, and holding the

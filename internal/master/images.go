@@ -97,18 +97,8 @@ func (m *Master) imageRefs(ctx context.Context) (map[digest.Digest][]string, err
 		if err != nil {
 			return nil, err
 		}
-		seen := map[string]bool{}
-		for i := len(revs) - 1; i >= 0; i-- {
-			r := revs[i]
-			switch {
-			case r.Revision == a.Revision:
-				add(r.Image, fmt.Sprintf("%s@%d (current)", a.Name, r.Revision))
-			case r.Revision == a.Stable:
-				add(r.Image, fmt.Sprintf("%s@%d (stable)", a.Name, r.Revision))
-			case len(seen) < m.cfg.KeepRevisions || seen[r.Image]:
-				add(r.Image, fmt.Sprintf("%s@%d", a.Name, r.Revision))
-			}
-			seen[r.Image] = true
+		for _, ref := range rollbackWindow(a, revs, m.cfg.KeepRevisions) {
+			add(ref.Image, ref.Why)
 		}
 	}
 	reps, err := m.db.Replicas(ctx)

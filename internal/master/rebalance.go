@@ -7,7 +7,6 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/moatcloud/moat/internal/master/store"
-	"github.com/moatcloud/moat/internal/rollout"
 	"github.com/moatcloud/moat/internal/sched"
 )
 
@@ -18,53 +17,24 @@ const noteMoving = "moving for spread"
 
 // rebalance evens an app's spread one replica at a time, when its nodes
 // changed under it (a node came back or joined, a scale-down left some
-// doubled up). It waits until the app is settled: deployed, every replica
-// current and ready, none moving, every node up. Never a singleton or an
-// app pinned to its volumes, nor one that opted out (rebalance: false).
-// It reports whether it marked a replica to move.
+// doubled up), once the app is settled (spreadRequest). It reports whether
+// it marked a replica to move.
 func (m *Master) rebalance(ctx context.Context, w *world, a appState, mine []store.Replica) (bool, error) {
-	sp := a.spec
-	if sp.Singleton || sp.PinnedNode() != "" || !sp.Placement.Spread || sp.Placement.NoRebalance ||
-		a.rev.Status != store.StatusDeployed || couldGrow(w) {
-		return false, nil
-	}
-	req := sched.Request{
-		App: a.Name, Labels: sp.Placement.Labels, Spread: true,
-		Resources: sched.Resources{MilliCPU: sp.Resources.MilliCPU, MemoryBytes: sp.Resources.MemoryBytes},
-		Existing:  map[string]int{},
-	}
-	running := 0
-	for _, r := range mine {
-		if r.Desired != store.Run {
-			return false, nil // something is on its way out
-		}
-		v, known := w.views[r.Node]
-		if state, _ := replicaState(r, v, known); state != rollout.Ready || r.Template != a.rev.Template || r.Note == noteMoving {
-			return false, nil
-		}
-		req.Existing[r.Node]++
-		running++
-	}
-	if running != sp.Replicas {
+	req, settled := spreadRequest(w, a, mine)
+	if !settled {
 		return false, nil
 	}
 	// Asked again only when the nodes or the app's replicas changed.
-	key := fmt.Sprintf("%d@%d/%v/%s", running, a.Revision, req.Existing, w.nodesKey())
+	key := fmt.Sprintf("%d@%d/%v/%s", len(mine), a.Revision, req.Existing, w.nodesKey())
 	if m.balanced[a.Name] == key {
 		return false, nil
 	}
-	from := sched.Rebalance(m.schedNodes(w, m.images.Signers(digest.Digest(a.rev.Image))), req)
+	from := sched.Rebalance(schedNodes(w, m.images.Signers(digest.Digest(a.rev.Image))), req)
 	if from == "" {
 		m.balanced[a.Name] = key
 		return false, nil
 	}
-	// The newest replica there moves: the longest-running ones stay.
-	var pick store.Replica
-	for _, r := range mine {
-		if r.Node == from && (pick.ID == "" || r.Created.After(pick.Created)) {
-			pick = r
-		}
-	}
+	pick := newestOn(mine, from)
 	m.log.Info("replica moving for spread", "app", a.Name, "replica", pick.ID, "from", from)
 	if err := m.db.NoteReplica(ctx, pick.ID, noteMoving); err != nil {
 		return false, fmt.Errorf("mark %s moving: %w", pick.ID, err)

@@ -10,11 +10,8 @@ import (
 	"time"
 
 	"github.com/moatcloud/moat/internal/master/store"
-	"github.com/moatcloud/moat/internal/nodeapi"
-	"github.com/moatcloud/moat/internal/rollout"
 	"github.com/moatcloud/moat/internal/sched"
 	"github.com/moatcloud/moat/internal/spec"
-	"github.com/moatcloud/moat/internal/sshx"
 )
 
 // reconcileLoop reconciles when woken (a node event, a deploy) and every
@@ -174,78 +171,53 @@ func (m *Master) reconcile(ctx context.Context) error {
 // fence stops every container on a reachable node that belongs to no
 // replica the master wants there — replaced while the node was away,
 // scaled down, removed — and forgets stopped replicas whose containers are
-// gone. It returns, per node, the apps with such containers still running
-// there: a singleton's new copy does not start beside its old one. Other
-// apps' replicas start at once — a rebooted node that restarted stale
-// copies should not hold back the replacements the cluster is waiting for.
+// gone (planFence). It returns, per node, the apps with such containers
+// still running there: a singleton's new copy does not start beside its
+// old one. Other apps' replicas start at once — a rebooted node that
+// restarted stale copies should not hold back the replacements the
+// cluster is waiting for.
 func (m *Master) fence(ctx context.Context, w *world) map[string]map[string]bool {
-	wanted := map[string]string{} // replica ID → node, desired run
-	for _, r := range w.replicas {
-		if r.Desired == store.Run {
-			wanted[r.ID] = r.Node
+	p := planFence(w)
+	for _, c := range p.Stop {
+		if a := m.agent(c.Node); a != nil {
+			id := c.ID
+			a.do(id, "stop", func(ctx context.Context) error { return a.stopAndRemove(ctx, id) })
 		}
 	}
-	fencing := map[string]map[string]bool{}
-	for name, v := range w.views {
-		if !v.synced {
-			continue
-		}
-		for id, c := range v.containers {
-			if c.Spec.Labels["moat.replica"] == "" || wanted[id] == name {
-				continue
-			}
-			if fencing[name] == nil {
-				fencing[name] = map[string]bool{}
-			}
-			fencing[name][c.Spec.Labels["moat.app"]] = true
-			if a := m.agent(name); a != nil {
-				a.do(id, "stop", func(ctx context.Context) error { return a.stopAndRemove(ctx, id) })
-			}
+	for _, id := range p.Forget {
+		if err := m.db.DeleteReplica(ctx, id); err != nil {
+			m.log.Error("forget replica", "replica", id, "err", err)
 		}
 	}
-	for _, r := range w.replicas {
-		if r.Desired != store.Stop {
-			continue
-		}
-		v, known := w.views[r.Node]
-		_, enrolled := w.nodes[r.Node]
-		_, present := v.containers[r.ID]
-		if !enrolled || (known && v.synced && !present) {
-			if err := m.db.DeleteReplica(ctx, r.ID); err != nil {
-				m.log.Error("forget replica", "replica", r.ID, "err", err)
-			}
-		}
-	}
-	return fencing
+	return p.Fencing
 }
 
-// converge makes each reachable node run what the master wants there:
-// containers created for new replicas, exited ones started again.
+// converge makes each reachable node run what the master wants there
+// (convergeOp): containers created for new replicas, exited ones started
+// again.
 func (m *Master) converge(ctx context.Context, w *world, fencing map[string]map[string]bool) {
 	apps := map[string]appState{}
 	for _, a := range w.apps {
 		apps[a.Name] = a
 	}
 	for _, r := range w.replicas {
-		v, ok := w.views[r.Node]
+		op := convergeOp(w, r, apps, fencing)
+		if op == opNone {
+			continue
+		}
 		a := m.agent(r.Node)
-		if r.Desired != store.Run || !ok || !v.synced || a == nil || v.inflight[r.ID] {
+		if a == nil {
 			continue
 		}
-		app, ok := apps[r.App]
-		if !ok || (app.spec.Singleton && fencing[r.Node][r.App]) {
-			continue
-		}
-		c, exists := v.containers[r.ID]
-		switch {
-		case !exists:
-			rev, err := m.revisionFor(ctx, app, r)
+		switch op {
+		case opCreate:
+			rev, err := m.revisionFor(ctx, apps[r.App], r)
 			if err != nil {
 				m.log.Error("replica revision", "replica", r.ID, "err", err)
 				continue
 			}
 			a.do(r.ID, "create", func(ctx context.Context) error { return a.create(ctx, rev, r) })
-		case c.State == nodeapi.StateExited && !exitedForGood(c):
+		case opStart:
 			a.do(r.ID, "start", func(ctx context.Context) error {
 				_, err := a.api.StartContainer(ctx, r.ID)
 				return err
@@ -254,49 +226,10 @@ func (m *Master) converge(ctx context.Context, w *world, fencing map[string]map[
 	}
 }
 
-// exitedForGood: a container whose restart policy gave up (or that was
-// told no) stays down; one stopped by the node's fence, or by a reboot,
-// is started again.
-func exitedForGood(c nodeapi.Container) bool {
-	if c.Spec.Fenced {
-		return false
-	}
-	switch c.Spec.Restart.Policy {
-	case nodeapi.RestartAlways:
-		return false
-	case nodeapi.RestartOnFailure:
-		return c.ExitCode == nil || *c.ExitCode == 0 || c.Spec.Restart.MaxRetries > 0
-	}
-	return true
-}
-
 // revisionFor is the revision a replica was created for (its template).
 func (m *Master) revisionFor(ctx context.Context, app appState, r store.Replica) (store.Revision, error) {
 	if r.Revision == app.rev.Revision {
 		return app.rev, nil
 	}
 	return m.db.GetRevision(ctx, r.App, r.Revision)
-}
-
-// replicaState is a replica's state for the rollout planner.
-func replicaState(r store.Replica, v view, known bool) (rollout.State, *nodeapi.Container) {
-	if !known || v.state != sshx.Up || !v.synced {
-		return rollout.Unknown, nil
-	}
-	c, ok := v.containers[r.ID]
-	if !ok {
-		return rollout.Pending, nil
-	}
-	switch c.State {
-	case nodeapi.StateCreated:
-		return rollout.Pending, &c
-	case nodeapi.StateRunning:
-		switch c.Health {
-		case "", nodeapi.HealthHealthy:
-			return rollout.Ready, &c
-		case nodeapi.HealthStarting:
-			return rollout.Starting, &c
-		}
-	}
-	return rollout.Failed, &c
 }
