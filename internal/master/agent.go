@@ -50,7 +50,7 @@ type agent struct {
 const infoEvery = time.Minute
 
 func (m *Master) startAgent(n store.Node) error {
-	target, err := n.Target()
+	target, err := enrolled(n).Target()
 	if err != nil {
 		return err
 	}
@@ -285,7 +285,7 @@ func (a *agent) refreshInfo(ctx context.Context, timeout time.Duration) bool {
 		a.log.Warn("node info", "err", err)
 		return false
 	}
-	if err := a.m.db.SetNodeInfo(ctx, a.name, info); err != nil {
+	if err := a.m.db.SetNodeInfo(ctx, a.name, infoRow(info)); err != nil {
 		a.log.Error("save node info", "err", err)
 		return false
 	}

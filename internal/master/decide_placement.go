@@ -45,7 +45,7 @@ func acceptProblem(nodes []store.Node, img image.Image) error {
 	}
 	trusted := map[string]bool{}
 	for _, n := range nodes {
-		if accepts(n.Info, img.Signers) {
+		if accepts(nodeInfo(n.Info), img.Signers) {
 			return nil
 		}
 		for _, s := range n.Info.Signers {
@@ -97,7 +97,7 @@ func schedNodes(w *world, imageSigners []string) []sched.Node {
 			Capacity:     sched.Resources{MilliCPU: int64(n.Info.CPUs) * 1000, MemoryBytes: n.Info.MemoryBytes},
 			Cordoned:     n.Cordoned || n.Draining,
 			Down:         !ok || !v.synced,
-			RefusesImage: !accepts(n.Info, imageSigners),
+			RefusesImage: !accepts(nodeInfo(n.Info), imageSigners),
 		})
 	}
 	return out

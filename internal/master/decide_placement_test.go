@@ -12,7 +12,6 @@ import (
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/image"
-	"github.com/moatcloud/moat/internal/inventory"
 	"github.com/moatcloud/moat/internal/master/store"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/sched"
@@ -62,7 +61,7 @@ func TestAccepts(t *testing.T) {
 }
 
 func TestAcceptProblem(t *testing.T) {
-	node := func(info nodeapi.NodeInfo) store.Node { return store.Node{Node: inventory.Node{Info: info}} }
+	node := func(info nodeapi.NodeInfo) store.Node { return store.Node{Info: infoRow(info)} }
 	probe := image.Image{Name: "probe:1", Digest: "sha256:abc"}
 	signedBy := func(img image.Image, signers ...string) image.Image { img.Signers = signers; return img }
 	tests := []struct {
@@ -160,7 +159,7 @@ func TestSchedNodes(t *testing.T) {
 	unsynced := upView()
 	unsynced.synced = false
 	node := func(name string, cpus int, f func(*store.Node)) store.Node {
-		n := store.Node{Node: inventory.Node{Name: name, Labels: map[string]string{"zone": "a"}, Info: nodeapi.NodeInfo{CPUs: cpus, MemoryBytes: 4 << 30}}}
+		n := store.Node{Name: name, Labels: map[string]string{"zone": "a"}, Info: store.NodeInfo{CPUs: cpus, MemoryBytes: 4 << 30}}
 		if f != nil {
 			f(&n)
 		}

@@ -7,7 +7,6 @@ package master
 import (
 	"time"
 
-	"github.com/moatcloud/moat/internal/inventory"
 	"github.com/moatcloud/moat/internal/master/store"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/spec"
@@ -60,7 +59,7 @@ func stopping(id, node, tmpl string) store.Replica {
 func nodes(names ...string) map[string]store.Node {
 	out := map[string]store.Node{}
 	for _, n := range names {
-		out[n] = store.Node{Node: inventory.Node{Name: n}}
+		out[n] = store.Node{Name: n}
 	}
 	return out
 }

@@ -148,7 +148,7 @@ func (m *Master) nodeInfo(name string) nodeapi.NodeInfo {
 	}
 	for _, n := range nodes {
 		if n.Name == name {
-			return n.Info
+			return nodeInfo(n.Info)
 		}
 	}
 	return nodeapi.NodeInfo{}

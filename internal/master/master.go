@@ -146,7 +146,7 @@ func Init(ctx context.Context, dir string) (ssh.PublicKey, int, error) {
 		return nil, 0, err
 	}
 	for _, n := range nodes {
-		if err := db.PutNode(ctx, n); err != nil {
+		if err := db.PutNode(ctx, nodeRow(n)); err != nil {
 			return nil, 0, fmt.Errorf("move node %s into the database: %w", n.Name, err)
 		}
 	}

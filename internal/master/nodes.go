@@ -69,7 +69,7 @@ func (m *Master) RegisterNode(ctx context.Context, n inventory.Node, actor strin
 	if _, err := n.Target(); err != nil {
 		return errs.Invalid("hostKey", "%v", err)
 	}
-	if err := m.db.PutNode(ctx, n); err != nil {
+	if err := m.db.PutNode(ctx, nodeRow(n)); err != nil {
 		return err
 	}
 	stored, err := m.db.GetNode(ctx, n.Name)

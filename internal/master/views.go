@@ -141,7 +141,7 @@ func (m *Master) Nodes(ctx context.Context) ([]masterapi.Node, error) {
 	for _, n := range w.nodes {
 		v := w.views[n.Name]
 		mn := masterapi.Node{Name: n.Name, Addr: n.Addr, State: string(v.state), Since: v.since, Cordoned: n.Cordoned,
-			Draining: n.Draining, Labels: n.Labels, Info: n.Info, Enrolled: n.Enrolled, HostKey: n.HostKey, User: n.User, Operator: masterapi.Access(n.Operator)}
+			Draining: n.Draining, Labels: n.Labels, Info: nodeInfo(n.Info), Enrolled: n.Enrolled, HostKey: n.HostKey, User: n.User, Operator: masterapi.Access(n.Operator)}
 		if v.state == "" {
 			mn.State = "unwatched"
 		}

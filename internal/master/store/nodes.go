@@ -9,19 +9,59 @@ import (
 	"time"
 
 	"github.com/moatcloud/moat/internal/errs"
-	"github.com/moatcloud/moat/internal/inventory"
-	"github.com/moatcloud/moat/internal/nodeapi"
 )
 
-// Node is an enrolled node as the master keeps it.
+// Node is an enrolled node as the store keeps it. Its types are the
+// store's own: the operator and info columns hold them as JSON, so what
+// is on disk changes only when these do (with a migration), never because
+// a wire type did.
 type Node struct {
-	inventory.Node
-	Cordoned bool `json:"cordoned"`
-	Draining bool `json:"draining"` // cordoned, and its replicas are being moved off
+	Name     string
+	Addr     string // host:port the master connects to
+	User     string
+	HostKey  string // pinned at enrolment, in authorized_keys form
+	Labels   map[string]string
+	Enrolled time.Time
+	Operator Access   // how the operator's ssh reached it
+	Info     NodeInfo // what the node last said about itself
+	Cordoned bool
+	Draining bool // cordoned, and its replicas are being moved off
+}
+
+// Access is the operator column: how the operator's ssh reached the node.
+type Access struct {
+	Dest      string `json:"dest"`
+	Port      int    `json:"port,omitempty"`
+	Identity  string `json:"identity,omitempty"`
+	Jump      string `json:"jump,omitempty"`
+	SSHConfig string `json:"sshConfig,omitempty"`
+}
+
+// NodeInfo is the info column: the node's last report of itself.
+type NodeInfo struct {
+	Version       string   `json:"version"`
+	Hostname      string   `json:"hostname"`
+	OS            string   `json:"os"`
+	Kernel        string   `json:"kernel"`
+	Arch          string   `json:"arch"`
+	Runc          string   `json:"runc"`
+	CgroupMode    string   `json:"cgroupMode"`
+	CPUs          int      `json:"cpus"`
+	MemoryBytes   int64    `json:"memoryBytes"`
+	DiskBytes     int64    `json:"diskBytes"`
+	DiskUsedBytes int64    `json:"diskUsedBytes"`
+	DiskFreeBytes int64    `json:"diskFreeBytes"`
+	Root          string   `json:"root"`
+	Containers    int      `json:"containers"`
+	Running       int      `json:"running"`
+	RequireSigned bool     `json:"requireSigned"`
+	Signers       []string `json:"signers,omitempty"`
+	ImageBytes    int64    `json:"imageBytes"`
+	PeerFetch     bool     `json:"peerFetch"`
 }
 
 // PutNode adds or updates a node (cordon state is kept on update).
-func (d *DB) PutNode(ctx context.Context, n inventory.Node) error {
+func (d *DB) PutNode(ctx context.Context, n Node) error {
 	labels, _ := json.Marshal(n.Labels)
 	op, _ := json.Marshal(n.Operator)
 	info, _ := json.Marshal(n.Info)
@@ -35,7 +75,7 @@ func (d *DB) PutNode(ctx context.Context, n inventory.Node) error {
 }
 
 // SetNodeInfo updates what the node reported about itself.
-func (d *DB) SetNodeInfo(ctx context.Context, name string, info nodeapi.NodeInfo) error {
+func (d *DB) SetNodeInfo(ctx context.Context, name string, info NodeInfo) error {
 	b, _ := json.Marshal(info)
 	_, err := d.db.ExecContext(ctx, `UPDATE nodes SET info = ? WHERE name = ?`, b, name)
 	if err != nil {

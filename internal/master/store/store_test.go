@@ -10,8 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/moatcloud/moat/internal/errs"
-	"github.com/moatcloud/moat/internal/inventory"
-	"github.com/moatcloud/moat/internal/nodeapi"
 )
 
 func openTest(t *testing.T) (*DB, string) {
@@ -115,7 +113,7 @@ func TestReplicasAndDeleteApp(t *testing.T) {
 func TestNodes(t *testing.T) {
 	db, _ := openTest(t)
 	ctx := context.Background()
-	n := inventory.Node{Name: "n1", Addr: "10.0.0.1:22", User: "root", HostKey: "ssh-ed25519 AAAA", Labels: map[string]string{"zone": "a"}, Enrolled: time.Now()}
+	n := Node{Name: "n1", Addr: "10.0.0.1:22", User: "root", HostKey: "ssh-ed25519 AAAA", Labels: map[string]string{"zone": "a"}, Enrolled: time.Now()}
 	if err := db.PutNode(ctx, n); err != nil {
 		t.Fatal(err)
 	}
@@ -159,11 +157,11 @@ func TestNodesCacheFollowsWrites(t *testing.T) {
 	if ns := list(); len(ns) != 0 {
 		t.Fatalf("empty store lists %v", ns)
 	}
-	db.PutNode(ctx, inventory.Node{Name: "n1", Addr: "10.0.0.1:22", User: "root", HostKey: "k"})
+	db.PutNode(ctx, Node{Name: "n1", Addr: "10.0.0.1:22", User: "root", HostKey: "k"})
 	if ns := list(); len(ns) != 1 || ns[0].Addr != "10.0.0.1:22" {
 		t.Fatalf("after put: %+v", ns)
 	}
-	db.PutNode(ctx, inventory.Node{Name: "n1", Addr: "10.0.0.9:22", User: "root", HostKey: "k"})
+	db.PutNode(ctx, Node{Name: "n1", Addr: "10.0.0.9:22", User: "root", HostKey: "k"})
 	if ns := list(); ns[0].Addr != "10.0.0.9:22" {
 		t.Errorf("after re-put: %+v", ns[0])
 	}
@@ -171,7 +169,7 @@ func TestNodesCacheFollowsWrites(t *testing.T) {
 	if ns := list(); !ns[0].Cordoned {
 		t.Errorf("after cordon: %+v", ns[0])
 	}
-	db.SetNodeInfo(ctx, "n1", nodeapi.NodeInfo{CPUs: 4})
+	db.SetNodeInfo(ctx, "n1", NodeInfo{CPUs: 4})
 	if ns := list(); ns[0].Info.CPUs != 4 {
 		t.Errorf("after info: %+v", ns[0].Info)
 	}
@@ -189,8 +187,8 @@ func TestReplicasKeptMatchTheDatabase(t *testing.T) {
 	if _, err := db.NewRevision(ctx, Revision{App: "web", Spec: []byte(`{}`), Image: "sha256:x", Template: "t1", Cause: "deploy"}); err != nil {
 		t.Fatal(err)
 	}
-	db.PutNode(ctx, inventory.Node{Name: "n1", Addr: "a:22", HostKey: "k"})
-	db.PutNode(ctx, inventory.Node{Name: "n2", Addr: "b:22", HostKey: "k"})
+	db.PutNode(ctx, Node{Name: "n1", Addr: "a:22", HostKey: "k"})
+	db.PutNode(ctx, Node{Name: "n2", Addr: "b:22", HostKey: "k"})
 	if _, err := db.Replicas(ctx); err != nil { // start keeping them
 		t.Fatal(err)
 	}
@@ -235,5 +233,43 @@ func TestReplicasKeptMatchTheDatabase(t *testing.T) {
 		if diff := cmp.Diff(read, kept); diff != "" {
 			t.Errorf("after %s, kept replicas differ from the database (-db +kept):\n%s", s.name, diff)
 		}
+	}
+}
+
+// TestNodeColumns: the operator and info columns are the store's format.
+// A row as earlier masters wrote it reads back whole, and what is written
+// now is that same JSON, so a master and its database never disagree
+// about a node across an upgrade or a downgrade.
+func TestNodeColumns(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	operator := `{"dest":"root@203.0.113.7","port":2222,"identity":"/root/.ssh/ops","jump":"admin@bastion","sshConfig":"/etc/ssh_config"}`
+	info := `{"version":"v1","hostname":"h","os":"Debian 12","kernel":"6.1","arch":"amd64","runc":"runc 1.1","cgroupMode":"v2",` +
+		`"cpus":4,"memoryBytes":8,"diskBytes":100,"diskUsedBytes":40,"diskFreeBytes":50,"root":"/var/lib/moat","containers":3,` +
+		`"running":2,"requireSigned":true,"signers":["alice SHA256:x"],"imageBytes":7,"peerFetch":true}`
+	if _, err := db.db.ExecContext(ctx, `INSERT INTO nodes (name, addr, user, host_key, labels, operator, info, enrolled)
+		VALUES ('n1', 'a:22', 'root', 'k', '{}', ?, ?, '2026-01-01T00:00:00Z')`, operator, info); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.GetNode(ctx, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Node{Name: "n1", Addr: "a:22", User: "root", HostKey: "k", Labels: map[string]string{},
+		Enrolled: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		Operator: Access{Dest: "root@203.0.113.7", Port: 2222, Identity: "/root/.ssh/ops", Jump: "admin@bastion", SSHConfig: "/etc/ssh_config"},
+		Info: NodeInfo{Version: "v1", Hostname: "h", OS: "Debian 12", Kernel: "6.1", Arch: "amd64", Runc: "runc 1.1", CgroupMode: "v2",
+			CPUs: 4, MemoryBytes: 8, DiskBytes: 100, DiskUsedBytes: 40, DiskFreeBytes: 50, Root: "/var/lib/moat", Containers: 3,
+			Running: 2, RequireSigned: true, Signers: []string{"alice SHA256:x"}, ImageBytes: 7, PeerFetch: true}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("a row as earlier masters wrote it (-want +got):\n%s", diff)
+	}
+	if err := db.PutNode(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	var op, in string
+	db.db.QueryRowContext(ctx, `SELECT operator, info FROM nodes WHERE name = 'n1'`).Scan(&op, &in)
+	if op != operator || in != info {
+		t.Errorf("written back differently:\n%s\n%s", op, in)
 	}
 }
