@@ -3,11 +3,11 @@ package cli
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/moatcloud/moat/internal/gate"
+	"github.com/moatcloud/moat/internal/image"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/quantity"
 )
@@ -40,7 +40,8 @@ blob or a range of it. Anything else is refused.`,
 			if err != nil {
 				return gateRefusal(a, err)
 			}
-			cfg := gate.Config{Socket: socket, Inbox: filepath.Join(root, "inbox"), Blobs: filepath.Join(root, "images", "blobs", "sha256"), MaxUpload: max}
+			layout := nodeapi.Layout{Root: root}
+			cfg := gate.Config{Socket: socket, Inbox: layout.Inbox(), Blobs: image.BlobDir(layout.Images()), MaxUpload: max}
 			if err := os.MkdirAll(cfg.Inbox, 0o700); err != nil {
 				return gateRefusal(a, err)
 			}
@@ -52,7 +53,7 @@ blob or a range of it. Anything else is refused.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&role, "as", "", "whose key this is: master or peer")
-	f.StringVar(&root, "root", nodeapi.StateDir, "node state directory (the inbox is ROOT/inbox)")
+	f.StringVar(&root, "root", nodeapi.StateDir, "node state directory, whose inbox and image blobs the gate serves")
 	f.StringVar(&socket, "socket", nodeapi.Socket, "node daemon socket")
 	f.StringVar(&maxUpload, "max-upload", "16Gi", "largest file one upload may write")
 	f.StringVar(&configFile, "config", nodeapi.ConfigFile, "node settings file")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/partial"
 )
 
@@ -27,7 +28,7 @@ func sendBlob(dir, inbox, digest string, offset int64, stdout io.Writer) error {
 	paths := []string{filepath.Join(dir, hex)}
 	if inbox != "" {
 		// The store again last: verified and renamed there since the first look?
-		paths = append(paths, filepath.Join(inbox, "blobs", "sha256-"+hex), filepath.Join(dir, hex))
+		paths = append(paths, filepath.Join(inbox, nodeapi.InboxBlobPath(digest)), filepath.Join(dir, hex))
 	}
 	f, info, err := openBlob(context.Background(), digest, paths, 0)
 	if err != nil {
@@ -62,7 +63,8 @@ func followBlob(ctx context.Context, dir, inbox, digest string, offset, size int
 	hex := strings.TrimPrefix(digest, "sha256:")
 	paths := []string{filepath.Join(dir, hex)}
 	if inbox != "" {
-		paths = append(paths, filepath.Join(inbox, "blobs", "sha256-"+hex), filepath.Join(inbox, "blobs", "sha256-"+hex+".part"))
+		blob := filepath.Join(inbox, nodeapi.InboxBlobPath(digest))
+		paths = append(paths, blob, blob+nodeapi.PartSuffix)
 	}
 	f, info, err := openBlob(ctx, digest, paths, followStall)
 	if err != nil {

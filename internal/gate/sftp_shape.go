@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/moatcloud/moat/internal/nodeapi"
 )
 
-// The inbox has one shape: the master uploads image blobs into it and
-// nothing else. Every operation names the kinds of path it accepts, and
+// The inbox has one shape (nodeapi.Layout's): the master uploads image
+// blobs into it and nothing else. Every operation names the kinds of path it accepts, and
 // anything else is refused before the file system is touched:
 //
 //	.                        the inbox (list, stat)
@@ -25,7 +27,7 @@ const (
 	kindPart
 )
 
-const blobDir = "blobs"
+const blobDir = nodeapi.InboxBlobDir
 
 // shape tells what a name (as inboxPath leaves it) is in the inbox. Pure.
 func shape(name string) kind {
@@ -35,12 +37,12 @@ func shape(name string) kind {
 	case blobDir:
 		return kindDir
 	}
-	base, ok := strings.CutPrefix(name, blobDir+"/sha256-")
+	base, ok := strings.CutPrefix(name, blobDir+"/"+nodeapi.InboxBlobPrefix)
 	if !ok {
 		return kindOther
 	}
 	k := kindBlob
-	if b, part := strings.CutSuffix(base, ".part"); part {
+	if b, part := strings.CutSuffix(base, nodeapi.PartSuffix); part {
 		base, k = b, kindPart
 	}
 	if len(base) != 64 || strings.Trim(base, "0123456789abcdef") != "" {
@@ -60,7 +62,7 @@ func allow(op, name string, kinds ...kind) error {
 // allowRename accepts only a finished upload taking its whole name:
 // blobs/sha256-HEX.part to blobs/sha256-HEX.
 func allowRename(oldname, newname string) error {
-	if shape(oldname) == kindPart && newname+".part" == oldname {
+	if shape(oldname) == kindPart && newname+nodeapi.PartSuffix == oldname {
 		return nil
 	}
 	return fmt.Errorf("rename %q to %q: only blobs/sha256-HEX.part to blobs/sha256-HEX: %w", oldname, newname, errRefused)

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/moatcloud/moat/internal/nodeapi"
 )
 
 func TestShape(t *testing.T) {
@@ -176,4 +178,23 @@ func FuzzShape(f *testing.F) {
 			t.Fatalf("allowRename(%q, %q) renames to a %d", name, to, shape(to))
 		}
 	})
+}
+
+// TestShapeOfLayout: what the node layout names a blob in the inbox, and
+// its upload in progress, are what the gate lets the master write.
+func TestShapeOfLayout(t *testing.T) {
+	d := "sha256:" + strings.Repeat("0123456789abcdef", 4)
+	blob := nodeapi.InboxBlobPath(d)
+	if k := shape(nodeapi.InboxBlobDir); k != kindDir {
+		t.Errorf("shape(%q) = %v, want the blob directory", nodeapi.InboxBlobDir, k)
+	}
+	if k := shape(blob); k != kindBlob {
+		t.Errorf("shape(%q) = %v, want a blob", blob, k)
+	}
+	if k := shape(blob + nodeapi.PartSuffix); k != kindPart {
+		t.Errorf("shape(%q) = %v, want a part", blob+nodeapi.PartSuffix, k)
+	}
+	if err := allowRename(blob+nodeapi.PartSuffix, blob); err != nil {
+		t.Errorf("finishing an upload: %v", err)
+	}
 }

@@ -42,8 +42,12 @@ func checkDigest(d digest.Digest) error {
 
 // BlobPath is where the blob with digest d lives (whether or not it exists).
 func (s *Store) BlobPath(d digest.Digest) string {
-	return filepath.Join(s.root, "blobs", "sha256", d.Encoded())
+	return filepath.Join(BlobDir(s.root), d.Encoded())
 }
+
+// BlobDir is where a store rooted at root keeps its sha256 blobs, each
+// named by its hex digest: the gate serves a node's from there.
+func BlobDir(root string) string { return filepath.Join(root, "blobs", "sha256") }
 
 // HasBlob reports whether the store holds the blob.
 func (s *Store) HasBlob(d digest.Digest) bool {

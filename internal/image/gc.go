@@ -100,13 +100,13 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 }
 
 func (s *Store) sweepBlobs(res *GCResult, used map[string]bool, now time.Time, opts GCOptions) {
-	entries, _ := os.ReadDir(filepath.Join(s.root, "blobs", "sha256"))
+	entries, _ := os.ReadDir(BlobDir(s.root))
 	for _, e := range entries {
 		info, err := e.Info()
 		if err != nil || used[e.Name()] || now.Sub(info.ModTime()) < opts.Grace {
 			continue
 		}
-		if !opts.DryRun && os.Remove(filepath.Join(s.root, "blobs", "sha256", e.Name())) != nil {
+		if !opts.DryRun && os.Remove(filepath.Join(BlobDir(s.root), e.Name())) != nil {
 			continue
 		}
 		res.Blobs++

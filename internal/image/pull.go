@@ -14,10 +14,12 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/nodeapi"
 )
 
-// InboxName is the file name a blob is uploaded under in a node's inbox.
-func InboxName(d digest.Digest) string { return "sha256-" + d.Encoded() }
+// InboxName is the file name a blob is uploaded under in a node's inbox
+// (nodeapi.Layout owns the inbox).
+func InboxName(d digest.Digest) string { return nodeapi.InboxBlobName(string(d)) }
 
 // Pull assembles the image whose manifest is m from loose blobs: those the
 // store has, and those waiting in dir as sha256-HEX files (uploaded by the

@@ -32,12 +32,8 @@ type agent struct {
 	synced     bool      // containers is current
 	leased     time.Time // last successful lease renewal
 	inflight   map[string]bool
-	lastErr    map[string]string    // per replica: why its last operation failed
-	refused    map[string]bool      // per replica: the node refused it for good (an image it will not run)
-	present    map[string]time.Time // image manifests the node was found to have, and when (ensureImage)
-
-	pushMu  sync.Mutex
-	pushing map[string]*sync.Mutex // one push of an image to this node at a time
+	lastErr    map[string]string // per replica: why its last operation failed
+	refused    map[string]bool   // per replica: the node refused it for good (an image it will not run)
 
 	keptVersion atomic.Pointer[string] // of the keep list last sent (renew and GC both set it)
 	infoAt      time.Time              // when the node last described itself
@@ -59,7 +55,7 @@ func (m *Master) startAgent(n store.Node) error {
 	a := &agent{
 		m: m, name: n.Name, conn: conn, api: conn.NodeAPI(), log: m.log.With("node", n.Name), stop: cancel,
 		infoWake: make(chan struct{}, 1),
-		inflight: map[string]bool{}, lastErr: map[string]string{}, refused: map[string]bool{}, present: map[string]time.Time{}, pushing: map[string]*sync.Mutex{},
+		inflight: map[string]bool{}, lastErr: map[string]string{}, refused: map[string]bool{},
 	}
 	m.mu.Lock()
 	if old := m.agents[n.Name]; old != nil {
@@ -67,6 +63,7 @@ func (m *Master) startAgent(n store.Node) error {
 	}
 	m.agents[n.Name] = a
 	m.mu.Unlock()
+	m.delivery.Forget(n.Name) // registered again: perhaps another machine
 	go a.run(ctx)
 	return nil
 }
@@ -79,6 +76,7 @@ func (m *Master) stopAgent(name string) {
 	if a != nil {
 		a.stop()
 		m.pool.Remove(name)
+		m.delivery.Forget(name)
 	}
 }
 

@@ -110,7 +110,14 @@ func (m *Master) judge(ctx context.Context, w *world, a appState, step rollout.S
 		Phase: step.Phase, Failing: failing, Unplaced: unplaced, UnplacedSince: m.unplacedSince[key],
 		CouldGrow: couldGrow(w), Now: w.now,
 	})
-	if j.UnplacedSince.IsZero() {
+	// One entry per app at most, and none once its revision is judged:
+	// an earlier revision's (superseded while it waited) goes too.
+	for k := range m.unplacedSince {
+		if k != key && strings.HasPrefix(k, a.Name+"@") {
+			delete(m.unplacedSince, k)
+		}
+	}
+	if j.UnplacedSince.IsZero() || j.Verdict == verdictDeployed || j.Verdict == verdictFailed {
 		delete(m.unplacedSince, key)
 	} else {
 		m.unplacedSince[key] = j.UnplacedSince
@@ -131,6 +138,8 @@ func (m *Master) judge(ctx context.Context, w *world, a appState, step rollout.S
 	case verdictCanary:
 		return true, m.db.SetStatus(ctx, a.Name, a.Revision, store.StatusCanary, j.Message)
 	case verdictMessage:
+		// Not a step (no pass is owed), but watchers show the message.
+		defer m.progressChanged()
 		return false, m.db.SetStatus(ctx, a.Name, a.Revision, a.rev.Status, j.Message)
 	}
 	return false, nil

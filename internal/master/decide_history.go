@@ -24,14 +24,17 @@ func rollbackWindow(a store.App, revs []store.Revision, keep int) []imageRef {
 	seen := map[string]bool{}
 	for i := len(revs) - 1; i >= 0; i-- {
 		r := revs[i]
+		why := fmt.Sprintf("%s@%d", a.Name, r.Revision)
 		switch {
 		case r.Revision == a.Revision:
-			out = append(out, imageRef{r.Image, fmt.Sprintf("%s@%d (current)", a.Name, r.Revision)})
+			why += " (current)"
 		case r.Revision == a.Stable:
-			out = append(out, imageRef{r.Image, fmt.Sprintf("%s@%d (stable)", a.Name, r.Revision)})
+			why += " (stable)"
 		case len(seen) < keep || seen[r.Image]:
-			out = append(out, imageRef{r.Image, fmt.Sprintf("%s@%d", a.Name, r.Revision)})
+		default:
+			continue // outside the window: its image counts for nothing
 		}
+		out = append(out, imageRef{r.Image, why})
 		seen[r.Image] = true
 	}
 	return out

@@ -35,11 +35,10 @@ func TestRollbackWindow(t *testing.T) {
 			[]imageRef{{"A", "web@3 (current)"}, {"B", "web@2 (stable)"}, {"A", "web@1"}}},
 		{"scales share an image: one place in the window", store.App{Name: "web", Revision: 4, Stable: 3}, history("A", "B", "B", "B"), 2,
 			[]imageRef{{"B", "web@4 (current)"}, {"B", "web@3 (stable)"}, {"B", "web@2"}, {"A", "web@1"}}},
-		// As it stands: an image first seen outside the window is kept
-		// when an older revision runs it too (C at revision 3 here), one
-		// more than the window's three distinct images.
-		{"quirk: the image just outside the window, repeated, is kept", store.App{Name: "web", Revision: 7, Stable: 6}, history("A", "B", "C", "C", "D", "E", "F"), 3,
-			[]imageRef{{"F", "web@7 (current)"}, {"E", "web@6 (stable)"}, {"D", "web@5"}, {"C", "web@3"}}},
+		// An image outside the window stays outside it, however many
+		// older revisions ran it (C at revisions 3 and 4 here).
+		{"an image outside the window, repeated, is not kept", store.App{Name: "web", Revision: 7, Stable: 6}, history("A", "B", "C", "C", "D", "E", "F"), 3,
+			[]imageRef{{"F", "web@7 (current)"}, {"E", "web@6 (stable)"}, {"D", "web@5"}}},
 		{"no revisions", store.App{Name: "web"}, nil, 5, nil},
 	}
 	for _, tt := range tests {

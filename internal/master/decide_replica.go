@@ -39,20 +39,22 @@ func replicaState(r store.Replica, v view, known bool) (rollout.State, *nodeapi.
 	return rollout.Failed, &c
 }
 
-// exitedForGood: a container whose restart policy gave up (or that was
-// told no) stays down; one stopped by the node's fence, or by a reboot,
-// is started again. A fenced container (a singleton) is always started
-// again; restart always never gives up; on-failure gives up after a clean
-// exit, after its retries, or without an exit code.
+// exitedForGood: an exited container whose restart policy gave up (or
+// that was told no) stays down. One the node's fence stopped (a singleton
+// whose node lost the master's lease) is started again, whatever its
+// policy: it did not end, it was stopped. restart always never gives up;
+// on-failure gives up after a clean exit or after its retries, and counts
+// failure as the node does: a non-zero code or an error.
 func exitedForGood(c nodeapi.Container) bool {
-	if c.Spec.Fenced {
+	if c.FenceStopped {
 		return false
 	}
 	switch c.Spec.Restart.Policy {
 	case nodeapi.RestartAlways:
 		return false
 	case nodeapi.RestartOnFailure:
-		return c.ExitCode == nil || *c.ExitCode == 0 || c.Spec.Restart.MaxRetries > 0
+		failed := (c.ExitCode != nil && *c.ExitCode != 0) || c.Error != ""
+		return !failed || c.Spec.Restart.MaxRetries > 0
 	}
 	return true
 }
@@ -71,12 +73,13 @@ const (
 // its node: its container created when there is none, started again when
 // it exited but not for good, nothing otherwise. Nothing is asked of a
 // node that is not up and in sync, nor for a replica with an operation
-// under way or of an unknown app; and a singleton's copy waits while the
-// fence still stops an old copy of its app on that node (fencing, from
-// planFence).
+// under way, one the node refused for good (its revision fails on that;
+// asking again would only upload the image to be refused again), or of an
+// unknown app; and a singleton's copy waits while the fence still stops
+// an old copy of its app on that node (fencing, from planFence).
 func convergeOp(w *world, r store.Replica, apps map[string]appState, fencing map[string]map[string]bool) replicaOp {
 	v, ok := w.views[r.Node]
-	if r.Desired != store.Run || !ok || !v.synced || v.inflight[r.ID] {
+	if r.Desired != store.Run || !ok || !v.synced || v.inflight[r.ID] || v.refused[r.ID] {
 		return opNone
 	}
 	app, ok := apps[r.App]

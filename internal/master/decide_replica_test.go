@@ -58,6 +58,8 @@ func TestExitedForGood(t *testing.T) {
 		return nodeapi.Container{ID: "r1", State: nodeapi.StateExited, ExitCode: code,
 			Spec: nodeapi.ContainerSpec{Restart: nodeapi.RestartPolicy{Policy: policy, MaxRetries: retries}, Fenced: fenced}}
 	}
+	fenceStopped := func(c nodeapi.Container) nodeapi.Container { c.FenceStopped = true; return c }
+	withError := func(c nodeapi.Container, e string) nodeapi.Container { c.Error = e; return c }
 	tests := []struct {
 		name string
 		c    nodeapi.Container
@@ -65,7 +67,7 @@ func TestExitedForGood(t *testing.T) {
 	}{
 		{"always, exit 0: started again", exited(nodeapi.RestartAlways, 0, exit(0), false), false},
 		{"always, exit 1: started again", exited(nodeapi.RestartAlways, 0, exit(1), false), false},
-		{"always, no exit code (stopped by a reboot): started again", exited(nodeapi.RestartAlways, 0, nil, false), false},
+		{"always, no exit code: started again", exited(nodeapi.RestartAlways, 0, nil, false), false},
 		{"no, exit 0: for good", exited(nodeapi.RestartNo, 0, exit(0), false), true},
 		{"no, exit 1: for good", exited(nodeapi.RestartNo, 0, exit(1), false), true},
 		{"no policy given: for good", exited("", 0, exit(1), false), true},
@@ -73,10 +75,15 @@ func TestExitedForGood(t *testing.T) {
 		{"on-failure, exit 137: started again", exited(nodeapi.RestartOnFailure, 0, exit(137), false), false},
 		{"on-failure, exit 0: for good", exited(nodeapi.RestartOnFailure, 0, exit(0), false), true},
 		{"on-failure, no exit code: for good", exited(nodeapi.RestartOnFailure, 0, nil, false), true},
+		{"on-failure, exit 0 with an error (lost at a reboot): a failure, started again",
+			withError(exited(nodeapi.RestartOnFailure, 0, exit(0), false), "the shim was gone"), false},
 		{"on-failure, exit 1, retries used up: for good", exited(nodeapi.RestartOnFailure, 3, exit(1), false), true},
-		{"fenced (a singleton), exit 1, policy no: started again", exited(nodeapi.RestartNo, 0, exit(1), true), false},
-		{"fenced (a singleton), exit 0, policy no: started again", exited(nodeapi.RestartNo, 0, exit(0), true), false},
-		{"fenced (a singleton), on-failure exit 0: started again", exited(nodeapi.RestartOnFailure, 0, exit(0), true), false},
+		{"a singleton that ended by itself, policy no: for good", exited(nodeapi.RestartNo, 0, exit(0), true), true},
+		{"a singleton that ended cleanly, on-failure: for good", exited(nodeapi.RestartOnFailure, 0, exit(0), true), true},
+		{"a singleton that failed, on-failure: started again", exited(nodeapi.RestartOnFailure, 0, exit(1), true), false},
+		{"stopped by the fence, policy no: started again", fenceStopped(exited(nodeapi.RestartNo, 0, exit(137), true)), false},
+		{"stopped by the fence, on-failure retries used up: started again",
+			fenceStopped(exited(nodeapi.RestartOnFailure, 3, exit(137), true)), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,6 +107,7 @@ func TestConvergeOp(t *testing.T) {
 		ctr("r5", nodeapi.StateCreated, ""),
 	)
 	n1.inflight = map[string]bool{"r6": true}
+	n1.refused = map[string]bool{"r7": true}
 	unsynced := upView()
 	unsynced.synced = false
 	views := map[string]view{"n1": n1, "n2": downView(ago(time.Second), ago(time.Second)), "n3": unsynced, "n4": upView()}
@@ -121,6 +129,7 @@ func TestConvergeOp(t *testing.T) {
 		{"restarting: the node restarts it", rep("r4", "n1", "t2"), opNone},
 		{"created, not started: nothing (the node starts what it creates)", rep("r5", "n1", "t2"), opNone},
 		{"an operation under way: nothing", rep("r6", "n1", "t2"), opNone},
+		{"refused by the node for good: not created again", rep("r7", "n1", "t2"), opNone},
 		{"being stopped: nothing", stopping("r0", "n1", "t2"), opNone},
 		{"node down: nothing", rep("r0", "n2", "t2"), opNone},
 		{"node not in sync: nothing", rep("r0", "n3", "t2"), opNone},

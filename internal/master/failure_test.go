@@ -365,7 +365,7 @@ func TestRevokedSignerKeepsPrevious(t *testing.T) {
 				t.Errorf("node %s stored the refused image", n.Name)
 			}
 		}
-		if left, _ := os.ReadDir(filepath.Join(n.Dir, "var-lib-moat", "inbox", "blobs")); len(left) != 0 {
+		if left, _ := os.ReadDir(nodeapi.Layout{Root: filepath.Join(n.Dir, "var-lib-moat")}.InboxBlobs()); len(left) != 0 {
 			t.Errorf("node %s: the refused upload left %d files in the inbox", n.Name, len(left))
 		}
 	}

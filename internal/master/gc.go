@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -16,7 +15,6 @@ import (
 	"github.com/moatcloud/moat/internal/image"
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
-	"github.com/moatcloud/moat/internal/wire"
 )
 
 // Garbage collection keeps every image in an app's rollback window (see
@@ -100,7 +98,7 @@ func (m *Master) collect(ctx context.Context, dryRun bool, grace time.Duration) 
 	})
 	if err == nil && !dryRun && len(res.Images)+res.Blobs > 0 {
 		for _, img := range res.Images {
-			m.forgetDist(img.Digest)
+			m.delivery.ForgetImage(string(img.Digest))
 		}
 		m.log.Info("images collected", "images", len(res.Images), "blobs", res.Blobs, "bytes", res.Bytes)
 	}
@@ -108,8 +106,20 @@ func (m *Master) collect(ctx context.Context, dryRun bool, grace time.Duration) 
 }
 
 // GC collects unused images on the master and on every node that is up,
-// in parallel, and reports per place.
-func (m *Master) GC(ctx context.Context, req masterapi.GCRequest) ([]masterapi.GCReport, error) {
+// in parallel, and reports per place. A collection (not a dry run) is
+// audited as actor's.
+func (m *Master) GC(ctx context.Context, req masterapi.GCRequest, actor string) ([]masterapi.GCReport, error) {
+	reports, err := m.gc(ctx, req)
+	if err == nil && !req.DryRun {
+		m.db.Audit(ctx, actor, "image gc", "")
+	}
+	return reports, err
+}
+
+// Stats counts the image bytes that travelled since the master started.
+func (m *Master) Stats() masterapi.Stats { return m.delivery.Stats() }
+
+func (m *Master) gc(ctx context.Context, req masterapi.GCRequest) ([]masterapi.GCReport, error) {
 	grace := *m.cfg.GCGrace
 	if req.Grace != nil {
 		if *req.Grace < 0 {
@@ -145,10 +155,7 @@ func (m *Master) GC(ctx context.Context, req masterapi.GCRequest) ([]masterapi.G
 			for _, img := range r.Images {
 				rep.Images = append(rep.Images, imageLabel(img.Name, img.Digest))
 				if !dryRun {
-					m.dist(digest.Digest(img.Digest)).removeSource(a.name) // it has it no more
-					a.mu.Lock()
-					delete(a.present, img.Digest)
-					a.mu.Unlock()
+					m.delivery.Collected(a.name, img.Digest) // it has it no more
 				}
 			}
 			if err != nil {
@@ -188,22 +195,5 @@ func (m *Master) autoGC(ctx context.Context) {
 		if _, err := m.collect(ctx, false, *m.cfg.GCGrace); err != nil {
 			m.log.Error("image gc", "err", err)
 		}
-	})
-}
-
-func (m *Master) gcRoutes(handle handleFunc) {
-	handle("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) error {
-		return reply(w, masterapi.Stats{PushedBytes: m.stats.pushedBytes.Load(), PeerBytes: m.stats.peerBytes.Load()}, nil)
-	})
-	handle("POST /v1/images/gc", func(w http.ResponseWriter, r *http.Request) error {
-		var req masterapi.GCRequest
-		if err := wire.Decode(r.Body, &req); err != nil {
-			return err
-		}
-		reports, err := m.GC(r.Context(), req)
-		if err == nil && !req.DryRun {
-			m.db.Audit(r.Context(), actor(r), "image gc", "")
-		}
-		return reply(w, reports, err)
 	})
 }

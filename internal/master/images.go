@@ -3,7 +3,7 @@ package master
 import (
 	"context"
 	"fmt"
-	"net/http"
+	"io"
 	"slices"
 	"strings"
 
@@ -13,68 +13,74 @@ import (
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/sign"
-	"github.com/moatcloud/moat/internal/wire"
 )
 
-func (m *Master) imageRoutes(handle handleFunc) {
-	handle("GET /v1/images", func(w http.ResponseWriter, r *http.Request) error {
-		imgs, err := m.images.List()
-		if err != nil {
-			return err
-		}
-		refs, err := m.imageRefs(r.Context())
-		if err != nil {
-			return err
-		}
-		out := []masterapi.Image{}
-		for _, img := range imgs {
-			out = append(out, masterapi.Image{Image: image.Describe(img), UsedBy: refs[img.Digest]})
-		}
-		return reply(w, out, nil)
-	})
-	handle("POST /v1/images/import", func(w http.ResponseWriter, r *http.Request) error {
-		imgs, err := m.images.Import(r.Context(), r.Body, r.URL.Query().Get("name"))
-		if err != nil {
-			return err
-		}
-		out := []nodeapi.Image{}
-		for _, img := range imgs {
-			m.db.Audit(r.Context(), actor(r), "image import", img.Name+" "+string(img.Digest))
-			out = append(out, image.Describe(img))
-		}
-		return reply(w, out, nil)
-	})
-	handle("GET /v1/images/{ref...}", func(w http.ResponseWriter, r *http.Request) error {
-		img, err := m.images.Resolve(r.PathValue("ref"))
-		if err != nil {
-			return err
-		}
-		return reply(w, image.Describe(img), nil)
-	})
-	handle("POST /v1/signatures/{ref...}", func(w http.ResponseWriter, r *http.Request) error {
-		var req masterapi.SignRequest
-		if err := wire.Decode(r.Body, &req); err != nil {
-			return err
-		}
-		img, err := m.images.Resolve(r.PathValue("ref"))
-		if err != nil {
-			return err
-		}
-		added, err := m.images.AddSignature(img.Digest, []byte(req.Signature))
-		if err != nil {
-			return err
-		}
-		if added {
-			key, _ := sign.Check([]byte(req.Signature), img.Digest)
-			m.db.Audit(r.Context(), actor(r), "image sign", fmt.Sprintf("%s %s by %s", img.Name, img.Digest, sign.Fingerprint(key)))
-			m.log.Info("image signed", "image", img.Name, "digest", img.Digest, "key", sign.Fingerprint(key))
-		}
-		img.Signers = m.images.Signers(img.Digest)
-		return reply(w, image.Describe(img), nil)
-	})
-	handle("DELETE /v1/images/{ref...}", func(w http.ResponseWriter, r *http.Request) error {
-		return replyNone(w, m.images.Remove(r.PathValue("ref"), m.imageUsed(r.Context())))
-	})
+// Images lists the master's images, each with what keeps it (imageRefs).
+func (m *Master) Images(ctx context.Context) ([]masterapi.Image, error) {
+	imgs, err := m.images.List()
+	if err != nil {
+		return nil, err
+	}
+	refs, err := m.imageRefs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []masterapi.Image{}
+	for _, img := range imgs {
+		out = append(out, masterapi.Image{Image: image.Describe(img), UsedBy: refs[img.Digest]})
+	}
+	return out, nil
+}
+
+// ImportImage imports the images of an OCI layout or docker save archive
+// into the master's store, all or nothing; name names an image the
+// archive leaves unnamed.
+func (m *Master) ImportImage(ctx context.Context, archive io.Reader, name, actor string) ([]nodeapi.Image, error) {
+	imgs, err := m.images.Import(ctx, archive, name)
+	if err != nil {
+		return nil, err
+	}
+	out := []nodeapi.Image{}
+	for _, img := range imgs {
+		m.db.Audit(ctx, actor, "image import", img.Name+" "+string(img.Digest))
+		out = append(out, image.Describe(img))
+	}
+	return out, nil
+}
+
+// Image describes an image in the master's store.
+func (m *Master) Image(ref string) (nodeapi.Image, error) {
+	img, err := m.images.Resolve(ref)
+	if err != nil {
+		return nodeapi.Image{}, err
+	}
+	return image.Describe(img), nil
+}
+
+// SignImage adds an sshsig signature to an image, which nodes that trust
+// its key will then run.
+func (m *Master) SignImage(ctx context.Context, ref string, signature []byte, actor string) (nodeapi.Image, error) {
+	img, err := m.images.Resolve(ref)
+	if err != nil {
+		return nodeapi.Image{}, err
+	}
+	added, err := m.images.AddSignature(img.Digest, signature)
+	if err != nil {
+		return nodeapi.Image{}, err
+	}
+	if added {
+		key, _ := sign.Check(signature, img.Digest)
+		m.db.Audit(ctx, actor, "image sign", fmt.Sprintf("%s %s by %s", img.Name, img.Digest, sign.Fingerprint(key)))
+		m.log.Info("image signed", "image", img.Name, "digest", img.Digest, "key", sign.Fingerprint(key))
+	}
+	img.Signers = m.images.Signers(img.Digest)
+	return image.Describe(img), nil
+}
+
+// RemoveImage removes an image from the master's store, unless something
+// keeps it (imageUsed).
+func (m *Master) RemoveImage(ctx context.Context, ref string) error {
+	return m.images.Remove(ref, m.imageUsed(ctx))
 }
 
 // imageRefs says, for every image the master keeps, what keeps it: the

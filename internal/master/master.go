@@ -2,8 +2,9 @@
 // holds an SSH connection to every node, watches what runs there through
 // each node's event stream, and reconciles — places replicas with the
 // scheduler, rolls revisions out under their update strategy, replaces
-// replicas of dead nodes, fences singletons, pushes images — and serves
-// its API on a unix socket.
+// replicas of dead nodes, fences singletons, has images delivered
+// (package delivery) — and serves its API on a unix socket (package
+// httpapi).
 package master
 
 import (
@@ -15,14 +16,14 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/opencontainers/go-digest"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/moatcloud/moat/internal/image"
 	"github.com/moatcloud/moat/internal/inventory"
+	"github.com/moatcloud/moat/internal/master/delivery"
+	"github.com/moatcloud/moat/internal/master/httpapi"
 	"github.com/moatcloud/moat/internal/master/store"
 	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/sshx"
@@ -96,24 +97,14 @@ type Master struct {
 	balanced map[string]string
 
 	keepCache keepCache
-	stats     stats
-	transfers transfers
-	pushSlots chan struct{} // master uploads at once
+	feeds     feeds // rollouts watched, and their progress (watch.go)
+	delivery  *delivery.Deliverer
 	ops       chan struct{} // node operations (create, start, stop) at once
-
-	distMu sync.Mutex
-	dists  map[digest.Digest]*dist
 }
 
 // maxOps bounds the node operations under way at once, across nodes:
 // enough to keep a failover of hundreds of replicas going at full speed.
 const maxOps = 512
-
-// stats counts image traffic, for operators and benchmarks.
-type stats struct {
-	pushedBytes atomic.Int64 // blob bytes the master uploaded to nodes
-	peerBytes   atomic.Int64 // blob bytes nodes fetched from each other
-}
 
 // Init creates the master's state in dir: the database, the image store
 // and the master's SSH key, and moves nodes enrolled before the master
@@ -224,8 +215,9 @@ func Open(cfg Config) (*Master, error) {
 	m := &Master{
 		cfg: cfg, log: cfg.Log, db: db, images: images, key: key, peer: peer, peerPEM: peerPEM,
 		kick: make(chan struct{}, 1), agents: map[string]*agent{}, failures: map[string]string{}, unplacedSince: map[string]time.Time{}, balanced: map[string]string{},
-		pushSlots: make(chan struct{}, cfg.MaxPushes), ops: make(chan struct{}, maxOps), dists: map[digest.Digest]*dist{},
+		ops: make(chan struct{}, maxOps),
 	}
+	m.delivery = delivery.New(images, deliveryNodes{m}, cfg.MaxPushes, cfg.Log)
 	m.pool = sshx.NewPool(sshx.Config{Signer: key, KeepaliveInterval: cfg.KeepaliveInterval, DownAfter: cfg.DownAfter, Log: cfg.Log})
 	return m, nil
 }
@@ -249,7 +241,7 @@ func (m *Master) Run(ctx context.Context) error {
 	go m.autoGC(ctx)
 	err = wire.Serve(ctx, "master.pid", m.log, func() {
 		m.log.Info("master serving", "socket", m.cfg.Socket, "nodes", len(nodes))
-	}, wire.Endpoint{Socket: m.cfg.Socket, Handler: m.routes()})
+	}, wire.Endpoint{Socket: m.cfg.Socket, Handler: httpapi.Handler(m, m.log)})
 	if err != nil {
 		return err
 	}

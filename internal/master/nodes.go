@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -19,49 +17,28 @@ import (
 	"github.com/moatcloud/moat/internal/spec"
 	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/sshx"
-	"github.com/moatcloud/moat/internal/wire"
 )
 
-func (m *Master) nodeRoutes(handle handleFunc) {
-	handle("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) error {
-		nodes, err := m.Nodes(r.Context())
-		return reply(w, nodes, err)
-	})
-	handle("POST /v1/nodes", func(w http.ResponseWriter, r *http.Request) error {
-		var n masterapi.NewNode
-		if err := wire.Decode(r.Body, &n); err != nil {
-			return err
-		}
-		return replyNone(w, m.RegisterNode(r.Context(), inventory.FromRegistration(n), actor(r)))
-	})
-	handle("DELETE /v1/nodes/{node}", func(w http.ResponseWriter, r *http.Request) error {
-		return replyNone(w, m.RemoveNode(r.Context(), r.PathValue("node"), actor(r)))
-	})
-	for _, verb := range []string{"cordon", "uncordon", "drain"} {
-		handle("POST /v1/nodes/{node}/"+verb, func(w http.ResponseWriter, r *http.Request) error {
-			return replyNone(w, m.Cordon(r.Context(), r.PathValue("node"), verb, actor(r)))
-		})
+// NodeAudit asks a node what it exposes (moat node audit). A node that
+// is not up is refused at once: asking would wait out the caller's
+// deadline.
+func (m *Master) NodeAudit(ctx context.Context, name string) (nodeapi.AuditReport, error) {
+	a := m.agent(name)
+	if a == nil {
+		return nodeapi.AuditReport{}, fmt.Errorf("node %q: %w", name, errs.ErrNotFound)
 	}
-	handle("GET /v1/nodes/{node}/audit", func(w http.ResponseWriter, r *http.Request) error {
-		a := m.agent(r.PathValue("node"))
-		if a == nil {
-			return fmt.Errorf("node %q: %w", r.PathValue("node"), errs.ErrNotFound)
-		}
-		// Asking a node that is not up would wait out the caller's
-		// deadline: say so at once instead.
-		if state, since, err := a.conn.State(); state != sshx.Up {
-			return fmt.Errorf("node %s is %s (since %s, %v): its audit needs it reachable: %w",
-				a.name, state, since.Format(time.RFC3339), err, errs.ErrUnavailable)
-		}
-		report, err := a.api.Audit(r.Context())
-		return reply(w, report, err)
-	})
-	handle("POST /v1/nodes/{node}/dial", m.handleDial)
-	handle("POST /v1/apps/{app}/dial", m.handleAppDial)
-	handle("GET /v1/key", func(w http.ResponseWriter, r *http.Request) error {
-		return reply(w, masterapi.Key{AuthorizedKey: sshkey.AuthorizedKey(m.key.PublicKey()),
-			PeerAuthorizedKey: sshkey.AuthorizedKey(m.peer.PublicKey()), PeerKey: string(m.peerPEM)}, nil)
-	})
+	if state, since, err := a.conn.State(); state != sshx.Up {
+		return nodeapi.AuditReport{}, fmt.Errorf("node %s is %s (since %s, %v): its audit needs it reachable: %w",
+			a.name, state, since.Format(time.RFC3339), err, errs.ErrUnavailable)
+	}
+	return a.api.Audit(ctx)
+}
+
+// Key returns what moat node add installs on a node: the master's public
+// key, and the peer key nodes read each other's blobs with.
+func (m *Master) Key() masterapi.Key {
+	return masterapi.Key{AuthorizedKey: sshkey.AuthorizedKey(m.key.PublicKey()),
+		PeerAuthorizedKey: sshkey.AuthorizedKey(m.peer.PublicKey()), PeerKey: string(m.peerPEM)}
 }
 
 // RegisterNode adds an enrolled node (moat node add) and starts watching it.
@@ -104,43 +81,28 @@ func (m *Master) Cordon(ctx context.Context, name, verb, actor string) error {
 	return nil
 }
 
-// handleDial pipes the client's upgraded connection to a container port
-// on a node, through the node's gate (dial).
-func (m *Master) handleDial(w http.ResponseWriter, r *http.Request) error {
-	port, err := strconv.Atoi(r.URL.Query().Get("port"))
-	if err != nil {
-		return errs.Invalid("query port", "%q is not a port", r.URL.Query().Get("port"))
+// DialApp opens a connection to a port of a ready replica of an app whose
+// node is up, picked at random; when opening fails it tries the next one.
+func (m *Master) DialApp(ctx context.Context, app string, port int) (net.Conn, error) {
+	if err := m.checkAppPort(ctx, app, port); err != nil {
+		return nil, err
 	}
-	return m.splice(w, r, r.PathValue("node"), r.URL.Query().Get("container"), port)
-}
-
-// handleAppDial dials a ready replica of an app whose node is up, picked
-// at random; when opening fails it tries the next one.
-func (m *Master) handleAppDial(w http.ResponseWriter, r *http.Request) error {
-	app := r.PathValue("app")
-	port, err := strconv.Atoi(r.URL.Query().Get("port"))
+	reps, err := m.Replicas(ctx, app)
 	if err != nil {
-		return errs.Invalid("query port", "%q is not a port", r.URL.Query().Get("port"))
-	}
-	if err := m.checkAppPort(r.Context(), app, port); err != nil {
-		return err
-	}
-	reps, err := m.Replicas(r.Context(), app)
-	if err != nil {
-		return err
+		return nil, err
 	}
 	var tried []string
 	for _, rep := range dialOrder(reps, m.nodeUp) {
-		conn, err := m.openDial(r.Context(), rep.Node, rep.ID, port)
+		conn, err := m.DialNode(ctx, rep.Node, rep.ID, port)
 		if err == nil {
-			return m.pipe(w, conn)
+			return conn, nil
 		}
 		tried = append(tried, fmt.Sprintf("replica %s on node %s: %v", rep.ID, rep.Node, err))
 	}
 	if len(tried) == 0 {
-		return fmt.Errorf("app %q has no ready replica on a node that is up: %w", app, errs.ErrUnavailable)
+		return nil, fmt.Errorf("app %q has no ready replica on a node that is up: %w", app, errs.ErrUnavailable)
 	}
-	return fmt.Errorf("no ready replica of %s could be reached: %s: %w", app, strings.Join(tried, "; "), errs.ErrUnavailable)
+	return nil, fmt.Errorf("no ready replica of %s could be reached: %s: %w", app, strings.Join(tried, "; "), errs.ErrUnavailable)
 }
 
 // dialOrder is the order to try an app's replicas in: the ready ones on
@@ -202,9 +164,10 @@ func (m *Master) checkAppPort(ctx context.Context, app string, port int) error {
 // until its keepalives give up.
 const dialAttempt = 2 * time.Second
 
-// openDial opens a dial session to a container port on a node, giving up
-// after dialAttempt; a session that opens after that is closed.
-func (m *Master) openDial(ctx context.Context, node, container string, port int) (net.Conn, error) {
+// DialNode opens a connection to a container port on a node, through
+// the node's gate (a dial session), giving up after dialAttempt; a session
+// that opens after that is closed.
+func (m *Master) DialNode(ctx context.Context, node, container string, port int) (net.Conn, error) {
 	a := m.agent(node)
 	if a == nil {
 		return nil, fmt.Errorf("node %q: %w", node, errs.ErrNotFound)
@@ -230,32 +193,4 @@ func (m *Master) openDial(ctx context.Context, node, container string, port int)
 		}
 	}()
 	return nil, fmt.Errorf("node %s did not open a session within %s: %w", node, dialAttempt, errs.ErrUnavailable)
-}
-
-// splice pipes the client's upgraded connection to a container port.
-func (m *Master) splice(w http.ResponseWriter, r *http.Request, node, container string, port int) error {
-	conn, err := m.openDial(r.Context(), node, container, port)
-	if err != nil {
-		return err
-	}
-	return m.pipe(w, conn)
-}
-
-// pipe upgrades the client's connection and pipes it to conn.
-func (m *Master) pipe(w http.ResponseWriter, conn net.Conn) error {
-	defer conn.Close()
-	client, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	fmt.Fprintf(client, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n", nodeapi.UpgradeProtocol)
-	go func() {
-		io.Copy(conn, brw)
-		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
-	}()
-	io.Copy(client, conn)
-	return nil
 }

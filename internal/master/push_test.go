@@ -75,12 +75,12 @@ func TestUploadResumes(t *testing.T) {
 	ctx := context.Background()
 	d, blob, size := e.largestBlob("probe:1")
 	n, _ := e.c.Node("n1")
-	inbox := filepath.Join(n.Dir, "var-lib-moat", "inbox", "blobs")
+	inbox := nodeapi.Layout{Root: filepath.Join(n.Dir, "var-lib-moat")}.InboxBlobs()
 	if err := os.MkdirAll(inbox, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	half := len(blob) / 2
-	if err := os.WriteFile(filepath.Join(inbox, image.InboxName(d)+".part"), blob[:half], 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(inbox, nodeapi.InboxBlobName(string(d))+nodeapi.PartSuffix), blob[:half], 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r := e.deploy(spec("web", 1))
@@ -100,11 +100,11 @@ func TestCorruptPartialUpload(t *testing.T) {
 	e := newEnv(t, 1)
 	d, blob, _ := e.largestBlob("probe:1")
 	n, _ := e.c.Node("n1")
-	inbox := filepath.Join(n.Dir, "var-lib-moat", "inbox", "blobs")
+	inbox := nodeapi.Layout{Root: filepath.Join(n.Dir, "var-lib-moat")}.InboxBlobs()
 	os.MkdirAll(inbox, 0o700)
 	bad := append([]byte(nil), blob[:len(blob)/2]...)
 	bad[10] ^= 0xff
-	os.WriteFile(filepath.Join(inbox, image.InboxName(d)+".part"), bad, 0o600)
+	os.WriteFile(filepath.Join(inbox, nodeapi.InboxBlobName(string(d))+nodeapi.PartSuffix), bad, 0o600)
 	r := e.deploy(spec("web", 1))
 	if p := e.wait("web", r.Revision); p.Status != "deployed" {
 		t.Fatalf("deploy after a corrupt partial upload: %+v", p)

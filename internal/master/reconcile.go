@@ -16,18 +16,27 @@ import (
 
 // reconcileLoop reconciles when woken (a node event, a deploy) and every
 // second regardless: level-triggered, so a missed wake-up only delays.
+// After a pass that was woken or changed something, clients watching a
+// rollout are told its progress may have changed.
 func (m *Master) reconcileLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	woken := true
 	for {
-		if err := m.reconcile(ctx); err != nil && ctx.Err() == nil {
+		changed, err := m.reconcile(ctx)
+		if err != nil && ctx.Err() == nil {
 			m.log.Error("reconcile", "err", err)
+		}
+		if woken || changed {
+			m.progressChanged()
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-m.kick:
+			woken = true
 		case <-tick.C:
+			woken = false
 		}
 	}
 }
@@ -141,10 +150,12 @@ func (m *Master) refresh(ctx context.Context, w *world) error {
 	return err
 }
 
-func (m *Master) reconcile(ctx context.Context) error {
+// reconcile makes one pass, and reports whether it changed the apps'
+// replicas or revisions.
+func (m *Master) reconcile(ctx context.Context) (bool, error) {
 	w, err := m.look(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	changed := false
 	for _, a := range w.apps {
@@ -156,7 +167,7 @@ func (m *Master) reconcile(ctx context.Context) error {
 	}
 	// Act on nodes with what the apps now want.
 	if err := m.refresh(ctx, w); err != nil {
-		return err
+		return changed, err
 	}
 	fencing := m.fence(ctx, w)
 	m.converge(ctx, w, fencing)
@@ -165,7 +176,7 @@ func (m *Master) reconcile(ctx context.Context) error {
 		// goes on as soon as an old replica is on its way out).
 		m.kickReconcile()
 	}
-	return nil
+	return changed, nil
 }
 
 // fence stops every container on a reachable node that belongs to no

@@ -98,7 +98,7 @@ func (a *agent) create(ctx context.Context, rev store.Revision, r store.Replica)
 	if err != nil {
 		return err
 	}
-	if err := a.ensureImage(ctx, rev.Image, app.Image); err != nil {
+	if err := a.m.delivery.Ensure(ctx, a.name, rev.Image, app.Image); err != nil {
 		return err
 	}
 	_, err = a.api.CreateContainer(ctx, containerSpec(app, rev.Image, r), true)

@@ -32,13 +32,22 @@ func (m *Master) Apps(ctx context.Context) ([]masterapi.App, error) {
 
 // Progress describes how a revision's rollout goes.
 func (m *Master) Progress(ctx context.Context, name string, rev int) (masterapi.Progress, error) {
+	p, image, err := m.rolloutProgress(ctx, name, rev)
+	return m.withTransfers(p, image), err
+}
+
+// rolloutProgress is a revision's progress but for its image's transfers,
+// and its image ("" once its app is gone): a look at the whole state,
+// which it counts.
+func (m *Master) rolloutProgress(ctx context.Context, name string, rev int) (masterapi.Progress, string, error) {
+	m.feeds.computed.Add(1)
 	w, err := m.look(ctx)
 	if err != nil {
-		return masterapi.Progress{}, err
+		return masterapi.Progress{}, "", err
 	}
 	r, err := m.db.GetRevision(ctx, name, rev)
 	if err != nil {
-		return masterapi.Progress{}, err
+		return masterapi.Progress{}, "", err
 	}
 	for _, a := range w.apps {
 		if a.Name == name {
@@ -46,11 +55,18 @@ func (m *Master) Progress(ctx context.Context, name string, rev int) (masterapi.
 			if r.Status == store.StatusFailed && a.Revision != rev && strings.HasPrefix(a.rev.Cause, "automatic rollback") {
 				p.RolledBackTo = a.Revision
 			}
-			p.Transfers = m.transfers.of(r.Image)
-			return p, nil
+			return p, r.Image, nil
 		}
 	}
-	return masterapi.Progress{App: name, Revision: rev, Status: r.Status, Message: r.Message}, nil
+	return masterapi.Progress{App: name, Revision: rev, Status: r.Status, Message: r.Message}, "", nil
+}
+
+// withTransfers adds the deliveries under way of the revision's image.
+func (m *Master) withTransfers(p masterapi.Progress, image string) masterapi.Progress {
+	if image != "" {
+		p.Transfers = m.delivery.Transfers(image)
+	}
+	return p
 }
 
 func progress(w *world, a appState, r store.Revision) masterapi.Progress {

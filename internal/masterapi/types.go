@@ -195,3 +195,12 @@ type Stats struct {
 	PushedBytes int64 `json:"pushedBytes"` // uploaded by the master to nodes
 	PeerBytes   int64 `json:"peerBytes"`   // fetched by nodes from other nodes
 }
+
+// ProgressStats counts the master's work for clients watching rollouts
+// (GET /debug/progress): a debugging aid, not part of the /v1 contract.
+type ProgressStats struct {
+	Watchers int64 `json:"watchers"` // clients watching now
+	Feeds    int64 `json:"feeds"`    // revisions watched now
+	Changes  int64 `json:"changes"`  // signals that a progress may have changed
+	Computed int64 `json:"computed"` // progress computed from the whole state
+}

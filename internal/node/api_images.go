@@ -2,7 +2,6 @@ package node
 
 import (
 	"net/http"
-	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
 
@@ -100,7 +99,7 @@ func (d *Daemon) handlePull(w http.ResponseWriter, r *http.Request) error {
 	for _, s := range req.Signatures {
 		sigs = append(sigs, []byte(s))
 	}
-	inbox := filepath.Join(d.cfg.Root, "inbox", "blobs")
+	inbox := d.cfg.layout().InboxBlobs()
 	// Refused before anything is stored: an image this node will not run
 	// leaves nothing behind, uploads included.
 	if err := d.checkSigned(m, sigs); err != nil {

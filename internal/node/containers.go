@@ -97,7 +97,7 @@ func (d *Daemon) Create(ctx context.Context, spec nodeapi.ContainerSpec) (nodeap
 	if err := d.checkMounts(spec.Mounts); err != nil {
 		return nodeapi.Container{}, err
 	}
-	c := &container{dir: filepath.Join(d.cfg.Root, "containers", id)}
+	c := &container{dir: d.cfg.layout().Container(id)}
 	d.mu.Lock()
 	if _, taken := d.containers[id]; taken {
 		d.mu.Unlock()
@@ -231,7 +231,7 @@ func (d *Daemon) Start(ctx context.Context, id string) (nodeapi.Container, error
 	if c.rec.Spec.Fenced && !d.lease.valid(time.Now()) {
 		return c.rec.wire(), fmt.Errorf("container %q is fenced and the node holds no master lease: %w", id, errs.ErrConflict)
 	}
-	c.rec.StoppedByUser = false
+	c.rec.StoppedByUser, c.rec.FenceStopped = false, false
 	c.rec.Failures = 0
 	err = d.startLocked(ctx, c)
 	return c.rec.wire(), err
@@ -240,12 +240,18 @@ func (d *Daemon) Start(ctx context.Context, id string) (nodeapi.Container, error
 // Stop sends SIGTERM, waits for the grace period, then SIGKILL. A stopped
 // container is not restarted by its policy.
 func (d *Daemon) Stop(ctx context.Context, id string, timeout *time.Duration) (nodeapi.Container, error) {
+	return d.stop(ctx, id, timeout, false)
+}
+
+// stop is Stop; fence says the fence asks, which the container's report
+// then says.
+func (d *Daemon) stop(ctx context.Context, id string, timeout *time.Duration, fence bool) (nodeapi.Container, error) {
 	c, err := d.get(id)
 	if err != nil {
 		return nodeapi.Container{}, err
 	}
 	c.mu.Lock()
-	c.rec.StoppedByUser = true
+	c.rec.StoppedByUser, c.rec.FenceStopped = true, fence
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil

@@ -80,6 +80,9 @@ type Daemon struct {
 	containers map[string]*container
 }
 
+// layout is where the node's state lies under Root.
+func (c *Config) layout() nodeapi.Layout { return nodeapi.Layout{Root: c.Root} }
+
 func (c *Config) setDefaults() error {
 	if c.Root == "" {
 		return errors.New("node: no root directory")
@@ -96,7 +99,7 @@ func (c *Config) setDefaults() error {
 		c.Runc = "runc"
 	}
 	if c.RuncRoot == "" {
-		c.RuncRoot = filepath.Join(root, "runc")
+		c.RuncRoot = c.layout().Runc()
 	}
 	if c.CgroupParent == "" {
 		c.CgroupParent = "moat"
@@ -114,7 +117,7 @@ func (c *Config) setDefaults() error {
 		}
 	}
 	if len(c.AllowBind) == 0 {
-		c.AllowBind = []string{filepath.Join(root, "volumes")}
+		c.AllowBind = []string{c.layout().Volumes()}
 	}
 	if c.AllowedSigners == "" {
 		c.AllowedSigners = DefaultAllowedSigners
@@ -133,12 +136,12 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{cfg.Root, filepath.Join(cfg.Root, "containers"), cfg.RuncRoot} {
+	for _, d := range []string{cfg.Root, cfg.layout().Containers(), cfg.RuncRoot} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
 	}
-	store, err := image.Open(filepath.Join(cfg.Root, "images"), image.Options{MaxLayerBytes: cfg.MaxLayer})
+	store, err := image.Open(cfg.layout().Images(), image.Options{MaxLayerBytes: cfg.MaxLayer})
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +151,7 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 		containers: map[string]*container{},
 		starts:     make(chan struct{}, 4*goruntime.NumCPU()),
 		ctx:        context.Background(),
-		lease:      loadLease(leasePath(cfg.Root)),
+		lease:      loadLease(cfg.layout().Lease()),
 	}, nil
 }
 

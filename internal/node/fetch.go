@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -18,7 +17,6 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/moatcloud/moat/internal/errs"
-	"github.com/moatcloud/moat/internal/image"
 	"github.com/moatcloud/moat/internal/keepalive"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/partial"
@@ -138,8 +136,7 @@ func (d *Daemon) fetch(ctx context.Context, key ssh.Signer, hostKey ssh.PublicKe
 			client.Close()
 		}
 	}()
-	inbox := filepath.Join(d.cfg.Root, "inbox", "blobs")
-	if err := os.MkdirAll(inbox, 0o700); err != nil {
+	if err := os.MkdirAll(d.cfg.layout().InboxBlobs(), 0o700); err != nil {
 		return err
 	}
 	for i, s := range req.Digests {
@@ -151,7 +148,7 @@ func (d *Daemon) fetch(ctx context.Context, key ssh.Signer, hostKey ssh.PublicKe
 		if len(req.Sizes) > 0 {
 			size = req.Sizes[i]
 		}
-		if err := fetchBlob(client, dg, size, req.Follow, filepath.Join(inbox, image.InboxName(dg)), fetched); err != nil {
+		if err := fetchBlob(client, dg, size, req.Follow, d.cfg.layout().InboxBlob(s), fetched); err != nil {
 			if deaf.Load() {
 				err = fmt.Errorf("the peer stopped answering: %w", errs.ErrUnavailable)
 			}
@@ -166,7 +163,7 @@ func (d *Daemon) fetch(ctx context.Context, key ssh.Signer, hostKey ssh.PublicKe
 // follow (and the blob's size known) the peer may still be receiving it.
 // This node in turn lets others follow what it writes (package partial).
 func fetchBlob(client *ssh.Client, dg digest.Digest, size int64, follow bool, path string, fetched *atomic.Int64) error {
-	part := path + ".part"
+	part := path + nodeapi.PartSuffix
 	// Not O_APPEND: each byte goes to its own offset in the blob, whoever
 	// else (an upload taking over) writes the file too.
 	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE, 0o600)

@@ -29,7 +29,7 @@ const (
 	DefaultGCInterval = time.Minute
 )
 
-func keepPath(root string) string { return filepath.Join(root, "keep.json") }
+func keepPath(root string) string { return nodeapi.Layout{Root: root}.Keep() }
 
 // loadKeep reads the keep list the master last sent; ok is false if it
 // never sent one.
@@ -137,8 +137,7 @@ func (d *Daemon) handleGC(w http.ResponseWriter, r *http.Request) error {
 // cleanInbox removes uploads nobody pulled within a day: an upload cut
 // short and never resumed, or one for a deploy that was given up.
 func (d *Daemon) cleanInbox() {
-	inbox := filepath.Join(d.cfg.Root, "inbox")
-	filepath.WalkDir(inbox, func(path string, e fs.DirEntry, err error) error {
+	filepath.WalkDir(d.cfg.layout().Inbox(), func(path string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
 			return nil
 		}

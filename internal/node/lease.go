@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -87,12 +86,10 @@ func (d *Daemon) fence(ctx context.Context) {
 			if c.Spec.Fenced && (c.State == nodeapi.StateRunning || c.State == nodeapi.StateRestarting) {
 				d.log.Warn("master lease lapsed: stopping fenced container", "container", c.ID)
 				zero := time.Duration(0)
-				if _, err := d.Stop(ctx, c.ID, &zero); err != nil {
+				if _, err := d.stop(ctx, c.ID, &zero, true); err != nil {
 					d.log.Error("fence container", "container", c.ID, "err", err)
 				}
 			}
 		}
 	}
 }
-
-func leasePath(root string) string { return filepath.Join(root, "lease.json") }

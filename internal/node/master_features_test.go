@@ -50,9 +50,13 @@ func TestFencingLease(t *testing.T) {
 		t.Fatalf("start under a lease: %v", err)
 	}
 	free := run(t, n, nodeapi.ContainerSpec{Name: "free", Cmd: []string{"sleep"}})
-	// Nobody renews: the node stops the fenced container itself.
+	// Nobody renews: the node stops the fenced container itself, and
+	// says the fence did (the master starts it again whatever its policy).
 	waitContainer(t, n, "single", "stopped by the fence", exited)
-	if c, _ := n.Client.Container(ctx, free.ID); c.State != nodeapi.StateRunning {
+	if c, _ := n.Client.Container(ctx, "single"); !c.FenceStopped {
+		t.Errorf("the fence's stop is not reported as the fence's: %+v", c)
+	}
+	if c, _ := n.Client.Container(ctx, free.ID); c.State != nodeapi.StateRunning || c.FenceStopped {
 		t.Errorf("an unfenced container was stopped too: %s", c.State)
 	}
 	// A daemon restart does not extend a lapsed lease.
@@ -60,6 +64,16 @@ func TestFencingLease(t *testing.T) {
 	n.Start()
 	if _, err := n.Client.StartContainer(ctx, "single"); !errors.Is(err, errs.ErrConflict) {
 		t.Errorf("start after a restart with a lapsed lease: %v, want a conflict", err)
+	}
+	if c, _ := n.Client.Container(ctx, "single"); !c.FenceStopped {
+		t.Errorf("the fence's stop is forgotten across a daemon restart: %+v", c)
+	}
+	// Started again under a new lease, it is no longer the fence's.
+	if err := n.Client.Renew(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := n.Client.StartContainer(ctx, "single"); err != nil || c.FenceStopped {
+		t.Errorf("start under a new lease: %+v %v", c, err)
 	}
 }
 

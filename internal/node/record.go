@@ -29,6 +29,7 @@ type record struct {
 	Exit          *runtime.ExitStatus `json:"exit,omitempty"`
 	NextRestart   time.Time           `json:"nextRestart,omitzero"`
 	StoppedByUser bool                `json:"stoppedByUser,omitempty"`
+	FenceStopped  bool                `json:"fenceStopped,omitempty"` // the stop was the fence's
 	ShimPid       int                 `json:"shimPid,omitempty"`
 	ShimStart     uint64              `json:"shimStart,omitempty"`
 	InitPid       int                 `json:"initPid,omitempty"`
@@ -73,6 +74,7 @@ func (r record) wire() nodeapi.Container {
 		ID: r.ID, Image: r.Spec.Image, ImageDigest: r.ImageDigest, State: r.State,
 		Restarts: r.Restarts, Created: r.Created, Started: r.Started, Finished: r.Finished,
 		NextRestart: r.NextRestart, Spec: r.Spec, Health: r.Health, HealthOutput: r.HealthOutput, Seq: r.Seq,
+		FenceStopped: r.FenceStopped,
 	}
 	if r.State == nodeapi.StateRunning {
 		c.Pid = r.InitPid

@@ -164,7 +164,7 @@ func (d *Daemon) scheduleRestart(c *container, delay time.Duration) {
 // from their shims. Containers that ended while the daemon was away get
 // their exit recorded and their restart policy applied.
 func (d *Daemon) adoptAll() error {
-	dir := filepath.Join(d.cfg.Root, "containers")
+	dir := d.cfg.layout().Containers()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("adopt containers: %w", err)

@@ -129,8 +129,12 @@ type Container struct {
 	NextRestart time.Time `json:"nextRestart,omitzero"`
 	// Health is "" (no check), starting, healthy or unhealthy, for the
 	// current run; HealthOutput says why the last check failed.
-	Health       string        `json:"health,omitempty"`
-	HealthOutput string        `json:"healthOutput,omitempty"`
+	Health       string `json:"health,omitempty"`
+	HealthOutput string `json:"healthOutput,omitempty"`
+	// FenceStopped: the node's fence stopped it when the master's lease
+	// lapsed, not its own exit: the master starts it again once it holds
+	// the lease, whatever its restart policy.
+	FenceStopped bool          `json:"fenceStopped,omitempty"`
 	Spec         ContainerSpec `json:"spec"`
 	// Seq orders a daemon's reports of its containers: a later change has
 	// a larger Seq, so a stale report can be told from a fresh one.

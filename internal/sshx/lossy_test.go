@@ -79,6 +79,7 @@ func downs(conns map[string]*sshx.Conn, stop chan struct{}) (func() []string, *s
 func TestSlowIsNotDead(t *testing.T) {
 	link := testcluster.RentedLink
 	link.StallEvery = 10 * time.Second // more stalls in a short test
+	link.FirstStall = 10 * time.Second // and surely one
 	c, _, conns, relays := lossyNodes(t, 2, link)
 	stop := make(chan struct{})
 	seen, wg := downs(conns, stop)

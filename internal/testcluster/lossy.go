@@ -19,6 +19,9 @@ type Link struct {
 	Delay, Jitter      time.Duration
 	StallEvery         time.Duration
 	StallMin, StallMax time.Duration
+	// FirstStall, if set, is when the first stall comes (after the relay
+	// starts), so a short test is sure to see one; later ones are random.
+	FirstStall time.Duration
 }
 
 // RentedLink is a rented machine's link: 150 ms ± 100 ms, and a 1–2 s
@@ -50,6 +53,9 @@ func NewRelay(t testing.TB, target string, link Link) *Relay {
 	}
 	r := &Relay{Addr: ln.Addr().String(), link: link, target: target, ln: ln, done: make(chan struct{})}
 	r.nextStall = time.Now().Add(r.untilStall())
+	if link.FirstStall > 0 {
+		r.nextStall = time.Now().Add(link.FirstStall)
+	}
 	r.wg.Add(1)
 	go r.accept()
 	t.Cleanup(func() { close(r.done); ln.Close(); r.wg.Wait() })

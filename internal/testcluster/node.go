@@ -129,7 +129,7 @@ func (n *Node) cleanup() {
 
 func (n *Node) cleanupQuietly() error {
 	n.Kill9()
-	runcRoot := filepath.Join(n.Root, "runc")
+	runcRoot := nodeapi.Layout{Root: n.Root}.Runc()
 	ids, _ := os.ReadDir(runcRoot)
 	for _, id := range ids {
 		exec.Command("runc", "--root", runcRoot, "kill", id.Name(), "KILL").Run()

@@ -258,7 +258,7 @@ func (c *Cluster) killNode(n *Node) error {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	runcRoot := filepath.Join(n.Dir, "var-lib-moat", "runc")
+	runcRoot := nodeapi.Layout{Root: filepath.Join(n.Dir, "var-lib-moat")}.Runc()
 	if ids, err := os.ReadDir(runcRoot); err == nil {
 		for _, id := range ids {
 			exec.Command("runc", "--root", runcRoot, "kill", id.Name(), "KILL").Run()
