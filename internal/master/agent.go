@@ -12,6 +12,7 @@ import (
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/master/store"
 	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/spec"
 	"github.com/moatcloud/moat/internal/sshx"
 )
 
@@ -19,7 +20,7 @@ import (
 // containers the node reports (through its event stream), the lease, and
 // the operations under way there.
 type agent struct {
-	m    *Master
+	deps *agentDeps
 	name string
 	conn *sshx.Conn
 	api  *nodeapi.Client
@@ -41,6 +42,26 @@ type agent struct {
 	infoWake    chan struct{}          // its images changed: renew, and ask it again, now
 }
 
+// agentDeps is what agents need from the master, and all they reach: the
+// master's lifetime, its lease, the bound on node operations, and a few
+// functions. One for all agents.
+type agentDeps struct {
+	ctx      context.Context // the master's: operations end with it
+	leaseTTL time.Duration
+	ops      chan struct{} // node operations (create, start, stop) at once, across agents
+	kick     func()        // a reconcile pass is owed
+	saveInfo func(ctx context.Context, node string, info store.NodeInfo) error
+	specOf   func(store.Revision) (spec.App, error)
+	deliver  func(ctx context.Context, node, manifest, name string) error
+	keep     func(ctx context.Context) (keepList, error)
+}
+
+// agentDeps is built once, when the master opens.
+func (m *Master) agentDeps() *agentDeps {
+	return &agentDeps{ctx: m.ctx, leaseTTL: m.cfg.LeaseTTL, ops: m.ops, kick: m.kickReconcile,
+		saveInfo: m.db.SetNodeInfo, specOf: m.specOf, deliver: m.delivery.Ensure, keep: m.keep}
+}
+
 // infoEvery: nodes describe themselves again this often, so disk use in
 // moat node ls stays current.
 const infoEvery = time.Minute
@@ -53,7 +74,7 @@ func (m *Master) startAgent(n store.Node) error {
 	conn := m.pool.Add(target)
 	ctx, cancel := context.WithCancel(m.ctx)
 	a := &agent{
-		m: m, name: n.Name, conn: conn, api: conn.NodeAPI(), log: m.log.With("node", n.Name), stop: cancel,
+		deps: m.deps, name: n.Name, conn: conn, api: conn.NodeAPI(), log: m.log.With("node", n.Name), stop: cancel,
 		infoWake: make(chan struct{}, 1),
 		inflight: map[string]bool{}, lastErr: map[string]string{}, refused: map[string]bool{},
 	}
@@ -88,7 +109,7 @@ func (a *agent) run(ctx context.Context) {
 		state, _, _ := a.conn.State()
 		if state != sshx.Up {
 			a.setSynced(false, nil)
-			a.m.kickReconcile()
+			a.deps.kick()
 			select {
 			case <-changed:
 			case <-ctx.Done():
@@ -114,11 +135,11 @@ func (a *agent) run(ctx context.Context) {
 // refreshes what the node says about itself after the first renewal: in
 // turn, so both share one rpc session (the master holds thousands).
 func (a *agent) renew(ctx context.Context) {
-	every := max(a.m.cfg.LeaseTTL/5, 200*time.Millisecond)
+	every := max(a.deps.leaseTTL/5, 200*time.Millisecond)
 	infoDue := true
 	for {
 		rctx, cancel := context.WithTimeout(ctx, every)
-		err := a.api.Renew(rctx, a.m.cfg.LeaseTTL)
+		err := a.api.Renew(rctx, a.deps.leaseTTL)
 		cancel()
 		if err == nil {
 			a.mu.Lock()
@@ -164,7 +185,7 @@ func (a *agent) watch(ctx context.Context) {
 				delete(a.writable(), e.ID)
 				a.mu.Unlock()
 			}
-			a.m.kickReconcile()
+			a.deps.kick()
 		})
 		a.setSynced(false, nil)
 		if ctx.Err() == nil {
@@ -244,9 +265,9 @@ func (a *agent) do(id, what string, f func(context.Context) error) {
 	go func() {
 		// A bounded number at once: ten thousand creates at once only
 		// starve the reconciler and the database of the CPU they need.
-		a.m.ops <- struct{}{}
-		defer func() { <-a.m.ops }()
-		ctx, cancel := context.WithTimeout(a.m.ctx, 5*time.Minute)
+		a.deps.ops <- struct{}{}
+		defer func() { <-a.deps.ops }()
+		ctx, cancel := context.WithTimeout(a.deps.ctx, 5*time.Minute)
 		defer cancel()
 		t0 := time.Now()
 		err := f(ctx)
@@ -265,10 +286,10 @@ func (a *agent) do(id, what string, f func(context.Context) error) {
 			delete(a.refused, id)
 		}
 		a.mu.Unlock()
-		if err != nil && a.m.ctx.Err() == nil {
+		if err != nil && a.deps.ctx.Err() == nil {
 			a.log.Warn("operation failed", "replica", id, "op", what, "err", err)
 		}
-		a.m.kickReconcile()
+		a.deps.kick()
 	}()
 }
 
@@ -283,14 +304,14 @@ func (a *agent) refreshInfo(ctx context.Context, timeout time.Duration) bool {
 		a.log.Warn("node info", "err", err)
 		return false
 	}
-	if err := a.m.db.SetNodeInfo(ctx, a.name, infoRow(info)); err != nil {
+	if err := a.deps.saveInfo(ctx, a.name, infoRow(info)); err != nil {
 		a.log.Error("save node info", "err", err)
 		return false
 	}
 	// Disk use changes after every pull; a pass is owed only when what
 	// the scheduler weighs changed.
 	if a.infoAt.IsZero() || placementChanged(a.info, info) {
-		a.m.kickReconcile()
+		a.deps.kick()
 	}
 	a.infoAt, a.info = time.Now(), info
 	return true

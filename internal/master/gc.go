@@ -74,7 +74,7 @@ func (m *Master) forgetKeep() {
 // syncKeep sends the node the keep list when it changed since the last
 // time it was sent there.
 func (a *agent) syncKeep(ctx context.Context) {
-	k, err := a.m.keep(ctx)
+	k, err := a.deps.keep(ctx)
 	if v := a.keptVersion.Load(); err != nil || (v != nil && k.version == *v) {
 		return
 	}

@@ -100,6 +100,7 @@ type Master struct {
 	feeds     feeds // rollouts watched, and their progress (watch.go)
 	delivery  *delivery.Deliverer
 	ops       chan struct{} // node operations (create, start, stop) at once
+	deps      *agentDeps    // what agents get from the master (from Run on)
 }
 
 // maxOps bounds the node operations under way at once, across nodes:
@@ -226,6 +227,7 @@ func Open(cfg Config) (*Master, error) {
 // ends. Nodes keep running their containers when it returns.
 func (m *Master) Run(ctx context.Context) error {
 	m.ctx = ctx
+	m.deps = m.agentDeps()
 	defer m.db.Close()
 	defer m.pool.Close()
 	nodes, err := m.db.Nodes(ctx)

@@ -94,11 +94,11 @@ func containerSpec(a spec.App, image string, r store.Replica) nodeapi.ContainerS
 
 // create runs a replica on the node: its image first, then its container.
 func (a *agent) create(ctx context.Context, rev store.Revision, r store.Replica) error {
-	app, err := a.m.specOf(rev)
+	app, err := a.deps.specOf(rev)
 	if err != nil {
 		return err
 	}
-	if err := a.m.delivery.Ensure(ctx, a.name, rev.Image, app.Image); err != nil {
+	if err := a.deps.deliver(ctx, a.name, rev.Image, app.Image); err != nil {
 		return err
 	}
 	_, err = a.api.CreateContainer(ctx, containerSpec(app, rev.Image, r), true)
