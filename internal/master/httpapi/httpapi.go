@@ -2,7 +2,7 @@
 // it turns requests into calls on the control plane and the answers back
 // into responses. It owns the routing, the decoding of requests and
 // queries, the status codes (through errs' kinds), JSON-lines streams,
-// the HTTP upgrade of dial, the actor of a request (Moat-Actor), and Go's
+// the HTTP upgrade of dial, who made a request (the caller), the audit log, authorisation, and Go's
 // profiler; the control plane (package master) decides everything else.
 package httpapi
 
@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 
+	"github.com/moatcloud/moat/internal/access"
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/inventory"
 	"github.com/moatcloud/moat/internal/masterapi"
@@ -78,14 +79,19 @@ type ImageControl interface {
 type server struct {
 	cp  ControlPlane
 	log *slog.Logger
+	// callerOf establishes who made a request (see caller.go).
+	callerOf func(*http.Request) (access.Caller, error)
 }
 
 // Handler serves the master's API with cp; failures of the master's own
 // (status 500 and up) are logged to log.
 func Handler(cp ControlPlane, log *slog.Logger) http.Handler {
-	s := &server{cp: cp, log: log}
+	s := &server{cp: cp, log: log, callerOf: localCaller}
 	mux := http.NewServeMux()
-	handle := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+	// Every route: who is asking, then the audit log (for mutating
+	// requests, allowed or not), then whether they may.
+	handle := func(pattern string, h handler) {
+		h = s.withCaller(s.audited(pattern, s.authorized(pattern, h)))
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			if err := h(w, r); err != nil && wire.WriteError(w, err) {
 				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -112,7 +118,10 @@ func Handler(cp ControlPlane, log *slog.Logger) http.Handler {
 	return mux
 }
 
-type handleFunc = func(string, func(http.ResponseWriter, *http.Request) error)
+// handler serves a request; an error becomes the response (wire.WriteError).
+type handler = func(http.ResponseWriter, *http.Request) error
+
+type handleFunc = func(string, handler)
 
 func reply(w http.ResponseWriter, v any, err error) error {
 	if err != nil {
@@ -129,11 +138,10 @@ func replyNone(w http.ResponseWriter, err error) error {
 	return nil
 }
 
-// actor names who asked, for the audit log. Over the local socket that is
-// root; moat api (later) passes the SSH user's name.
+// actor names who asked, for the control plane's own records.
 func actor(r *http.Request) string {
-	if a := r.Header.Get("Moat-Actor"); a != "" {
-		return a
+	if c, ok := access.CallerFrom(r.Context()); ok {
+		return c.User
 	}
 	return "root"
 }

@@ -1,0 +1,4 @@
+package store
+
+// auditChainV2: see migrations in store.go.
+const auditChainV2 = reserved

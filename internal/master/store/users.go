@@ -1,0 +1,4 @@
+package store
+
+// usersV3: see migrations in store.go.
+const usersV3 = reserved
