@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -26,9 +27,13 @@ func openTest(t *testing.T) (*DB, string) {
 func TestMigrations(t *testing.T) {
 	db, path := openTest(t)
 	ctx := context.Background()
+	built := slices.Index(migrations, reserved)
+	if built < 0 {
+		built = len(migrations)
+	}
 	v, err := db.Version(ctx)
-	if err != nil || v != len(migrations) {
-		t.Fatalf("version %d, %v; want %d", v, err, len(migrations))
+	if err != nil || v != built {
+		t.Fatalf("version %d, %v; want %d", v, err, built)
 	}
 	db.Close()
 	// Reopening applies nothing twice.
@@ -36,7 +41,7 @@ func TestMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
-	if v, _ := db2.Version(ctx); v != len(migrations) {
+	if v, _ := db2.Version(ctx); v != built {
 		t.Errorf("version after reopen %d", v)
 	}
 	// A database from a newer moat is refused, not damaged.
