@@ -13,6 +13,7 @@ import (
 // depend on how many labels the request has (see state.classCPU).
 const (
 	pass = iota - 1
+	classOtherTenant
 	classDown
 	classCordoned
 	classNotPinned
@@ -38,6 +39,8 @@ func (s *state) classMemory() int { return classLabel + len(s.labels) + 1 }
 // placed, once per node and call.
 func (s *state) staticClass(nd *Node) int {
 	switch {
+	case s.tenant != "" && !nd.Shared && nd.Tenant != s.tenant:
+		return classOtherTenant
 	case nd.Down:
 		return classDown
 	case nd.Cordoned:
@@ -72,11 +75,21 @@ func (s *state) classOf(p int) int {
 // reason says why no node takes another replica: for a pinned app what is
 // wrong with its node, otherwise how many nodes fail each filter, the most
 // common first and ties in filter order, as in
-// "3 nodes lack memory, 2 lack labels zone=a, 1 down".
+// "3 nodes lack memory, 2 lack labels zone=a, 1 down". A tenant's request
+// says whose nodes were looked for: "no node of tenant acme or shared
+// fits: 2 nodes belong to other tenants, 1 lacks memory".
 func (s *state) reason() string {
 	if len(s.name) == 0 {
 		return "no nodes"
 	}
+	if s.tenant != "" && s.pinned == "" {
+		return "no node of tenant " + s.tenant + " or shared fits: " + s.counts()
+	}
+	return s.counts()
+}
+
+// counts is reason without the tenant.
+func (s *state) counts() string {
 	if s.pinned != "" {
 		p, found := slices.BinarySearch(s.name, s.pinned)
 		if !found {
@@ -126,6 +139,8 @@ func (s *state) phrase(c, n int) string {
 		return many
 	}
 	switch c {
+	case classOtherTenant:
+		return verb("belongs to another tenant", "belong to other tenants")
 	case classDown:
 		return "down"
 	case classCordoned:

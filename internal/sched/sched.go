@@ -2,8 +2,9 @@
 // snapshot of the nodes and a request: no I/O, no clock, deterministic.
 //
 // Placement has two phases, as in the OpenStack and Kubernetes schedulers.
-// Filters drop the nodes a replica cannot go to: down, cordoned, not the
-// pinned node, refusing the image's signature, missing a required label,
+// Filters drop the nodes a replica cannot go to: another tenant's (a
+// tenant's replicas run only on its own nodes and shared ones), down,
+// cordoned, not the pinned node, refusing the image's signature, missing a required label,
 // not enough CPU or memory left.
 // Weighers rank the rest: least requested (free share after placing) and
 // balanced (CPU and memory shares kept even), weighted 1:1, ties broken by
@@ -38,6 +39,10 @@ type Node struct {
 	// RefusesImage: the node runs only signed images, and no key it
 	// trusts signed this one.
 	RefusesImage bool
+	// Tenant is whose replicas the node runs; a Shared node runs every
+	// tenant's.
+	Tenant string
+	Shared bool
 }
 
 // Request asks for replicas of one app.
@@ -50,6 +55,7 @@ type Request struct {
 	Pinned    string            // if set, only this node (the app has volumes there)
 	Existing  map[string]int    // replicas of App already on each node (by name), for spreading
 	ZoneLabel string            // node label naming its zone; "" means "zone"
+	Tenant    string            // the app's tenant: only its nodes and shared ones; "" means any node
 }
 
 // Result says where the replicas went and, for those that fit nowhere, why.
@@ -89,6 +95,7 @@ type state struct {
 	req       Resources
 	spread    bool
 	pinned    string
+	tenant    string
 	labels    []label // required labels, sorted by key
 	name      []string
 	capacity  []Resources
@@ -113,6 +120,7 @@ func newState(nodes []Node, req Request) *state {
 		req:      Resources{max(req.Resources.MilliCPU, 0), max(req.Resources.MemoryBytes, 0)},
 		spread:   req.Spread,
 		pinned:   req.Pinned,
+		tenant:   req.Tenant,
 		labels:   sortedLabels(req.Labels),
 		name:     make([]string, n),
 		capacity: make([]Resources, n),
