@@ -61,6 +61,7 @@ func (p *parser) top() []field {
 		{"volumes", p.volumes},
 		{"singleton", p.toBool(&a.Singleton)},
 		{"security", p.security},
+		{"secrets", p.secrets},
 	}
 }
 

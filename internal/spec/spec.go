@@ -29,6 +29,7 @@ type App struct {
 	Volumes   []Volume          `json:"volumes,omitempty"`
 	Singleton bool              `json:"singleton,omitempty"`
 	Security  Security          `json:"security,omitzero"`
+	Secrets   []Secret          `json:"secrets,omitempty"` // secrets.go
 }
 
 // Security can only narrow what the app's containers may do: an image
