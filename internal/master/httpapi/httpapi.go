@@ -27,6 +27,7 @@ type ControlPlane interface {
 	AppControl
 	NodeControl
 	ImageControl
+	RoleControl
 }
 
 // AppControl is apps: their rollouts, replicas, logs and ports.
@@ -104,10 +105,12 @@ func Handler(cp ControlPlane, log *slog.Logger) http.Handler {
 	s.appRoutes(handle)
 	s.nodeRoutes(handle)
 	s.imageRoutes(handle)
+	s.whoamiRoutes(handle)
 	// The Go profiler, for operators chasing the master's CPU or memory:
 	// curl --unix-socket /run/moat/master.sock http://m/debug/pprof/heap
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	// Root's only, like /debug/progress (authz.go).
+	handle("GET /debug/pprof/", plain(pprof.Index))
+	handle("GET /debug/pprof/profile", plain(pprof.Profile))
 	// What watching rollouts costs (a debugging aid, not /v1).
 	handle("GET /debug/progress", func(w http.ResponseWriter, r *http.Request) error {
 		return reply(w, s.cp.ProgressStats(), nil)
@@ -122,6 +125,14 @@ func Handler(cp ControlPlane, log *slog.Logger) http.Handler {
 type handler = func(http.ResponseWriter, *http.Request) error
 
 type handleFunc = func(string, handler)
+
+// plain is a handler of net/http's as one of ours.
+func plain(f http.HandlerFunc) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		f(w, r)
+		return nil
+	}
+}
 
 func reply(w http.ResponseWriter, v any, err error) error {
 	if err != nil {
