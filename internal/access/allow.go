@@ -61,3 +61,17 @@ func NeedsRoles(local bool, a Action) bool {
 	r, ok := RuleFor(a)
 	return !local && ok && r.Scope != Anyone && r.Scope != LocalOnly
 }
+
+// AllowOver says whether a caller with bindings may do a to a user who
+// holds target: only if they may do it in every tenant the user has a
+// role in (on "*": only a cluster admin). A tenant's admin manages the
+// users of their tenant, and cannot, by adding a key to one, become a
+// user who is more elsewhere.
+func AllowOver(bindings []Binding, local bool, a Action, user string, target []Binding) error {
+	for _, t := range target {
+		if err := Allow(bindings, local, a, t.Tenant); err != nil {
+			return fmt.Errorf("%s holds %s: %w", user, t, err)
+		}
+	}
+	return nil
+}

@@ -200,3 +200,35 @@ func TestParseRole(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowOver: a user is managed only by who may do the action in
+// every tenant they have a role in.
+func TestAllowOver(t *testing.T) {
+	shopAdmin := []Binding{{"shop", Admin}}
+	tests := []struct {
+		name    string
+		caller  []Binding
+		local   bool
+		target  []Binding
+		allowed bool
+	}{
+		{"own tenant's user", shopAdmin, false, []Binding{{"shop", Viewer}}, true},
+		{"a user of two tenants", shopAdmin, false, []Binding{{"shop", Viewer}, {"blog", Viewer}}, false},
+		{"admin of both", []Binding{{"shop", Admin}, {"blog", Admin}}, false, []Binding{{"shop", Viewer}, {"blog", Deployer}}, true},
+		{"a cluster admin", shopAdmin, false, []Binding{{"*", Admin}}, false},
+		{"a viewer everywhere", shopAdmin, false, []Binding{{"*", Viewer}}, false},
+		{"by a cluster admin", []Binding{{"*", Admin}}, false, []Binding{{"*", Admin}, {"shop", Viewer}}, true},
+		{"by a deployer", []Binding{{"shop", Deployer}}, false, []Binding{{"shop", Viewer}}, false},
+		{"by root", nil, true, []Binding{{"*", Admin}}, true},
+		{"a user without roles", shopAdmin, false, nil, true},
+	}
+	for _, tt := range tests {
+		err := AllowOver(tt.caller, tt.local, UserRemove, "bob", tt.target)
+		if (err == nil) != tt.allowed {
+			t.Errorf("%s: %v; want allowed=%t", tt.name, err, tt.allowed)
+		}
+		if err != nil && (!errors.Is(err, errs.ErrForbidden) || !strings.Contains(err.Error(), "bob holds")) {
+			t.Errorf("%s: %v: want forbidden, naming the user", tt.name, err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/moatcloud/moat/internal/access"
 	"github.com/moatcloud/moat/internal/errs"
@@ -63,6 +64,12 @@ var routeActions = map[string]access.Action{
 // authorized refuses requests the caller's roles do not allow, before
 // anything of them is read: 403 naming the action, the tenant and the
 // roles the caller has. Root on the local socket may do everything.
+//
+// A request acts in the caller's tenant, except on a route that names
+// one ({tenant}: a tenant's quota, a role in it), where the role must
+// hold in that one. On a route naming a user ({user}) whose action is
+// removing them or their keys or adding one, the caller must hold the
+// role in every tenant the user has one in (access.AllowOver).
 func (s *server) authorized(route string, h handler) handler {
 	action, ok := routeActions[route]
 	if !ok {
@@ -70,28 +77,52 @@ func (s *server) authorized(route string, h handler) handler {
 		// test builds the handler: better than serving it unguarded.
 		panic(fmt.Sprintf("httpapi: route %q has no action in authz.go's routeActions", route))
 	}
+	tenantInPath := strings.Contains(route, "{tenant}")
+	userInPath := strings.Contains(route, "{user}") && (action == access.UserRemove || action == access.UserAdd)
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if err := s.allow(r.Context(), action); err != nil {
+		c, ok := access.CallerFrom(r.Context())
+		if !ok {
+			return fmt.Errorf("%s: a request without a caller: %w", action, errs.ErrForbidden)
+		}
+		if tenantInPath {
+			c.Tenant = r.PathValue("tenant")
+		}
+		bindings, err := s.allow(r.Context(), c, action)
+		if err != nil {
 			return err
+		}
+		if userInPath && !c.Local {
+			if err := s.allowOver(r.Context(), c, bindings, action, r.PathValue("user")); err != nil {
+				return err
+			}
 		}
 		return h(w, r)
 	}
 }
 
-// allow decides whether the request's caller may do action.
-func (s *server) allow(ctx context.Context, action access.Action) error {
-	c, ok := access.CallerFrom(ctx)
-	if !ok {
-		return fmt.Errorf("%s: a request without a caller: %w", action, errs.ErrForbidden)
-	}
+// allow decides whether c may do action in c.Tenant; it returns c's
+// roles, when they had to be looked up.
+func (s *server) allow(ctx context.Context, c access.Caller, action access.Action) ([]access.Binding, error) {
 	var bindings []access.Binding
 	if access.NeedsRoles(c.Local, action) {
 		var err error
 		if bindings, err = s.cp.Bindings(ctx, c.User); err != nil {
-			return fmt.Errorf("roles of %s: %w", c.User, err)
+			return nil, fmt.Errorf("roles of %s: %w", c.User, err)
 		}
 	}
 	if err := access.Allow(bindings, c.Local, action, c.Tenant); err != nil {
+		return nil, fmt.Errorf("user %s: %w", c.User, err)
+	}
+	return bindings, nil
+}
+
+// allowOver decides whether c, holding bindings, may do action to user.
+func (s *server) allowOver(ctx context.Context, c access.Caller, bindings []access.Binding, action access.Action, user string) error {
+	target, err := s.cp.Bindings(ctx, user)
+	if err != nil {
+		return fmt.Errorf("roles of %s: %w", user, err)
+	}
+	if err := access.AllowOver(bindings, c.Local, action, user, target); err != nil {
 		return fmt.Errorf("user %s: %w", c.User, err)
 	}
 	return nil

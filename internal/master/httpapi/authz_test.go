@@ -149,6 +149,65 @@ func TestAuthorized(t *testing.T) {
 	}
 }
 
+// withRoute classifies a route for one test.
+func withRoute(t *testing.T, route string, a access.Action) {
+	if _, ok := routeActions[route]; ok {
+		t.Fatalf("%s is a real route", route)
+	}
+	routeActions[route] = a
+	t.Cleanup(func() { delete(routeActions, route) })
+}
+
+// TestAuthorizedNamedTenantAndUser: a route naming a tenant is decided
+// there, not in the caller's; one removing a user or changing their keys
+// needs the role in every tenant the user has one in.
+func TestAuthorizedNamedTenantAndUser(t *testing.T) {
+	withRoute(t, "PUT /test/users/{user}/roles/{tenant}", access.UserRole)
+	withRoute(t, "POST /test/users/{user}/keys", access.UserAdd)
+	withRoute(t, "DELETE /test/users/{user}", access.UserRemove)
+	f := &roles{bindings: map[string][]access.Binding{
+		"shopadmin": {{Tenant: "shop", Role: access.Admin}},
+		"boss":      {{Tenant: "*", Role: access.Admin}},
+		"clerk":     {{Tenant: "shop", Role: access.Viewer}},
+		"twotenant": {{Tenant: "shop", Role: access.Viewer}, {Tenant: "blog", Role: access.Viewer}},
+	}}
+	tests := []struct {
+		caller, route, path string
+		want                int
+		wantBody            string
+	}{
+		{"shopadmin", "PUT /test/users/{user}/roles/{tenant}", "/test/users/clerk/roles/shop", 200, ""},
+		{"shopadmin", "PUT /test/users/{user}/roles/{tenant}", "/test/users/clerk/roles/blog", 403, `user.role in tenant \"blog\"`},
+		{"shopadmin", "PUT /test/users/{user}/roles/{tenant}", "/test/users/shopadmin/roles/*", 403, `user.role in tenant \"*\"`},
+		{"boss", "PUT /test/users/{user}/roles/{tenant}", "/test/users/shopadmin/roles/*", 200, ""},
+		{"shopadmin", "POST /test/users/{user}/keys", "/test/users/clerk/keys", 200, ""},
+		{"shopadmin", "POST /test/users/{user}/keys", "/test/users/boss/keys", 403, `boss holds admin on every tenant (*)`},
+		{"shopadmin", "DELETE /test/users/{user}", "/test/users/twotenant", 403, `twotenant holds viewer on blog`},
+		{"boss", "DELETE /test/users/{user}", "/test/users/twotenant", 200, ""},
+		{"clerk", "DELETE /test/users/{user}", "/test/users/clerk", 403, `user.rm in tenant \"shop\" needs admin`},
+	}
+	for _, tt := range tests {
+		s := &server{cp: f}
+		h := s.authorized(tt.route, func(w http.ResponseWriter, r *http.Request) error {
+			w.WriteHeader(200)
+			return nil
+		})
+		mux := http.NewServeMux()
+		mux.HandleFunc(tt.route, func(w http.ResponseWriter, r *http.Request) {
+			r = r.WithContext(access.WithCaller(r.Context(), access.Caller{User: tt.caller, Tenant: "shop"}))
+			if err := h(w, r); err != nil {
+				wire.WriteError(w, err)
+			}
+		})
+		method, _, _ := strings.Cut(tt.route, " ")
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, httptest.NewRequest(method, tt.path, nil))
+		if w.Code != tt.want || !strings.Contains(w.Body.String(), tt.wantBody) {
+			t.Errorf("%s: %s %s: %d %s; want %d with %s", tt.caller, method, tt.path, w.Code, w.Body, tt.want, tt.wantBody)
+		}
+	}
+}
+
 // TestWhoAmI: who the caller is and every role they hold; local root
 // holds none and needs none.
 func TestWhoAmI(t *testing.T) {
