@@ -27,6 +27,7 @@ func roleTable() string {
 		{"deployer", []Binding{{"t", Deployer}}},
 		{"admin", []Binding{{"t", Admin}}},
 		{"cluster admin", []Binding{{AllTenants, Admin}}},
+		{"another tenant's admin", []Binding{{"other", Admin}}},
 		{"no role", nil},
 	}
 	var b strings.Builder

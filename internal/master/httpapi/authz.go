@@ -18,10 +18,12 @@ type RoleControl interface {
 	Bindings(ctx context.Context, user string) ([]access.Binding, error)
 }
 
-// routeActions is the action of every route the API serves: the one
-// place a route's permission is decided. Handler refuses to register a
+// routeActions is the action of every route the API serves: where a
+// route's permission is decided (the routes of users.go and tenants.go
+// add theirs from their files' init). Handler refuses to register a
 // route missing here (authorized panics), so a new route cannot be
-// served before it is classified; the tests walk both ways.
+// served before it is classified; the tests walk both ways, and the RBAC
+// matrix (internal/master/rbac_test.go) sends every one (Routes).
 var routeActions = map[string]access.Action{
 	"GET /v1/ping":   access.Ping,
 	"GET /v1/whoami": access.WhoAmI,
@@ -126,4 +128,14 @@ func (s *server) allowOver(ctx context.Context, c access.Caller, bindings []acce
 		return fmt.Errorf("user %s: %w", c.User, err)
 	}
 	return nil
+}
+
+// Routes are the API's routes and their actions, for tests that go
+// through every one (the RBAC matrix).
+func Routes() map[string]access.Action {
+	out := make(map[string]access.Action, len(routeActions))
+	for r, a := range routeActions {
+		out[r] = a
+	}
+	return out
 }
