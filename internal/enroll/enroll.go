@@ -49,6 +49,9 @@ type Options struct {
 	// AllowedSigners (OpenSSH allowed_signers text), installed with it.
 	RequireSigned  bool
 	AllowedSigners []byte
+	// SecretsKey is the operator's secrets key file (package secret),
+	// installed as SecretsKeyPath; empty leaves the node without one.
+	SecretsKey []byte
 	// HardenSSHD installs moat's sshd drop-in (package hardening), kept
 	// only if a new login works with it.
 	HardenSSHD bool
@@ -130,6 +133,11 @@ func Add(ctx context.Context, opts Options) (inventory.Node, error) {
 		log("the node runs only images signed by a key in " + AllowedSigners)
 	} else {
 		log("the node runs unsigned images (require-signed=false in " + NodeConf + ")")
+	}
+	if installed, err := installSecretsKey(ctx, r, opts.SecretsKey); err != nil {
+		return inventory.Node{}, err
+	} else if installed {
+		log("installed the cluster's secrets key as " + SecretsKeyPath + " (root's, 0600)")
 	}
 	how, err := startDaemon(ctx, r, m.systemd, changed || confChanged)
 	if err != nil {

@@ -45,6 +45,7 @@ func (d *Daemon) routeTable() []route {
 		{"POST /v1/containers/{id}/stop", d.handleStop},
 		{"DELETE /v1/containers/{id}", d.handleRemove},
 		{"GET /v1/containers/{id}/logs", d.handleLogs},
+		{"PUT /v1/containers/{id}/secrets", d.handleUpdateSecrets},
 		{"POST /v1/containers/{id}/debug", d.handleDebug},
 		{"GET /v1/events", d.handleEvents},
 		{"POST /v1/lease", d.handleLease},

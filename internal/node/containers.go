@@ -97,6 +97,9 @@ func (d *Daemon) Create(ctx context.Context, spec nodeapi.ContainerSpec) (nodeap
 	if err := d.checkMounts(spec.Mounts); err != nil {
 		return nodeapi.Container{}, err
 	}
+	if err := d.checkSecrets(id, &spec, img); err != nil {
+		return nodeapi.Container{}, fmt.Errorf("create container %s: %w", id, err)
+	}
 	c := &container{dir: d.cfg.layout().Container(id)}
 	d.mu.Lock()
 	if _, taken := d.containers[id]; taken {
@@ -151,6 +154,9 @@ func (d *Daemon) prepare(ctx context.Context, c *container, id string, spec node
 		return record{}, err
 	}
 	cfg.Mounts = append(etc, cfg.Mounts...)
+	if len(spec.Secrets) > 0 {
+		cfg.Mounts = append(cfg.Mounts, secretMount(c))
+	}
 	if err := writeBundle(c.bundle(), cfg); err != nil {
 		return record{}, err
 	}
@@ -211,6 +217,7 @@ func (d *Daemon) checkMounts(ms []nodeapi.Mount) error {
 // discard undoes a failed create.
 func (d *Daemon) discard(c *container, id string) {
 	runtime.UnmountRootfs(c.rootfs())
+	unmountSecrets(c.secretsDir())
 	os.RemoveAll(c.dir)
 	d.mu.Lock()
 	delete(d.containers, id)
@@ -339,6 +346,9 @@ func (d *Daemon) Remove(ctx context.Context, id string, force bool) error {
 		return fmt.Errorf("container %q started again while being removed: %w", id, errs.ErrConflict)
 	}
 	if err := runtime.UnmountRootfs(c.rootfs()); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	if err := unmountSecrets(c.secretsDir()); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
 	if err := os.RemoveAll(c.dir); err != nil {

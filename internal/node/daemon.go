@@ -50,6 +50,7 @@ type Config struct {
 	GCInterval time.Duration
 	GCGrace    *time.Duration
 	PeerKey    string // default DefaultPeerKey
+	SecretsKey string // the secrets key file (age identities); default nodeapi.SecretsKey
 	// CPUs is the CPU capacity the node offers the scheduler, in cores:
 	// the machine's when 0. More overcommits, fewer holds some back.
 	CPUs int
@@ -127,6 +128,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.PeerKey == "" {
 		c.PeerKey = DefaultPeerKey
+	}
+	if c.SecretsKey == "" {
+		c.SecretsKey = nodeapi.SecretsKey
 	}
 	return nil
 }

@@ -73,7 +73,7 @@ func (r record) wire() nodeapi.Container {
 	c := nodeapi.Container{
 		ID: r.ID, Image: r.Spec.Image, ImageDigest: r.ImageDigest, State: r.State,
 		Restarts: r.Restarts, Created: r.Created, Started: r.Started, Finished: r.Finished,
-		NextRestart: r.NextRestart, Spec: r.Spec, Health: r.Health, HealthOutput: r.HealthOutput, Seq: r.Seq,
+		NextRestart: r.NextRestart, Spec: wireSpec(r.Spec), Health: r.Health, HealthOutput: r.HealthOutput, Seq: r.Seq,
 		FenceStopped: r.FenceStopped,
 	}
 	if r.State == nodeapi.StateRunning {

@@ -58,6 +58,9 @@ func (d *Daemon) prepareRun(ctx context.Context, c *container) error {
 	if err := runtime.ClearRun(c.dir); err != nil {
 		return err
 	}
+	if err := d.materialise(ctx, c); err != nil {
+		return err
+	}
 	// State from a run whose shim died with the machine. Checked on disk
 	// first: running runc costs milliseconds on every start.
 	if _, err := os.Stat(filepath.Join(d.cfg.RuncRoot, c.rec.ID)); err == nil {
@@ -183,6 +186,7 @@ func (d *Daemon) adopt(dir string) {
 		// A create interrupted before its first save: nothing ran.
 		d.log.Warn("discarding half-created container", "dir", dir, "err", err)
 		runtime.UnmountRootfs(filepath.Join(dir, "bundle", "rootfs"))
+		unmountSecrets(filepath.Join(dir, secretsDirName))
 		os.RemoveAll(dir)
 		return
 	}

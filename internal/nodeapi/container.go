@@ -32,6 +32,8 @@ type ContainerSpec struct {
 	// when it lapses (the master cannot reach the node) the node kills
 	// them, so a singleton moved elsewhere never runs twice.
 	Fenced bool `json:"fenced,omitempty"`
+	// Secrets are mounted read-only under /run/secrets (secret.go).
+	Secrets []SecretMount `json:"secrets,omitempty"`
 }
 
 // HealthCheck is an HTTP GET (HTTPPath set) or a TCP connect to Port.

@@ -55,7 +55,7 @@ func (s *ContainerSpec) Validate() error {
 		func() error { return checkArgs("entrypoint", s.Entrypoint) },
 		func() error { return checkArgs("cmd", s.Cmd) },
 		s.validateEnv, s.validateProcess, s.validatePorts, s.validateMounts,
-		s.Resources.validate, s.Restart.validate, s.Security.validate,
+		s.Resources.validate, s.Restart.validate, s.Security.validate, s.validateSecrets,
 	} {
 		if err := check(); err != nil {
 			return err

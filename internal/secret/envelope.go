@@ -24,8 +24,10 @@ import (
 
 // Limits on what an envelope may carry.
 const (
-	MaxValue    = 1 << 20           // bytes of a secret's value
-	MaxEnvelope = MaxValue + 64<<10 // bytes of an envelope: the value, its header, age's
+	// A value fits one JSON request (1 MiB, base64) many times over:
+	// passwords, tokens, certificates and their keys.
+	MaxValue    = 64 << 10        // bytes of a secret's value
+	MaxEnvelope = MaxValue + 4096 // bytes of an envelope: the value, its header, age's
 	macSize     = sha256.Size
 	magic       = "moat-secret 1"
 )
@@ -226,4 +228,17 @@ func truncate(b []byte) string {
 		return string(b[:40]) + "..."
 	}
 	return string(b)
+}
+
+// ParseAppRef reads an app as an image declares it, TENANT/APP or APP (in
+// the default tenant), and returns it as TENANT/APP.
+func ParseAppRef(s string) (string, error) {
+	tenant, app, ok := strings.Cut(s, "/")
+	if !ok {
+		tenant, app = DefaultTenant, s
+	}
+	if !ValidTenant(tenant) || !ValidTenant(app) {
+		return "", fmt.Errorf("%q: want TENANT/APP or APP, each 1 to 30 lowercase letters, digits and '-', starting with a letter", s)
+	}
+	return tenant + "/" + app, nil
 }

@@ -104,3 +104,12 @@ func TestParsePlain(t *testing.T) {
 		}
 	}
 }
+
+func TestParseAppRef(t *testing.T) {
+	for in, want := range map[string]string{"web": "default/web", "acme/web": "acme/web", "Web": "", "a/b/c": "", "/web": "", "acme/": ""} {
+		got, err := ParseAppRef(in)
+		if got != want || (err == nil) != (want != "") {
+			t.Errorf("%q: %q %v, want %q", in, got, err, want)
+		}
+	}
+}

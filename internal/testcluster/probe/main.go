@@ -90,6 +90,14 @@ func serve(addr string) {
 		fmt.Println("terminated")
 		os.Exit(0)
 	}()
+	// A reload signal (a secret replaced in place) is reported, not fatal.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			fmt.Println("got SIGHUP")
+		}
+	}()
 	fmt.Println("serving on", addr)
 	if err := http.ListenAndServe(addr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, err)
