@@ -54,6 +54,7 @@ func (a *app) imageBuildCommand() *cobra.Command {
 	var opts build.Options
 	var out, entrypoint, chown string
 	var adds, binaries, labels, caps []string
+	var appRef string
 	var caCerts bool
 	cmd := &cobra.Command{
 		Use:   "build [-o FILE] (--add SRC:DST[:MODE] | --add-binary PATH[:DST])... --entrypoint PATH [flags] [-- ARG...]",
@@ -98,6 +99,9 @@ func (a *app) imageBuildCommand() *cobra.Command {
 			if err := parseLabels(labels, &opts); err != nil {
 				return usageError{err}
 			}
+			if err := setAppLabel(appRef, &opts); err != nil {
+				return usageError{err}
+			}
 			for _, c := range caps {
 				opts.Privileges = append(opts.Privileges, "cap:"+c)
 			}
@@ -120,6 +124,7 @@ func (a *app) imageBuildCommand() *cobra.Command {
 	f.StringVar(&opts.WorkDir, "workdir", "", "working directory")
 	f.StringArrayVar(&opts.Ports, "port", nil, "exposed port, e.g. 8080 or 53/udp (repeatable)")
 	f.StringArrayVar(&labels, "label", nil, "label K=V (repeatable)")
+	f.StringVar(&appRef, "app", "", "declare the app the image is, TENANT/APP (or APP, in the default tenant): nodes give an app's secrets only to images declaring it (the signature covers it)")
 	f.StringVar(&opts.Name, "name", "", "image name, e.g. web:1")
 	f.StringVar(&chown, "chown", "", "owner UID:GID of the added files (default 0:0)")
 	f.BoolVar(&caCerts, "ca-certs", false, "add this machine's CA certificate bundle at /etc/ssl/certs/ca-certificates.crt")

@@ -25,7 +25,7 @@ func masterDir() string { return envOr("MOAT_MASTER_DIR", inventory.DefaultDir) 
 func (a *app) nodeAddCommand() *cobra.Command {
 	var opts enroll.Options
 	var labels, sshOpts []string
-	var signersFile string
+	var signersFile, secretsKeyFile string
 	var allowUnsigned, noHarden bool
 	cmd := &cobra.Command{
 		Use:   "add [flags] USER@HOST[:PORT]",
@@ -89,6 +89,9 @@ within a minute should your connection drop meanwhile).
 					return usageError{fmt.Errorf("--allowed-signers: %w", err)}
 				}
 			}
+			if opts.SecretsKey, err = enrolSecretsKey(secretsKeyFile); err != nil {
+				return err
+			}
 			if !a.json {
 				opts.Log = func(step string) { fmt.Fprintln(a.stderr, "  "+step) }
 				opts.Progress = func(total int64) io.Writer { return newProgress(a.stderr, total, "upload moat") }
@@ -119,6 +122,7 @@ within a minute should your connection drop meanwhile).
 	f.StringVar(&opts.Binary, "binary", "", "moat binary to install, e.g. one built for arm64 (default: this one)")
 	f.StringVar(&signersFile, "allowed-signers", os.Getenv("MOAT_ALLOWED_SIGNERS"), "who may sign images the node runs (OpenSSH allowed_signers file; default $MOAT_ALLOWED_SIGNERS)")
 	f.BoolVar(&allowUnsigned, "allow-unsigned", false, "let the node run unsigned images")
+	f.StringVar(&secretsKeyFile, "secrets-key", "", "the cluster's secrets key to install (default: yours, $MOAT_SECRETS_KEY or ~/.config/moat/secrets.key, if it exists)")
 	f.BoolVar(&noHarden, "no-harden-sshd", false, "leave the node's sshd settings as they are")
 	return cmd
 }

@@ -9,10 +9,11 @@ import (
 	"github.com/moatcloud/moat/internal/errs"
 )
 
-// secretsV4: see migrations in store.go. One row per secret of an app: its
-// current version's envelope, age ciphertext the master cannot open
-// (package secret). Earlier versions are not kept: a rollback runs the
-// app's old code with its current secrets.
+// secretsV4: see migrations in store.go. One row per version of a secret
+// of an app: its envelope, age ciphertext the master cannot open (package
+// secret). A revision runs the versions it pinned, so a failed rollout of
+// a new version goes back to the one before; the last KeepSecretVersions
+// of each secret are kept.
 const secretsV4 = `CREATE TABLE secrets (
 		tenant   TEXT NOT NULL,
 		app      TEXT NOT NULL,
@@ -20,11 +21,15 @@ const secretsV4 = `CREATE TABLE secrets (
 		version  INTEGER NOT NULL,
 		envelope BLOB NOT NULL,
 		created  TEXT NOT NULL,
-		updated  TEXT NOT NULL,
-		PRIMARY KEY (tenant, app, name)
+		PRIMARY KEY (tenant, app, name, version)
 	);`
 
-// Secret is one secret of an app as the master keeps it: ciphertext.
+// KeepSecretVersions is how many versions of each secret are kept.
+const KeepSecretVersions = 5
+
+// Secret is one version of a secret of an app as the master keeps it:
+// ciphertext. Created is when the secret was first set, Updated when this
+// version was.
 type Secret struct {
 	Tenant   string    `json:"tenant"`
 	App      string    `json:"app"`
@@ -36,37 +41,54 @@ type Secret struct {
 }
 
 // PutSecret stores s as the secret's next version: s.Version must be one
-// more than the stored one (1 for a new secret), so two operators setting
-// the same secret at once cannot both win.
+// more than the latest (1 for a new secret), so two operators setting the
+// same secret at once cannot both win.
 func (d *DB) PutSecret(ctx context.Context, s Secret) (Secret, error) {
 	err := d.tx(ctx, func(tx *sql.Tx) error {
 		var cur int
-		var created string
-		err := tx.QueryRowContext(ctx, `SELECT version, created FROM secrets WHERE tenant = ? AND app = ? AND name = ?`, s.Tenant, s.App, s.Name).Scan(&cur, &created)
-		if err != nil && err != sql.ErrNoRows {
+		var created sql.NullString
+		err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0), MIN(created) FROM secrets WHERE tenant = ? AND app = ? AND name = ?`,
+			s.Tenant, s.App, s.Name).Scan(&cur, &created)
+		if err != nil {
 			return err
 		}
 		if s.Version != cur+1 {
-			return fmt.Errorf("secret %s of %s is at version %d, so the next is %d, not %d (set again): %w", s.Name, s.App, cur, cur+1, s.Version, errs.ErrConflict)
+			return fmt.Errorf("secret %s of %s is at version %d, so the next is %d, not %d (set it again): %w", s.Name, s.App, cur, cur+1, s.Version, errs.ErrConflict)
 		}
 		t := now()
-		if created == "" {
-			created = t
+		s.Created, s.Updated = parseTime(t), parseTime(t)
+		if created.Valid {
+			s.Created = parseTime(created.String)
 		}
-		s.Created, s.Updated = parseTime(created), parseTime(t)
-		_, err = tx.ExecContext(ctx, `INSERT INTO secrets (tenant, app, name, version, envelope, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (tenant, app, name) DO UPDATE SET version = excluded.version, envelope = excluded.envelope, updated = excluded.updated`,
-			s.Tenant, s.App, s.Name, s.Version, s.Envelope, created, t)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO secrets (tenant, app, name, version, envelope, created) VALUES (?, ?, ?, ?, ?, ?)`,
+			s.Tenant, s.App, s.Name, s.Version, s.Envelope, t); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM secrets WHERE tenant = ? AND app = ? AND name = ? AND version <= ?`,
+			s.Tenant, s.App, s.Name, s.Version-KeepSecretVersions)
 		return err
 	})
 	return s, err
 }
 
-// Secrets lists an app's secrets (every app's in the tenant when app is
-// "", every tenant's when tenant is ""), with their envelopes.
+// Secrets lists the latest version of each secret of an app (of every app
+// in the tenant when app is "", of every tenant's when tenant is "").
 func (d *DB) Secrets(ctx context.Context, tenant, app string) ([]Secret, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT tenant, app, name, version, envelope, created, updated FROM secrets
-		WHERE (? = '' OR tenant = ?) AND (? = '' OR app = ?) ORDER BY tenant, app, name`, tenant, tenant, app, app)
+	return d.querySecrets(ctx, `SELECT s.tenant, s.app, s.name, s.version, s.envelope,
+			(SELECT MIN(created) FROM secrets f WHERE f.tenant = s.tenant AND f.app = s.app AND f.name = s.name), s.created
+		FROM secrets s WHERE (? = '' OR s.tenant = ?) AND (? = '' OR s.app = ?)
+			AND s.version = (SELECT MAX(version) FROM secrets l WHERE l.tenant = s.tenant AND l.app = s.app AND l.name = s.name)
+		ORDER BY s.tenant, s.app, s.name`, tenant, tenant, app, app)
+}
+
+// SecretVersions lists every version kept of every secret, for a rotation.
+func (d *DB) SecretVersions(ctx context.Context, tenant string) ([]Secret, error) {
+	return d.querySecrets(ctx, `SELECT tenant, app, name, version, envelope, created, created FROM secrets
+		WHERE (? = '' OR tenant = ?) ORDER BY tenant, app, name, version`, tenant, tenant)
+}
+
+func (d *DB) querySecrets(ctx context.Context, q string, args ...any) ([]Secret, error) {
+	rows, err := d.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -84,20 +106,24 @@ func (d *DB) Secrets(ctx context.Context, tenant, app string) ([]Secret, error) 
 	return out, rows.Err()
 }
 
-// GetSecret returns one secret.
-func (d *DB) GetSecret(ctx context.Context, tenant, app, name string) (Secret, error) {
+// GetSecret returns one version of a secret; version 0 is the latest.
+func (d *DB) GetSecret(ctx context.Context, tenant, app, name string, version int) (Secret, error) {
 	s := Secret{Tenant: tenant, App: app, Name: name}
-	var c, u string
-	err := d.db.QueryRowContext(ctx, `SELECT version, envelope, created, updated FROM secrets WHERE tenant = ? AND app = ? AND name = ?`,
-		tenant, app, name).Scan(&s.Version, &s.Envelope, &c, &u)
-	if err == sql.ErrNoRows {
+	var u string
+	err := d.db.QueryRowContext(ctx, `SELECT version, envelope, created FROM secrets WHERE tenant = ? AND app = ? AND name = ?
+		AND version = CASE WHEN ? > 0 THEN ? ELSE (SELECT MAX(version) FROM secrets WHERE tenant = ? AND app = ? AND name = ?) END`,
+		tenant, app, name, version, version, tenant, app, name).Scan(&s.Version, &s.Envelope, &u)
+	switch {
+	case err == sql.ErrNoRows && version > 0:
+		return s, fmt.Errorf("secret %s of app %s has no version %d any more (the last %d are kept): %w", name, app, version, KeepSecretVersions, errs.ErrNotFound)
+	case err == sql.ErrNoRows:
 		return s, fmt.Errorf("secret %s of app %s is not set (moat secret set %s %s): %w", name, app, app, name, errs.ErrNotFound)
 	}
-	s.Created, s.Updated = parseTime(c), parseTime(u)
+	s.Updated = parseTime(u)
 	return s, err
 }
 
-// RemoveSecret deletes a secret.
+// RemoveSecret deletes a secret, every version.
 func (d *DB) RemoveSecret(ctx context.Context, tenant, app, name string) error {
 	res, err := d.db.ExecContext(ctx, `DELETE FROM secrets WHERE tenant = ? AND app = ? AND name = ?`, tenant, app, name)
 	if err != nil {
@@ -109,9 +135,9 @@ func (d *DB) RemoveSecret(ctx context.Context, tenant, app, name string) error {
 	return nil
 }
 
-// ReplaceEnvelopes swaps the envelopes of the given secrets, all or none:
-// a rotation re-encrypts every secret to a new key, keeping its version.
-// Each must still be at the version given, or nothing changes.
+// ReplaceEnvelopes swaps the envelopes of the given versions, all or none:
+// a rotation re-encrypts every version to a new key, keeping its number.
+// Each version must still be kept, or nothing changes.
 func (d *DB) ReplaceEnvelopes(ctx context.Context, ss []Secret) error {
 	return d.tx(ctx, func(tx *sql.Tx) error {
 		for _, s := range ss {
@@ -121,7 +147,7 @@ func (d *DB) ReplaceEnvelopes(ctx context.Context, ss []Secret) error {
 				return err
 			}
 			if n, _ := res.RowsAffected(); n != 1 {
-				return fmt.Errorf("secret %s of %s/%s is no longer at version %d (changed during the rotation: rotate again): %w", s.Name, s.Tenant, s.App, s.Version, errs.ErrConflict)
+				return fmt.Errorf("secret %s of %s/%s has no version %d any more (removed during the rotation: rotate again): %w", s.Name, s.Tenant, s.App, s.Version, errs.ErrConflict)
 			}
 		}
 		return nil
