@@ -47,10 +47,10 @@ func Remove(ctx context.Context, node inventory.Node, masterKey ssh.PublicKey, e
 	if err := r.writeFile(ctx, AuthorizedKeys, 0o600, []byte(strings.Join(withoutMoat(current, masterKey), "\n")+"\n")); err != nil {
 		return err
 	}
-	if _, err := r.run(ctx, nil, "rm -f "+PeerKeyPath); err != nil {
+	if _, err := r.run(ctx, nil, "rm -f "+PeerKeyPath+" "+SecretsKeyPath+" && "+unmountSecrets); err != nil {
 		return err
 	}
-	log("removed the master's and the peer key from " + AuthorizedKeys)
+	log("removed the master's and the peer key from " + AuthorizedKeys + ", and the secrets key")
 	if _, err := r.run(ctx, nil, "rm -f "+BinaryPath); err != nil {
 		return err
 	}

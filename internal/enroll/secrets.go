@@ -34,3 +34,7 @@ func installSecretsKey(ctx context.Context, r *remote, keys []byte) (bool, error
 	}
 	return true, nil
 }
+
+// unmountSecrets drops the secrets of the containers node rm leaves
+// stopped from memory (each container's tmpfs, see internal/node).
+const unmountSecrets = "for d in " + nodeapi.StateDir + "/containers/*/secrets; do umount -l \"$d\" 2>/dev/null; done; true"
