@@ -47,7 +47,6 @@ const (
 	SecretList    Action = "secret.ls"
 	SecretSet     Action = "secret.set"
 	SecretRemove  Action = "secret.rm"
-	SecretKey     Action = "secret.key"
 	SecretRotate  Action = "secret.rotate"
 	UserList      Action = "user.ls"
 	UserAdd       Action = "user.add"
@@ -97,21 +96,20 @@ var rules = []Rule{
 	{SecretList, InTenant, Deployer, "moat secret ls (names, never values)"},
 	{SecretSet, InTenant, Deployer, "moat secret set"},
 	{SecretRemove, InTenant, Deployer, "moat secret rm"},
-	{SecretKey, InTenant, Deployer, "moat secret set (the cluster's public secrets key)"},
 	{AppRemove, InTenant, Admin, "moat rm"},
 	{AppDial, InTenant, Admin, "moat dial"},
-	{UserList, InTenant, Admin, "moat user ls"},
-	{UserAdd, InTenant, Admin, "moat user add"},
-	{UserRemove, InTenant, Admin, "moat user rm"},
+	{UserList, InTenant, Admin, "moat user ls, moat user cas"},
+	{UserAdd, InTenant, Admin, "moat user add, moat user key add"},
+	{UserRemove, InTenant, Admin, "moat user rm, moat user key rm"},
 	{UserRole, InTenant, Admin, "moat user role"},
 
-	{UserTrustCA, Cluster, "", "moat user trust-ca"},
+	{UserTrustCA, Cluster, "", "moat user trust-ca, moat user untrust-ca"},
 	{AuditRead, Cluster, "", "moat audit, moat audit verify"},
 	{TenantList, Cluster, "", "moat tenant ls"},
 	{TenantAdd, Cluster, "", "moat tenant add"},
 	{TenantRemove, Cluster, "", "moat tenant rm"},
 	{QuotaSet, Cluster, "", "moat tenant quota --set"},
-	{SecretRotate, Cluster, "", "moat secret rotate-key"},
+	{SecretRotate, Cluster, "", "moat secret rotate"},
 	{NodeList, Cluster, "", "moat node ls"},
 	{NodeAdd, Cluster, "", "moat node add"},
 	{NodeRemove, Cluster, "", "moat node rm"},

@@ -44,7 +44,7 @@ var want = map[Action]string{
 	"app.ls": viewers, "app.ps": viewers, "app.history": viewers, "app.progress": viewers, "app.logs": viewers,
 	"quota.read": viewers,
 	"app.deploy": deployers, "app.scale": deployers, "app.rollback": deployers, "app.promote": deployers,
-	"secret.ls": deployers, "secret.set": deployers, "secret.rm": deployers, "secret.key": deployers,
+	"secret.ls": deployers, "secret.set": deployers, "secret.rm": deployers,
 	"app.rm": admins, "app.dial": admins,
 	"user.ls": admins, "user.add": admins, "user.rm": admins, "user.role": admins,
 	"user.trust-ca": cluster, "audit.read": cluster,
