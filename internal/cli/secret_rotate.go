@@ -92,7 +92,13 @@ func (a *app) installNodeKey(ctx context.Context, n masterapi.Node, keys secret.
 	return nil
 }
 
-// reseal re-encrypts every envelope the master holds to next, app by app.
+// A request to store re-encrypted envelopes stays well under the 1 MiB a
+// request may carry (base64 adds a third).
+const resealBatchBytes = 512 << 10
+
+// reseal re-encrypts every envelope the master holds to next, app by app
+// (in batches of resealBatchBytes: an app's many versions may not fit one
+// request; nodes open both keys, so a rotation cut short loses nothing).
 // Each is opened here and must be bound to what the master files it
 // under: a master that swapped envelopes gets an error, not a laundered
 // secret.
@@ -101,8 +107,8 @@ func reseal(ctx context.Context, mc *masterapi.Client, keys secret.Keys, next *a
 	if err != nil {
 		return 0, err
 	}
-	byApp := map[string][]masterapi.SecretEnvelope{}
-	var order []string
+	var batches [][]masterapi.SecretEnvelope
+	last, size := "", 0
 	for _, e := range envs {
 		b, value, err := secret.Open(e.Envelope, keys)
 		if err != nil {
@@ -118,15 +124,16 @@ func reseal(ctx context.Context, mc *masterapi.Client, keys secret.Keys, next *a
 		if err != nil {
 			return 0, err
 		}
-		k := e.Tenant + "/" + e.App
-		if _, ok := byApp[k]; !ok {
-			order = append(order, k)
+		// The master lists them by tenant and app.
+		if k := e.Tenant + "/" + e.App; k != last || size+len(e.Envelope) > resealBatchBytes {
+			batches, last, size = append(batches, nil), k, 0
 		}
-		byApp[k] = append(byApp[k], e)
+		batches[len(batches)-1] = append(batches[len(batches)-1], e)
+		size += len(e.Envelope)
 	}
-	for _, k := range order {
-		if err := mc.ReplaceSecretEnvelopes(ctx, byApp[k]); err != nil {
-			return 0, fmt.Errorf("store the re-encrypted secrets of %s: %w", k, err)
+	for _, b := range batches {
+		if err := mc.ReplaceSecretEnvelopes(ctx, b); err != nil {
+			return 0, fmt.Errorf("store the re-encrypted secrets of %s/%s: %w", b[0].Tenant, b[0].App, err)
 		}
 	}
 	return len(envs), nil
