@@ -25,7 +25,9 @@ type Node struct {
 	Operator Access   // how the operator's ssh reached it
 	Info     NodeInfo // what the node last said about itself
 	Cordoned bool
-	Draining bool // cordoned, and its replicas are being moved off
+	Draining bool   // cordoned, and its replicas are being moved off
+	Tenant   string // whose replicas it runs (tenants.go); "" on write is the default tenant
+	Shared   bool   // it runs every tenant's replicas
 }
 
 // Access is the operator column: how the operator's ssh reached the node.
@@ -65,13 +67,22 @@ func (d *DB) PutNode(ctx context.Context, n Node) error {
 	labels, _ := json.Marshal(n.Labels)
 	op, _ := json.Marshal(n.Operator)
 	info, _ := json.Marshal(n.Info)
-	_, err := d.db.ExecContext(ctx, `INSERT INTO nodes (name, addr, user, host_key, labels, operator, info, enrolled)
+	tenancy, err := d.tenancyReady(ctx) // outside the transaction: it holds the only connection
+	if err != nil {
+		return err
+	}
+	defer d.nodesChanged()
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO nodes (name, addr, user, host_key, labels, operator, info, enrolled)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(name) DO UPDATE SET addr=excluded.addr, user=excluded.user, host_key=excluded.host_key,
 			labels=excluded.labels, operator=excluded.operator, info=excluded.info, enrolled=excluded.enrolled`,
-		n.Name, n.Addr, n.User, n.HostKey, labels, op, info, n.Enrolled.UTC().Format(time.RFC3339Nano))
-	d.nodesChanged()
-	return err
+			n.Name, n.Addr, n.User, n.HostKey, labels, op, info, n.Enrolled.UTC().Format(time.RFC3339Nano))
+		if err != nil {
+			return err
+		}
+		return putNodeTenant(ctx, tx, n, tenancy)
+	})
 }
 
 // SetNodeInfo updates what the node reported about itself.
@@ -162,7 +173,11 @@ func (d *DB) nodesChanged() {
 }
 
 func (d *DB) readNodes(ctx context.Context) ([]Node, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT name, addr, user, host_key, labels, operator, info, cordoned, draining, enrolled FROM nodes ORDER BY name`)
+	q, err := d.nodeQuery(ctx, `ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := d.db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -180,8 +195,11 @@ func (d *DB) readNodes(ctx context.Context) ([]Node, error) {
 
 // GetNode returns one node.
 func (d *DB) GetNode(ctx context.Context, name string) (Node, error) {
-	row := d.db.QueryRowContext(ctx, `SELECT name, addr, user, host_key, labels, operator, info, cordoned, draining, enrolled FROM nodes WHERE name = ?`, name)
-	n, err := scanNode(row)
+	q, err := d.nodeQuery(ctx, `WHERE name = ?`)
+	if err != nil {
+		return Node{}, err
+	}
+	n, err := scanNode(d.db.QueryRowContext(ctx, q, name))
 	return n, notFound(err, fmt.Sprintf("node %q", name))
 }
 
@@ -190,7 +208,7 @@ type scanner interface{ Scan(...any) error }
 func scanNode(s scanner) (Node, error) {
 	var n Node
 	var labels, op, info, enrolled string
-	if err := s.Scan(&n.Name, &n.Addr, &n.User, &n.HostKey, &labels, &op, &info, &n.Cordoned, &n.Draining, &enrolled); err != nil {
+	if err := s.Scan(&n.Name, &n.Addr, &n.User, &n.HostKey, &labels, &op, &info, &n.Cordoned, &n.Draining, &enrolled, &n.Tenant, &n.Shared); err != nil {
 		return n, err
 	}
 	json.Unmarshal([]byte(labels), &n.Labels)

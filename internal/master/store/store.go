@@ -29,6 +29,11 @@ type DB struct {
 	// reads every one at every pass, and only this process writes them.
 	replicasMu sync.Mutex
 	replicas   map[string]Replica // by ID; nil until first read
+
+	// Whether tenants' tables exist yet (tenants.go).
+	tenancyOnce sync.Once
+	tenancy     bool
+	tenancyErr  error
 }
 
 // migrations, in order; each runs once, in a transaction, and is recorded

@@ -260,7 +260,7 @@ func TestNodeColumns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Node{Name: "n1", Addr: "a:22", User: "root", HostKey: "k", Labels: map[string]string{},
+	want := Node{Name: "n1", Addr: "a:22", User: "root", HostKey: "k", Labels: map[string]string{}, Tenant: DefaultTenant,
 		Enrolled: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		Operator: Access{Dest: "root@203.0.113.7", Port: 2222, Identity: "/root/.ssh/ops", Jump: "admin@bastion", SSHConfig: "/etc/ssh_config"},
 		Info: NodeInfo{Version: "v1", Hostname: "h", OS: "Debian 12", Kernel: "6.1", Arch: "amd64", Runc: "runc 1.1", CgroupMode: "v2",
