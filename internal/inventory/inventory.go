@@ -38,6 +38,8 @@ type Node struct {
 	Enrolled time.Time         `json:"enrolled"`
 	Info     nodeapi.NodeInfo  `json:"info"`
 	Operator Access            `json:"operator"`
+	Tenant   string            `json:"tenant,omitempty"` // whose replicas it runs; "" is the default tenant
+	Shared   bool              `json:"shared,omitempty"` // it runs every tenant's replicas
 }
 
 // Access is how the operator's ssh reached the node.
@@ -123,5 +125,5 @@ func (n Node) Registration() masterapi.NewNode {
 // FromRegistration is a registered node as the master keeps it.
 func FromRegistration(r masterapi.NewNode) Node {
 	return Node{Name: r.Name, Addr: r.Addr, User: r.User, HostKey: r.HostKey, Labels: r.Labels,
-		Enrolled: r.Enrolled, Info: r.Info, Operator: Access(r.Operator)}
+		Enrolled: r.Enrolled, Info: r.Info, Operator: Access(r.Operator), Tenant: r.Tenant, Shared: r.Shared}
 }

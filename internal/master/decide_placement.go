@@ -98,6 +98,7 @@ func schedNodes(w *world, imageSigners []string) []sched.Node {
 			Cordoned:     n.Cordoned || n.Draining,
 			Down:         !ok || !v.synced,
 			RefusesImage: !accepts(nodeInfo(n.Info), imageSigners),
+			Tenant:       n.Tenant, Shared: n.Shared,
 		})
 	}
 	return out
@@ -109,7 +110,7 @@ func schedNodes(w *world, imageSigners []string) []sched.Node {
 // whichever node happened to lose its old replica first.
 func placeRequest(a appState, mine []store.Replica, n int) sched.Request {
 	req := sched.Request{
-		App: a.Name, Count: n, Labels: a.spec.Placement.Labels, Spread: a.spec.Placement.Spread, Pinned: a.spec.PinnedNode(),
+		App: a.Name, Tenant: keyTenant(a.Name), Count: n, Labels: a.spec.Placement.Labels, Spread: a.spec.Placement.Spread, Pinned: a.spec.PinnedNode(),
 		Resources: sched.Resources{MilliCPU: a.spec.Resources.MilliCPU, MemoryBytes: a.spec.Resources.MemoryBytes},
 		Existing:  map[string]int{},
 	}
@@ -134,7 +135,7 @@ func spreadRequest(w *world, a appState, mine []store.Replica) (sched.Request, b
 		return sched.Request{}, false
 	}
 	req := sched.Request{
-		App: a.Name, Labels: sp.Placement.Labels, Spread: true,
+		App: a.Name, Tenant: keyTenant(a.Name), Labels: sp.Placement.Labels, Spread: true,
 		Resources: sched.Resources{MilliCPU: sp.Resources.MilliCPU, MemoryBytes: sp.Resources.MemoryBytes},
 		Existing:  map[string]int{},
 	}

@@ -212,10 +212,10 @@ func TestPlaceRequest(t *testing.T) {
 		want sched.Request
 	}{
 		{"spread counts the wanted replicas of the target template only", sp,
-			sched.Request{App: "web", Count: 2, Labels: sp.Placement.Labels, Spread: true,
+			sched.Request{App: "web", Tenant: "default", Count: 2, Labels: sp.Placement.Labels, Spread: true,
 				Resources: sched.Resources{MilliCPU: 100, MemoryBytes: 32 << 20}, Existing: map[string]int{"n1": 1, "n2": 1}}},
 		{"pinned to its volumes' node", spec.App{Replicas: 3, Volumes: []spec.Volume{{Node: "n3", Source: "/srv", Target: "/data"}}},
-			sched.Request{App: "web", Count: 2, Pinned: "n3", Existing: map[string]int{"n1": 1, "n2": 1}}},
+			sched.Request{App: "web", Tenant: "default", Count: 2, Pinned: "n3", Existing: map[string]int{"n1": 1, "n2": 1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -269,7 +269,7 @@ func TestSpreadRequest(t *testing.T) {
 			}
 			var want sched.Request
 			if ok {
-				want = sched.Request{App: "web", Spread: true, Resources: sched.Resources{MilliCPU: 100, MemoryBytes: 32 << 20}, Existing: map[string]int{"n1": 2}}
+				want = sched.Request{App: "web", Tenant: "default", Spread: true, Resources: sched.Resources{MilliCPU: 100, MemoryBytes: 32 << 20}, Existing: map[string]int{"n1": 2}}
 			}
 			if d := cmp.Diff(want, got); d != "" {
 				t.Errorf("spreadRequest (-want +got):\n%s", d)

@@ -36,10 +36,11 @@ func (m *Master) Deploy(ctx context.Context, yaml []byte, file, actor string) (m
 	if err := m.checkAccepted(ctx, img); err != nil {
 		return masterapi.DeployResponse{}, err
 	}
+	key := appKey(ctx, app.Name)
 	m.deploys.Lock()
 	defer m.deploys.Unlock()
-	if cur, err := m.db.GetApp(ctx, app.Name); err == nil {
-		target, err := m.db.GetRevision(ctx, app.Name, cur.Revision)
+	if cur, err := m.db.GetApp(ctx, key); err == nil {
+		target, err := m.db.GetRevision(ctx, key, cur.Revision)
 		if err != nil {
 			return masterapi.DeployResponse{}, err
 		}
@@ -48,19 +49,23 @@ func (m *Master) Deploy(ctx context.Context, yaml []byte, file, actor string) (m
 				target.Revision, app.Name, app.Name, errs.ErrConflict)
 		}
 	}
-	rev, err := m.newRevision(ctx, app, string(img.Digest), "deploy", actor)
+	if err := m.checkQuota(ctx, key, app, "this deploy"); err != nil {
+		return masterapi.DeployResponse{}, err
+	}
+	rev, err := m.newRevision(ctx, key, app, string(img.Digest), "deploy", actor)
 	if err != nil {
 		return masterapi.DeployResponse{}, err
 	}
 	return masterapi.DeployResponse{App: app.Name, Revision: rev.Revision, Image: rev.Image}, nil
 }
 
-func (m *Master) newRevision(ctx context.Context, app spec.App, image, cause, actor string) (store.Revision, error) {
+// newRevision records a revision of the app keyed key (store.AppKey).
+func (m *Master) newRevision(ctx context.Context, key string, app spec.App, image, cause, actor string) (store.Revision, error) {
 	b, err := json.Marshal(app)
 	if err != nil {
 		return store.Revision{}, err
 	}
-	rev, err := m.db.NewRevision(ctx, store.Revision{App: app.Name, Spec: b, Image: image, Template: template(app, image), Cause: cause})
+	rev, err := m.db.NewRevision(ctx, store.Revision{App: key, Spec: b, Image: image, Template: template(app, image), Cause: cause})
 	if err != nil {
 		return store.Revision{}, err
 	}
@@ -89,9 +94,10 @@ func (m *Master) targetSpec(ctx context.Context, name string) (store.App, store.
 // Scale sets an app's replica count: a new revision with the same
 // template, so no replica restarts.
 func (m *Master) Scale(ctx context.Context, name string, replicas int, actor string) (masterapi.DeployResponse, error) {
+	key := appKey(ctx, name)
 	m.deploys.Lock()
 	defer m.deploys.Unlock()
-	_, rev, sp, err := m.targetSpec(ctx, name)
+	_, rev, sp, err := m.targetSpec(ctx, key)
 	if err != nil {
 		return masterapi.DeployResponse{}, err
 	}
@@ -99,21 +105,25 @@ func (m *Master) Scale(ctx context.Context, name string, replicas int, actor str
 	if err := sp.Validate(); err != nil {
 		return masterapi.DeployResponse{}, err
 	}
-	r, err := m.newRevision(ctx, sp, rev.Image, fmt.Sprintf("scale to %d", replicas), actor)
+	if err := m.checkQuota(ctx, key, sp, "this scale"); err != nil {
+		return masterapi.DeployResponse{}, err
+	}
+	r, err := m.newRevision(ctx, key, sp, rev.Image, fmt.Sprintf("scale to %d", replicas), actor)
 	return masterapi.DeployResponse{App: name, Revision: r.Revision, Image: r.Image}, err
 }
 
 // Rollback makes a new revision from an earlier one (0: the last deployed
 // revision before the target).
 func (m *Master) Rollback(ctx context.Context, name string, to int, actor string) (masterapi.DeployResponse, error) {
+	key := appKey(ctx, name)
 	m.deploys.Lock()
 	defer m.deploys.Unlock()
-	app, err := m.db.GetApp(ctx, name)
+	app, err := m.db.GetApp(ctx, key)
 	if err != nil {
 		return masterapi.DeployResponse{}, err
 	}
 	if to == 0 {
-		revs, err := m.db.Revisions(ctx, name)
+		revs, err := m.db.Revisions(ctx, key)
 		if err != nil {
 			return masterapi.DeployResponse{}, err
 		}
@@ -121,7 +131,7 @@ func (m *Master) Rollback(ctx context.Context, name string, to int, actor string
 			return masterapi.DeployResponse{}, fmt.Errorf("%s has no deployed revision before %d to roll back to: %w", name, app.Revision, errs.ErrNotFound)
 		}
 	}
-	old, err := m.db.GetRevision(ctx, name, to)
+	old, err := m.db.GetRevision(ctx, key, to)
 	if err != nil {
 		return masterapi.DeployResponse{}, err
 	}
@@ -133,20 +143,24 @@ func (m *Master) Rollback(ctx context.Context, name string, to int, actor string
 	if err := json.Unmarshal(old.Spec, &sp); err != nil {
 		return masterapi.DeployResponse{}, err
 	}
-	r, err := m.newRevision(ctx, sp, old.Image, fmt.Sprintf("rollback to %d", to), actor)
+	if err := m.checkQuota(ctx, key, sp, "this rollback"); err != nil {
+		return masterapi.DeployResponse{}, err
+	}
+	r, err := m.newRevision(ctx, key, sp, old.Image, fmt.Sprintf("rollback to %d", to), actor)
 	return masterapi.DeployResponse{App: name, Revision: r.Revision, Image: r.Image}, err
 }
 
 // Promote lets a canary revision go on past its canaries.
 func (m *Master) Promote(ctx context.Context, name, actor string) error {
-	app, rev, _, err := m.targetSpec(ctx, name)
+	key := appKey(ctx, name)
+	app, rev, _, err := m.targetSpec(ctx, key)
 	if err != nil {
 		return err
 	}
 	if rev.Status != store.StatusCanary && rev.Status != store.StatusProgressing {
 		return fmt.Errorf("revision %d of %s is %s, not waiting for promotion: %w", rev.Revision, name, rev.Status, errs.ErrConflict)
 	}
-	if err := m.db.SetStatus(ctx, name, app.Revision, statusPromoted, ""); err != nil {
+	if err := m.db.SetStatus(ctx, key, app.Revision, statusPromoted, ""); err != nil {
 		return err
 	}
 	m.db.Audit(ctx, actor, "promote", fmt.Sprintf("%s revision %d", name, app.Revision))
@@ -158,7 +172,7 @@ func (m *Master) Promote(ctx context.Context, name, actor string) error {
 func (m *Master) RemoveApp(ctx context.Context, name, actor string) error {
 	m.deploys.Lock()
 	defer m.deploys.Unlock()
-	if err := m.db.DeleteApp(ctx, name); err != nil {
+	if err := m.db.DeleteApp(ctx, appKey(ctx, name)); err != nil {
 		return err
 	}
 	m.db.Audit(ctx, actor, "rm", name)

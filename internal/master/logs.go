@@ -15,6 +15,7 @@ import (
 // so. The channel is closed when every replica's stream has ended, or
 // ctx has: a caller that stops reading ends ctx.
 func (m *Master) Logs(ctx context.Context, app string, opts nodeapi.LogOptions) (<-chan masterapi.LogLine, error) {
+	app = appKey(ctx, app)
 	if _, err := m.db.GetApp(ctx, app); err != nil {
 		return nil, err
 	}

@@ -46,7 +46,11 @@ func (m *Master) RegisterNode(ctx context.Context, n inventory.Node, actor strin
 	if _, err := n.Target(); err != nil {
 		return errs.Invalid("hostKey", "%v", err)
 	}
-	if err := m.db.PutNode(ctx, nodeRow(n)); err != nil {
+	row := nodeRow(n)
+	if row.Tenant == "" {
+		row.Tenant = callerTenant(ctx)
+	}
+	if err := m.registerNode(ctx, row); err != nil {
 		return err
 	}
 	stored, err := m.db.GetNode(ctx, n.Name)
@@ -132,11 +136,11 @@ func (m *Master) nodeUp(node string) bool {
 // current revision does not declare (the node's gate would refuse it too,
 // but only once the connection is up, with less to say).
 func (m *Master) checkAppPort(ctx context.Context, app string, port int) error {
-	a, err := m.db.GetApp(ctx, app)
+	a, err := m.db.GetApp(ctx, appKey(ctx, app))
 	if err != nil {
 		return err
 	}
-	rev, err := m.db.GetRevision(ctx, app, a.Revision)
+	rev, err := m.db.GetRevision(ctx, a.Name, a.Revision)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func containerSpec(a spec.App, image string, r store.Replica) nodeapi.ContainerS
 	c := nodeapi.ContainerSpec{
 		Name: r.ID, Image: image, Entrypoint: a.Command, Cmd: a.Args,
 		Labels: map[string]string{
-			"moat.app": a.Name, "moat.replica": r.ID, "moat.revision": strconv.Itoa(r.Revision), "moat.template": r.Template,
+			"moat.app": r.App, "moat.tenant": keyTenant(r.App), "moat.replica": r.ID, "moat.revision": strconv.Itoa(r.Revision), "moat.template": r.Template,
 		},
 		Resources: nodeapi.Resources{MemoryBytes: a.Resources.MemoryBytes, MilliCPU: a.Resources.MilliCPU},
 		Restart:   nodeapi.RestartPolicy{Policy: a.Restart},

@@ -11,12 +11,12 @@ import (
 
 func nodeRow(n inventory.Node) store.Node {
 	return store.Node{Name: n.Name, Addr: n.Addr, User: n.User, HostKey: n.HostKey, Labels: n.Labels, Enrolled: n.Enrolled,
-		Operator: store.Access(n.Operator), Info: infoRow(n.Info)}
+		Operator: store.Access(n.Operator), Info: infoRow(n.Info), Tenant: n.Tenant, Shared: n.Shared}
 }
 
 func enrolled(n store.Node) inventory.Node {
 	return inventory.Node{Name: n.Name, Addr: n.Addr, User: n.User, HostKey: n.HostKey, Labels: n.Labels, Enrolled: n.Enrolled,
-		Operator: inventory.Access(n.Operator), Info: nodeInfo(n.Info)}
+		Operator: inventory.Access(n.Operator), Info: nodeInfo(n.Info), Tenant: n.Tenant, Shared: n.Shared}
 }
 
 func infoRow(i nodeapi.NodeInfo) store.NodeInfo { return store.NodeInfo(i) }

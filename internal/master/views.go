@@ -20,9 +20,12 @@ func (m *Master) Apps(ctx context.Context) ([]masterapi.App, error) {
 	}
 	out := []masterapi.App{}
 	for _, a := range w.apps {
+		if !seesTenant(ctx, keyTenant(a.Name)) {
+			continue
+		}
 		p := progress(w, a, a.rev)
 		out = append(out, masterapi.App{
-			Name: a.Name, Revision: a.Revision, Stable: a.Stable, Image: a.spec.Image + " (" + short(a.rev.Image) + ")",
+			Name: appName(a.Name), Tenant: keyTenant(a.Name), Revision: a.Revision, Stable: a.Stable, Image: a.spec.Image + " (" + short(a.rev.Image) + ")",
 			Desired: a.spec.Replicas, Ready: p.Ready, Status: a.rev.Status, Message: a.rev.Message,
 			Created: a.Created, Strategy: a.spec.Update.Strategy,
 		})
@@ -32,7 +35,8 @@ func (m *Master) Apps(ctx context.Context) ([]masterapi.App, error) {
 
 // Progress describes how a revision's rollout goes.
 func (m *Master) Progress(ctx context.Context, name string, rev int) (masterapi.Progress, error) {
-	p, image, err := m.rolloutProgress(ctx, name, rev)
+	p, image, err := m.rolloutProgress(ctx, appKey(ctx, name), rev)
+	p.App = appName(p.App)
 	return m.withTransfers(p, image), err
 }
 
@@ -90,6 +94,7 @@ func progress(w *world, a appState, r store.Revision) masterapi.Progress {
 
 // Revisions describes an app's history.
 func (m *Master) Revisions(ctx context.Context, name string) ([]masterapi.Revision, error) {
+	name = appKey(ctx, name)
 	app, err := m.db.GetApp(ctx, name)
 	if err != nil {
 		return nil, err
@@ -108,15 +113,19 @@ func (m *Master) Revisions(ctx context.Context, name string) ([]masterapi.Revisi
 	return out, nil
 }
 
-// Replicas describes the replicas of one app, or of all ("").
+// Replicas describes the replicas of one app, or of all ("") the
+// caller's tenant sees.
 func (m *Master) Replicas(ctx context.Context, app string) ([]masterapi.Replica, error) {
 	w, err := m.look(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if app != "" {
+		app = appKey(ctx, app)
+	}
 	out := []masterapi.Replica{}
 	for _, r := range w.replicas {
-		if app != "" && r.App != app {
+		if app != "" && r.App != app || app == "" && !seesTenant(ctx, keyTenant(r.App)) {
 			continue
 		}
 		v, ok := w.views[r.Node]
@@ -124,7 +133,7 @@ func (m *Master) Replicas(ctx context.Context, app string) ([]masterapi.Replica,
 		if r.Desired == store.Stop && c == nil {
 			continue // gone, or about to be forgotten
 		}
-		rep := masterapi.Replica{ID: r.ID, App: r.App, Revision: r.Revision, Node: r.Node, Desired: r.Desired,
+		rep := masterapi.Replica{ID: r.ID, App: appName(r.App), Tenant: keyTenant(r.App), Revision: r.Revision, Node: r.Node, Desired: r.Desired,
 			State: string(state), Created: r.Created, Message: v.lastErr[r.ID]}
 		if r.Desired == store.Stop {
 			rep.State, rep.Message = "stopping", r.Note
@@ -157,7 +166,8 @@ func (m *Master) Nodes(ctx context.Context) ([]masterapi.Node, error) {
 	for _, n := range w.nodes {
 		v := w.views[n.Name]
 		mn := masterapi.Node{Name: n.Name, Addr: n.Addr, State: string(v.state), Since: v.since, Cordoned: n.Cordoned,
-			Draining: n.Draining, Labels: n.Labels, Info: nodeInfo(n.Info), Enrolled: n.Enrolled, HostKey: n.HostKey, User: n.User, Operator: masterapi.Access(n.Operator)}
+			Draining: n.Draining, Labels: n.Labels, Info: nodeInfo(n.Info), Enrolled: n.Enrolled, HostKey: n.HostKey, User: n.User, Operator: masterapi.Access(n.Operator),
+			Tenant: n.Tenant, Shared: n.Shared}
 		if v.state == "" {
 			mn.State = "unwatched"
 		}

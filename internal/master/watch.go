@@ -66,7 +66,7 @@ func (m *Master) progressChanged() { m.feeds.changes.Publish() }
 // ends (its error), fn fails (fn's error) or the progress cannot be
 // computed (that error).
 func (m *Master) WatchProgress(ctx context.Context, app string, rev int, fn func(masterapi.Progress) error) error {
-	f := m.joinFeed(app, rev)
+	f := m.joinFeed(appKey(ctx, app), rev)
 	defer m.leaveFeed(f)
 	var seen uint64
 	for {
@@ -79,6 +79,7 @@ func (m *Master) WatchProgress(ctx context.Context, app string, rev int, fn func
 		if err != nil {
 			return err
 		}
+		p.App = appName(p.App)
 		if err := fn(p); err != nil {
 			return err
 		}

@@ -25,6 +25,7 @@ type DeployResponse struct {
 // App is an app's state.
 type App struct {
 	Name     string    `json:"name"`
+	Tenant   string    `json:"tenant"`
 	Revision int       `json:"revision"` // target
 	Stable   int       `json:"stable"`   // last fully healthy
 	Image    string    `json:"image"`
@@ -52,6 +53,7 @@ type Revision struct {
 type Replica struct {
 	ID       string    `json:"id"`
 	App      string    `json:"app"`
+	Tenant   string    `json:"tenant"`
 	Revision int       `json:"revision"`
 	Node     string    `json:"node"`
 	Desired  string    `json:"desired"` // run, stop
@@ -81,6 +83,8 @@ type Node struct {
 	HostKey  string            `json:"hostKey"`
 	User     string            `json:"user"`
 	Operator Access            `json:"operator"` // how node rm reaches it again
+	Tenant   string            `json:"tenant"`
+	Shared   bool              `json:"shared,omitempty"` // runs every tenant's replicas
 }
 
 // Access is how the operator's ssh reached a node at enrolment; node rm
@@ -103,6 +107,8 @@ type NewNode struct {
 	Enrolled time.Time         `json:"enrolled"`
 	Info     nodeapi.NodeInfo  `json:"info"`
 	Operator Access            `json:"operator"`
+	Tenant   string            `json:"tenant,omitempty"` // whose replicas it runs; "" is the default tenant
+	Shared   bool              `json:"shared,omitempty"` // it runs every tenant's replicas
 }
 
 // Progress is a revision's rollout as it goes.

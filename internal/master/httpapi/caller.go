@@ -8,8 +8,14 @@ import (
 
 // localCaller is the caller on the master's own unix socket, which only
 // root can open (wire.ListenUnix): root, who may do everything. Nothing a
-// request says (headers, body) changes who it is.
-func localCaller(*http.Request) (access.Caller, error) { return access.Root, nil }
+// request says (headers, body) changes who it is; its Moat-Tenant header
+// says which tenant it acts in (requestTenant).
+func localCaller(r *http.Request) (access.Caller, error) {
+	c := access.Root
+	t, err := requestTenant(r)
+	c.Tenant = t
+	return c, err
+}
 
 // withCaller puts the request's caller into its context.
 func (s *server) withCaller(h handler) handler {

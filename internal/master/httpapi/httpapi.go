@@ -27,6 +27,7 @@ type ControlPlane interface {
 	AppControl
 	NodeControl
 	ImageControl
+	TenantControl
 	RoleControl
 }
 
@@ -105,6 +106,7 @@ func Handler(cp ControlPlane, log *slog.Logger) http.Handler {
 	s.appRoutes(handle)
 	s.nodeRoutes(handle)
 	s.imageRoutes(handle)
+	s.tenantRoutes(handle)
 	s.whoamiRoutes(handle)
 	// The Go profiler, for operators chasing the master's CPU or memory:
 	// curl --unix-socket /run/moat/master.sock http://m/debug/pprof/heap
