@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/wire"
 )
@@ -153,7 +152,7 @@ func (c *Client) upgrade(ctx context.Context, path string) (io.ReadWriteCloser, 
 	req.Header.Set("Upgrade", nodeapi.UpgradeProtocol)
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("master: %v: %w", err, errs.ErrUnavailable)
+		return nil, wire.DoError(c.What, err)
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		defer resp.Body.Close()

@@ -69,13 +69,29 @@ func (c *Client) Request(ctx context.Context, method, path string, body io.Reade
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v: %w", c.What, err, errs.ErrUnavailable)
+		return nil, DoError(c.What, err)
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
 		return nil, ResponseError(resp)
 	}
 	return resp, nil
+}
+
+// ConnError is a failure a transport explained itself (an ssh session
+// refused, and why): requests return it as it is, kind and all.
+type ConnError struct{ Err error }
+
+func (e *ConnError) Error() string { return e.Err.Error() }
+func (e *ConnError) Unwrap() error { return e.Err }
+
+// DoError is the error of a request that got no response: what the
+// transport explained, else the server is unavailable.
+func DoError(what string, err error) error {
+	if ce := (*ConnError)(nil); errors.As(err, &ce) {
+		return ce.Err
+	}
+	return fmt.Errorf("%s: %v: %w", what, err, errs.ErrUnavailable)
 }
 
 // ResponseError turns an error response into an error of its kind.
