@@ -54,12 +54,13 @@ type agentDeps struct {
 	specOf   func(store.Revision) (spec.App, error)
 	deliver  func(ctx context.Context, node, manifest, name string) error
 	keep     func(ctx context.Context) (keepList, error)
+	secrets  func(ctx context.Context, app string, sp spec.App) ([]nodeapi.SecretMount, error) // envelopes for a replica
 }
 
 // agentDeps is built once, when the master opens.
 func (m *Master) agentDeps() *agentDeps {
 	return &agentDeps{ctx: m.ctx, leaseTTL: m.cfg.LeaseTTL, ops: m.ops, kick: m.kickReconcile,
-		saveInfo: m.db.SetNodeInfo, specOf: m.specOf, deliver: m.delivery.Ensure, keep: m.keep}
+		saveInfo: m.db.SetNodeInfo, specOf: m.specOf, deliver: m.delivery.Ensure, keep: m.keep, secrets: m.secretMounts}
 }
 
 // infoEvery: nodes describe themselves again this often, so disk use in

@@ -61,6 +61,9 @@ func (m *Master) Deploy(ctx context.Context, yaml []byte, file, actor string) (m
 
 // newRevision records a revision of the app keyed key (store.AppKey).
 func (m *Master) newRevision(ctx context.Context, key string, app spec.App, image, cause, actor string) (store.Revision, error) {
+	if err := m.pinSecrets(ctx, key, &app, image); err != nil {
+		return store.Revision{}, err
+	}
 	b, err := json.Marshal(app)
 	if err != nil {
 		return store.Revision{}, err

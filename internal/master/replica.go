@@ -48,9 +48,16 @@ func template(a spec.App, image string) string {
 		// Only when given, so that templates made before it existed hash
 		// the same and nothing restarts.
 		Security *spec.Security `json:",omitempty"`
-	}{image, a.Command, a.Args, a.Env, a.Resources, a.Ports, a.Health, a.Placement, a.Restart, a.Volumes, a.Singleton, nil}
+		Secrets  []spec.Secret  `json:",omitempty"`
+	}{image, a.Command, a.Args, a.Env, a.Resources, a.Ports, a.Health, a.Placement, a.Restart, a.Volumes, a.Singleton, nil, nil}
 	if len(a.Security.Drop) > 0 {
 		t.Security = &a.Security
+	}
+	for _, s := range a.Secrets {
+		if s.Reload == spec.ReloadSignal {
+			s.Version = 0 // a new version is sent to the running replicas
+		}
+		t.Secrets = append(t.Secrets, s)
 	}
 	b, _ := json.Marshal(t)
 	sum := sha256.Sum256(b)
@@ -101,7 +108,11 @@ func (a *agent) create(ctx context.Context, rev store.Revision, r store.Replica)
 	if err := a.deps.deliver(ctx, a.name, rev.Image, app.Image); err != nil {
 		return err
 	}
-	_, err = a.api.CreateContainer(ctx, containerSpec(app, rev.Image, r), true)
+	cs := containerSpec(app, rev.Image, r)
+	if cs.Secrets, err = a.deps.secrets(ctx, rev.App, app); err != nil {
+		return err
+	}
+	_, err = a.api.CreateContainer(ctx, cs, true)
 	if errors.Is(err, errs.ErrConflict) {
 		return nil // made by an earlier attempt whose answer was lost
 	}

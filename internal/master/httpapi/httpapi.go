@@ -27,6 +27,7 @@ type ControlPlane interface {
 	AppControl
 	NodeControl
 	ImageControl
+	SecretControl
 	TenantControl
 	RoleControl
 }
@@ -106,6 +107,7 @@ func Handler(cp ControlPlane, log *slog.Logger) http.Handler {
 	s.appRoutes(handle)
 	s.nodeRoutes(handle)
 	s.imageRoutes(handle)
+	s.secretRoutes(handle)
 	s.tenantRoutes(handle)
 	s.whoamiRoutes(handle)
 	// The Go profiler, for operators chasing the master's CPU or memory:
