@@ -137,7 +137,7 @@ func writeImage(a *app, cmd *cobra.Command, out string, opts build.Options) erro
 		if _, err := build.Build(cmd.Context(), &buf, opts); err != nil {
 			return err
 		}
-		imgs, err := a.masterClient().ImportImage(cmd.Context(), &buf, opts.Name)
+		imgs, err := a.importToMaster(cmd.Context(), &buf, opts.Name)
 		if err != nil {
 			return err
 		}

@@ -17,7 +17,7 @@ import (
 func (a *app) imageImportCommand() *cobra.Command {
 	return importCommand("Put an image into the master's store: OCI layout (dir or tar) or docker save archive", a.stderr,
 		func(ctx context.Context, r io.Reader, name string) ([]nodeapi.Image, error) {
-			return a.masterClient().ImportImage(ctx, r, name)
+			return a.importToMaster(ctx, r, name)
 		}, a.printImages)
 }
 

@@ -12,11 +12,6 @@ import (
 	"github.com/moatcloud/moat/internal/sshx"
 )
 
-// masterClient reaches the master on its socket.
-func (a *app) masterClient() *masterapi.Client {
-	return masterapi.UnixClient(envOr("MOAT_MASTER_SOCKET", masterapi.DefaultSocket))
-}
-
 func (a *app) initCommand() *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -196,45 +195,5 @@ func setKeys(opts *enroll.Options, key masterapi.Key) error {
 	return nil
 }
 
-// splitDest takes the port off USER@HOST:PORT (or USER@[V6]:PORT), which
-// ssh itself does not read; an ssh_config alias or a bare IPv6 address
-// passes through.
-func splitDest(arg string) (dest string, port int, err error) {
-	user, host, hasUser := strings.Cut(arg, "@")
-	if !hasUser {
-		user, host = "", arg
-	}
-	if host == "" || (hasUser && user == "") {
-		return "", 0, fmt.Errorf("%q: want USER@HOST[:PORT] or an ssh_config alias", arg)
-	}
-	withUser := func(h string) string {
-		if hasUser {
-			return user + "@" + h
-		}
-		return h
-	}
-	if strings.HasPrefix(host, "[") {
-		h, p, err := net.SplitHostPort(host)
-		if err != nil {
-			h, ok := strings.CutSuffix(strings.TrimPrefix(host, "["), "]")
-			if !ok {
-				return "", 0, fmt.Errorf("%q: want USER@[ADDRESS]:PORT", arg)
-			}
-			return withUser(h), 0, nil
-		}
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 {
-			return "", 0, fmt.Errorf("%q: port %q: want 1-65535", arg, p)
-		}
-		return withUser(h), n, nil
-	}
-	if strings.Count(host, ":") != 1 {
-		return arg, 0, nil // no port, or a bare IPv6 address
-	}
-	h, p, _ := strings.Cut(host, ":")
-	n, err := strconv.Atoi(p)
-	if h == "" || err != nil || n < 1 || n > 65535 {
-		return "", 0, fmt.Errorf("%q: port %q: want 1-65535", arg, p)
-	}
-	return withUser(h), n, nil
-}
+// splitDest takes the port off USER@HOST:PORT (see inventory.SplitDest).
+func splitDest(arg string) (dest string, port int, err error) { return inventory.SplitDest(arg) }

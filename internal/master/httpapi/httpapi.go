@@ -27,6 +27,7 @@ type ControlPlane interface {
 	AppControl
 	NodeControl
 	ImageControl
+	BlobControl
 	SecretControl
 	TenantControl
 	RoleControl
@@ -107,6 +108,7 @@ func Handler(cp ControlPlane, log *slog.Logger) http.Handler {
 	s.appRoutes(handle)
 	s.nodeRoutes(handle)
 	s.imageRoutes(handle)
+	s.blobRoutes(handle)
 	s.secretRoutes(handle)
 	s.tenantRoutes(handle)
 	s.whoamiRoutes(handle)
