@@ -133,9 +133,16 @@ func Parse(b []byte) (Contexts, error) {
 	return cs, nil
 }
 
-func lineError(line int, err error) error {
-	return fmt.Errorf("line %d: %w", line, errors.Join(err, errs.ErrInvalid))
+func lineError(line int, err error) error { return &LineError{line, err} }
+
+// LineError is a mistake on a line of the contexts file.
+type LineError struct {
+	Line int
+	Err  error
 }
+
+func (e *LineError) Error() string   { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
+func (e *LineError) Unwrap() []error { return []error{e.Err, errs.ErrInvalid} }
 
 func (cs *Contexts) parseContext(f []string) error {
 	if len(f) < 2 || len(f) > 3 {
