@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/secret"
@@ -147,6 +149,34 @@ func TestSecretsMasterCannotRead(t *testing.T) {
 	if !strings.Contains(ls, `"db_password"`) || strings.Contains(ls, values[0]) || strings.Contains(ls, "envelope") {
 		t.Fatalf("secret ls: %s", ls)
 	}
+
+	t.Run("refusals change nothing", func(t *testing.T) {
+		_, err := e.m.Client.PutSecret(ctx, "web", "db_password", masterapi.PutSecretRequest{Tenant: "acme", Version: 2, Envelope: []byte("x")})
+		if !errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), "tenant") {
+			t.Errorf("an envelope sealed for another tenant: %v", err)
+		}
+		_, err = e.m.Client.Deploy(ctx, masterapi.DeployRequest{Spec: strings.ReplaceAll(webSpec(""), "name: tls", "name: missing"), File: "app.yaml"})
+		if !errors.Is(err, errs.ErrNotFound) || !strings.Contains(err.Error(), "missing") {
+			t.Errorf("a deploy naming a secret not set: %v", err)
+		}
+		e.moat("v", "secret", "set", "web2", "db_password")
+		e.moat("v", "secret", "set", "web2", "tls")
+		_, err = e.m.Client.Deploy(ctx, masterapi.DeployRequest{Spec: strings.Replace(webSpec(""), "name: web", "name: web2", 1), File: "app.yaml"})
+		if !errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), "default/web2") {
+			t.Errorf("a deploy of an image declaring another app: %v", err)
+		}
+		if apps, _ := e.m.Client.Apps(ctx); len(apps) != 0 {
+			t.Errorf("refused deploys made apps: %+v", apps)
+		}
+		if ss, _ := e.m.Client.Secrets(ctx, "web"); len(ss) != 2 || ss[0].Version != 1 || ss[1].Version != 1 {
+			t.Errorf("web's secrets after refusals: %+v", ss)
+		}
+		e.moat("", "secret", "rm", "web2", "db_password")
+		e.moat("", "secret", "rm", "web2", "tls")
+		if ss, _ := e.m.Client.Secrets(ctx, "web2"); len(ss) != 0 {
+			t.Errorf("web2's secrets after rm: %+v", ss)
+		}
+	})
 
 	rev := e.deploy(webSpec("")).Revision
 	if p := e.wait("web", rev); p.Status != "deployed" {
