@@ -125,6 +125,7 @@ new file in place and a signal (reload: signal).`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			app, name := args[0], args[1]
+			tenant := operatorTenant(tenant)
 			if err := (secret.Binding{Tenant: tenant, App: app, Name: name, Version: 1}).Validate(); err != nil {
 				return usageError{err}
 			}
@@ -160,7 +161,7 @@ new file in place and a signal (reload: signal).`,
 		},
 	}
 	cmd.Flags().StringVar(&fromFile, "from-file", "", "read the value from FILE instead of stdin")
-	cmd.Flags().StringVar(&tenant, "tenant", envOr("MOAT_TENANT", secret.DefaultTenant), "the app's tenant, which the secret is bound to")
+	cmd.Flags().StringVar(&tenant, "tenant", "", "the app's tenant, which the secret is bound to (default: $MOAT_TENANT, else your context's, else default)")
 	return cmd
 }
 
@@ -297,4 +298,21 @@ func enrolSecretsKey(given string) ([]byte, error) {
 		return nil, usageError{fmt.Errorf("--secrets-key %s: %w", path, err)}
 	}
 	return b, nil
+}
+
+// operatorTenant is the tenant a secret is sealed for: from the operator's
+// side (the flag, $MOAT_TENANT, the context in use), never the master's
+// word, which could bind the secret to another tenant's app of the same
+// name. The master refuses a request acting in another tenant.
+func operatorTenant(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if t := os.Getenv("MOAT_TENANT"); t != "" {
+		return t
+	}
+	if m, err := remoteMaster(); err == nil && m != nil && m.Tenant != "" {
+		return m.Tenant
+	}
+	return secret.DefaultTenant
 }
