@@ -23,10 +23,12 @@ func (a *app) appsCommand() *cobra.Command {
 				return printJSON(a.stdout, apps)
 			}
 			rows := [][]string{{"APP", "REVISION", "READY", "STATUS", "IMAGE", "AGE"}}
+			tenants := map[string]bool{}
 			for _, x := range apps {
+				tenants[x.Tenant] = true
 				rows = append(rows, []string{x.Name, strconv.Itoa(x.Revision), fmt.Sprintf("%d/%d", x.Ready, x.Desired), x.Status, x.Image, ago(x.Created, time.Now())})
 			}
-			return table(a.stdout, rows)
+			return table(a.stdout, withTenants(rows, len(tenants) > 1, func(i int) string { return apps[i].Tenant }))
 		},
 	}
 }
@@ -49,11 +51,13 @@ func (a *app) psCommand() *cobra.Command {
 				return printJSON(a.stdout, reps)
 			}
 			rows := [][]string{{"REPLICA", "APP", "REV", "NODE", "STATE", "HEALTH", "RESTARTS", "AGE", "NOTE"}}
+			tenants := map[string]bool{}
 			for _, r := range reps {
+				tenants[r.Tenant] = true
 				rows = append(rows, []string{r.ID, r.App, strconv.Itoa(r.Revision), r.Node, r.State, orDash(r.Health),
 					strconv.Itoa(r.Restarts), ago(r.Created, time.Now()), r.Message})
 			}
-			return table(a.stdout, rows)
+			return table(a.stdout, withTenants(rows, len(tenants) > 1, func(i int) string { return reps[i].Tenant }))
 		},
 	}
 }

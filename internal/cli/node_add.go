@@ -26,6 +26,8 @@ func (a *app) nodeAddCommand() *cobra.Command {
 	var labels, sshOpts []string
 	var signersFile, secretsKeyFile string
 	var allowUnsigned, noHarden bool
+	var tenant string // and shared: whose replicas the node runs
+	var shared bool
 	cmd := &cobra.Command{
 		Use:   "add [flags] USER@HOST[:PORT]",
 		Short: "Enrol a machine you can SSH into as a node",
@@ -52,7 +54,11 @@ forwarding, a short LoginGraceTime. It checks the drop-in with sshd -t,
 reloads sshd and logs in again on a new connection: if that fails, the
 previous configuration comes back (and a switch on the node restores it
 within a minute should your connection drop meanwhile).
---no-harden-sshd leaves sshd alone.`,
+--no-harden-sshd leaves sshd alone.
+
+The node runs the replicas of one tenant (--tenant, by default the one your
+requests act in), and with --shared every tenant's. A tenant at its nodes
+quota is refused before anything is installed.`,
 		Example: "  moat node add --allowed-signers ~/.config/moat/allowed_signers root@203.0.113.7\n  moat node add --allowed-signers signers --label zone=fsn1 -i ~/.ssh/ops --jump admin@bastion root@10.0.0.5",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -63,6 +69,9 @@ within a minute should your connection drop meanwhile).
 				return fmt.Errorf("enrol %s: the master must run to take the node in (moat init; moat master): %w", args[0], err)
 			}
 			if err := setKeys(&opts, key); err != nil {
+				return err
+			}
+			if err := nodeRoom(ctx, c, tenant); err != nil {
 				return err
 			}
 			dest, port, err := splitDest(args[0])
@@ -99,7 +108,9 @@ within a minute should your connection drop meanwhile).
 			if err != nil {
 				return fmt.Errorf("enrol %s: %w", args[0], err)
 			}
-			if err := c.RegisterNode(ctx, node.Registration()); err != nil {
+			reg := node.Registration()
+			reg.Tenant, reg.Shared = tenant, shared
+			if err := c.RegisterNode(ctx, reg); err != nil {
 				return err
 			}
 			up, err := waitNodeUp(ctx, c, node.Name, 30*time.Second)
@@ -123,6 +134,8 @@ within a minute should your connection drop meanwhile).
 	f.BoolVar(&allowUnsigned, "allow-unsigned", false, "let the node run unsigned images")
 	f.StringVar(&secretsKeyFile, "secrets-key", "", "the cluster's secrets key to install (default: yours, $MOAT_SECRETS_KEY or ~/.config/moat/secrets.key, if it exists)")
 	f.BoolVar(&noHarden, "no-harden-sshd", false, "leave the node's sshd settings as they are")
+	f.StringVar(&tenant, "tenant", "", "tenant whose replicas the node runs (default: the tenant your requests act in)")
+	f.BoolVar(&shared, "shared", false, "the node runs every tenant's replicas as well")
 	return cmd
 }
 

@@ -38,7 +38,7 @@ func (a *app) nodeLsCommand() *cobra.Command {
 			if a.json {
 				return printJSON(a.stdout, nodes)
 			}
-			rows := [][]string{{"NAME", "ADDRESS", "STATE", "SINCE", "REPLICAS", "CPU", "MEMORY", "DISK USED", "IMAGES", "LABELS"}}
+			rows := [][]string{{"NAME", "TENANT", "ADDRESS", "STATE", "SINCE", "REPLICAS", "CPU", "MEMORY", "DISK USED", "IMAGES", "LABELS"}}
 			for _, n := range nodes {
 				state := n.State
 				if n.Draining {
@@ -46,7 +46,7 @@ func (a *app) nodeLsCommand() *cobra.Command {
 				} else if n.Cordoned {
 					state += ",cordoned"
 				}
-				rows = append(rows, []string{n.Name, n.Addr, state, ago(n.Since, time.Now()), fmt.Sprint(n.Replicas),
+				rows = append(rows, []string{n.Name, nodeTenant(n), n.Addr, state, ago(n.Since, time.Now()), fmt.Sprint(n.Replicas),
 					fmt.Sprintf("%dm/%d", n.MilliCPU, n.Info.CPUs*1000),
 					quantity.FormatBytes(n.Memory) + "/" + quantity.FormatBytes(n.Info.MemoryBytes),
 					diskUsed(n.Info),
