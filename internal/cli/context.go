@@ -16,14 +16,18 @@ import (
 // masterClient reaches the master: through the operator's ssh when
 // MOAT_MASTER or the context in use names one, else on the local socket
 // (MOAT_MASTER_SOCKET). A context that cannot be used fails the first
-// request, with why.
+// request, with why. Requests act in the tenant $MOAT_TENANT names, else
+// the context's (as secrets are sealed: operatorTenant).
 func (a *app) masterClient() *masterapi.Client {
 	m, err := remoteMaster()
+	tenant := os.Getenv("MOAT_TENANT")
 	switch {
 	case err != nil:
 		return masterapi.NewClient(&http.Client{Transport: failing{err}}, "master")
 	case m == nil:
-		return masterapi.UnixClient(envOr("MOAT_MASTER_SOCKET", masterapi.DefaultSocket))
+		return masterapi.UnixClient(envOr("MOAT_MASTER_SOCKET", masterapi.DefaultSocket)).InTenant(tenant)
+	case tenant != "":
+		m.Tenant = tenant
 	}
 	return masterapi.NewClient(m.HTTP(), "master "+m.Name())
 }

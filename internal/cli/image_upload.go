@@ -89,8 +89,8 @@ func (a *app) uploadBlobs(ctx context.Context, c *masterapi.Client, ar *image.Ar
 	}
 	bar.Finish()
 	if !a.json {
-		fmt.Fprintf(a.stderr, "sent %s in %d blobs; the master had %s of %s already\n",
-			quantity.FormatBytes(send), len(missing), quantity.FormatBytes(total-send), quantity.FormatBytes(total))
+		fmt.Fprintf(a.stderr, "sent %s (%d bytes) in %d blobs; the master had %s of %s already\n",
+			quantity.FormatBytes(send), send, len(missing), quantity.FormatBytes(total-send), quantity.FormatBytes(total))
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 func (a *app) initCommand() *cobra.Command {
 	var dir string
+	var sshSetup initSSH
 	cmd := &cobra.Command{
 		Use:   "init [--dir DIR]",
 		Short: "Create the master's state: database, image store, SSH key",
@@ -34,10 +35,11 @@ master existed move into the database. Running it again is harmless.`,
 			if moved > 0 {
 				fmt.Fprintf(a.stdout, "%d enrolled nodes moved into the database\n", moved)
 			}
-			return nil
+			return sshSetup.run(cmd.Context(), a)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "state directory (default MOAT_MASTER_DIR or /var/lib/moat-master)")
+	sshSetup.flags(cmd.Flags())
 	return cmd
 }
 
@@ -69,6 +71,7 @@ master is down; a restarted master adopts what runs.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Dir, "dir", "", "state directory (default MOAT_MASTER_DIR or /var/lib/moat-master)")
 	f.StringVar(&cfg.Socket, "socket", envOr("MOAT_MASTER_SOCKET", masterapi.DefaultSocket), "API socket")
+	apiFlags(f, &cfg)
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", master.DefaultLeaseTTL, "how long nodes may run singletons without hearing from the master")
 	f.DurationVar(&cfg.SingletonGrace, "singleton-grace", master.DefaultSingletonGrace, "how long a singleton's node must be down before it starts elsewhere")
 	f.DurationVar(&cfg.KeepaliveInterval, "keepalive-interval", sshx.DefaultKeepaliveInterval, "how often a quiet SSH connection to a node is probed")

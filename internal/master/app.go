@@ -51,10 +51,12 @@ func (m *Master) failover(ctx context.Context, w *world, a appState, mine []stor
 	stops := failoverStops(w, a, mine, m.fenceTimes())
 	for _, r := range stops {
 		m.log.Warn("node down: replacing replica", "app", a.Name, "replica", r.ID, "node", r.Node, "down", w.now.Sub(w.views[r.Node].since).Round(time.Millisecond))
+		if err := m.record(ctx, "failover", a.Name, fmt.Sprintf("replica %s: node %s down", r.ID, r.Node)); err != nil {
+			return false, err
+		}
 		if err := m.db.StopReplica(ctx, r.ID, "node "+r.Node+" down"); err != nil {
 			return false, err
 		}
-		m.db.Audit(ctx, "master", "failover", fmt.Sprintf("%s replica %s: node %s down", a.Name, r.ID, r.Node))
 	}
 	return len(stops) > 0, nil
 }
@@ -125,7 +127,9 @@ func (m *Master) judge(ctx context.Context, w *world, a appState, step rollout.S
 	switch j.Verdict {
 	case verdictDeployed:
 		m.log.Info("revision deployed", "app", a.Name, "revision", a.Revision)
-		m.db.Audit(ctx, "master", "deployed", fmt.Sprintf("%s revision %d", a.Name, a.Revision))
+		if err := m.record(ctx, "deployed", a.Name, fmt.Sprintf("revision %d", a.Revision)); err != nil {
+			return false, err
+		}
 		return true, m.db.SetStatus(ctx, a.Name, a.Revision, store.StatusDeployed, "")
 	case verdictFailed:
 		why := j.Message
@@ -148,10 +152,12 @@ func (m *Master) judge(ctx context.Context, w *world, a appState, step rollout.S
 // fail marks the revision failed and goes back to the stable one.
 func (m *Master) fail(ctx context.Context, w *world, a appState, why string) error {
 	m.log.Warn("revision failed", "app", a.Name, "revision", a.Revision, "why", firstLine(why))
+	if err := m.record(ctx, "deploy failed", a.Name, fmt.Sprintf("revision %d: %s", a.Revision, firstLine(why))); err != nil {
+		return err
+	}
 	if err := m.db.SetStatus(ctx, a.Name, a.Revision, store.StatusFailed, why); err != nil {
 		return err
 	}
-	m.db.Audit(ctx, "master", "deploy failed", fmt.Sprintf("%s revision %d: %s", a.Name, a.Revision, firstLine(why)))
 	if a.Stable == 0 || a.Stable == a.Revision {
 		return nil
 	}

@@ -72,8 +72,7 @@ func (m *Master) newRevision(ctx context.Context, key string, app spec.App, imag
 	if err != nil {
 		return store.Revision{}, err
 	}
-	m.db.Audit(ctx, actor, cause, fmt.Sprintf("%s revision %d image %s", app.Name, rev.Revision, image))
-	m.log.Info("revision made", "app", app.Name, "revision", rev.Revision, "cause", cause, "image", image)
+	m.log.Info("revision made", "app", app.Name, "revision", rev.Revision, "cause", cause, "image", image, "by", actor)
 	m.forgetKeep()
 	m.kickReconcile()
 	return rev, nil
@@ -166,7 +165,6 @@ func (m *Master) Promote(ctx context.Context, name, actor string) error {
 	if err := m.db.SetStatus(ctx, key, app.Revision, statusPromoted, ""); err != nil {
 		return err
 	}
-	m.db.Audit(ctx, actor, "promote", fmt.Sprintf("%s revision %d", name, app.Revision))
 	m.kickReconcile()
 	return nil
 }
@@ -178,7 +176,6 @@ func (m *Master) RemoveApp(ctx context.Context, name, actor string) error {
 	if err := m.db.DeleteApp(ctx, appKey(ctx, name)); err != nil {
 		return err
 	}
-	m.db.Audit(ctx, actor, "rm", name)
 	m.kickReconcile()
 	return nil
 }

@@ -42,7 +42,7 @@ func (m *Master) ImportImage(ctx context.Context, archive io.Reader, name, actor
 	}
 	out := []nodeapi.Image{}
 	for _, img := range imgs {
-		m.db.Audit(ctx, actor, "image import", img.Name+" "+string(img.Digest))
+		m.log.Info("image imported", "image", img.Name, "digest", img.Digest, "by", actor)
 		out = append(out, image.Describe(img))
 	}
 	return out, nil
@@ -70,7 +70,6 @@ func (m *Master) SignImage(ctx context.Context, ref string, signature []byte, ac
 	}
 	if added {
 		key, _ := sign.Check(signature, img.Digest)
-		m.db.Audit(ctx, actor, "image sign", fmt.Sprintf("%s %s by %s", img.Name, img.Digest, sign.Fingerprint(key)))
 		m.log.Info("image signed", "image", img.Name, "digest", img.Digest, "key", sign.Fingerprint(key))
 	}
 	img.Signers = m.images.Signers(img.Digest)

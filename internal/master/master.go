@@ -58,6 +58,12 @@ type Config struct {
 	// fetch images from each other, which this does not count).
 	MaxPushes int
 	Log       *slog.Logger
+	// APISocket is where operators' SSH logins reach the master through
+	// moat api ("" for none), APIUser the unix user they log in as, and
+	// UserCAFile where the trusted CAs are written for sshd (apisock.go).
+	APISocket  string
+	APIUser    string
+	UserCAFile string
 }
 
 // Defaults.
@@ -101,6 +107,8 @@ type Master struct {
 	delivery  *delivery.Deliverer
 	ops       chan struct{} // node operations (create, start, stop) at once
 	deps      *agentDeps    // what agents get from the master (from Run on)
+	ids       identities    // users' keys, principals and roles (users.go)
+	sessions  sessions      // operators' open api sessions (apisock.go)
 }
 
 // maxOps bounds the node operations under way at once, across nodes:
@@ -239,11 +247,24 @@ func (m *Master) Run(ctx context.Context) error {
 			m.log.Error("node not watched", "node", n.Name, "err", err)
 		}
 	}
+	if err := m.loadIdentities(ctx); err != nil {
+		return err
+	}
+	endpoints := []wire.Endpoint{{Socket: m.cfg.Socket, Handler: httpapi.Handler(m, m.log)}}
+	if m.cfg.APISocket != "" {
+		api, ok, err := m.apiEndpoint()
+		if err != nil {
+			return err
+		}
+		if ok {
+			endpoints = append(endpoints, api)
+		}
+	}
 	go m.reconcileLoop(ctx)
 	go m.autoGC(ctx)
 	err = wire.Serve(ctx, "master.pid", m.log, func() {
-		m.log.Info("master serving", "socket", m.cfg.Socket, "nodes", len(nodes))
-	}, wire.Endpoint{Socket: m.cfg.Socket, Handler: httpapi.Handler(m, m.log)})
+		m.log.Info("master serving", "socket", m.cfg.Socket, "api", m.cfg.APISocket, "nodes", len(nodes))
+	}, endpoints...)
 	if err != nil {
 		return err
 	}

@@ -57,7 +57,7 @@ func (m *Master) RegisterNode(ctx context.Context, n inventory.Node, actor strin
 	if err != nil {
 		return err
 	}
-	m.db.Audit(ctx, actor, "node add", n.Name+" "+n.Addr)
+	m.log.Info("node added", "node", n.Name, "addr", n.Addr, "by", actor)
 	m.kickReconcile()
 	return m.startAgent(stored)
 }
@@ -68,7 +68,7 @@ func (m *Master) RemoveNode(ctx context.Context, name, actor string) error {
 		return err
 	}
 	m.stopAgent(name)
-	m.db.Audit(ctx, actor, "node rm", name)
+	m.log.Info("node removed", "node", name, "by", actor)
 	m.kickReconcile()
 	return nil
 }
@@ -80,7 +80,7 @@ func (m *Master) Cordon(ctx context.Context, name, verb, actor string) error {
 	if err := m.db.SetCordon(ctx, name, cordoned, draining); err != nil {
 		return err
 	}
-	m.db.Audit(ctx, actor, "node "+verb, name)
+	m.log.Info("node "+verb, "node", name, "by", actor)
 	m.kickReconcile()
 	return nil
 }

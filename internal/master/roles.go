@@ -2,13 +2,16 @@ package master
 
 import (
 	"context"
+	"slices"
 
 	"github.com/moatcloud/moat/internal/access"
 )
 
-// Bindings are a user's roles, which the API's authorisation decides on.
-// Until the users store exists, nobody but root on the local socket has
-// any: every other caller is refused.
+// Bindings are a user's roles, which the API's authorisation decides on
+// (none for a user the master does not know), from the users' index
+// (users.go).
 func (m *Master) Bindings(ctx context.Context, user string) ([]access.Binding, error) {
-	return nil, nil
+	m.ids.mu.RLock()
+	defer m.ids.mu.RUnlock()
+	return slices.Clone(m.ids.roles[user]), nil
 }

@@ -22,6 +22,9 @@ type Master struct {
 	Socket string
 	Client *masterapi.Client
 	args   []string
+	// command makes the master's process; nil: the moat binary on this
+	// machine (a MasterHost runs it inside its host's namespaces).
+	command func(args ...string) *exec.Cmd
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -76,7 +79,12 @@ func StartMaster(t testing.TB, keyPath string, args ...string) *Master {
 func (m *Master) Start() {
 	m.t.Helper()
 	args := append([]string{"master", "--dir", m.Dir, "--socket", m.Socket, "--log-level", "debug"}, m.args...)
-	cmd := exec.Command(Moat(m.t), args...)
+	var cmd *exec.Cmd
+	if m.command != nil {
+		cmd = m.command(args...)
+	} else {
+		cmd = exec.Command(Moat(m.t), args...)
+	}
 	cmd.Stdout, cmd.Stderr = m.logs, m.logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -40,6 +40,12 @@ func ListenUnix(path string) (net.Listener, error) {
 type Endpoint struct {
 	Socket  string
 	Handler http.Handler
+	// Listener, when set, is served instead of ListenUnix(Socket): one
+	// that checks who connects (the master's api socket).
+	Listener net.Listener
+	// ConnContext, when set, is the server's: what a connection's
+	// requests know of it.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
 }
 
 // Serve serves each endpoint on its unix socket (see ListenUnix) until
@@ -58,12 +64,15 @@ func Serve(ctx context.Context, pidFile string, log *slog.Logger, serving func()
 		}
 	}()
 	for _, e := range endpoints {
-		ln, err := ListenUnix(e.Socket)
-		if err != nil {
-			return err
+		ln := e.Listener
+		if ln == nil {
+			var err error
+			if ln, err = ListenUnix(e.Socket); err != nil {
+				return err
+			}
 		}
 		srv := &http.Server{Handler: e.Handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-			Protocols: Protocols()}
+			Protocols: Protocols(), ConnContext: e.ConnContext}
 		servers = append(servers, srv)
 		go func() { errc <- srv.Serve(ln) }()
 	}

@@ -58,6 +58,13 @@ var routeActions = map[string]access.Action{
 	"POST /v1/images/gc":           access.ImageGC,
 	"GET /v1/stats":                access.DeliveryStats,
 
+	"GET /v1/apps/{app}/secrets":           access.SecretList,
+	"PUT /v1/apps/{app}/secrets/{name}":    access.SecretSet,
+	"DELETE /v1/apps/{app}/secrets/{name}": access.SecretRemove,
+	// Every tenant's envelopes, for rotating the cluster's secrets key.
+	"GET /v1/secrets": access.SecretRotate,
+	"PUT /v1/secrets": access.SecretRotate,
+
 	"GET /debug/pprof/":        access.Debug,
 	"GET /debug/pprof/profile": access.Debug,
 	"GET /debug/progress":      access.Debug,

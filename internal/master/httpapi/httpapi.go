@@ -30,7 +30,9 @@ type ControlPlane interface {
 	BlobControl
 	SecretControl
 	TenantControl
+	UserControl
 	RoleControl
+	AuditControl
 }
 
 // AppControl is apps: their rollouts, replicas, logs and ports.
@@ -91,6 +93,11 @@ type server struct {
 // (status 500 and up) are logged to log.
 func Handler(cp ControlPlane, log *slog.Logger) http.Handler {
 	s := &server{cp: cp, log: log, callerOf: localCaller}
+	return s.handler()
+}
+
+// handler is the routes, each asking s.callerOf who made the request.
+func (s *server) handler() http.Handler {
 	mux := http.NewServeMux()
 	// Every route: who is asking, then the audit log (for mutating
 	// requests, allowed or not), then whether they may.
@@ -111,7 +118,9 @@ func Handler(cp ControlPlane, log *slog.Logger) http.Handler {
 	s.blobRoutes(handle)
 	s.secretRoutes(handle)
 	s.tenantRoutes(handle)
+	s.userRoutes(handle)
 	s.whoamiRoutes(handle)
+	s.auditRoutes(handle)
 	// The Go profiler, for operators chasing the master's CPU or memory:
 	// curl --unix-socket /run/moat/master.sock http://m/debug/pprof/heap
 	// Root's only, like /debug/progress (authz.go).

@@ -29,6 +29,17 @@ type fake struct {
 	progress []masterapi.Progress // what WatchProgress hands out
 	err      error                // what calls return (WatchProgress: after progress)
 	dialed   net.Conn
+	audit    []masterapi.AuditEntry // what AppendAudit kept
+	auditErr error                  // what AppendAudit returns
+}
+
+func (f *fake) AppendAudit(_ context.Context, e masterapi.AuditEntry) (masterapi.AuditEntry, error) {
+	if f.auditErr != nil {
+		return e, f.auditErr
+	}
+	e.Seq = int64(len(f.audit) + 1)
+	f.audit = append(f.audit, e)
+	return e, nil
 }
 
 func (f *fake) record(format string, args ...any) {

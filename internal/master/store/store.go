@@ -34,6 +34,8 @@ type DB struct {
 	tenancyOnce sync.Once
 	tenancy     bool
 	tenancyErr  error
+
+	audit auditChain // the audit log's appending end (audit.go)
 }
 
 // migrations, in order; each runs once, in a transaction, and is recorded
@@ -118,6 +120,10 @@ func Open(path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
+	if err := d.openAudit(context.Background(), path); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open the audit log of %s: %w", path, err)
+	}
 	return d, nil
 }
 
@@ -171,40 +177,6 @@ func (d *DB) tx(ctx context.Context, f func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
-}
-
-// Audit records an action.
-func (d *DB) Audit(ctx context.Context, actor, action, detail string) error {
-	_, err := d.db.ExecContext(ctx, `INSERT INTO audit (time, actor, action, detail) VALUES (?, ?, ?, ?)`, now(), actor, action, detail)
-	return err
-}
-
-// AuditEntry is one line of the audit log.
-type AuditEntry struct {
-	Time   time.Time `json:"time"`
-	Actor  string    `json:"actor"`
-	Action string    `json:"action"`
-	Detail string    `json:"detail"`
-}
-
-// AuditLog returns the last n entries, newest last.
-func (d *DB) AuditLog(ctx context.Context, n int) ([]AuditEntry, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT time, actor, action, detail FROM (SELECT * FROM audit ORDER BY id DESC LIMIT ?) ORDER BY id`, n)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		var e AuditEntry
-		var t string
-		if err := rows.Scan(&t, &e.Actor, &e.Action, &e.Detail); err != nil {
-			return nil, err
-		}
-		e.Time = parseTime(t)
-		out = append(out, e)
-	}
-	return out, rows.Err()
 }
 
 func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }

@@ -141,8 +141,8 @@ func TestNodes(t *testing.T) {
 	if err := db.SetCordon(ctx, "n1", false, false); !errors.Is(err, errs.ErrNotFound) {
 		t.Errorf("cordon a deleted node: %v", err)
 	}
-	db.Audit(ctx, "root", "node rm", "n1")
-	if log, _ := db.AuditLog(ctx, 10); len(log) != 1 || log[0].Action != "node rm" {
+	db.AppendAudit(ctx, AuditEntry{User: "root", Action: "node rm", Target: "n1"})
+	if log, _ := db.AuditLog(ctx, AuditQuery{Limit: 10}); len(log) != 1 || log[0].Action != "node rm" {
 		t.Errorf("audit log %v", log)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -179,4 +180,28 @@ func TestTenantsMigration(t *testing.T) {
 	if tenant, name := SplitAppKey(apps[0].Name); tenant != DefaultTenant || name != "web" {
 		t.Errorf("the app from before tenants is %s's %s", tenant, name)
 	}
+}
+
+// FuzzTenantNames: a tenant name comes from a request header. Whatever
+// it is, a valid one and a valid app name make a key that splits back
+// into them, never into another tenant's app, and is a name a node
+// takes for a container.
+func FuzzTenantNames(f *testing.F) {
+	for _, s := range [][2]string{{"acme", "web"}, {"default", "x"}, {"a.b", "c"}, {"", "web"}, {strings.Repeat("t", 24), strings.Repeat("a", 30)}} {
+		f.Add(s[0], s[1])
+	}
+	appRE := regexp.MustCompile(`^[a-z][a-z0-9-]{0,29}$`)
+	containerRE := regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+	f.Fuzz(func(t *testing.T, tenant, app string) {
+		if ValidTenant(tenant) != nil || !appRE.MatchString(app) {
+			return
+		}
+		key := AppKey(tenant, app)
+		if gt, ga := SplitAppKey(key); gt != tenant || ga != app {
+			t.Errorf("AppKey(%q, %q) = %q splits into %q, %q", tenant, app, key, gt, ga)
+		}
+		if id := key + "-abcdef"; !containerRE.MatchString(id) {
+			t.Errorf("replica ID %q is no container name", id)
+		}
+	})
 }
