@@ -54,6 +54,13 @@ type writerOnly struct{ io.Writer }
 // spliceIn moves everything from the pipe in to conn with splice(2), and
 // says whether it could (in is a pipe, conn a socket). It returns at the
 // pipe's end or on the first error.
+//
+// It waits for input with poll(2) before taking conn, and splices only
+// what is there (SPLICE_F_NONBLOCK): a splice blocked on an idle pipe
+// would hold conn, whose Close waits for it, so a client that sends
+// nothing more (an HTTP/1.0 request, then reading until EOF) would keep
+// the relay, the gate and the session from ever ending after the far
+// side closed. The poll holds nothing: the process ends under it.
 func spliceIn(conn net.Conn, in io.Reader) bool {
 	f, ok := in.(*os.File)
 	sc, ok2 := conn.(syscall.Conn)
@@ -68,22 +75,30 @@ func spliceIn(conn net.Conn, in io.Reader) bool {
 		return false
 	}
 	src := int(f.Fd())
-	for done := false; !done; {
-		werr := raw.Write(func(fd uintptr) bool {
-			n, err := unix.Splice(src, nil, int(fd), nil, 1<<20, unix.SPLICE_F_MOVE|unix.SPLICE_F_MORE)
-			switch {
-			case err == unix.EAGAIN:
-				return false // the socket is full: wait until it drains
-			case err == unix.EINTR:
-				return true
-			case err != nil || n == 0:
-				done = true
-			}
+	for {
+		if err := waitReadable(src); err != nil {
 			return true
+		}
+		var n int64
+		var serr error
+		werr := raw.Write(func(fd uintptr) bool {
+			n, serr = unix.Splice(src, nil, int(fd), nil, 1<<20, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			// The pipe has data (poll said so, and only this reads it):
+			// EAGAIN is the socket's, full; wait until it drains.
+			return serr != unix.EAGAIN
 		})
-		if werr != nil {
-			done = true
+		if werr != nil || (serr != nil && serr != unix.EINTR) || (serr == nil && n == 0) {
+			return true
 		}
 	}
-	return true
+}
+
+// waitReadable blocks until the pipe fd has data or its writer is gone.
+func waitReadable(fd int) error {
+	for {
+		_, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, -1)
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }

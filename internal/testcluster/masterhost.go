@@ -3,6 +3,7 @@ package testcluster
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -236,7 +237,10 @@ func (h *MasterHost) HTTPClient(u *User) *http.Client {
 }
 
 // DialSSH starts cmd (an ssh client) and makes its stdin and stdout a
-// connection; Close ends it. Its stderr is kept for errors.
+// connection; Close ends it. Its stderr is kept for errors. Deadlines
+// are honoured (the pipes are the runtime's, pollable), so a client that
+// sets one fails instead of waiting for ever on a session that does not
+// end.
 func DialSSH(ctx context.Context, cmd *exec.Cmd) (net.Conn, error) {
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -246,7 +250,13 @@ func DialSSH(ctx context.Context, cmd *exec.Cmd) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &sshConn{cmd: cmd, w: stdin, r: bufio.NewReader(stdout), stderr: &lockedBuffer{}}
+	// exec's pipes are os.Pipe's ends behind interfaces.
+	w, ok := stdin.(*os.File)
+	r, ok2 := stdout.(*os.File)
+	if !ok || !ok2 {
+		return nil, fmt.Errorf("ssh: exec pipes are %T and %T, not files", stdin, stdout)
+	}
+	c := &sshConn{cmd: cmd, w: w, rf: r, r: bufio.NewReader(r), stderr: &lockedBuffer{}}
 	cmd.Stderr = c.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -256,7 +266,8 @@ func DialSSH(ctx context.Context, cmd *exec.Cmd) (net.Conn, error) {
 
 type sshConn struct {
 	cmd    *exec.Cmd
-	w      io.WriteCloser
+	w      *os.File
+	rf     *os.File
 	r      *bufio.Reader
 	stderr *lockedBuffer
 	once   sync.Once
@@ -286,11 +297,13 @@ func (c *sshConn) Close() error {
 	})
 	return nil
 }
-func (c *sshConn) LocalAddr() net.Addr                { return sshAddr{} }
-func (c *sshConn) RemoteAddr() net.Addr               { return sshAddr{} }
-func (c *sshConn) SetDeadline(t time.Time) error      { return nil }
-func (c *sshConn) SetReadDeadline(t time.Time) error  { return nil }
-func (c *sshConn) SetWriteDeadline(t time.Time) error { return nil }
+func (c *sshConn) LocalAddr() net.Addr  { return sshAddr{} }
+func (c *sshConn) RemoteAddr() net.Addr { return sshAddr{} }
+func (c *sshConn) SetDeadline(t time.Time) error {
+	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
+}
+func (c *sshConn) SetReadDeadline(t time.Time) error  { return c.rf.SetReadDeadline(t) }
+func (c *sshConn) SetWriteDeadline(t time.Time) error { return c.w.SetWriteDeadline(t) }
 
 type sshAddr struct{}
 
