@@ -28,7 +28,7 @@ verify checks the chain.`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := masterapi.ParseSince(q.Since, time.Now()); err != nil {
-				return usageError{fmt.Errorf("--since: %w", err)}
+				return usageError{err}
 			}
 			if q.Limit < 0 {
 				return usageError{fmt.Errorf("--limit %d: want a number of entries", q.Limit)}
@@ -71,7 +71,7 @@ a log rewritten or cut short since then no longer matches it.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if head != "" {
 				if _, err := masterapi.ParseAuditHead(head); err != nil {
-					return usageError{fmt.Errorf("--head: %w", err)}
+					return usageError{err}
 				}
 			}
 			v, err := a.masterClient().VerifyAudit(cmd.Context(), head)

@@ -167,7 +167,7 @@ func checkAuditFilters(t *testing.T, moat cliFunc) {
 			t.Errorf("moat audit %v: %d entries, want %d", c.args, n, c.want)
 		}
 	}
-	if _, errOut, code := moat("audit", "--since", "yesterday"); code != 2 || !strings.Contains(errOut, "--since") {
+	if _, errOut, code := moat("audit", "--since", "yesterday"); code != 2 || !strings.Contains(errOut, `since: "yesterday"`) {
 		t.Errorf("a bad --since: exit %d %s", code, errOut)
 	}
 	out, _, code := moat("audit", "--limit", "2")
