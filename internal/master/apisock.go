@@ -159,13 +159,24 @@ func (l *apiListener) admit(c net.Conn) {
 		c.Close()
 		return
 	}
+	s := &apiSession{Conn: c, r: br, id: id, preamble: p, sessions: &l.m.sessions}
+	l.m.sessions.add(s)
+	// A revocation between the lookup above and add did not see this
+	// session: look again, now that the next one will.
+	if again, err := l.m.resolveSession(p); err != nil || again.caller != id.caller {
+		if err == nil {
+			err = errors.New("the session's user changed while it opened")
+		}
+		l.m.log.Info("api session refused", "client", p.Client, "claimed", p.User, "err", err)
+		userauth.WriteVerdict(c, err)
+		s.Close()
+		return
+	}
 	if err := userauth.WriteVerdict(c, nil); err != nil {
-		c.Close()
+		s.Close()
 		return
 	}
 	c.SetDeadline(time.Time{})
-	s := &apiSession{Conn: c, r: br, id: id, preamble: p, sessions: &l.m.sessions}
-	l.m.sessions.add(s)
 	l.m.log.Info("api session", "user", id.caller.User, "credential", id.caller.Credential, "client", p.Client)
 	select {
 	case l.conns <- s:
