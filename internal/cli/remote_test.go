@@ -416,9 +416,11 @@ func TestRemoteCLI(t *testing.T) {
 			known []string
 			want  []string
 		}{
-			{"unknown", nil, []string{offered, "none: not in known_hosts", "StrictHostKeyChecking=accept-new"}},
+			{"unknown", nil, []string{offered, "none: not in known_hosts",
+				"accept it with:\n  ssh -o StrictHostKeyChecking=accept-new -n -F " + o.config + " moat-master true"}},
 			{"changed", []string{host + " " + sshkey.AuthorizedKey(other)},
-				[]string{"has CHANGED", offered, ssh.FingerprintSHA256(other), "ssh-keygen -R"}},
+				[]string{"has CHANGED", offered, ssh.FingerprintSHA256(other) + " (" + o.known + ":2)",
+					"accept it with:\n  ssh-keygen -f '" + o.known + "' -R '" + host + "' && ssh -o StrictHostKeyChecking=accept-new -n -F " + o.config + " moat-master true"}},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				o := o.in(t)
@@ -429,6 +431,7 @@ func TestRemoteCLI(t *testing.T) {
 				if code == 0 {
 					t.Fatal("ps succeeded")
 				}
+				t.Logf("refused:\n%s", errOut)
 				for _, s := range append(tt.want, host) {
 					if !strings.Contains(errOut, s) {
 						t.Errorf("stderr lacks %q:\n%s", s, errOut)
@@ -436,6 +439,12 @@ func TestRemoteCLI(t *testing.T) {
 				}
 				if after, _ := os.ReadFile(o.known); !bytes.Equal(before, after) {
 					t.Errorf("known_hosts changed:\n%s", after)
+				}
+				// A context's port goes into the command that accepts
+				// the key.
+				_, errOut, _ = o.with("MOAT_MASTER=explicit").moat(nil, "ps")
+				if want := fmt.Sprintf(" -F %s -p %d moat@moat-via true", o.config, masterPort); !strings.Contains(errOut, want) {
+					t.Errorf("MOAT_MASTER=explicit: stderr lacks %q:\n%s", want, errOut)
 				}
 			})
 		}

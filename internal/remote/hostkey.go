@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -25,6 +27,12 @@ type HostKeyError struct {
 	Host    string   // as known_hosts names it, e.g. [203.0.113.7]:2222
 	Offered string   // the fingerprint the host offered ("" if unseen)
 	Known   []string // fingerprints known_hosts holds for it, with where
+	// SSH is the ssh command moat runs and its destination arguments
+	// (-p PORT DEST), for the command that accepts the key; default
+	// "ssh Master".
+	SSH []string
+	// Files are the known_hosts files holding Known.
+	Files []string
 }
 
 func (e *HostKeyError) Error() string {
@@ -38,13 +46,25 @@ func (e *HostKeyError) Error() string {
 		known = strings.Join(e.Known, ", ")
 		what = "has CHANGED"
 		accept = fmt.Sprintf("ssh-keygen -R '%s' && ", e.Host)
+		if len(e.Files) > 0 {
+			accept = ""
+			for _, f := range e.Files {
+				accept += fmt.Sprintf("ssh-keygen -f '%s' -R '%s' && ", f, e.Host)
+			}
+		}
+	}
+	// The ssh command as moat runs it (its -F, the port): the one that
+	// then finds the key in the same known_hosts.
+	ssh := []string{"ssh", "-o", "StrictHostKeyChecking=accept-new", "-n", e.Master}
+	if len(e.SSH) > 1 {
+		ssh = append([]string{e.SSH[0], "-o", "StrictHostKeyChecking=accept-new", "-n"}, e.SSH[1:]...)
 	}
 	return fmt.Sprintf("master %s: refused: the host key of %s %s\n"+
 		"  offered by the host:  %s\n"+
 		"  known_hosts has:      %s\n"+
 		"check the offered fingerprint out-of-band (on the master: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then accept it with:\n"+
-		"  %sssh -o StrictHostKeyChecking=accept-new -n %s true",
-		e.Master, e.Host, what, offered, known, accept, e.Master)
+		"  %s%s true",
+		e.Master, e.Host, what, offered, known, accept, strings.Join(ssh, " "))
 }
 
 // Unwrap: a refused host key is a refusal, not an outage.
@@ -61,7 +81,10 @@ var (
 // it offered (from the message, else from a verbose attempt that stops at
 // the same check), and what known_hosts holds for that host.
 func (m *Master) hostKeyError(ctx context.Context, msg string) error {
-	e := &HostKeyError{Master: m.Name(), Host: m.Name()}
+	e := &HostKeyError{Master: m.Name(), Host: m.Name(), SSH: append(slices.Clone(m.SSH), m.Access.Dest)}
+	if m.Access.Port != 0 {
+		e.SSH = append(slices.Clone(m.SSH), "-p", strconv.Itoa(m.Access.Port), m.Access.Dest)
+	}
 	if s := unknownRE.FindStringSubmatch(msg); s != nil {
 		e.Host = s[1]
 	} else if s := changedRE.FindStringSubmatch(msg); s != nil {
@@ -74,7 +97,7 @@ func (m *Master) hostKeyError(ctx context.Context, msg string) error {
 	}
 	files, err := m.knownHostsFiles(ctx)
 	if err == nil {
-		e.Known, err = knownKeys(e.Host, files)
+		e.Known, e.Files, err = knownKeys(e.Host, files)
 	}
 	if err != nil {
 		e.Known = []string{fmt.Sprintf("unreadable (%v)", err)}
@@ -124,10 +147,11 @@ func (m *Master) knownHostsFiles(ctx context.Context) ([]string, error) {
 }
 
 // knownKeys lists the keys the files hold for host (as ssh names it,
-// HOST or [HOST]:PORT), as "SHA256:... (FILE:LINE)".
-func knownKeys(host string, files []string) ([]string, error) {
+// HOST or [HOST]:PORT), as "SHA256:... (FILE:LINE)", and the files that
+// hold them.
+func knownKeys(host string, files []string) ([]string, []string, error) {
 	if len(files) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	addr := host
 	if _, _, err := net.SplitHostPort(host); err != nil {
@@ -135,21 +159,24 @@ func knownKeys(host string, files []string) ([]string, error) {
 	}
 	check, err := knownhosts.New(files...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// A key no host has: the check fails and lists what it wanted.
 	probe, err := ssh.NewPublicKey(ed25519.PublicKey(make([]byte, ed25519.PublicKeySize)))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	err = check(addr, &net.TCPAddr{IP: net.IPv4zero, Port: 22}, probe)
 	var ke *knownhosts.KeyError
 	if !errors.As(err, &ke) {
-		return nil, err
+		return nil, nil, err
 	}
-	var known []string
+	var known, in []string
 	for _, k := range ke.Want {
 		known = append(known, fmt.Sprintf("%s (%s:%d)", ssh.FingerprintSHA256(k.Key), k.Filename, k.Line))
+		if !slices.Contains(in, k.Filename) {
+			in = append(in, k.Filename)
+		}
 	}
-	return known, nil
+	return known, in, nil
 }

@@ -131,7 +131,7 @@ func TestHostKeyRefused(t *testing.T) {
 		{"unknown", fmt.Sprintf("[127.0.0.1]:%d %s\n", w.bastion.Port, w.bastion.HostKey),
 			[]string{"is not in known_hosts", "offered by the host:  " + offered, "none: not in known_hosts", "StrictHostKeyChecking=accept-new"}},
 		{"changed", fmt.Sprintf("[127.0.0.1]:%d %s\n", w.master.Port, other.HostKey),
-			[]string{"has CHANGED", "offered by the host:  " + offered, "known_hosts has:      " + fingerprint(t, other.HostKey), "ssh-keygen -R"}},
+			[]string{"has CHANGED", "offered by the host:  " + offered, "known_hosts has:      " + fingerprint(t, other.HostKey), "ssh-keygen -f '" + w.known + "' -R "}},
 	}
 	for _, tt := range tests {
 		for _, via := range []string{"direct", "jump"} {
