@@ -630,7 +630,9 @@ func runOn(h *testcluster.MasterHost, node string, args ...string) (string, erro
 // was in flight has arrived: the next attempt goes on from it.
 func interruptedAt(t *testing.T, h *testcluster.MasterHost, digest string) int64 {
 	t.Helper()
-	ended := regexp.MustCompile(`"request failed" method=PUT path=/v1/blobs/` + regexp.QuoteMeta(digest) + `.* after (\d+) bytes`)
+	// A body cut short in a chunk or before its length ("after N
+	// bytes"), or one that ended cleanly too soon ("N of SIZE bytes").
+	ended := regexp.MustCompile(`"request failed" method=PUT path=/v1/blobs/` + regexp.QuoteMeta(digest) + `.* (?:after (\d+) bytes|(\d+) of \d+ bytes arrived)`)
 	deadline := time.Now().Add(30 * time.Second)
 	for !ended.MatchString(h.Master.Log()) {
 		if time.Now().After(deadline) {
@@ -638,7 +640,8 @@ func interruptedAt(t *testing.T, h *testcluster.MasterHost, digest string) int64
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	after, _ := strconv.ParseInt(ended.FindStringSubmatch(h.Master.Log())[1], 10, 64)
+	m := ended.FindStringSubmatch(h.Master.Log())
+	after, _ := strconv.ParseInt(m[1]+m[2], 10, 64)
 	st, err := h.Master.Client.MissingBlobs(context.Background(), []string{digest})
 	if err != nil || len(st) != 1 {
 		t.Fatalf("missing blobs: %v %v", st, err)
