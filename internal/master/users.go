@@ -21,8 +21,13 @@ import (
 // identities is every user's keys, principals, tenants and the trusted
 // CAs, in memory: sshd asks for a key at every login attempt, and a lookup
 // must not wait behind the database's writers. Rebuilt from the store after
-// each change to users (cheap: 10,000 users in a few milliseconds).
+// each change that takes something away (10,000 users in about 70 ms),
+// patched for one that adds.
 type identities struct {
+	// update serialises updates, each from reading the store to applying
+	// what it read: a rebuild that read the store before a user was added
+	// would otherwise swap in an index without them after the add's patch.
+	update      sync.Mutex
 	mu          sync.RWMutex
 	byKey       map[string]string   // key fingerprint → user
 	byPrincipal map[string]string   // certificate principal → user
@@ -33,6 +38,8 @@ type identities struct {
 
 // loadIdentities rebuilds the index from the store.
 func (m *Master) loadIdentities(ctx context.Context) error {
+	m.ids.update.Lock()
+	defer m.ids.update.Unlock()
 	users, err := m.db.Users(ctx)
 	if err != nil {
 		return fmt.Errorf("load users: %w", err)
@@ -109,6 +116,8 @@ func (m *Master) userChanged(ctx context.Context) error {
 // adding takes nothing from anyone, so no session is rechecked, and
 // 10,000 users are added without rebuilding the index 10,000 times.
 func (m *Master) userAdded(ctx context.Context, name string) error {
+	m.ids.update.Lock()
+	defer m.ids.update.Unlock()
 	u, err := m.db.User(ctx, name)
 	if err != nil {
 		return err
