@@ -87,7 +87,31 @@ moat uses the master's local socket (MOAT_MASTER_SOCKET). Contexts live in
 ~/.config/moat/contexts (XDG_CONFIG_HOME). MOAT_SSH_COMMAND replaces "ssh"
 (e.g. "ssh -F ./ssh_config").`,
 	}
-	cmd.AddCommand(a.contextAddCommand(), a.contextUseCommand(), a.contextLsCommand(), a.contextRmCommand())
+	cmd.AddCommand(a.contextAddCommand(), a.contextUseCommand(), a.contextLsCommand(), a.contextRmCommand(), a.contextKeeperCommand())
+	return cmd
+}
+
+// contextKeeperCommand is the keeper of a master's ready session
+// (remote.KeeperArgs), started in the background by the first command
+// that reaches the master through ssh.
+func (a *app) contextKeeperCommand() *cobra.Command {
+	var m remote.Master
+	cmd := &cobra.Command{
+		Use:    "keeper --dest DEST --port PORT --control-dir DIR -- SSH...",
+		Short:  "Hold a session to a remote master ready for the next command (started by moat itself)",
+		Hidden: true,
+		Args:   cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m.SSH = args
+			if err := m.Access.Validate(); err != nil {
+				return usageError{err}
+			}
+			return m.RunKeeper()
+		},
+	}
+	cmd.Flags().StringVar(&m.Access.Dest, "dest", "", "USER@HOST or an ssh_config Host")
+	cmd.Flags().IntVar(&m.Access.Port, "port", 0, "port (0: ssh's choice)")
+	cmd.Flags().StringVar(&m.ControlDir, "control-dir", "", "the shared connections' directory")
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatcloud/moat/internal/remote"
 	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/testcluster"
 )
@@ -28,8 +29,11 @@ func BenchmarkRemotePS(b *testing.B) {
 	h := testcluster.NewMasterHost(b, 2) // n3 is newOperator's bastion, unused here
 	alice := h.AddUser("alice", "admin@*")
 	o := newOperator(b, h, alice).with("MOAT_MASTER=moat@" + h.Addr) // direct: no bastion
+	// Without the keeper's ready session: a new session on the shared
+	// connection per command.
+	noKeeper := o.with(remote.NoKeeperEnv + "=0")
 	// ssh takes an option's first value: these win over moat's own.
-	fresh := o.with("MOAT_SSH_COMMAND=ssh -F " + o.config + " -o ControlMaster=no -o ControlPath=none")
+	fresh := noKeeper.with("MOAT_SSH_COMMAND=ssh -F " + o.config + " -o ControlMaster=no -o ControlPath=none")
 	local := append(os.Environ(), "MOAT_MASTER=local", "MOAT_MASTER_SOCKET="+h.Master.Socket)
 	run := func(b *testing.B, env []string) time.Duration {
 		cmd := exec.Command(testcluster.Moat(b), "ps")
@@ -47,32 +51,35 @@ func BenchmarkRemotePS(b *testing.B) {
 	o.setKnown(h.Addr+" "+hostKey, "["+strings.Replace(relay.Addr, ":", "]:", 1)+" "+hostKey)
 	for _, rtt := range []time.Duration{0, 20 * time.Millisecond} {
 		b.Run("rtt="+rtt.String(), func(b *testing.B) {
-			o, fresh := o, fresh
+			o, noKeeper, fresh := o, noKeeper, fresh
 			if rtt > 0 {
-				o, fresh = o.with("MOAT_MASTER=moat@"+relay.Addr), fresh.with("MOAT_MASTER=moat@"+relay.Addr)
+				via := "MOAT_MASTER=moat@" + relay.Addr
+				o, noKeeper, fresh = o.with(via), noKeeper.with(via), fresh.with(via)
 			}
 			// Warm: the shared connection comes up, the binary is in
 			// the page cache.
 			run(b, o.env)
+			run(b, noKeeper.env)
 			run(b, fresh.env)
 			run(b, local)
-			var shared, perCommand, direct []time.Duration
+			var kept, shared, perCommand, direct []time.Duration
 			b.ResetTimer()
 			for range b.N {
 				direct = append(direct, run(b, local))
-				shared = append(shared, run(b, o.env))
+				kept = append(kept, run(b, o.env))
+				shared = append(shared, run(b, noKeeper.env))
 				perCommand = append(perCommand, run(b, fresh.env))
 			}
 			b.StopTimer()
-			l, s, f := p50(direct), p50(shared), p50(perCommand)
+			l, k, s, f := p50(direct), p50(kept), p50(shared), p50(perCommand)
 			b.ReportMetric(ms(l), "local-p50-ms")
-			b.ReportMetric(ms(s), "remote-p50-ms")
-			b.ReportMetric(ms(s-l), "remote-extra-ms")
-			b.ReportMetric(float64(s)/float64(l), "remote/local")
+			b.ReportMetric(ms(k), "remote-p50-ms")
+			b.ReportMetric(ms(k-l), "remote-extra-ms")
+			b.ReportMetric(float64(k)/float64(l), "remote/local")
+			b.ReportMetric(ms(s), "newsession-p50-ms")
 			b.ReportMetric(ms(f), "newconn-p50-ms")
-			b.ReportMetric(float64(f)/float64(l), "newconn/local")
-			b.Logf("moat ps p50 over %d runs each, round trip +%v: local %v; remote on the shared SSH connection %v (+%v, ×%.1f); remote with a new SSH connection %v (+%v, ×%.1f)",
-				b.N, rtt, round(l), round(s), round(s-l), float64(s)/float64(l), round(f), round(f-l), float64(f)/float64(l))
+			b.Logf("moat ps p50 over %d runs each, round trip +%v: local %v; remote: the keeper's ready session %v (+%v, ×%.1f), a new session on the shared SSH connection %v (+%v), a new SSH connection %v (+%v)",
+				b.N, rtt, round(l), round(k), round(k-l), float64(k)/float64(l), round(s), round(s-l), round(f), round(f-l))
 		})
 	}
 }

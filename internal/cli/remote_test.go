@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/moatcloud/moat/internal/image"
+	"github.com/moatcloud/moat/internal/remote"
 	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/testcluster"
 )
@@ -143,15 +144,37 @@ func (o *operator) setKnown(lines ...string) {
 	}
 }
 
-// exitShared ends the shared SSH connections moat left up.
+// keepers are the sockets of the keepers of ready sessions.
+func (o *operator) keepers() []string {
+	var out []string
+	for _, env := range o.env {
+		if dir, ok := strings.CutPrefix(env, "XDG_RUNTIME_DIR="); ok {
+			socks, _ := filepath.Glob(filepath.Join(dir, "moat-ssh", remote.KeeperPrefix+"*"))
+			for _, s := range socks {
+				if !strings.HasSuffix(s, ".lock") {
+					out = append(out, s)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// exitShared ends the keepers of ready sessions and the shared SSH
+// connections moat left up.
 func (o *operator) exitShared() {
 	for _, env := range o.env {
 		if dir, ok := strings.CutPrefix(env, "XDG_RUNTIME_DIR="); ok {
+			for _, s := range o.keepers() {
+				remote.StopKeeper(s)
+			}
 			socks, _ := filepath.Glob(filepath.Join(dir, "moat-ssh", "*"))
 			for _, s := range socks {
-				cmd := exec.Command("ssh", "-F", o.config, "-o", "ControlPath="+s, "-O", "exit", "moat-master")
-				cmd.WaitDelay = 5 * time.Second
-				cmd.Run()
+				if !strings.HasPrefix(filepath.Base(s), remote.KeeperPrefix) {
+					cmd := exec.Command("ssh", "-F", o.config, "-o", "ControlPath="+s, "-O", "exit", "moat-master")
+					cmd.WaitDelay = 5 * time.Second
+					cmd.Run()
+				}
 			}
 		}
 	}
@@ -277,6 +300,10 @@ func TestRemoteCLI(t *testing.T) {
 		}
 		if out, _ := o.ok("node", "ls"); !strings.Contains(out, "n2") {
 			t.Fatalf("node ls:\n%s", out)
+		}
+		// The first command left a keeper holding a session ready.
+		if keepers := o.keepers(); len(keepers) != 1 {
+			t.Errorf("keepers: %v, want one", keepers)
 		}
 		if b, _ := os.ReadFile(filepath.Join(nodeDir(t, h, bastion), "sshd.log")); !strings.Contains(string(b), "Accepted publickey for root") {
 			t.Fatalf("the bastion was not used:\n%s", b)

@@ -21,9 +21,9 @@ import (
 // fail with what ssh (or the master's forced command) said on stderr.
 type conn struct {
 	m      *Master
-	cmd    *exec.Cmd
-	r      *os.File // ssh's stdout
-	w      *os.File // ssh's stdin
+	cmd    *exec.Cmd // nil for a keeper's session: exited is then stderr's end
+	r      *os.File  // ssh's stdout
+	w      *os.File  // ssh's stdin
 	stderr *limitedBuffer
 	exited chan struct{}
 
@@ -62,8 +62,21 @@ func start(cmd *exec.Cmd, m *Master) (*conn, error) {
 	return c, nil
 }
 
+// handed is a session a keeper opened, from its pipes: the ssh process
+// is the keeper's child, so its end is seen as the end of its stderr.
+func handed(m *Master, r, w, e *os.File) *conn {
+	c := &conn{m: m, r: r, w: w, stderr: &limitedBuffer{max: 64 << 10}, exited: make(chan struct{})}
+	go func() { io.Copy(c.stderr, e); e.Close(); close(c.exited) }()
+	return c
+}
+
 func (c *conn) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	if n > 0 && c.cmd != nil {
+		// The master answered on a session of our own: later commands
+		// may have one ready.
+		c.m.keeperOnce.Do(c.m.startKeeper)
+	}
 	if err == io.EOF {
 		if f := c.failed(); f != nil {
 			return n, f
@@ -91,11 +104,21 @@ func (c *conn) failed() error {
 		case <-time.After(10 * time.Second):
 			return
 		}
+		msg := strings.TrimSpace(c.stderr.String())
+		if c.cmd == nil {
+			// A keeper's session: no exit status here, but ssh and the
+			// forced command say nothing on stderr unless something
+			// failed.
+			if msg != "" {
+				c.failure = &wire.ConnError{Err: c.explain(1, msg)}
+			}
+			return
+		}
 		state := c.cmd.ProcessState
 		if state == nil || state.Success() {
 			return
 		}
-		c.failure = &wire.ConnError{Err: c.explain(state.ExitCode(), strings.TrimSpace(c.stderr.String()))}
+		c.failure = &wire.ConnError{Err: c.explain(state.ExitCode(), msg)}
 	})
 	return c.failure
 }
@@ -124,7 +147,8 @@ func (c *conn) Close() error {
 	c.closed.Do(func() {
 		c.w.Close()
 		c.r.Close()
-		if c.cmd.Process != nil {
+		// A keeper's session ends with its input: the master closes.
+		if c.cmd != nil && c.cmd.Process != nil {
 			c.cmd.Process.Kill()
 		}
 	})

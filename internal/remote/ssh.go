@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -43,6 +44,8 @@ type Master struct {
 	SSH []string
 	// ControlDir holds the shared connections' sockets (0700).
 	ControlDir string
+
+	keeperOnce sync.Once
 }
 
 // NewMaster is the master at a context's destination, with the ssh
@@ -117,6 +120,9 @@ func (m *Master) Name() string {
 func (m *Master) DialContext(ctx context.Context, _, _ string) (net.Conn, error) {
 	if err := m.Access.Validate(); err != nil {
 		return nil, err
+	}
+	if c, err := m.fromKeeper(); err == nil {
+		return c, nil
 	}
 	args := append(m.args(), m.Access.Dest, Command)
 	cmd := exec.Command(m.SSH[0], args...)

@@ -24,6 +24,8 @@ func TestMain(m *testing.M) {
 		serveStdio(dir)
 		return
 	}
+	// A keeper would be this test binary: TestKeeper runs one in-process.
+	os.Setenv(NoKeeperEnv, "0")
 	os.Exit(m.Run())
 }
 
