@@ -2,7 +2,8 @@
 // machine: the contexts file naming masters, and HTTP carried over the
 // operator's own OpenSSH client (so ~/.ssh/config, ssh-agent, known_hosts
 // and jump hosts apply), one ssh session per HTTP connection over a shared
-// SSH connection. An unknown or changed host key is refused, naming both
+// SSH connection, the first of a command's taken ready from a keeper
+// (keeper.go). An unknown or changed host key is refused, naming both
 // fingerprints.
 package remote
 
