@@ -122,8 +122,10 @@ func (m *Master) startKeeper() {
 	}
 	args := append(append([]string{}, KeeperArgs...), m.KeeperFlags()...)
 	cmd := exec.Command(exe, args...)
-	// Its own session: a Ctrl-C meant for this command does not reach it.
+	// Its own session: a Ctrl-C meant for this command does not reach it;
+	// and no hold on the directory the command ran in.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = "/"
 	if err := cmd.Start(); err == nil {
 		cmd.Process.Release()
 	}
