@@ -30,6 +30,9 @@ import (
 // round trip. The keeper then opens the next one; it exits after Persist
 // without a taker, when sessions cannot be opened, or when asked.
 
+// executable is the moat binary a keeper runs (the test binary is none).
+var executable = os.Executable
+
 // KeeperArgs are the moat arguments that run a keeper (the CLI's hidden
 // command), followed by KeeperFlags.
 var KeeperArgs = []string{"context", "keeper"}
@@ -62,6 +65,9 @@ func (m *Master) keeperSocket() string {
 // fromKeeper takes the keeper's ready session, if there is a keeper and
 // it has one.
 func (m *Master) fromKeeper() (*conn, error) {
+	if !m.useKeeper() {
+		return nil, errors.New("no keeper")
+	}
 	c, err := net.DialTimeout("unix", m.keeperSocket(), time.Second)
 	if err != nil {
 		return nil, err
@@ -109,14 +115,20 @@ func recvFDs(uc *net.UnixConn, n int) ([]int, error) {
 	return fds, nil
 }
 
-// startKeeper starts a keeper for this master in the background, unless
-// commands are to use none, or the ssh command turns connection sharing
-// off (a keeper is sharing too: it would outlive the command).
+// useKeeper: commands use a keeper unless told not to, or unless the ssh
+// command turns connection sharing off (a keeper is sharing too: it
+// outlives the command).
+func (m *Master) useKeeper() bool {
+	return os.Getenv(NoKeeperEnv) != "0" && m.sharing()
+}
+
+// startKeeper starts a keeper for this master in the background (it
+// exits at once if another keeps this master).
 func (m *Master) startKeeper() {
-	if os.Getenv(NoKeeperEnv) == "0" || !m.sharing() {
+	if !m.useKeeper() {
 		return
 	}
-	exe, err := os.Executable()
+	exe, err := executable()
 	if err != nil {
 		return
 	}

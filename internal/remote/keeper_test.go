@@ -16,6 +16,7 @@ import (
 // socket) and its request is answered on it; the keeper then has the
 // next one ready; asked to exit, it does, its session gone.
 func TestKeeper(t *testing.T) {
+	t.Setenv(NoKeeperEnv, "1")
 	w := newWorld(t)
 	m := w.client(t, "moat-master", 0, "web")
 	done := make(chan struct{})
@@ -83,7 +84,7 @@ func take(t *testing.T, m *Master) *conn {
 }
 
 // TestSharing: an ssh command that turns connection sharing off gets no
-// keeper.
+// keeper; MOAT_SSH_KEEPER=0 neither.
 func TestSharing(t *testing.T) {
 	for _, tt := range []struct {
 		ssh  string
@@ -97,9 +98,17 @@ func TestSharing(t *testing.T) {
 		{"ssh -S none", false},
 		{"ssh -o ControlMaster=auto", true},
 	} {
+		t.Setenv(NoKeeperEnv, "")
+		if got := (&Master{SSH: strings.Fields(tt.ssh)}).useKeeper(); got != tt.want {
+			t.Errorf("%q: keeper %v, want %v", tt.ssh, got, tt.want)
+		}
 		m := &Master{SSH: strings.Fields(tt.ssh)}
 		if got := m.sharing(); got != tt.want {
 			t.Errorf("%q: sharing %v, want %v", tt.ssh, got, tt.want)
 		}
+	}
+	t.Setenv(NoKeeperEnv, "0")
+	if (&Master{SSH: []string{"ssh"}}).useKeeper() {
+		t.Errorf("%s=0: a keeper", NoKeeperEnv)
 	}
 }

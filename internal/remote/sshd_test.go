@@ -3,6 +3,7 @@ package remote
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,7 +25,9 @@ func TestMain(m *testing.M) {
 		serveStdio(dir)
 		return
 	}
-	// A keeper would be this test binary: TestKeeper runs one in-process.
+	// A keeper would be this test binary: TestKeeper runs one in-process,
+	// the others use none.
+	executable = func() (string, error) { return "", errors.New("no moat binary in the remote package's tests") }
 	os.Setenv(NoKeeperEnv, "0")
 	os.Exit(m.Run())
 }
