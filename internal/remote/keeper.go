@@ -340,10 +340,24 @@ func (m *Master) RunKeeper() error {
 				}
 				continue
 			}
-			failures = 0
+			opened := time.Now()
 			select {
 			case sessions <- s:
-			case <-s.dead: // the master or the connection ended it
+				failures = 0
+			case <-s.dead:
+				// The master or the connection ended it: a session that
+				// does not last counts as one that did not open.
+				s.close()
+				if time.Since(opened) > 5*time.Second {
+					failures = 0
+					continue
+				}
+				failures++
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Duration(failures) * 500 * time.Millisecond):
+				}
 			case <-stop:
 				s.close()
 				return
@@ -387,6 +401,7 @@ func (m *Master) serve(c *net.UnixConn, sessions chan *ready) (exit bool) {
 		select {
 		case s := <-sessions:
 			if !s.alive() {
+				s.close()
 				return false
 			}
 			rights := syscall.UnixRights(int(s.w.Fd()), int(s.r.Fd()), int(s.e.Fd()))
