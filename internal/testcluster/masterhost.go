@@ -151,10 +151,8 @@ func (h *MasterHost) privateEtc() {
 	if err := os.MkdirAll(filepath.Join(h.Dir, "tmp", "moat-api"), 0o755); err != nil {
 		h.t.Fatal(err)
 	}
-	// The mount point on this machine: an empty directory, like node-init's.
-	if err := os.MkdirAll("/run/moat-api", 0o755); err != nil {
-		h.t.Fatal(err)
-	}
+	// The mount point on this machine is node-init's (local.privateDirs),
+	// removed with the last local node.
 	script := "mount --bind /etc/ssh /tmp/moat-etc/ssh && mount --bind /etc/moat /tmp/moat-etc/moat && " +
 		"mount --rbind /tmp/moat-etc /etc && mount --bind /tmp/moat-api /run/moat-api"
 	if out, err := h.Run("sh", "-c", script); err != nil {

@@ -3,6 +3,7 @@ package local
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -31,6 +32,9 @@ var privateDirs = []struct {
 	{"usr-local-bin", "/usr/local/bin", 0o755, false},
 	{"var-lib-moat", "/var/lib/moat", 0o700, true},
 	{"run-moat", "/run/moat", 0o755, true},
+	// Where a master's api socket is (moat api), on a node that is a
+	// master's host (testcluster.MasterHost).
+	{"run-moat-api", "/run/moat-api", 0o755, true},
 	// sshd's privilege separation directory, and where its pid file is:
 	// the machine's /run is shared by every node.
 	{"run-sshd", "/run/sshd", 0o755, false},
@@ -266,12 +270,37 @@ func (c *Cluster) killNode(n *Node) error {
 		}
 	}
 	n.SSHDPid = 0
-	// Killed processes take a moment to leave their cgroups.
+	// Killed processes take a moment to leave their cgroups. A container
+	// the daemon was starting as it was killed is not in the node's
+	// network namespace nor yet in runc's state directory: its `runc
+	// init` is found in the node's cgroups.
+	parent := "moat-" + c.Name + "-" + n.Name
 	var err error
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if err = removeCgroups("moat-" + c.Name + "-" + n.Name); err == nil || time.Now().After(deadline) {
+		killCgroupProcs(parent)
+		if err = removeCgroups(parent); err == nil || time.Now().After(deadline) {
 			return err
 		}
+	}
+}
+
+// killCgroupProcs kills every process in a cgroup parent and its
+// children, in every hierarchy.
+func killCgroupProcs(parent string) {
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent)
+	for _, d := range append(dirs, "/sys/fs/cgroup/"+parent) {
+		filepath.WalkDir(d, func(path string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() || e.Name() != "cgroup.procs" {
+				return nil
+			}
+			b, _ := os.ReadFile(path)
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+			return nil
+		})
 	}
 }
 
