@@ -146,7 +146,8 @@ func (c *Cluster) Node(name string) (*Node, error) {
 
 // Destroy kills every process of every node (containers included), removes
 // the namespaces, links and bridge, and deletes the state directory. It
-// goes on past errors and reports them all.
+// goes on past errors and reports them all; after an error it keeps the
+// state directory, so that another Destroy (moat dev down again) can finish.
 func (c *Cluster) Destroy() error {
 	var errs []error
 	for _, n := range c.Nodes {
@@ -163,11 +164,15 @@ func (c *Cluster) Destroy() error {
 	if err := run("ip", "link", "del", c.Bridge); err != nil && linkExists(c.Bridge) {
 		errs = append(errs, err)
 	}
+	if err := errors.Join(errs...); err != nil {
+		// The state stays, so that destroying again can finish the job.
+		return fmt.Errorf("%w (the cluster's state is kept in %s: destroy it again)", err, c.Dir)
+	}
 	if err := os.RemoveAll(c.Dir); err != nil {
-		errs = append(errs, fmt.Errorf("remove %s: %w", c.Dir, err))
+		return fmt.Errorf("remove %s: %w", c.Dir, err)
 	}
 	tidyMachine()
-	return errors.Join(errs...)
+	return nil
 }
 
 // tidyMachine removes, once no local node is left on the machine, what
