@@ -49,11 +49,20 @@ func (m *Master) reconcileApp(ctx context.Context, w *world, a appState) (bool, 
 // planner replaces them elsewhere.
 func (m *Master) failover(ctx context.Context, w *world, a appState, mine []store.Replica) (bool, error) {
 	stops := failoverStops(w, a, mine, m.fenceTimes())
+	if len(stops) == 0 {
+		return false, nil
+	}
+	// One audit entry for the app's whole failover, before any of it: a
+	// node holding fifty replicas costs one append, not fifty.
+	var which []string
+	for _, r := range stops {
+		which = append(which, fmt.Sprintf("replica %s: node %s down", r.ID, r.Node))
+	}
+	if err := m.record(ctx, "failover", a.Name, strings.Join(which, "; ")); err != nil {
+		return false, err
+	}
 	for _, r := range stops {
 		m.log.Warn("node down: replacing replica", "app", a.Name, "replica", r.ID, "node", r.Node, "down", w.now.Sub(w.views[r.Node].since).Round(time.Millisecond))
-		if err := m.record(ctx, "failover", a.Name, fmt.Sprintf("replica %s: node %s down", r.ID, r.Node)); err != nil {
-			return false, err
-		}
 		if err := m.db.StopReplica(ctx, r.ID, "node "+r.Node+" down"); err != nil {
 			return false, err
 		}

@@ -113,6 +113,17 @@ func TestNodeKilledReplicaMoves(t *testing.T) {
 	if nodes["n1"]+nodes["n3"] != 3 {
 		t.Errorf("replicas on %v", nodes)
 	}
+	// The master recorded its failover, as itself, once for the app.
+	log, err := e.m.Client.AuditLog(context.Background(), masterapi.AuditQuery{User: "master", App: "web"})
+	var failovers []string
+	for _, a := range log {
+		if a.Action == "failover" {
+			failovers = append(failovers, a.Detail)
+		}
+	}
+	if err != nil || len(failovers) != 1 || !strings.Contains(failovers[0], "node n2 down") {
+		t.Errorf("the master's failover entries: %q, %v; want one naming n2", failovers, err)
+	}
 	// An audit of the dead node says so, without waiting for an answer
 	// that will not come.
 	_, errOut, code := e.moatCLI("node", "audit", "n2")
