@@ -57,9 +57,18 @@ const KeeperPrefix = "keeper-"
 // keeperSocket is the keeper's socket for this master as reached with
 // this ssh command.
 func (m *Master) keeperSocket() string {
+	return filepath.Join(m.ControlDir, KeeperPrefix+m.reachKey())
+}
+
+// reachKey names the master as the operator reaches it: the destination
+// as given (a Host alias is its own), the port and the ssh command (its
+// -i, -F, options). Shared connections and keepers are keyed by it, so
+// two contexts reaching the same host as the same login with different
+// keys never ride each other's connection (ssh's own %C would join them).
+func (m *Master) reachKey() string {
 	key := strings.Join(append(append([]string{}, m.SSH...), m.Access.Dest, strconv.Itoa(m.Access.Port)), "\x00")
 	sum := sha256.Sum256([]byte(key))
-	return filepath.Join(m.ControlDir, KeeperPrefix+hex.EncodeToString(sum[:10]))
+	return hex.EncodeToString(sum[:10])
 }
 
 // fromKeeper takes the keeper's ready session, if there is a keeper and

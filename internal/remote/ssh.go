@@ -100,7 +100,7 @@ func ControlDir() (string, error) {
 func (m *Master) args() []string {
 	a := append([]string{}, m.SSH[1:]...)
 	a = append(a, "-T", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
-		"-o", "ControlMaster=auto", "-o", "ControlPath="+filepath.Join(m.ControlDir, "%C"),
+		"-o", "ControlMaster=auto", "-o", "ControlPath="+filepath.Join(m.ControlDir, "ssh-"+m.reachKey()),
 		"-o", "ControlPersist="+strconv.Itoa(int(Persist/time.Second)))
 	if m.Access.Port != 0 {
 		a = append(a, "-p", strconv.Itoa(m.Access.Port))

@@ -37,6 +37,11 @@ func serveStdio(dir string) {
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"ok":true,"tenant":%q}`, r.Header.Get(TenantHeader))
 	})
+	// Who the session is: the forced command of the key it logged in with
+	// says (as moat api's --user does).
+	mux.HandleFunc("GET /v1/whoami", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"user":%q}`, os.Getenv("MOAT_REMOTE_TEST_USER"))
+	})
 	// A stream: one line at once, then nothing until the client goes; the
 	// end is recorded where the test looks.
 	mux.HandleFunc("GET /stream", func(w http.ResponseWriter, r *http.Request) {
