@@ -109,6 +109,7 @@ type Master struct {
 	deps      *agentDeps    // what agents get from the master (from Run on)
 	ids       identities    // users' keys, principals and roles (users.go)
 	sessions  sessions      // operators' open api sessions (apisock.go)
+	dials     dialCounts    // connections open through dial, per replica (dialcount.go)
 }
 
 // maxOps bounds the node operations under way at once, across nodes:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -85,41 +84,34 @@ func (m *Master) Cordon(ctx context.Context, name, verb, actor string) error {
 	return nil
 }
 
-// DialApp opens a connection to a port of a ready replica of an app whose
-// node is up, picked at random; when opening fails it tries the next one.
+// DialApp opens a connection to a port of one of an app's replicas that
+// take new connections (dialPool), the least busy first (balanceOrder);
+// when opening fails it tries the next one. The connection counts against
+// its replica until it is closed.
 func (m *Master) DialApp(ctx context.Context, app string, port int) (net.Conn, error) {
 	if err := m.checkAppPort(ctx, app, port); err != nil {
 		return nil, err
 	}
-	reps, err := m.Replicas(ctx, app)
+	w, err := m.look(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var tried []string
-	for _, rep := range dialOrder(reps, m.nodeUp) {
-		conn, err := m.DialNode(ctx, rep.Node, rep.ID, port)
-		if err == nil {
-			return conn, nil
+	for i, t := range m.dials.order(dialPool(w, appKey(ctx, app))) {
+		if i > 0 {
+			m.dials.add(t.ID, 1) // order counted the first
 		}
-		tried = append(tried, fmt.Sprintf("replica %s on node %s: %v", rep.ID, rep.Node, err))
+		conn, err := m.DialNode(ctx, t.Node, t.ID, port)
+		if err == nil {
+			return m.dials.held(conn, t.ID), nil
+		}
+		m.dials.add(t.ID, -1)
+		tried = append(tried, fmt.Sprintf("replica %s on node %s: %v", t.ID, t.Node, err))
 	}
 	if len(tried) == 0 {
 		return nil, fmt.Errorf("app %q has no ready replica on a node that is up: %w", app, errs.ErrUnavailable)
 	}
 	return nil, fmt.Errorf("no ready replica of %s could be reached: %s: %w", app, strings.Join(tried, "; "), errs.ErrUnavailable)
-}
-
-// dialOrder is the order to try an app's replicas in: the ready ones on
-// nodes that are up, shuffled so load spreads. Pure but for the shuffle.
-func dialOrder(reps []masterapi.Replica, up func(node string) bool) []masterapi.Replica {
-	var out []masterapi.Replica
-	for _, rep := range reps {
-		if rep.State == "ready" && rep.Desired == "run" && up(rep.Node) {
-			out = append(out, rep)
-		}
-	}
-	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
-	return out
 }
 
 // nodeUp says whether the master's connection to a node is up.
