@@ -232,26 +232,57 @@ update: {deadline: 20s}
 	if err := e.c.StopNode(dead); err != nil {
 		t.Fatal(err)
 	}
-	var failed []error
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if _, err := tunnelGet(tun.addr); err != nil {
-			failed = append(failed, err)
-		}
+	// Three clients keep sending while the master has not noticed.
+	var (
+		mu      sync.Mutex
+		failed  []error
+		sent    int
+		slowest time.Duration
+		wg      sync.WaitGroup
+	)
+	quit := make(chan struct{})
+	for range 3 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-quit:
+					return
+				default:
+				}
+				start := time.Now()
+				_, err := tunnelGet(tun.addr)
+				mu.Lock()
+				sent++
+				slowest = max(slowest, time.Since(start))
+				if err != nil {
+					failed = append(failed, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		nodes, err := e.m.Client.Nodes(context.Background())
 		if err != nil {
+			close(quit)
+			wg.Wait()
 			t.Fatal(err)
 		}
 		if nodeState(nodes, dead) != "up" {
 			break
 		}
 		if time.Now().After(deadline) {
+			close(quit)
+			wg.Wait()
 			t.Fatalf("the master did not notice %s stopped within 30s", dead)
 		}
 	}
 	noticed := time.Since(stopped)
+	close(quit)
+	wg.Wait()
 	seen, errs = getMany(tun.addr, 30)
-	t.Logf("%s stopped: the master noticed after %v; %d requests failed meanwhile (%v); after: answered by %v",
-		dead, noticed.Round(time.Millisecond), len(failed), failed, seen)
+	t.Logf("%s stopped: the master noticed after %v; meanwhile %d of %d requests failed (%v), the slowest took %v; after: answered by %v",
+		dead, noticed.Round(time.Millisecond), len(failed), sent, failed, slowest.Round(time.Millisecond), seen)
 	if len(errs) > 0 {
 		t.Errorf("after the master noticed %s down: %d of 30 requests failed: %v; stderr: %s", dead, len(errs), errs, tun.stderr)
 	}
