@@ -216,9 +216,10 @@ func carry(ctx context.Context, client net.Conn, dial func(context.Context) (io.
 			closeBoth()
 			return
 		}
-		cw, ok := dst.(interface{ CloseWrite() error })
-		if !ok || cw.CloseWrite() != nil {
-			closeBoth() // the other side cannot be told: end it all
+		// Where the end cannot be passed on, the other direction goes on
+		// until it ends, as with moat dial.
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
 		}
 	}
 	go half(far, client)

@@ -155,6 +155,11 @@ func (c *conn) Close() error {
 	return nil
 }
 
+// CloseWrite ends the master's input and leaves the way back open (a
+// dial's half-close: ssh passes the end of its stdin on as the channel's
+// EOF).
+func (c *conn) CloseWrite() error { return c.w.Close() }
+
 func (c *conn) LocalAddr() net.Addr  { return sshAddr("local") }
 func (c *conn) RemoteAddr() net.Addr { return sshAddr(c.m.Name()) }
 
