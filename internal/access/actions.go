@@ -97,7 +97,7 @@ var rules = []Rule{
 	{SecretSet, InTenant, Deployer, "moat secret set"},
 	{SecretRemove, InTenant, Deployer, "moat secret rm"},
 	{AppRemove, InTenant, Admin, "moat rm"},
-	{AppDial, InTenant, Admin, "moat dial"},
+	{AppDial, InTenant, Admin, "moat dial, moat tunnel"},
 	{UserList, InTenant, Admin, "moat user ls, moat user cas"},
 	{UserAdd, InTenant, Admin, "moat user add, moat user key add"},
 	{UserRemove, InTenant, Admin, "moat user rm, moat user key rm"},
