@@ -110,6 +110,9 @@ func TestRemoteTunnel(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		t.Logf("over the remote context %d connections could be held open at once; the next: %v; the tunnel logged:\n%s", len(conns), refused, tun.stderr.String())
+		if !strings.Contains(tun.stderr.String(), "sshd refused another session") {
+			t.Errorf("the refusal does not say sshd refused a session (MaxSessions):\n%s", tun.stderr.String())
+		}
 	}
 	if len(conns) < 8 {
 		t.Errorf("only %d connections held open at once over the remote context", len(conns))

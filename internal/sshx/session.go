@@ -2,6 +2,7 @@ package sshx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,7 +25,14 @@ func (c *Conn) Open(ctx context.Context, command string) (net.Conn, error) {
 		return nil, err
 	}
 	sess, err := client.NewSession()
-	if err != nil {
+	var refused *ssh.OpenChannelError
+	switch {
+	case errors.As(err, &refused):
+		// The connection is fine; sshd said no to one more session on it,
+		// which is what MaxSessions (10 by default) does to the 10th.
+		return nil, fmt.Errorf("node %s: sshd refused another session on the master's connection (%s; sshd allows MaxSessions per connection, 10 by default): %w",
+			c.target.Name, refused.Message, errs.ErrUnavailable)
+	case err != nil:
 		// x/crypto's own words ("unexpected packet in response to
 		// channel open") mean the connection broke meanwhile.
 		return nil, fmt.Errorf("node %s: could not open a session, the connection is failing (%v): %w", c.target.Name, err, errs.ErrUnavailable)
