@@ -44,6 +44,7 @@ type Conn struct {
 
 	mu      sync.Mutex
 	client  *ssh.Client
+	extra   []*overflow // more connections, when sshd refuses sessions (overflow.go)
 	state   State
 	since   time.Time
 	lastErr error
@@ -125,6 +126,7 @@ func (c *Conn) close() {
 	if client != nil {
 		client.Close()
 	}
+	c.closeExtra()
 	c.http.CloseIdleConnections()
 }
 
@@ -158,6 +160,7 @@ func (c *Conn) maintain() {
 		err = keepalive.Watch(c.ctx, client, heard, keepalive.Config{
 			Interval: c.pool.cfg.KeepaliveInterval, DownAfter: c.pool.cfg.DownAfter, Beat: c.pool.beat})
 		client.Close()
+		c.closeExtra()
 		c.http.CloseIdleConnections()
 		if c.ctx.Err() != nil {
 			return

@@ -24,20 +24,16 @@ func (c *Conn) Open(ctx context.Context, command string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := client.NewSession()
-	var refused *ssh.OpenChannelError
+	sess, release, err := c.newSession(ctx, client)
 	switch {
-	case errors.As(err, &refused):
-		// The connection is fine; sshd said no to one more session on it,
-		// which is what MaxSessions (10 by default) does to the 10th.
-		return nil, fmt.Errorf("node %s: sshd refused another session on the master's connection (%s; sshd allows MaxSessions per connection, 10 by default): %w",
-			c.target.Name, refused.Message, errs.ErrUnavailable)
+	case errors.Is(err, errs.ErrUnavailable):
+		return nil, err
 	case err != nil:
 		// x/crypto's own words ("unexpected packet in response to
 		// channel open") mean the connection broke meanwhile.
 		return nil, fmt.Errorf("node %s: could not open a session, the connection is failing (%v): %w", c.target.Name, err, errs.ErrUnavailable)
 	}
-	sc := &sessionConn{sess: sess, node: c.target.Name, command: command}
+	sc := &sessionConn{sess: sess, node: c.target.Name, command: command, release: release}
 	if sc.w, err = sess.StdinPipe(); err == nil {
 		if sc.r, err = sess.StdoutPipe(); err == nil {
 			// A pipe, read only when the gate has failed: Session.Stderr
@@ -47,11 +43,11 @@ func (c *Conn) Open(ctx context.Context, command string) (net.Conn, error) {
 		}
 	}
 	if err != nil {
-		sess.Close()
+		sc.Close()
 		return nil, err
 	}
 	if err := sess.Start(command); err != nil {
-		sess.Close()
+		sc.Close()
 		return nil, fmt.Errorf("node %s: start %s: %w", c.target.Name, command, err)
 	}
 	return sc, nil
@@ -114,6 +110,7 @@ type sessionConn struct {
 	w       io.WriteCloser
 	stderr  io.Reader
 	once    sync.Once
+	release func() // once closed: the overflow connection's count (overflow.go)
 
 	waitOnce sync.Once
 	exitErr  error
@@ -149,7 +146,13 @@ func (s *sessionConn) Write(b []byte) (int, error) { return s.w.Write(b) }
 func (s *sessionConn) CloseWrite() error { return s.w.Close() }
 
 func (s *sessionConn) Close() error {
-	s.once.Do(func() { s.w.Close(); s.sess.Close() })
+	s.once.Do(func() {
+		if s.w != nil {
+			s.w.Close()
+		}
+		s.sess.Close()
+		s.release()
+	})
 	return nil
 }
 
