@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -55,11 +54,16 @@ no network but loopback; SSH is the way in.`,
 	}
 }
 
+// splitTarget reads NAME:PORT (want says which, for the message): a name
+// and a port from 1 to 65535, or a usage error.
 func splitTarget(s, want string) (string, int, error) {
 	name, portStr, ok := strings.Cut(s, ":")
-	port, err := strconv.Atoi(portStr)
-	if !ok || err != nil {
+	if !ok || name == "" {
 		return "", 0, usageError{fmt.Errorf("%q: want %s", s, want)}
+	}
+	port, err := tcpPort(portStr, 1)
+	if err != nil {
+		return "", 0, usageError{fmt.Errorf("%q: %v", s, err)}
 	}
 	return name, port, nil
 }

@@ -65,13 +65,9 @@ func parseTunnel(args []string, listen string) (tunnel, error) {
 	if len(args) < 1 || len(args) > 2 {
 		return bad("want APP:PORT [LOCALPORT], got %d arguments", len(args))
 	}
-	app, portStr, ok := strings.Cut(args[0], ":")
-	if !ok || app == "" {
-		return bad("%q: want APP:PORT", args[0])
-	}
-	port, err := tcpPort(portStr, 1)
+	app, port, err := splitTarget(args[0], "APP:PORT")
 	if err != nil {
-		return bad("%q: %v", args[0], err)
+		return tunnel{}, err
 	}
 	if listen == "" {
 		return bad("--listen is empty: want a host or HOST:PORT")
