@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -487,7 +486,7 @@ func (o *operator) logsFollow(t *testing.T, app, want string) {
 	defer cancel()
 	cmd := o.command(ctx, "logs", app, "-f")
 	stdout, _ := cmd.StdoutPipe()
-	var errOut lockedBuffer
+	var errOut testcluster.LockedBuffer
 	cmd.Stderr = &errOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -583,7 +582,7 @@ func (o *operator) ttyImport(t *testing.T, tar string) string {
 // command writes there is kept.
 type terminal struct {
 	master, slave *os.File
-	out           lockedBuffer
+	out           testcluster.LockedBuffer
 	done          chan struct{}
 }
 
@@ -677,24 +676,6 @@ func interruptedAt(t *testing.T, h *testcluster.MasterHost, digest string) int64
 		t.Fatalf("the master says it has %d bytes of the blob, its log %d", st[0].Offset, after)
 	}
 	return after
-}
-
-// lockedBuffer is a buffer written by one goroutine and read by another.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func randomBytes(n int) []byte {

@@ -21,9 +21,9 @@ import (
 )
 
 // TestRemoteTunnel: over a remote context (the operator's own ssh, through
-// a bastion), moat tunnel passes a half-close on, holds many connections
-// open at once (as many as the master's SSH connection to the node allows:
-// logged when fewer than 16), and ends with exit 0 on SIGINT.
+// a bastion), moat tunnel passes a half-close on, holds 16 connections
+// open at once to one replica (past sshd's MaxSessions on the master's
+// connection to the node), and ends with exit 0 on SIGINT.
 func TestRemoteTunnel(t *testing.T) {
 	h := testcluster.NewMasterHost(t, 2)
 	h.Enrol(h.Master, "n2")
@@ -147,7 +147,7 @@ func httpGet(c net.Conn, r *bufio.Reader) error {
 type remoteTunnel struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *lockedBuffer
+	stderr *testcluster.LockedBuffer
 	exited chan error
 }
 
@@ -157,7 +157,7 @@ func (o *operator) startTunnel(t *testing.T, target string) *remoteTunnel {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	tun := &remoteTunnel{cmd: o.command(ctx, "tunnel", target), stderr: &lockedBuffer{}, exited: make(chan error, 1)}
+	tun := &remoteTunnel{cmd: o.command(ctx, "tunnel", target), stderr: &testcluster.LockedBuffer{}, exited: make(chan error, 1)}
 	tun.cmd.Stderr = tun.stderr
 	out, err := tun.cmd.StdoutPipe()
 	if err != nil {

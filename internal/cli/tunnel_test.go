@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,9 +9,10 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/moatcloud/moat/internal/testcluster"
 )
 
 func TestParseTunnel(t *testing.T) {
@@ -104,7 +104,7 @@ func TestServeTunnelHalfClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testcluster.LockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	served := make(chan error, 1)
@@ -169,22 +169,4 @@ func TestServeTunnelHalfClose(t *testing.T) {
 		c.Close()
 		t.Error("the listener still accepts after the tunnel ended")
 	}
-}
-
-// syncBuffer is a buffer the tunnel's goroutines log to while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

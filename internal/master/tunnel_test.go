@@ -27,25 +27,8 @@ import (
 type tunnelProc struct {
 	cmd    *exec.Cmd
 	addr   string // what it listens on
-	stderr *lockedBuf
+	stderr *testcluster.LockedBuffer
 	exited chan error
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startTunnel runs moat tunnel against the test master and returns once it
@@ -54,7 +37,7 @@ func (e *env) startTunnel(parse func(line string) string, args ...string) *tunne
 	e.t.Helper()
 	cmd := exec.Command(testcluster.Moat(e.t), append([]string{"tunnel"}, args...)...)
 	cmd.Env = append(os.Environ(), "MOAT_MASTER_SOCKET="+e.m.Socket)
-	p := &tunnelProc{cmd: cmd, stderr: &lockedBuf{}, exited: make(chan error, 1)}
+	p := &tunnelProc{cmd: cmd, stderr: &testcluster.LockedBuffer{}, exited: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -236,7 +235,7 @@ func localForward(t *testing.T, h *testcluster.MasterHost, u *testcluster.User, 
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	cmd := h.SSH(u, "-N", "-L", fmt.Sprintf("127.0.0.1:%d:%s", port, target))
-	var out lockedBuffer
+	var out testcluster.LockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -442,7 +441,7 @@ func whoami(c *masterapi.Client, header ...string) (masterapi.WhoAmI, error) {
 // it after 20s: a forward or session held open fails the test.
 func runWithin(t *testing.T, cmd *exec.Cmd, stdin string) ([]byte, error) {
 	t.Helper()
-	var out lockedBuffer
+	var out testcluster.LockedBuffer
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -520,7 +519,7 @@ func openSession(t *testing.T, h *testcluster.MasterHost, u *testcluster.User, o
 	cmd := h.SSH(u, append(opts, "api")...)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
-	var stderr lockedBuffer
+	var stderr testcluster.LockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -568,23 +567,4 @@ func (s *session) ping() error {
 func (s *session) close() {
 	s.stdin.Close()
 	s.cmd.Process.Kill()
-}
-
-// lockedBuffer is a buffer a process's output goes to while the test
-// reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -29,7 +29,7 @@ type Master struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
-	logs   *lockedBuffer
+	logs   *LockedBuffer
 }
 
 // StartMaster initialises a master for the cluster and starts it; args go
@@ -61,7 +61,7 @@ func StartMaster(t testing.TB, keyPath string, args ...string) *Master {
 	if out, err := exec.Command(Moat(t), "init", "--dir", dir).CombinedOutput(); err != nil {
 		t.Fatalf("moat init: %v\n%s", err, out)
 	}
-	m := &Master{t: t, Dir: dir, Socket: filepath.Join(dir, "master.sock"), args: args, logs: &lockedBuffer{}}
+	m := &Master{t: t, Dir: dir, Socket: filepath.Join(dir, "master.sock"), args: args, logs: &LockedBuffer{}}
 	m.Client = masterapi.UnixClient(m.Socket)
 	stop := onInterrupt(func() { m.Kill9() })
 	t.Cleanup(func() {

@@ -91,7 +91,7 @@ func NewMasterHost(t testing.TB, nodes int, args ...string) *MasterHost {
 		t.Fatal(err)
 	}
 	h.KnownHosts = kh
-	m := &Master{t: t, Dir: dir, Socket: filepath.Join(n.Dir, "run-moat", "master.sock"), args: args, logs: &lockedBuffer{}}
+	m := &Master{t: t, Dir: dir, Socket: filepath.Join(n.Dir, "run-moat", "master.sock"), args: args, logs: &LockedBuffer{}}
 	m.command = func(args ...string) *exec.Cmd {
 		// The paths Master.Start gives, as the host sees them.
 		for i, a := range args {
@@ -254,7 +254,7 @@ func DialSSH(ctx context.Context, cmd *exec.Cmd) (net.Conn, error) {
 	if !ok || !ok2 {
 		return nil, fmt.Errorf("ssh: exec pipes are %T and %T, not files", stdin, stdout)
 	}
-	c := &sshConn{cmd: cmd, w: w, rf: r, r: bufio.NewReader(r), stderr: &lockedBuffer{}}
+	c := &sshConn{cmd: cmd, w: w, rf: r, r: bufio.NewReader(r), stderr: &LockedBuffer{}}
 	cmd.Stderr = c.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -267,7 +267,7 @@ type sshConn struct {
 	w      *os.File
 	rf     *os.File
 	r      *bufio.Reader
-	stderr *lockedBuffer
+	stderr *LockedBuffer
 	once   sync.Once
 }
 

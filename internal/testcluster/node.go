@@ -29,7 +29,7 @@ type Node struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
-	logs   *lockedBuffer
+	logs   *LockedBuffer
 }
 
 // StartNode starts a node daemon and waits until it answers. Cleanup stops
@@ -44,7 +44,7 @@ func StartNode(t testing.TB, extraArgs ...string) *Node {
 	n := &Node{
 		t: t, Root: root, Socket: filepath.Join(root, "node.sock"),
 		CgroupParent: "moat-test-" + filepath.Base(root), extraArgs: extraArgs,
-		logs: &lockedBuffer{},
+		logs: &LockedBuffer{},
 	}
 	n.Client = nodeapi.UnixClient(n.Socket)
 	stop := onInterrupt(func() { n.cleanupQuietly() })
@@ -192,18 +192,20 @@ func removeCgroups(parent string) {
 	}
 }
 
-type lockedBuffer struct {
+// LockedBuffer is a buffer a process or goroutine writes while a test
+// reads it.
+type LockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
