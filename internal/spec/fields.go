@@ -62,6 +62,7 @@ func (p *parser) top() []field {
 		{"singleton", p.toBool(&a.Singleton)},
 		{"security", p.security},
 		{"secrets", p.secrets},
+		{"links", p.links},
 	}
 }
 

@@ -30,6 +30,7 @@ type App struct {
 	Singleton bool              `json:"singleton,omitempty"`
 	Security  Security          `json:"security,omitzero"`
 	Secrets   []Secret          `json:"secrets,omitempty"` // secrets.go
+	Links     []Link            `json:"links,omitempty"`   // links.go
 }
 
 // Security can only narrow what the app's containers may do: an image

@@ -55,6 +55,7 @@ func (a App) check() []*Error {
 	c.update(a.Update, a.Replicas, a.Singleton)
 	c.volumes(a.Volumes)
 	c.secrets(a)
+	c.links(a)
 	for i, d := range a.Security.Drop {
 		if _, err := privilege.ParseList([]string{d}); err != nil {
 			c.add(fmt.Sprintf("security.drop[%d]", i), "%s", strings.TrimPrefix(err.Error(), ": "))
