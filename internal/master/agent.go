@@ -40,6 +40,7 @@ type agent struct {
 	infoAt      time.Time              // when the node last described itself
 	info        nodeapi.NodeInfo       // what it said
 	infoWake    chan struct{}          // its images changed: renew, and ask it again, now
+	links       linkPush               // the node's link table (links.go)
 }
 
 // agentDeps is what agents need from the master, and all they reach: the
@@ -203,6 +204,9 @@ func (a *agent) setSynced(synced bool, containers map[string]nodeapi.Container) 
 	a.mu.Lock()
 	a.synced, a.containers, a.shared = synced, containers, false
 	a.mu.Unlock()
+	if !synced {
+		a.forgetLinksSent()
+	}
 }
 
 // writable returns the containers map to change: a copy if a view holds

@@ -110,6 +110,7 @@ type Master struct {
 	ids       identities    // users' keys, principals and roles (users.go)
 	sessions  sessions      // operators' open api sessions (apisock.go)
 	dials     dialCounts    // connections open through dial, per replica (dialcount.go)
+	linkKeys  linkKeys      // links' key pairs (links.go)
 }
 
 // maxOps bounds the node operations under way at once, across nodes:

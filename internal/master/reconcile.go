@@ -171,6 +171,7 @@ func (m *Master) reconcile(ctx context.Context) (bool, error) {
 	}
 	fencing := m.fence(ctx, w)
 	m.converge(ctx, w, fencing)
+	m.syncLinks(ctx, w)
 	if changed {
 		// A step taken may allow the next one at once (a rolling update
 		// goes on as soon as an old replica is on its way out).

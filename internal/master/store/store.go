@@ -47,6 +47,7 @@ var migrations = []string{
 	usersV3,      // users, keys, certificate authorities, roles (users.go)
 	secretsV4,    // secrets' ciphertexts (secrets.go)
 	tenantsV5,    // tenants of apps and nodes, quotas (tenants.go)
+	linksV6,      // link keys (links.go)
 }
 
 // schemaV1 is the first schema.

@@ -1,0 +1,124 @@
+package master
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/moatcloud/moat/internal/master/store"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/spec"
+)
+
+// The decision of what each node serves of links: pure. links.go keeps the
+// keys and sends the tables.
+
+// linkKey is what the decision needs of a link's key pair.
+type linkKey struct {
+	Private string // OpenSSH PEM
+	Public  string // authorized_keys form
+}
+
+// wantedLinks is every link the apps' current specs ask for, by ID, with
+// the source app's key and the link as written.
+type wantedLink struct {
+	ID, Source, Target string
+	spec.Link
+}
+
+func wantedLinks(w *world) []wantedLink {
+	var out []wantedLink
+	for _, a := range w.apps {
+		tenant := keyTenant(a.Name)
+		for _, l := range a.spec.Links {
+			target := store.AppKey(tenant, l.App)
+			out = append(out, wantedLink{ID: nodeapi.LinkID(a.Name, target, l.Port), Source: a.Name, Target: target, Link: l})
+		}
+	}
+	return out
+}
+
+// planLinks is the link table of every node the master knows: for each
+// node running (or about to run) replicas of a link's source, the link
+// with the replicas it may reach — the dial pool (ready, healthy, not
+// leaving; the leaving ones only when nothing else is left, as for moat
+// dial) — and, for each node running replicas of a target reached from
+// another node, the grant of the link's key. A node with nothing gets an
+// empty table, so links that went are taken down there.
+func planLinks(w *world, keys map[string]linkKey) map[string]nodeapi.LinkTable {
+	tables := make(map[string]nodeapi.LinkTable, len(w.nodes))
+	for name := range w.nodes {
+		tables[name] = nodeapi.LinkTable{}
+	}
+	running := map[string][]string{} // app key → nodes with replicas the master wants running, sorted
+	for _, r := range w.replicas {
+		if r.Desired == store.Run && !slices.Contains(running[r.App], r.Node) {
+			running[r.App] = append(running[r.App], r.Node)
+		}
+	}
+	for _, ns := range running {
+		slices.Sort(ns)
+	}
+	for _, l := range wantedLinks(w) {
+		sources := running[l.Source]
+		if len(sources) == 0 {
+			continue
+		}
+		pool, leaving := dialPool(w, l.Target)
+		if len(pool) == 0 {
+			pool = leaving
+		}
+		slices.SortFunc(pool, func(a, b dialTarget) int { return strings.Compare(a.ID, b.ID) })
+		key := keys[l.ID]
+		remote := false
+		for _, src := range sources {
+			if _, known := tables[src]; !known {
+				continue
+			}
+			link := nodeapi.Link{ID: l.ID, Source: l.Source, Local: l.Local, Target: l.Target, Port: l.Port}
+			for _, t := range pool {
+				e := nodeapi.LinkEndpoint{Container: t.ID, Node: t.Node}
+				if t.Node != src {
+					if key.Private == "" {
+						continue // no key yet: only this node's replicas
+					}
+					n := w.nodes[t.Node]
+					e.Addr, e.User, e.HostKey = n.Addr, n.User, n.HostKey
+					link.Key = key.Private
+					remote = true
+				}
+				link.Endpoints = append(link.Endpoints, e)
+			}
+			t := tables[src]
+			t.Links = append(t.Links, link)
+			tables[src] = t
+		}
+		if !remote || key.Public == "" {
+			continue
+		}
+		// Granted where the target runs, ready or not yet: a replica that
+		// becomes ready is reachable as soon as the sources hear of it.
+		for _, node := range running[l.Target] {
+			if _, known := tables[node]; !known {
+				continue
+			}
+			t := tables[node]
+			t.Grants = append(t.Grants, nodeapi.LinkGrant{ID: l.ID, Target: l.Target, Port: l.Port, Key: key.Public})
+			tables[node] = t
+		}
+	}
+	for name, t := range tables {
+		slices.SortFunc(t.Links, func(a, b nodeapi.Link) int { return strings.Compare(a.ID, b.ID) })
+		slices.SortFunc(t.Grants, func(a, b nodeapi.LinkGrant) int { return strings.Compare(a.ID, b.ID) })
+		tables[name] = t
+	}
+	return tables
+}
+
+// linkIDs is the set of links wanted, for keeping keys.
+func linkIDs(ls []wantedLink) map[string]bool {
+	out := make(map[string]bool, len(ls))
+	for _, l := range ls {
+		out[l.ID] = true
+	}
+	return out
+}

@@ -1,0 +1,85 @@
+package master
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/moatcloud/moat/internal/master/store"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/spec"
+)
+
+func TestPlanLinks(t *testing.T) {
+	db := func(id, node string) store.Replica { r := rep(id, node, "t1"); r.App = "db"; return r }
+	w := &world{
+		nodes: map[string]store.Node{
+			"n1": {Name: "n1", Addr: "10.0.0.1:22", User: "root", HostKey: "ssh-ed25519 H1"},
+			"n2": {Name: "n2", Addr: "10.0.0.2:22", User: "root", HostKey: "ssh-ed25519 H2"},
+			"n3": {Name: "n3", Addr: "10.0.0.3:22", User: "root", HostKey: "ssh-ed25519 H3"},
+			"n4": {Name: "n4", Addr: "10.0.0.4:22", User: "root", HostKey: "ssh-ed25519 H4"},
+		},
+		views: map[string]view{
+			"n1": upView(running("w1"), running("d1")),
+			"n2": upView(running("w2"), ctr("d2", nodeapi.StateRunning, nodeapi.HealthUnhealthy)),
+			"n3": upView(running("d3")),
+			"n4": upView(),
+		},
+		apps: []appState{
+			{App: store.App{Name: "web"}, spec: spec.App{Name: "web", Links: []spec.Link{{App: "db", Port: 5432, Local: 6000}}}},
+			{App: store.App{Name: "db"}, spec: spec.App{Name: "db"}},
+		},
+		replicas: []store.Replica{rep("w1", "n1", "t1"), rep("w2", "n2", "t1"), db("d1", "n1"), db("d2", "n2"), db("d3", "n3")},
+	}
+	id := nodeapi.LinkID("web", "db", 5432)
+	keys := map[string]linkKey{id: {Private: "PRIV", Public: "ssh-ed25519 PUB"}}
+	link := func(key string, es ...nodeapi.LinkEndpoint) nodeapi.Link {
+		return nodeapi.Link{ID: id, Source: "web", Local: 6000, Target: "db", Port: 5432, Key: key, Endpoints: es}
+	}
+	local := func(c, n string) nodeapi.LinkEndpoint { return nodeapi.LinkEndpoint{Container: c, Node: n} }
+	remote := func(c, n string) nodeapi.LinkEndpoint {
+		e := w.nodes[n]
+		return nodeapi.LinkEndpoint{Container: c, Node: n, Addr: e.Addr, User: e.User, HostKey: e.HostKey}
+	}
+	grant := nodeapi.LinkGrant{ID: id, Target: "db", Port: 5432, Key: "ssh-ed25519 PUB"}
+	want := map[string]nodeapi.LinkTable{
+		// n1 reaches its own d1 directly and d3 over SSH; d2 fails its
+		// check, so nobody reaches it.
+		"n1": {Links: []nodeapi.Link{link("PRIV", local("d1", "n1"), remote("d3", "n3"))}, Grants: []nodeapi.LinkGrant{grant}},
+		"n2": {Links: []nodeapi.Link{link("PRIV", remote("d1", "n1"), remote("d3", "n3"))}, Grants: []nodeapi.LinkGrant{grant}},
+		// n3 runs no web: only the grant, so web on n1 and n2 reach d3.
+		"n3": {Grants: []nodeapi.LinkGrant{grant}},
+		"n4": {},
+	}
+	got := planLinks(w, keys)
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("tables (-want +got):\n%s", diff)
+	}
+	for n, tab := range got {
+		if err := tab.Validate(); err != nil {
+			t.Errorf("%s: the node would refuse its table: %v", n, err)
+		}
+	}
+
+	// Without a key yet, only same-node replicas are reached and nothing is granted.
+	got = planLinks(w, nil)
+	if l := got["n1"].Links; len(l) != 1 || len(l[0].Endpoints) != 1 || l[0].Key != "" || len(got["n3"].Grants) != 0 {
+		t.Fatalf("without a key: %+v", got)
+	}
+
+	// Links of a tenant's app name that tenant's apps.
+	w.apps[0].Name, w.apps[0].spec.Name = "acme.web", "web"
+	if ls := wantedLinks(w); len(ls) != 1 || ls[0].ID != nodeapi.LinkID("acme.web", "acme.db", 5432) {
+		t.Fatalf("tenant's link: %+v", ls)
+	}
+
+	// An app with no replicas gets no listeners anywhere.
+	w.replicas = w.replicas[2:]
+	w.apps[0].Name = "web"
+	for n, tab := range planLinks(w, keys) {
+		if len(tab.Links) != 0 || len(tab.Grants) != 0 {
+			t.Errorf("%s: %+v, want nothing when web runs nowhere", n, tab)
+		}
+	}
+}
