@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -151,6 +152,9 @@ func (a *agent) pushLinks() {
 		ctx, cancel := context.WithTimeout(a.deps.ctx, linkSendTimeout)
 		err := a.api.SetLinks(ctx, *t)
 		cancel()
+		if err != nil && errors.Is(err, errs.ErrNotFound) && len(t.Links) == 0 && len(t.Grants) == 0 {
+			err = nil // a node from before links has none to take down
+		}
 		p.mu.Lock()
 		if err != nil {
 			// The next pass (within a second) sends it again.
