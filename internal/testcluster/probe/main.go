@@ -81,6 +81,20 @@ func serve(addr string) {
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "probe %s\n", host)
 	})
+	// /fetch?addr=HOST:PORT&path=/P makes a request from inside the
+	// container and answers what came back: links are tested from where
+	// an app uses them, not from the test's side of the namespace.
+	http.HandleFunc("/fetch", func(w http.ResponseWriter, r *http.Request) {
+		c := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := c.Get("http://" + r.URL.Query().Get("addr") + r.URL.Query().Get("path"))
+		if err != nil {
+			http.Error(w, "fetch: "+err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	})
 	// As a real server does: without a handler, SIGTERM to pid 1 is
 	// ignored and every stop would wait out its grace period.
 	term := make(chan os.Signal, 1)
