@@ -92,6 +92,7 @@ func serve(addr string) {
 			return
 		}
 		defer resp.Body.Close()
+		w.Header().Set("X-Probe", host) // who fetched
 		w.WriteHeader(resp.StatusCode)
 		io.Copy(w, resp.Body)
 	})
