@@ -4,7 +4,10 @@
 // to the node daemon's API), sftp (confined to the upload inbox) and dial
 // CONTAINER:PORT (pipe the session to a declared container port). The
 // peer key other nodes fetch images with: blob DIGEST [OFFSET [SIZE]]
-// (read one blob, as it arrives if SIZE is given). Everything else — a login shell, any other command, scp,
+// (read one blob, as it arrives if SIZE is given). A link key, pinned
+// with --to TARGET:PORT: mux (a yamux session whose streams each reach
+// port PORT of a running container of app TARGET on this node, and no
+// other). Everything else — a login shell, any other command, scp,
 // another subsystem — is refused with one line on stderr and a non-zero
 // exit. The gate never runs a shell and writes nothing but protocol on
 // stdout.
@@ -28,24 +31,28 @@ const (
 	VerbSFTP = "sftp"
 	VerbDial = "dial"
 	VerbBlob = "blob"
+	VerbMux  = nodeapi.LinkMux
 )
 
 // Roles.
 const (
 	RoleMaster = nodeapi.RoleMaster
 	RolePeer   = nodeapi.RolePeer
+	RoleLink   = nodeapi.RoleLink
 )
 
 // roles says which verbs each key role may use.
 var roles = map[string][]string{
 	RoleMaster: {VerbRPC, VerbSFTP, VerbDial},
 	RolePeer:   {VerbBlob},
+	RoleLink:   {VerbMux},
 }
 
 // allowed says what a role may run, for refusals.
 var allowed = map[string]string{
 	RoleMaster: "this key may only run: rpc, sftp, dial CONTAINER:PORT",
 	RolePeer:   "this key may only run: blob sha256:HEX [OFFSET [SIZE]]",
+	RoleLink:   "this key may only run: mux",
 }
 
 // Request is a parsed, allowed gate command.
@@ -53,7 +60,8 @@ type Request struct {
 	Role      string // whose key: the gate relays to this role's socket
 	Verb      string
 	Container string // dial
-	Port      int    // dial
+	Port      int    // dial; mux: the one port its streams reach
+	App       string // mux: the app whose containers its streams reach
 	Digest    string // blob: sha256:<64 hex>
 	Offset    int64  // blob: where to start
 	Size      int64  // blob: its size, to follow it while it arrives; -1 unknown
@@ -67,11 +75,16 @@ type Config struct {
 	MaxUpload int64
 }
 
-// Parse checks the SSH command against the role. Pure.
-func Parse(role, command string) (Request, error) {
+// Parse checks the SSH command against the role and, for a link key, the
+// TARGET:PORT its line pins it to (to; empty for every other role). Pure.
+func Parse(role, to, command string) (Request, error) {
 	verbs, ok := roles[role]
 	if !ok {
 		return Request{}, fmt.Errorf("unknown role %q: %w", role, errs.ErrForbidden)
+	}
+	app, port, err := parseTo(role, to)
+	if err != nil {
+		return Request{}, err
 	}
 	fields := strings.Fields(command)
 	if len(fields) == 0 {
@@ -81,6 +94,8 @@ func Parse(role, command string) (Request, error) {
 	switch {
 	case command == VerbRPC:
 		req.Verb = VerbRPC
+	case command == VerbMux:
+		req = Request{Verb: VerbMux, App: app, Port: port}
 	case command == VerbSFTP || isSFTPSubsystem(fields):
 		req.Verb = VerbSFTP
 	case fields[0] == VerbDial && len(fields) == 2:
@@ -104,7 +119,7 @@ func Parse(role, command string) (Request, error) {
 			return req, nil
 		}
 	}
-	return Request{}, fmt.Errorf("role %s may not use %s: %w", role, req.Verb, errs.ErrForbidden)
+	return Request{}, fmt.Errorf("role %s may not use %s: %s: %w", role, req.Verb, allowed[role], errs.ErrForbidden)
 }
 
 // isSFTPSubsystem recognises the command sshd substitutes for the sftp
@@ -132,6 +147,24 @@ func isFlagValue(s string) bool {
 		}
 	}
 	return true
+}
+
+// parseTo checks --to: required for the link role, whose key it pins to
+// one app's port, and refused for every other role, whose keys it would
+// not confine.
+func parseTo(role, to string) (string, int, error) {
+	if role != RoleLink {
+		if to != "" {
+			return "", 0, fmt.Errorf("--to is for the %s role only, not %s: %w", RoleLink, role, errs.ErrInvalid)
+		}
+		return "", 0, nil
+	}
+	app, portStr, ok := strings.Cut(to, ":")
+	port, err := strconv.Atoi(portStr)
+	if !ok || err != nil || port < 1 || port > 65535 || !nodeapi.ValidName(app) || portStr != strconv.Itoa(port) {
+		return "", 0, fmt.Errorf("--to %s: want TARGET:PORT, an app and a port 1-65535: %w", quote(to), errs.ErrInvalid)
+	}
+	return app, port, nil
 }
 
 func parseTarget(s string) (string, int, error) {
@@ -193,6 +226,10 @@ func Run(ctx context.Context, cfg Config, req Request, stdin io.Reader, stdout i
 		return ServeSFTP(rw, cfg.Inbox, cfg.MaxUpload)
 	case VerbDial:
 		return dial(ctx, socket, req.Container, req.Port, rw)
+	case VerbMux:
+		// The link role has no socket of its own: the gate looks containers
+		// up as the master would and enforces the role's limits itself.
+		return serveMux(ctx, nodeapi.RoleSocket(cfg.Socket, RoleMaster), req.App, req.Port, rw)
 	case VerbBlob:
 		if req.Size >= 0 {
 			return followBlob(ctx, cfg.Blobs, cfg.Inbox, req.Digest, req.Offset, req.Size, stdout)

@@ -57,11 +57,13 @@ func TestParse(t *testing.T) {
 		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab -1", Request{}, errs.ErrInvalid},
 		{"peer", "blob sha256:abababababababababababababababababababababababababababababababab 1 2 3", Request{}, errs.ErrForbidden},
 		{"master", "blob sha256:abababababababababababababababababababababababababababababababab", Request{}, errs.ErrForbidden},
+		{"master", "mux", Request{}, errs.ErrForbidden},
+		{"peer", "mux", Request{}, errs.ErrForbidden},
 		{"nobody", "rpc", Request{}, errs.ErrForbidden},
 		{"", "rpc", Request{}, errs.ErrForbidden},
 	}
 	for _, tt := range tests {
-		got, err := Parse(tt.role, tt.command)
+		got, err := Parse(tt.role, "", tt.command)
 		if tt.err != nil {
 			if !errors.Is(err, tt.err) {
 				t.Errorf("Parse(%q, %q) = %+v, %v; want error %v", tt.role, tt.command, got, err, tt.err)
@@ -81,11 +83,11 @@ func TestQuoteBoundsAttackerInput(t *testing.T) {
 	for i := range long {
 		long[i] = 'a'
 	}
-	_, err := Parse("master", string(long)+"\x1b[2J")
+	_, err := Parse("master", "", string(long)+"\x1b[2J")
 	if err == nil || len(err.Error()) > 300 {
 		t.Fatalf("refusal of a long command: %v", err)
 	}
-	_, err = Parse("master", "evil\x1b[2Jcommand")
+	_, err = Parse("master", "", "evil\x1b[2Jcommand")
 	if err == nil || containsControl(err.Error()) {
 		t.Fatalf("refusal echoes control characters: %q", err)
 	}
@@ -107,7 +109,7 @@ func FuzzParse(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, command string) {
-		req, err := Parse("master", command)
+		req, err := Parse("master", "", command)
 		if err != nil {
 			return
 		}
@@ -128,7 +130,7 @@ func FuzzParsePeer(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, command string) {
-		req, err := Parse("peer", command)
+		req, err := Parse("peer", "", command)
 		if err != nil {
 			return
 		}
