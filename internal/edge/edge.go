@@ -1,0 +1,235 @@
+// Package edge is the HTTP(S) reverse proxy of edge nodes: the public's
+// way in. It routes by host and path prefix to (app, port) and reaches the
+// app through a Dial function it is given (the node daemon passes its link
+// machinery, which picks a ready replica and retries another), so the
+// proxy knows nothing of replicas, nodes or SSH.
+//
+// The routing table is one immutable value behind an atomic pointer:
+// SetTable swaps it, and nothing else. A request matched its route when
+// it arrived and keeps that route's upstream connection for its life, so
+// a WebSocket or server-sent event stream survives any later change,
+// to its own route or another (Caddy reloads drop WebSockets on unrelated
+// routes: caddy#5471). Upstream connections are pooled per app:port by
+// net/http's Transport, under a synthetic host name per pool.
+//
+// TLS certificates come from PEM files (re-read on every SetTable) or
+// from ACME through golang.org/x/crypto/acme/autocert (HTTP-01 on the
+// plain listener, TLS-ALPN-01 on the TLS one), stored in an encrypted
+// cache (Cache) so a copy of the disk does not give away private keys.
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/acme/autocert"
+)
+
+// Dialer opens a connection to a ready replica of app's port.
+type Dialer func(ctx context.Context, app string, port int) (net.Conn, error)
+
+// Config is what a Server needs; Dial is required.
+type Config struct {
+	Dial Dialer
+	// DialTimeout bounds Dial; default 10 s.
+	DialTimeout time.Duration
+	// TrustedProxies are client addresses whose X-Forwarded-* headers are
+	// kept (For appended to). Default none: the edge replaces them, since
+	// anything else lets any client claim any address.
+	TrustedProxies []netip.Prefix
+	// H2C lets the plain listener speak HTTP/2 without TLS (prior
+	// knowledge). Off by default: browsers never use it.
+	H2C bool
+	// ACME, when set, obtains certificates for TLSHost entries marked ACME.
+	ACME   *ACME
+	Logger *slog.Logger
+}
+
+// Server is the edge proxy. Serve and ServeTLS run its listeners;
+// SetTable changes what it routes.
+type Server struct {
+	dial           Dialer
+	dialTimeout    time.Duration
+	trustedProxies []netip.Prefix
+	h2c            bool
+	log            *slog.Logger
+
+	table     atomic.Pointer[table]
+	transport *http.Transport
+	acme      *autocert.Manager
+	acmeHTTP  http.Handler // the Manager's HTTP-01 answerer
+
+	mu      sync.Mutex
+	servers []*http.Server
+}
+
+// New builds a Server with an empty table: every request is a 404 until
+// SetTable.
+func New(cfg Config) (*Server, error) {
+	if cfg.Dial == nil {
+		return nil, errors.New("edge: Config.Dial is required")
+	}
+	s := &Server{
+		dial:           cfg.Dial,
+		dialTimeout:    cfg.DialTimeout,
+		trustedProxies: cfg.TrustedProxies,
+		h2c:            cfg.H2C,
+		log:            cfg.Logger,
+	}
+	if s.dialTimeout == 0 {
+		s.dialTimeout = 10 * time.Second
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s.transport = s.newTransport()
+	s.table.Store(&table{hosts: map[string]*hostEntry{}})
+	if cfg.ACME != nil {
+		m, err := cfg.ACME.manager(s)
+		if err != nil {
+			return nil, err
+		}
+		s.acme = m
+		s.acmeHTTP = m.HTTPHandler(http.HandlerFunc(s.serveHTTP))
+	}
+	return s, nil
+}
+
+// SetTable validates t, loads its certificate files and swaps it in. On
+// any error the old table stays: a bad certificate file must not take
+// every route down. Open connections are not touched.
+func (s *Server) SetTable(t Table) error {
+	c, err := compile(t)
+	if err != nil {
+		return fmt.Errorf("edge: set table: %w", err)
+	}
+	for _, e := range c.hosts {
+		if e.acme && s.acme == nil {
+			return errors.New("edge: set table: a host wants ACME but the server has no ACME configuration")
+		}
+		for _, r := range e.routes {
+			r.proxy = s.newProxy(r)
+		}
+	}
+	s.table.Store(c)
+	return nil
+}
+
+// CloseIdleUpstreams closes pooled upstream connections that carry no
+// request, so the next requests dial afresh through Dial: call it when an
+// app's replicas change. Requests in flight and open streams are not
+// touched.
+func (s *Server) CloseIdleUpstreams() { s.transport.CloseIdleConnections() }
+
+// Handler routes and proxies a request; Serve and ServeTLS use it.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	rt := s.table.Load().match(r.Host, r.URL.Path)
+	if rt == nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, "404 not found: no route\n")
+		return
+	}
+	rt.proxy.ServeHTTP(w, r)
+}
+
+// plainHandler serves the plain listener (port 80): ACME HTTP-01
+// challenges, a redirect to https for hosts that have TLS, and the proxy
+// for the rest.
+func (s *Server) plainHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t := s.table.Load()
+		e := t.tls(r.Host)
+		switch {
+		case e != nil && e.acme && strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/"):
+			s.acmeHTTP.ServeHTTP(w, r)
+		case e != nil:
+			// 308 keeps the method and body, unlike 301/302.
+			http.Redirect(w, r, "https://"+canonicalHost(r.Host)+r.URL.RequestURI(), http.StatusPermanentRedirect)
+		default:
+			s.serveHTTP(w, r)
+		}
+	})
+}
+
+func (s *Server) newHTTPServer(h http.Handler, h2c bool) *http.Server {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	p.SetUnencryptedHTTP2(h2c)
+	srv := &http.Server{
+		Handler:   h,
+		Protocols: p,
+		// Slow headers are an attack; slow bodies and long streams are
+		// normal, so only the header read has a deadline.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.mu.Lock()
+	s.servers = append(s.servers, srv)
+	s.mu.Unlock()
+	return srv
+}
+
+// Serve answers plain HTTP on l (port 80 in production) until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.newHTTPServer(s.plainHandler(), s.h2c).Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// ServeTLS answers HTTPS on l (port 443 in production), HTTP/2 or
+// HTTP/1.1 by ALPN, until Shutdown.
+func (s *Server) ServeTLS(l net.Listener) error {
+	srv := s.newHTTPServer(s.Handler(), false)
+	srv.TLSConfig = s.TLSConfig()
+	err := srv.ServeTLS(l, "", "")
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops the listeners and waits for requests to finish, up to
+// ctx. Hijacked connections (WebSockets) are the handlers' own and are not
+// waited for; Close ends the rest.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	servers := s.servers
+	s.mu.Unlock()
+	var errs []error
+	for _, srv := range servers {
+		errs = append(errs, srv.Shutdown(ctx))
+	}
+	s.transport.CloseIdleConnections()
+	return errors.Join(errs...)
+}
+
+// Close closes the listeners and every connection the servers track.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	servers := s.servers
+	s.mu.Unlock()
+	var errs []error
+	for _, srv := range servers {
+		errs = append(errs, srv.Close())
+	}
+	s.transport.CloseIdleConnections()
+	return errors.Join(errs...)
+}
