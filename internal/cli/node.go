@@ -72,6 +72,7 @@ re-adopts them.`,
 	f.StringVar(&cfg.AllowedSigners, "allowed-signers", node.DefaultAllowedSigners, "who may sign images this node runs (OpenSSH allowed_signers format)")
 	f.StringVar(&cfg.RevokedSigners, "revoked-signers", node.DefaultRevokedSigners, "public keys whose signatures no longer count, one per line")
 	f.StringVar(&cfg.PeerKey, "peer-key", node.DefaultPeerKey, "key this node fetches image blobs from other nodes with")
+	f.StringVar(&cfg.AuthorizedKeys, "authorized-keys", nodeapi.AuthorizedKeys, "root's authorized_keys, where link keys other nodes log in with are pinned (only lines marked moat-link: are changed)")
 	f.StringVar(&cfg.SecretsKey, "secrets-key", nodeapi.SecretsKey, "the cluster's secrets key (age identities): opens the secrets of containers")
 	f.IntVar(&cfg.GCThreshold, "gc-threshold", 85, "collect unused images when the disk is this full (percent; 0: never by itself)")
 	f.DurationVar(&cfg.GCInterval, "gc-interval", node.DefaultGCInterval, "how often the disk is looked at for --gc-threshold")

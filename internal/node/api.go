@@ -55,6 +55,8 @@ func (d *Daemon) routeTable() []route {
 		{"PUT /v1/images/keep", d.handleKeep},
 		{"POST /v1/blobs/fetch", d.handleFetch},
 		{"POST /v1/images/gc", d.handleGC},
+		{"PUT /v1/links", d.handleSetLinks},
+		{"GET /v1/links", d.handleLinks},
 	}
 }
 

@@ -58,6 +58,10 @@ type Config struct {
 	// any container that asks, declared by its image or not (package
 	// privilege). Empty: only what images declare.
 	AllowPrivileges privilege.Set
+	// AuthorizedKeys is root's authorized_keys, where the link keys of
+	// grants go (default nodeapi.AuthorizedKeys). The daemon changes only
+	// the lines it marked as a link key's.
+	AuthorizedKeys string
 }
 
 // Daemon is a running node daemon.
@@ -79,6 +83,7 @@ type Daemon struct {
 	starts     chan struct{}
 	mu         sync.Mutex
 	containers map[string]*container
+	links      *links
 }
 
 // layout is where the node's state lies under Root.
@@ -132,6 +137,9 @@ func (c *Config) setDefaults() error {
 	if c.SecretsKey == "" {
 		c.SecretsKey = nodeapi.SecretsKey
 	}
+	if c.AuthorizedKeys == "" {
+		c.AuthorizedKeys = nodeapi.AuthorizedKeys
+	}
 	return nil
 }
 
@@ -149,14 +157,16 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Daemon{
+	d := &Daemon{
 		cfg: cfg, log: log, images: store,
 		runc:       runtime.Runc{Binary: cfg.Runc, Root: cfg.RuncRoot},
 		containers: map[string]*container{},
 		starts:     make(chan struct{}, 4*goruntime.NumCPU()),
 		ctx:        context.Background(),
 		lease:      loadLease(cfg.layout().Lease()),
-	}, nil
+	}
+	d.links = newLinks(log, cfg.layout().Links(), cfg.AuthorizedKeys, d.events.subscribe, d.List)
+	return d, nil
 }
 
 // Serve re-adopts the node's containers, then serves the API on the unix
@@ -167,6 +177,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		return err
 	}
 	go d.fence(ctx)
+	d.links.start(ctx) // the saved table's listeners, before the master is back
 	go d.autoGC(ctx)
 	d.cleanInbox()
 	mux := d.routes()

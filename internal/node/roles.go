@@ -36,6 +36,10 @@ var masterRoutes = map[string]bool{
 	"POST /v1/signatures/{ref...}":    true,
 	"PUT /v1/images/keep":             true,
 	"POST /v1/images/gc":              true,
+	// Links: the master may already dial any declared port, and a link
+	// reaches only declared ports of the target's replicas.
+	"PUT /v1/links": true,
+	"GET /v1/links": true,
 }
 
 // mayCall says whether a role may call the route with this pattern. Root

@@ -81,3 +81,8 @@ func (l Layout) Keep() string { return filepath.Join(l.Root, "keep.json") }
 
 // Lease is the master's lease as last renewed.
 func (l Layout) Lease() string { return filepath.Join(l.Root, "lease.json") }
+
+// Links is the link table the master last sent (private keys included:
+// 0600), so a restarted daemon opens its listeners before the master is
+// back.
+func (l Layout) Links() string { return filepath.Join(l.Root, "links.json") }

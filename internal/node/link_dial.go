@@ -1,0 +1,170 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/ns"
+	"github.com/moatcloud/moat/internal/pipe"
+)
+
+// linkDialTimeout bounds the setup of one connection to one endpoint; a
+// node that died unnoticed is found by the SSH keepalives sooner (< 3 s).
+const linkDialTimeout = 5 * time.Second
+
+// serve carries one connection accepted in a source container to an
+// endpoint of its link.
+func (m *links) serve(ctx context.Context, l *listener, client net.Conn) {
+	l.accepted.Add(1)
+	l.open.Add(1)
+	defer l.open.Add(-1)
+	if !m.hold(l.key.link, client) {
+		l.failed.Add(1)
+		client.Close()
+		return
+	}
+	defer m.unhold(l.key.link, client)
+	far, release, err := m.connect(ctx, l.key.link)
+	if err != nil {
+		l.failed.Add(1)
+		client.Close()
+		m.log.Warn("link connection failed", "link", l.key.link, "container", l.key.container, "err", err)
+		return
+	}
+	defer release()
+	pipe.Join(client, far)
+}
+
+// connect reaches the least busy endpoint of the link, and the next ones
+// in turn if it fails: nothing has been read from the client yet, so a
+// failed try loses none of its bytes. release ends the connection's count.
+func (m *links) connect(ctx context.Context, id string) (conn net.Conn, release func(), err error) {
+	m.mu.Lock()
+	link, ok := m.byID[id]
+	m.mu.Unlock()
+	if !ok {
+		return nil, nil, fmt.Errorf("link %s is gone: %w", id, errs.ErrNotFound)
+	}
+	if len(link.Endpoints) == 0 {
+		return nil, nil, fmt.Errorf("link %s: no ready replica of %s: %w", id, link.Target, errs.ErrUnavailable)
+	}
+	tried := make([]bool, len(link.Endpoints))
+	var failures []error
+	for {
+		m.mu.Lock()
+		i := leastBusy(link.Endpoints, m.counts, tried, rand.IntN)
+		if i >= 0 {
+			m.counts[endpointKey(link.Endpoints[i])]++
+		}
+		m.mu.Unlock()
+		if i < 0 {
+			return nil, nil, fmt.Errorf("link %s: %w", id, errors.Join(failures...))
+		}
+		tried[i] = true
+		e := link.Endpoints[i]
+		dctx, cancel := context.WithTimeout(ctx, linkDialTimeout)
+		conn, err := m.dial(dctx, link, e)
+		cancel()
+		key := endpointKey(e)
+		if err == nil {
+			return conn, func() { m.release(key) }, nil
+		}
+		m.release(key)
+		failures = append(failures, fmt.Errorf("%s on %s: %w", e.Container, e.Node, err))
+	}
+}
+
+func (m *links) release(key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.counts[key]--; m.counts[key] <= 0 {
+		delete(m.counts, key)
+	}
+}
+
+func endpointKey(e nodeapi.LinkEndpoint) string { return e.Node + "/" + e.Container }
+
+// leastBusy is the endpoint, among those not tried, with the fewest
+// connections counted; ties are broken at random (rnd(n) in [0, n)), so
+// that daemons starting together do not all pick the first. -1 when every
+// endpoint has been tried.
+func leastBusy(eps []nodeapi.LinkEndpoint, counts map[string]int, tried []bool, rnd func(int) int) int {
+	best, least, ties := -1, 0, 0
+	for i, e := range eps {
+		if tried[i] {
+			continue
+		}
+		n := counts[endpointKey(e)]
+		switch {
+		case best < 0 || n < least:
+			best, least, ties = i, n, 1
+		case n == least:
+			ties++
+			if rnd(ties) == 0 { // each of the tied is kept with probability 1/ties
+				best = i
+			}
+		}
+	}
+	return best
+}
+
+// dial connects to one endpoint: straight into its network namespace if
+// it runs here, else over SSH to its node's gate.
+func (m *links) dial(ctx context.Context, link nodeapi.Link, e nodeapi.LinkEndpoint) (net.Conn, error) {
+	if e.Addr == "" {
+		return m.dialLocal(ctx, link.Target, link.Port, e.Container)
+	}
+	return m.dialRemote(ctx, link, e)
+}
+
+// dialLocal reaches a replica on this node, checked as the gate checks a
+// dial: running, a replica of the link's target, declaring the port.
+func (m *links) dialLocal(ctx context.Context, target string, port int, name string) (net.Conn, error) {
+	m.mu.Lock()
+	c, ok := m.view[name]
+	m.mu.Unlock()
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("no container %s on this node: %w", name, errs.ErrNotFound)
+	case c.State != nodeapi.StateRunning || c.Pid == 0:
+		return nil, fmt.Errorf("container %s is %s: %w", name, c.State, errs.ErrUnavailable)
+	case c.Spec.Labels[appLabel] != target:
+		return nil, fmt.Errorf("container %s is not a replica of %s: %w", name, target, errs.ErrForbidden)
+	}
+	declared := slices.ContainsFunc(c.Spec.Ports, func(p nodeapi.Port) bool {
+		return p.Port == port && p.ProtocolOrTCP() == "tcp"
+	})
+	if !declared {
+		return nil, fmt.Errorf("container %s does not declare tcp port %d: %w", name, port, errs.ErrForbidden)
+	}
+	return dialInNetns(ctx, c.Pid, port)
+}
+
+// dialInNetns connects to 127.0.0.1:port inside pid's network namespace,
+// from a thread moved there and thrown away (see listenInNetns).
+func dialInNetns(ctx context.Context, pid, port int) (net.Conn, error) {
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	ch := make(chan result, 1)
+	ns.Go(func() {
+		if err := ns.Join(pid, "net"); err != nil {
+			ch <- result{err: err}
+			return
+		}
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		ch <- result{conn, err}
+	})
+	r := <-ch
+	return r.conn, r.err
+}

@@ -1,0 +1,236 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/ns"
+)
+
+// appLabel names a container's app: the label the master gives replicas.
+const appLabel = "moat.app"
+
+// linkRetry is how long a listener that could not open (LOCAL taken
+// inside the container, say) waits before the next try. Nothing else is
+// polled: listeners follow the daemon's container events and the table.
+const linkRetry = 2 * time.Second
+
+// listenerKey is one link's listener in one source container.
+type listenerKey struct{ link, container string }
+
+// listener is a link's 127.0.0.1:LOCAL inside one run of a container (a
+// new run is a new network namespace: pid tells them apart).
+type listener struct {
+	key     listenerKey
+	pid     int
+	local   int
+	ln      net.Listener // nil while it cannot be opened
+	failing string       // why not, logged once
+	open    atomic.Int64
+	// accepted and failed count since the listener opened.
+	accepted, failed atomic.Int64
+}
+
+// errHostNetwork: a container in the node's own network namespace gets no
+// link listener, which would be a port on the node.
+var errHostNetwork = errors.New("the container shares the node's network namespace; a link listener there would be a port on the node")
+
+// run follows the daemon's container events and the table, keeping one
+// listener per link and running source container, until ctx ends.
+func (m *links) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		ch, unsubscribe := m.subscribe()
+		m.resync(m.list())
+		m.follow(ctx, ch)
+		unsubscribe()
+	}
+	m.closeAll()
+}
+
+// follow reconciles after each batch of events, table change or retry,
+// until the event stream drops this subscriber (it fell behind: run lists
+// the containers again) or ctx ends.
+func (m *links) follow(ctx context.Context, ch <-chan nodeapi.Event) {
+	for {
+		var retry <-chan time.Time
+		if m.reconcile(ctx) {
+			retry = time.After(linkRetry)
+		}
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				return
+			}
+			m.see(e)
+			for more := true; more; {
+				select {
+				case e, ok := <-ch:
+					if !ok {
+						return
+					}
+					m.see(e)
+				default:
+					more = false
+				}
+			}
+		case <-m.kick:
+		case <-retry:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// resync replaces the view of the containers with a fresh list.
+func (m *links) resync(cs []nodeapi.Container) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.view = make(map[string]nodeapi.Container, len(cs))
+	for _, c := range cs {
+		m.view[c.ID] = c
+	}
+}
+
+// see applies one event; a report older than the one held (the list and
+// the subscription overlap) is ignored.
+func (m *links) see(e nodeapi.Event) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case e.Type == "removed":
+		delete(m.view, e.ID)
+	case e.Container != nil:
+		if old, ok := m.view[e.Container.ID]; !ok || e.Container.Seq >= old.Seq {
+			m.view[e.Container.ID] = *e.Container
+		}
+	}
+}
+
+// reconcile opens the listeners wanted and closes the others. It reports
+// whether one could not open and should be tried again later.
+func (m *links) reconcile(ctx context.Context) (retry bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	type wanted struct{ pid, local int }
+	want := map[listenerKey]wanted{}
+	for _, l := range m.table.Links {
+		for _, c := range m.view {
+			if c.State == nodeapi.StateRunning && c.Pid != 0 && c.Spec.Labels[appLabel] == l.Source {
+				want[listenerKey{l.ID, c.ID}] = wanted{c.Pid, l.Local}
+			}
+		}
+	}
+	for k, l := range m.listeners {
+		if w, ok := want[k]; !ok || w.pid != l.pid || w.local != l.local {
+			if l.ln != nil {
+				l.ln.Close()
+				m.log.Info("link listener closed", "link", k.link, "container", k.container, "local", l.local)
+			}
+			delete(m.listeners, k)
+		}
+	}
+	for k, w := range want {
+		l := m.listeners[k]
+		if l == nil {
+			l = &listener{key: k, pid: w.pid, local: w.local}
+			m.listeners[k] = l
+		}
+		if l.ln != nil {
+			continue
+		}
+		ln, err := listenInNetns(l.pid, l.local)
+		if err != nil {
+			if l.failing != err.Error() {
+				l.failing = err.Error()
+				m.log.Warn("link listener not open", "link", k.link, "container", k.container, "local", l.local, "err", err)
+			}
+			retry = retry || !errors.Is(err, errHostNetwork)
+			continue
+		}
+		l.ln, l.failing = ln, ""
+		m.log.Info("link listener open", "link", k.link, "container", k.container, "local", l.local)
+		go m.accept(ctx, l, ln)
+	}
+	return retry
+}
+
+func (m *links) closeAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, l := range m.listeners {
+		if l.ln != nil {
+			l.ln.Close()
+		}
+		delete(m.listeners, k)
+	}
+	for id, r := range m.remotes {
+		r.pool.Close()
+		delete(m.remotes, id)
+	}
+}
+
+// accept serves a listener's connections until it is closed.
+func (m *links) accept(ctx context.Context, l *listener, ln net.Listener) {
+	wait := 5 * time.Millisecond
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors, say: as net/http does, wait a
+			// little longer each time rather than spin.
+			time.Sleep(wait)
+			wait = min(2*wait, time.Second)
+			continue
+		}
+		wait = 5 * time.Millisecond
+		go m.serve(ctx, l, c)
+	}
+}
+
+// hostNet is the node's own network namespace (the main thread's, which
+// never moves: see package ns).
+var hostNet = func() (st unix.Stat_t) {
+	unix.Stat("/proc/self/ns/net", &st)
+	return st
+}()
+
+// listenInNetns listens on 127.0.0.1:port inside pid's network namespace.
+// A socket belongs to the namespace it was created in, so only its
+// creation needs the namespace: that happens on a thread moved into it and
+// thrown away afterwards; accepting works from any thread.
+func listenInNetns(pid, port int) (net.Listener, error) {
+	type result struct {
+		ln  net.Listener
+		err error
+	}
+	ch := make(chan result, 1)
+	ns.Go(func() {
+		if err := ns.Join(pid, "net"); err != nil {
+			ch <- result{err: err}
+			return
+		}
+		var st unix.Stat_t
+		if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+			ch <- result{err: fmt.Errorf("stat network namespace: %w", err)}
+			return
+		}
+		if st.Dev == hostNet.Dev && st.Ino == hostNet.Ino {
+			ch <- result{err: errHostNetwork}
+			return
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		ch <- result{ln, err}
+	})
+	r := <-ch
+	return r.ln, r.err
+}
