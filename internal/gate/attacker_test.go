@@ -22,7 +22,7 @@ import (
 
 // attacker holds the master's key and uses the real OpenSSH client with it.
 type attacker struct {
-	t     *testing.T
+	t     testing.TB
 	c     *testcluster.Cluster
 	node  string
 	addr  string
@@ -30,7 +30,7 @@ type attacker struct {
 	key   string // default: the master's
 }
 
-func newAttacker(t *testing.T, c *testcluster.Cluster, node string) *attacker {
+func newAttacker(t testing.TB, c *testcluster.Cluster, node string) *attacker {
 	n, err := c.Node(node)
 	if err != nil {
 		t.Fatal(err)

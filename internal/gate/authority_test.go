@@ -280,7 +280,7 @@ func TestMasterKeyCannotCommand(t *testing.T) {
 
 // importSigned builds a probe image with extra build flags, imports it as
 // root on the node and signs it with the release key.
-func importSigned(t *testing.T, c *testcluster.Cluster, ref string, build ...string) {
+func importSigned(t testing.TB, c *testcluster.Cluster, ref string, build ...string) {
 	t.Helper()
 	f, err := os.Open(testcluster.ProbeImage(t, ref, build...))
 	if err != nil {

@@ -32,7 +32,7 @@ import (
 //	db-2  app db,  http on 8080, declares 8080 only
 //	db-3  app db,  declares 5432, stopped
 //	web-1 app web, sink on 5432, declares 5432
-func linkNode(t *testing.T) (*testcluster.Cluster, *attacker) {
+func linkNode(t testing.TB) (*testcluster.Cluster, *attacker) {
 	t.Helper()
 	c := testcluster.NewCluster(t, 1)
 	c.Install("n1")
@@ -83,7 +83,7 @@ func linkNode(t *testing.T) (*testcluster.Cluster, *attacker) {
 }
 
 // waitLogged waits for a container's first log line: its server listens.
-func waitLogged(t *testing.T, api *nodeapi.Client, name string) {
+func waitLogged(t testing.TB, api *nodeapi.Client, name string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -231,7 +231,7 @@ func waitProcesses(t *testing.T, c *testcluster.Cluster, procs []string) {
 
 // dialMux runs `ssh ... mux` with the link key and makes its session a
 // yamux client, as a source node does.
-func dialMux(t *testing.T, a *attacker) *yamux.Session {
+func dialMux(t testing.TB, a *attacker) *yamux.Session {
 	t.Helper()
 	conn, err := testcluster.DialSSH(context.Background(), exec.Command("ssh", append(a.opts(), "root@"+a.addr, "mux")...))
 	if err != nil {
@@ -247,7 +247,7 @@ func dialMux(t *testing.T, a *attacker) *yamux.Session {
 }
 
 // linkOpen opens a stream to a container and reads the gate's answer.
-func linkOpen(t *testing.T, mux *yamux.Session, line string) (*yamux.Stream, error) {
+func linkOpen(t testing.TB, mux *yamux.Session, line string) (*yamux.Stream, error) {
 	t.Helper()
 	s, err := mux.OpenStream()
 	if err != nil {
