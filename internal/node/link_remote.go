@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/gate"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/sshx"
@@ -228,15 +228,12 @@ func (n *remoteNode) dialMux(ctx context.Context) (*yamux.Session, error) {
 	return sess, nil
 }
 
-// muxConfig is the source side's yamux: no keepalives of its own (the SSH
-// connection's find a dead node in under 3 s), no logging to stderr, and
-// no limit on how long a half-closed stream may go on answering.
+// muxConfig is the gate's (both ends of a link session share it), but for
+// how long a stream half-closed here may go on answering: without a
+// limit, as a TCP connection would.
 func muxConfig() *yamux.Config {
-	c := yamux.DefaultConfig()
-	c.EnableKeepAlive = false
-	c.LogOutput = io.Discard
+	c := gate.MuxConfig()
 	c.StreamCloseTimeout = 0
-	c.MaxStreamWindowSize = 1 << 20
 	return c
 }
 

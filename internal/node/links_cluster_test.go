@@ -1,0 +1,161 @@
+package node_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/sshkey"
+	"github.com/moatcloud/moat/internal/testcluster"
+)
+
+// clusterApp runs a replica of app on a cluster node (signed probe image).
+func clusterApp(t *testing.T, api *nodeapi.Client, name, appKey string, ports []int, cmd ...string) nodeapi.Container {
+	t.Helper()
+	ctx := context.Background()
+	spec := nodeapi.ContainerSpec{Name: name, Image: probeImage, Cmd: cmd, Labels: map[string]string{"moat.app": appKey}}
+	for _, p := range ports {
+		spec.Ports = append(spec.Ports, nodeapi.Port{Port: p})
+	}
+	if _, err := api.CreateContainer(ctx, spec, true); err != nil {
+		t.Fatalf("run %s: %v", name, err)
+	}
+	var c nodeapi.Container
+	waitFor(t, name+" running", 20*time.Second, func() bool {
+		var err error
+		c, err = api.Container(ctx, name)
+		return err == nil && c.State == nodeapi.StateRunning && c.Pid != 0
+	})
+	return c
+}
+
+func clusterImage(t *testing.T, api *nodeapi.Client) {
+	t.Helper()
+	f, err := os.Open(testcluster.ProbeImage(t, probeImage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := api.ImportImage(context.Background(), f, ""); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.SignNodeImage(t, api, probeImage)
+}
+
+// TestLinkAcrossNodes: web's replica on n1 reaches api's replica on n2
+// over SSH to n2's gate, logged in with the link's own key, which n2 pins
+// in root's authorized_keys (one line, the others untouched) and removes
+// with the grant. A replica stopped, then its whole node, is passed over
+// for the next endpoint without a failed connection.
+func TestLinkAcrossNodes(t *testing.T) {
+	c := testcluster.NewCluster(t, 2)
+	c.Install("n1")
+	c.Install("n2")
+	api1, api2 := c.NodeAPI("n1"), c.NodeAPI("n2")
+	clusterImage(t, api1)
+	clusterImage(t, api2)
+	web := clusterApp(t, api1, "web1", "web", nil, "sleep")
+	local := clusterApp(t, api1, "api9", "api", []int{8080}, "serve", "127.0.0.1:8080")
+	remote := clusterApp(t, api2, "api1", "api", []int{8080}, "serve", "127.0.0.1:8080")
+	stopped := clusterApp(t, api2, "api2", "api", []int{8080}, "serve", "127.0.0.1:8080")
+	for _, x := range []struct {
+		api *nodeapi.Client
+		id  string
+	}{{api1, local.ID}, {api2, remote.ID}, {api2, stopped.ID}} {
+		waitFor(t, x.id+" serving", 20*time.Second, func() bool {
+			var up bool
+			x.api.Logs(context.Background(), x.id, nodeapi.LogOptions{Tail: -1}, func(e nodeapi.LogEntry) error {
+				up = up || strings.HasPrefix(e.Line, "serving")
+				return nil
+			})
+			return up
+		})
+	}
+
+	keyPath := filepath.Join(t.TempDir(), "link_ed25519")
+	signer, err := sshkey.GenerateKey(keyPath, "moat-link")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := nodeapi.LinkID("web", "api", 8080)
+	grant := nodeapi.LinkGrant{ID: id, Target: "api", Port: 8080, Key: sshkey.AuthorizedKey(signer.PublicKey())}
+	n2, _ := c.Node("n2")
+	keysFile := filepath.Join(n2.Dir, "root", ".ssh", "authorized_keys")
+	before, err := os.ReadFile(keysFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setLinks(t, api2, nodeapi.LinkTable{Grants: []nodeapi.LinkGrant{grant}})
+	after, _ := os.ReadFile(keysFile)
+	line := nodeapi.AuthorizedLinkLine(nodeapi.BinaryPath, grant) + "\n"
+	if string(after) != string(before)+line {
+		t.Fatalf("n2's authorized_keys:\n%s\nwant the lines before, then:\n%s", after, line)
+	}
+
+	remoteEP := func(name string) nodeapi.LinkEndpoint {
+		return nodeapi.LinkEndpoint{Container: name, Node: "n2", Addr: n2.Addr.String() + ":22", User: "root", HostKey: n2.HostKey}
+	}
+	l := nodeapi.Link{ID: id, Source: "web", Local: 5000, Target: "api", Port: 8080, Key: string(pem),
+		Endpoints: []nodeapi.LinkEndpoint{remoteEP("api1")}}
+	setLinks(t, api1, nodeapi.LinkTable{Links: []nodeapi.Link{l}})
+	waitListener(t, api1, id, web.ID, true)
+	if st := linkStatus(t, api1); st.Table.Links[0].Key != "" {
+		t.Error("GET /v1/links shows the link's private key")
+	}
+	if got, err := getFrom(web.Pid, 5000); err != nil || got != "probe api1" {
+		t.Fatalf("web1 → api1 on n2: %q, %v", got, err)
+	}
+
+	// Warm: each new connection is a stream on the held session. Against
+	// the same request made straight into a replica's namespace (api9,
+	// from this host: no link).
+	latency(t, "link to n2 over SSH, warm", web.Pid, 5000, "probe api1")
+	latency(t, "straight into api9's namespace, no link", local.Pid, 8080, "probe api9")
+
+	// api2 stopped but still listed: its gate answers error, the next
+	// endpoint takes the connection.
+	if _, err := api2.StopContainer(context.Background(), stopped.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	l.Endpoints = []nodeapi.LinkEndpoint{remoteEP("api2"), remoteEP("api1")}
+	setLinks(t, api1, nodeapi.LinkTable{Links: []nodeapi.Link{l}})
+	for i := range 10 {
+		if got, err := getFrom(web.Pid, 5000); err != nil || got != "probe api1" {
+			t.Fatalf("connection %d with api2 stopped: %q, %v; want probe api1", i, got, err)
+		}
+	}
+
+	// n2 loses power: connections go to api9 on n1, none fails.
+	l.Endpoints = []nodeapi.LinkEndpoint{remoteEP("api1"), {Container: "api9", Node: "n1"}}
+	setLinks(t, api1, nodeapi.LinkTable{Links: []nodeapi.Link{l}})
+	if err := c.StopNode("n2"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for i := range 10 {
+		if got, err := getFrom(web.Pid, 5000); err != nil || got != "probe api9" {
+			t.Fatalf("connection %d with n2 down: %q, %v; want probe api9", i, got, err)
+		}
+	}
+	t.Logf("10 connections with n2 just powered off: %v", time.Since(start))
+	if st, _ := findListener(linkStatus(t, api1), id, web.ID); st.Failed != 0 {
+		t.Errorf("listener %+v; want no failed connection", st)
+	}
+
+	// The grant goes: its line goes, the others stay as they were.
+	if err := c.StartNode("n2"); err != nil {
+		t.Fatal(err)
+	}
+	setLinks(t, api2, nodeapi.LinkTable{})
+	if after, _ := os.ReadFile(keysFile); string(after) != string(before) {
+		t.Errorf("n2's authorized_keys after the grant went:\n%s\nwant as before:\n%s", after, before)
+	}
+}
