@@ -1,0 +1,394 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moatcloud/moat/internal/testcluster"
+)
+
+// The ACME tests run Let's Encrypt's pebble, a real ACME server, on
+// loopback: it really validates each challenge by connecting to the
+// edge's listeners, resolving the test name through a DNS responder the
+// test runs (so nothing of the system's resolver is touched).
+
+const pebbleVersion = "v2.10.3" // go.mod's tool dependency
+
+var (
+	pebbleOnce sync.Once
+	pebbleBin  string
+	pebbleDir  string
+	pebbleErr  error
+)
+
+// buildPebble builds pebble once per machine and version (into the temp
+// directory, renamed into place so concurrent builds cannot leave half a
+// binary), and finds its module directory for the test certificates.
+func buildPebble(t testing.TB) (bin, moduleDir string) {
+	t.Helper()
+	pebbleOnce.Do(func() {
+		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2").Output()
+		if err != nil {
+			pebbleErr = fmt.Errorf("go list pebble: %w", err)
+			return
+		}
+		pebbleDir = strings.TrimSpace(string(out))
+		pebbleBin = filepath.Join(os.TempDir(), fmt.Sprintf("moat-test-pebble-%s-%s", pebbleVersion, runtime.Version()))
+		if _, err := os.Stat(pebbleBin); err == nil {
+			return
+		}
+		tmp := fmt.Sprintf("%s.%d", pebbleBin, os.Getpid())
+		if out, err := exec.Command("go", "build", "-o", tmp, "github.com/letsencrypt/pebble/v2/cmd/pebble").CombinedOutput(); err != nil {
+			pebbleErr = fmt.Errorf("go build pebble: %w\n%s", err, out)
+			return
+		}
+		pebbleErr = os.Rename(tmp, pebbleBin)
+	})
+	if pebbleErr != nil {
+		t.Fatal(pebbleErr)
+	}
+	return pebbleBin, pebbleDir
+}
+
+// serveDNS answers every A query with 127.0.0.1 and every other query
+// with no records, over TCP on loopback (pebble's -dnsserver client speaks
+// TCP), until the test ends. It is pebble's resolver and nothing else's.
+func serveDNS(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go serveDNSConn(c)
+		}
+	}()
+	return l.Addr().String()
+}
+
+// serveDNSConn answers length-prefixed queries (RFC 1035 4.2.2).
+func serveDNSConn(c net.Conn) {
+	defer c.Close()
+	for {
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		var n [2]byte
+		if _, err := io.ReadFull(c, n[:]); err != nil {
+			return
+		}
+		q := make([]byte, binary.BigEndian.Uint16(n[:]))
+		if _, err := io.ReadFull(c, q); err != nil {
+			return
+		}
+		resp := dnsAnswer(q)
+		if resp == nil {
+			return
+		}
+		if _, err := c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(resp))), resp...)); err != nil {
+			return
+		}
+	}
+}
+
+// dnsAnswer builds the reply to one query (RFC 1035 4.1): the header with
+// the query's id, the question as asked, and an A record of 127.0.0.1
+// pointing back at the question's name.
+func dnsAnswer(q []byte) []byte {
+	if len(q) < 12 || binary.BigEndian.Uint16(q[4:]) != 1 {
+		return nil
+	}
+	i := 12
+	for i < len(q) && q[i] != 0 {
+		i += int(q[i]) + 1
+	}
+	if i+5 > len(q) {
+		return nil
+	}
+	question := q[12 : i+5]
+	qtype := binary.BigEndian.Uint16(q[i+1:])
+	var an uint16
+	if qtype == 1 {
+		an = 1
+	}
+	r := append([]byte{}, q[0], q[1], 0x81, 0x80, 0, 1, 0, byte(an), 0, 0, 0, 0)
+	r = append(r, question...)
+	if an == 1 {
+		r = append(r, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1)
+	}
+	return r
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// pebble is a running pebble: its directory URL, a client that trusts its
+// TLS, and the root its certificates chain to.
+type pebble struct {
+	dir    string
+	client *http.Client
+	root   *x509.CertPool
+}
+
+// startPebble runs pebble validating HTTP-01 on httpPort and TLS-ALPN-01
+// on tlsPort, issuing certificates valid for validity seconds.
+func startPebble(t testing.TB, httpPort, tlsPort, validity int) *pebble {
+	t.Helper()
+	bin, mod := buildPebble(t)
+	certs := filepath.Join(mod, "test", "certs")
+	api, mgmt := freePort(t), freePort(t)
+	cfg := map[string]any{"pebble": map[string]any{
+		"listenAddress":           fmt.Sprintf("127.0.0.1:%d", api),
+		"managementListenAddress": fmt.Sprintf("127.0.0.1:%d", mgmt),
+		"certificate":             filepath.Join(certs, "localhost", "cert.pem"),
+		"privateKey":              filepath.Join(certs, "localhost", "key.pem"),
+		"httpPort":                httpPort,
+		"tlsPort":                 tlsPort,
+		"keyAlgorithm":            "ecdsa",
+		"retryAfter":              map[string]int{"authz": 1, "order": 1},
+		"profiles":                map[string]any{"default": map[string]any{"description": "test", "validityPeriod": validity}},
+	}}
+	data, _ := json.Marshal(cfg)
+	cfgFile := filepath.Join(t.TempDir(), "pebble.json")
+	if err := os.WriteFile(cfgFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var log testcluster.LockedBuffer
+	cmd := exec.Command(bin, "-config", cfgFile, "-dnsserver", serveDNS(t))
+	// No PEBBLE_VA_ALWAYS_VALID: every challenge is really validated.
+	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("pebble:\n%s", log.String())
+		}
+	})
+	minica, err := os.ReadFile(filepath.Join(certs, "pebble.minica.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust := x509.NewCertPool()
+	trust.AppendCertsFromPEM(minica)
+	p := &pebble{
+		dir:    fmt.Sprintf("https://127.0.0.1:%d/dir", api),
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: trust}}},
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := p.client.Get(fmt.Sprintf("https://127.0.0.1:%d/roots/0", mgmt))
+		if err == nil {
+			root, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			p.root = x509.NewCertPool()
+			if resp.StatusCode == 200 && p.root.AppendCertsFromPEM(root) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pebble did not serve its root: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling pebble's start, with a deadline
+	}
+	return p
+}
+
+// TestACME gets a certificate from pebble for each challenge type: the
+// other type's port points at a closed port, so the certificate can only
+// have come through the one under test. Then it checks a client trusting
+// pebble's root gets it from the edge, that nothing in the cache holds
+// the private key in clear, and that a certificate close to expiry is
+// renewed.
+func TestACME(t *testing.T) {
+	for _, challenge := range []string{"http-01", "tls-alpn-01"} {
+		t.Run(challenge, func(t *testing.T) { testACME(t, challenge) })
+	}
+}
+
+func testACME(t *testing.T, challenge string) {
+	const host = "edge.moat.test"
+	plainL, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsL, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpPort, tlsPort := plainL.Addr().(*net.TCPAddr).Port, tlsL.Addr().(*net.TCPAddr).Port
+	if challenge == "http-01" {
+		tlsPort = freePort(t)
+	} else {
+		httpPort = freePort(t)
+	}
+	// Certificates live 30 s and are renewed 20 s before expiry, so a
+	// renewal comes about 10 s after issuance.
+	pb := startPebble(t, httpPort, tlsPort, 30)
+
+	bk := newBackends()
+	bk.set("web", 80, serveBackend(t, named("web")))
+	cacheDir := filepath.Join(t.TempDir(), "acme")
+	cacheKey := bytes.Repeat([]byte{42}, 32)
+	var logBuf testcluster.LockedBuffer
+	s, err := New(Config{
+		Dial:   bk.Dial,
+		Logger: slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		ACME: &ACME{
+			DirectoryURL: pb.dir,
+			HTTPClient:   pb.client,
+			CacheDir:     cacheDir,
+			CacheKey:     cacheKey,
+			RenewBefore:  20 * time.Second,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(plainL)
+	go s.ServeTLS(tlsL)
+	t.Cleanup(func() {
+		s.Close()
+		if t.Failed() {
+			t.Logf("edge:\n%s", logBuf.String())
+		}
+	})
+	if err := s.SetTable(Table{
+		Routes: []Route{{Host: host, App: "web", Port: 80}},
+		TLS:    []TLSHost{{Host: host, ACME: true}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The first handshake waits for the issuance.
+	leaf := edgeCert(t, tlsL.Addr().String(), host, pb.root)
+	if leaf.DNSNames[0] != host {
+		t.Fatalf("certificate for %v", leaf.DNSNames)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pb.root, ServerName: host}, ForceAttemptHTTP2: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	req, _ := http.NewRequest("GET", "https://"+tlsL.Addr().String()+"/", nil)
+	req.Host = host
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(body), "web / ") || resp.ProtoMajor != 2 {
+		t.Errorf("over the ACME certificate: %s %q", resp.Proto, body)
+	}
+
+	checkCacheSealed(t, cacheDir, cacheKey, host, leaf)
+
+	// Renewal: the edge serves a new certificate before the first expires.
+	deadline := leaf.NotAfter.Add(-2 * time.Second)
+	for {
+		next := edgeCert(t, tlsL.Addr().String(), host, pb.root)
+		if next.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
+			if !next.NotAfter.After(leaf.NotAfter) {
+				t.Errorf("renewed certificate expires %v, not after the first's %v", next.NotAfter, leaf.NotAfter)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("certificate expiring %v was not renewed; edge log:\n%s", leaf.NotAfter, logBuf.String())
+		}
+		time.Sleep(200 * time.Millisecond) // polling the renewal timer, with a deadline
+	}
+}
+
+// edgeCert handshakes with the edge as a client trusting root and
+// returns the certificate it served.
+func edgeCert(t testing.TB, addr, host string, root *x509.CertPool) *x509.Certificate {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d := tls.Dialer{Config: &tls.Config{RootCAs: root, ServerName: host}}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatalf("TLS to the edge for %s: %v", host, err)
+	}
+	defer c.Close()
+	return c.(*tls.Conn).ConnectionState().PeerCertificates[0]
+}
+
+// checkCacheSealed: every cache file is 0600 and holds neither a PEM
+// private key nor the bytes of the certificate's key; the entry opens with
+// the key and holds the key of the certificate served.
+func checkCacheSealed(t testing.TB, dir string, key []byte, host string, leaf *x509.Certificate) {
+	t.Helper()
+	c, err := NewCache(dir, key, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := c.Get(context.Background(), host)
+	if err != nil {
+		t.Fatalf("cache entry for %s: %v", host, err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || !strings.Contains(block.Type, "PRIVATE KEY") {
+		t.Fatalf("cache entry does not start with a private key")
+	}
+	priv, err := x509.ParseECPrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !priv.PublicKey.Equal(leaf.PublicKey.(*ecdsa.PublicKey)) {
+		t.Fatal("cached key is not the served certificate's")
+	}
+	scalar, _ := priv.Bytes()
+	files, _ := os.ReadDir(dir)
+	if len(files) < 2 { // the account key and the certificate at least
+		t.Fatalf("%d cache files", len(files))
+	}
+	for _, f := range files {
+		p := filepath.Join(dir, f.Name())
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := os.Stat(p)
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", f.Name(), fi.Mode())
+		}
+		for what, b := range map[string][]byte{"PEM private key": []byte("PRIVATE KEY"), "key DER": block.Bytes, "key scalar": scalar, "certificate": leaf.Raw[:64]} {
+			if bytes.Contains(raw, b) {
+				t.Errorf("%s holds the %s in clear", f.Name(), what)
+			}
+		}
+	}
+}
