@@ -32,6 +32,9 @@ const (
 	linkOpenTimeout = 10 * time.Second
 	// linkLookupTimeout bounds the node daemon's answer and the connect.
 	linkLookupTimeout = 10 * time.Second
+	// linkThreadIdle is how long a thread stays in a container's network
+	// namespace after its last connect, for the next.
+	linkThreadIdle = 30 * time.Second
 	// AppLabel is the container label naming its app.
 	AppLabel = "moat.app"
 )
@@ -68,7 +71,7 @@ type linkTarget struct {
 // ends), then closes every stream and connection it opened.
 func serveMux(ctx context.Context, socket, app string, port int, session io.ReadWriteCloser) error {
 	api := nodeapi.UnixClient(socket)
-	l := &linkTarget{App: app, Port: port, lookup: api.Container, dial: dialInNetns}
+	l := &linkTarget{App: app, Port: port, lookup: api.Container, dial: newNetnsDialers(linkThreadIdle).dial}
 	return l.serve(ctx, session)
 }
 

@@ -8,8 +8,8 @@ import (
 )
 
 // linkBuffers are the relay's copy buffers: large enough that a stream's
-// frames are big (few headers on the session), pooled so that idle
-// connections hold none.
+// frames are big (few headers and writes on the session), pooled so that
+// a connection's end frees its two for the next one.
 var linkBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // halfCloser is a connection whose write side can end alone.
