@@ -65,13 +65,14 @@ type linkTarget struct {
 	Port   int
 	lookup func(ctx context.Context, name string) (nodeapi.Container, error)
 	dial   func(ctx context.Context, pid, port int) (net.Conn, error)
+	max    int // streams served at once: MaxLinkStreams
 }
 
 // serveMux serves a link session until it ends (the session's input
 // ends), then closes every stream and connection it opened.
 func serveMux(ctx context.Context, socket, app string, port int, session io.ReadWriteCloser) error {
 	api := nodeapi.UnixClient(socket)
-	l := &linkTarget{App: app, Port: port, lookup: api.Container, dial: newNetnsDialers(linkThreadIdle).dial}
+	l := &linkTarget{App: app, Port: port, lookup: api.Container, dial: newNetnsDialers(linkThreadIdle).dial, max: MaxLinkStreams}
 	return l.serve(ctx, session)
 }
 
@@ -90,7 +91,7 @@ func (l *linkTarget) serve(ctx context.Context, session io.ReadWriteCloser) erro
 	// The session ends with the context too (the gate is told to stop).
 	stop := context.AfterFunc(ctx, func() { mux.Close() })
 	defer stop()
-	places := make(chan struct{}, MaxLinkStreams)
+	places := make(chan struct{}, l.max)
 	for {
 		stream, err := mux.AcceptStream()
 		if err != nil {
@@ -101,7 +102,7 @@ func (l *linkTarget) serve(ctx context.Context, session io.ReadWriteCloser) erro
 		default:
 			// Inline, not in a goroutine: while this write waits, no stream
 			// is accepted, and yamux refuses streams past its backlog.
-			answer(stream, refuse(errs.ErrUnavailable, "%d connections already open on this session", MaxLinkStreams))
+			answer(stream, refuse(errs.ErrUnavailable, "%d connections already open on this session", l.max))
 			continue
 		}
 		wg.Add(1)

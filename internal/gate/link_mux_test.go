@@ -25,17 +25,18 @@ type fakeNode struct {
 	containers map[string]nodeapi.Container
 	addrs      map[int]string // pid: its "port"
 	mu         sync.Mutex
-	open       int // connections the sinks hold
+	open       int         // connections the sinks hold
+	greeted    chan string // what db-greet read after it ended its side
 }
 
 func newFakeNode(t *testing.T) *fakeNode {
-	n := &fakeNode{containers: map[string]nodeapi.Container{}, addrs: map[int]string{}}
+	n := &fakeNode{containers: map[string]nodeapi.Container{}, addrs: map[int]string{}, greeted: make(chan string, 1)}
 	add := func(name, app, state string, ports ...int) {
 		pid := len(n.containers) + 100
 		c := nodeapi.Container{ID: name, State: state, Spec: nodeapi.ContainerSpec{Name: name, Labels: map[string]string{AppLabel: app}}}
 		if state == nodeapi.StateRunning {
 			c.Pid = pid
-			n.addrs[pid] = n.sink(t)
+			n.addrs[pid] = n.listen(t, name == "db-greet")
 		}
 		for _, p := range ports {
 			c.Spec.Ports = append(c.Spec.Ports, nodeapi.Port{Port: p})
@@ -43,6 +44,7 @@ func newFakeNode(t *testing.T) *fakeNode {
 		n.containers[name] = c
 	}
 	add("db-1", "db", nodeapi.StateRunning, 5432, 8080)
+	add("db-greet", "db", nodeapi.StateRunning, 5432)
 	add("db-2", "db", nodeapi.StateRunning, 8080)
 	add("db-3", "db", nodeapi.StateExited, 5432)
 	add("db-x", "db-x", nodeapi.StateRunning, 5432)
@@ -54,7 +56,9 @@ func newFakeNode(t *testing.T) *fakeNode {
 	return n
 }
 
-func (n *fakeNode) sink(t *testing.T) string {
+// listen serves a sink, or a greeter: it says hello and ends its side
+// first, then reads the client's bytes to their end.
+func (n *fakeNode) listen(t *testing.T, greet bool) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +76,13 @@ func (n *fakeNode) sink(t *testing.T) string {
 			go func() {
 				defer func() { n.mu.Lock(); n.open--; n.mu.Unlock() }()
 				defer c.Close()
+				if greet {
+					io.WriteString(c, "hello")
+					c.(*net.TCPConn).CloseWrite()
+					got, _ := io.ReadAll(c)
+					n.greeted <- string(got)
+					return
+				}
 				got, _ := io.ReadAll(c)
 				fmt.Fprintf(c, "read %d: %s", len(got), got)
 			}()
@@ -87,7 +98,7 @@ func (n *fakeNode) openConns() int {
 }
 
 func (n *fakeNode) target(app string, port int) *linkTarget {
-	return &linkTarget{App: app, Port: port,
+	return &linkTarget{App: app, Port: port, max: MaxLinkStreams,
 		lookup: func(_ context.Context, name string) (nodeapi.Container, error) {
 			c, ok := n.containers[name]
 			if !ok {
@@ -225,6 +236,46 @@ func TestLinkMuxReachesOnlyItsTarget(t *testing.T) {
 	}
 }
 
+// TestLinkMuxHalfCloseFromTheContainer: the container ends its side
+// first; the client reads the end, and its own bytes still reach the
+// container afterwards.
+func TestLinkMuxHalfCloseFromTheContainer(t *testing.T) {
+	n := newFakeNode(t)
+	mux, _ := startMux(t, n.target("db", 5432))
+	s, err := openLink(t, mux, "db-greet\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b := make([]byte, 16)
+	var got []byte
+	for {
+		k, err := s.Read(b)
+		got = append(got, b[:k]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+	}
+	if string(got) != "hello" {
+		t.Fatalf("read %q; want hello, then the end", got)
+	}
+	if _, err := io.WriteString(s, "after your end"); err != nil {
+		t.Fatalf("write after the container's end: %v", err)
+	}
+	s.Close()
+	select {
+	case g := <-n.greeted:
+		if g != "after your end" {
+			t.Errorf("the container read %q", g)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the container never read the client's end")
+	}
+}
+
 // TestLinkMuxNoOpeningLine: a stream that ends, or idles, without naming
 // a container is answered and closed; the mux goes on.
 func TestLinkMuxNoOpeningLine(t *testing.T) {
@@ -269,6 +320,44 @@ func TestLinkMuxManyStreams(t *testing.T) {
 	close(errc)
 	for err := range errc {
 		t.Error(err)
+	}
+}
+
+// TestLinkMuxBoundsStreams: past its bound, a session's new streams are
+// answered at once, and served again once others end.
+func TestLinkMuxBoundsStreams(t *testing.T) {
+	n := newFakeNode(t)
+	l := n.target("db", 5432)
+	l.max = 3
+	mux, _ := startMux(t, l)
+	var held []net.Conn
+	for range 3 {
+		s, err := openLink(t, mux, "db-1\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, s)
+	}
+	if s, err := openLink(t, mux, "db-1\n"); err == nil || !strings.Contains(err.Error(), "3 connections already open") {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("a 4th stream: %v; want refused, 3 open", err)
+	}
+	if err := roundTrip(t, held[0], "done"); err != nil {
+		t.Fatal(err)
+	}
+	// Its place is free once the gate has seen it end.
+	waitFor(t, func() bool {
+		s, err := openLink(t, mux, "db-1\n")
+		if err != nil {
+			return false
+		}
+		held[0] = s
+		return true
+	}, "a place for a new stream")
+	for _, s := range held {
+		s.Close()
 	}
 }
 
