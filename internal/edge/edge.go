@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -63,6 +64,7 @@ type Server struct {
 	trustedProxies []netip.Prefix
 	h2c            bool
 	log            *slog.Logger
+	proxyLog       *log.Logger
 
 	table     atomic.Pointer[table]
 	transport *http.Transport
@@ -92,6 +94,8 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	// ReverseProxy's own complaints (a client gone mid-copy) are debug.
+	s.proxyLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	s.transport = s.newTransport()
 	s.table.Store(&table{hosts: map[string]*hostEntry{}})
 	if cfg.ACME != nil {
@@ -177,7 +181,7 @@ func (s *Server) newHTTPServer(h http.Handler, h2c bool) *http.Server {
 		// normal, so only the header read has a deadline.
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ErrorLog:          s.proxyLog,
 	}
 	s.mu.Lock()
 	s.servers = append(s.servers, srv)

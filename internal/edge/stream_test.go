@@ -13,15 +13,19 @@ import (
 // i, then waits for the test to say it saw it (next) before writing i+1.
 // So a test that reads event i before sending on next proves the proxy
 // holds nothing back: were it buffering, the event would never arrive.
+// With another content type it is any streamed body of unknown length.
 type sse struct {
-	name string
-	next chan struct{}
+	name  string
+	ctype string
+	next  chan struct{}
 }
 
-func newSSE(name string) *sse { return &sse{name: name, next: make(chan struct{})} }
+func newSSE(name string) *sse {
+	return &sse{name: name, ctype: "text/event-stream", next: make(chan struct{})}
+}
 
 func (s *sse) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Content-Type", s.ctype)
 	rc := http.NewResponseController(w)
 	for i := 0; ; i++ {
 		fmt.Fprintf(w, "data: %s %d\n\n", s.name, i)
@@ -152,6 +156,24 @@ func TestStreamsSurviveTableChanges(t *testing.T) {
 	check("table emptied")
 	if status, _ := get(t, addr, "a.test", "/"); status != 404 {
 		t.Fatalf("empty table: %d, want 404", status)
+	}
+}
+
+// TestStreamedBodyUnbuffered: a body of unknown length that is not an
+// event stream (a download produced as it goes, a log follow) reaches the
+// client chunk by chunk too.
+func TestStreamedBodyUnbuffered(t *testing.T) {
+	stream := newSSE("body")
+	stream.ctype = "application/octet-stream"
+	bk := newBackends()
+	bk.set("dl", 80, serveBackend(t, stream))
+	s, addr := startEdge(t, Config{Dial: bk.Dial})
+	if err := s.SetTable(Table{Routes: []Route{{Host: "dl.test", App: "dl", Port: 80}}}); err != nil {
+		t.Fatal(err)
+	}
+	c := openSSE(t, client(), "http://"+addr+"/", "dl.test", stream)
+	for range 5 {
+		c.expect(t)
 	}
 }
 
