@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -167,4 +168,51 @@ func redirect(t testing.TB, addr, host, path string) (int, string) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, resp.Header.Get("Location")
+}
+
+// TestProxyProtocolOverHTTP2: the PROXY header names the client of an
+// HTTP/2 connection too (the addresses come from the request, whichever
+// protocol carried it).
+func TestProxyProtocolOverHTTP2(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: named("pp"), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ppListener{Listener: l, t: t})
+	t.Cleanup(func() { srv.Close() })
+	bk := newBackends()
+	bk.set("pp", 1, l.Addr().String())
+	crt, key, cert := writeCert(t, t.TempDir(), "pp", 1, "pp.test")
+	s, _, addr := startEdgeTLS(t, Config{Dial: bk.Dial})
+	if err := s.SetTable(Table{
+		Routes: []Route{{Host: "pp.test", App: "pp", Port: 1, ProxyProtocol: 2}},
+		TLS:    []TLSHost{{Host: "pp.test", CertFile: crt, KeyFile: key}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var local string
+	tr := &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: pool(cert), ServerName: "pp.test"},
+		ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, a)
+			if err == nil {
+				local = c.LocalAddr().String()
+			}
+			return c, err
+		},
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	req, _ := http.NewRequest("GET", "https://"+addr+"/", nil)
+	req.Host = "pp.test"
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || !strings.HasSuffix(string(body), "remote="+local) {
+		t.Errorf("%s: upstream saw %q, want remote=%s", resp.Proto, body, local)
+	}
 }
