@@ -29,6 +29,28 @@ const RoleLink = "link"
 type LinkTable struct {
 	Links  []Link      `json:"links,omitempty"`
 	Grants []LinkGrant `json:"grants,omitempty"`
+	// Ingress is what an edge node's proxy routes; only a node whose own
+	// settings make it an edge (node.conf edge=true, written by the
+	// operator at enrolment) serves it. Each route reaches its app through
+	// the link EdgeSource → app:port in Links, which has no listener.
+	Ingress []IngressRoute `json:"ingress,omitempty"`
+}
+
+// EdgeSource is the source of the links an edge node's proxy uses. No app
+// can have this name (app names have no '_'), so no container gets their
+// listener; their Local is 0.
+const EdgeSource = "moat_edge"
+
+// IngressRoute sends requests for Host under Path to an app's port.
+type IngressRoute struct {
+	Host string `json:"host"`           // exact name or *.suffix
+	Path string `json:"path,omitempty"` // prefix on segment boundaries; "" is "/"
+	App  string `json:"app"`            // app key
+	Port int    `json:"port"`
+	Link string `json:"link"` // LinkID(EdgeSource, App, Port)
+	// ACME: the edge obtains and renews Host's certificate from its ACME
+	// CA and serves Host over TLS.
+	ACME bool `json:"acme,omitempty"`
 }
 
 // Link is one link whose source app has replicas (or may get them) on the
@@ -96,7 +118,10 @@ func (t *LinkTable) Validate() error {
 			return errs.Invalid(at+".id", "%q twice", l.ID)
 		}
 		ids[l.ID] = true
-		if l.Local < 1 || l.Local > 65535 {
+		switch {
+		case l.Source == EdgeSource && l.Local != 0:
+			return errs.Invalid(at+".local", "%d: the edge's links have no listener: want 0", l.Local)
+		case l.Source != EdgeSource && (l.Local < 1 || l.Local > 65535):
 			return errs.Invalid(at+".local", "%d: want a port 1-65535", l.Local)
 		}
 		for j, e := range l.Endpoints {
@@ -110,6 +135,18 @@ func (t *LinkTable) Validate() error {
 			if e.Addr != "" && l.Key == "" {
 				return errs.Invalid(at+".key", "required: endpoint %s is on node %s", e.Container, e.Node)
 			}
+		}
+	}
+	for i, r := range t.Ingress {
+		at := fmt.Sprintf("ingress[%d]", i)
+		if r.Host == "" || len(r.Host) > 253 || strings.ContainsAny(r.Host, " \t\r\n/\"") {
+			return errs.Invalid(at+".host", "%q is not a host name", r.Host)
+		}
+		if r.Path != "" && !strings.HasPrefix(r.Path, "/") {
+			return errs.Invalid(at+".path", "%q: want an absolute path", r.Path)
+		}
+		if r.Link != LinkID(EdgeSource, r.App, r.Port) || !ids[r.Link] {
+			return errs.Invalid(at+".link", "%q: want the link %s in links", r.Link, LinkID(EdgeSource, r.App, r.Port))
 		}
 	}
 	grants := map[string]bool{}
