@@ -16,7 +16,7 @@ type Route struct {
 	// name below example.com, at any depth), or "*" for any host.
 	Host string
 	// Path is a prefix on segment boundaries: /api matches /api and
-	// /api/x, not /apix. Empty means "/".
+	// /api/x, not /apix. Empty means "/"; a trailing slash is dropped.
 	Path string
 	App  string
 	Port int
@@ -109,9 +109,12 @@ func checkRoute(r *Route) error {
 	if r.Path == "" {
 		r.Path = "/"
 	}
-	if !strings.HasPrefix(r.Path, "/") || path.Clean(r.Path) != strings.TrimSuffix(r.Path, "/") && r.Path != "/" {
+	// A trailing slash is allowed and dropped (/api/ is /api: prefixes
+	// end on segment boundaries anyway); nothing else unclean is.
+	if !strings.HasPrefix(r.Path, "/") || r.Path != "/" && path.Clean(r.Path) != strings.TrimSuffix(r.Path, "/") {
 		return fmt.Errorf("path %q: want a clean absolute path", r.Path)
 	}
+	r.Path = path.Clean(r.Path)
 	if !appRE.MatchString(r.App) {
 		return fmt.Errorf("app %q: want a lowercase name", r.App)
 	}
@@ -124,10 +127,10 @@ func checkRoute(r *Route) error {
 	return nil
 }
 
-// checkHost accepts lowercase-insensitive DNS names, "*.name", and "*"
-// when any is true.
-func checkHost(h string, any bool) error {
-	if h == "*" && any {
+// checkHost accepts DNS names (any case), "*.name", and "*" when
+// allowAny.
+func checkHost(h string, allowAny bool) error {
+	if h == "*" && allowAny {
 		return nil
 	}
 	name := strings.ToLower(strings.TrimPrefix(h, "*."))
@@ -180,7 +183,7 @@ func canonicalHost(h string) string {
 	return strings.ToLower(h)
 }
 
-// hostEntry returns the most specific pattern's entry for a canonical
+// host returns the most specific pattern's entry for a canonical
 // name: the exact name, then wildcards from the longest suffix, then "*".
 // want filters entries (only those with routes, only those with TLS).
 func (t *table) host(name string, want func(*hostEntry) bool) *hostEntry {
@@ -232,9 +235,6 @@ func (t *table) match(host, p string) *route {
 func pathUnder(p, prefix string) bool {
 	if prefix == "/" {
 		return true
-	}
-	if strings.HasSuffix(prefix, "/") {
-		return strings.HasPrefix(p+"/", prefix)
 	}
 	return p == prefix || strings.HasPrefix(p, prefix) && p[len(prefix)] == '/'
 }
