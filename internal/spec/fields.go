@@ -19,6 +19,8 @@ type parser struct {
 	health  *rawHealth
 	surge   *intOrPercent // update.maxSurge as written
 	unavail *intOrPercent // update.maxUnavailable as written
+	// ingressPorts: each ingress route's port as written; nil when none.
+	ingressPorts []*portRef
 }
 
 type rawHealth struct {
@@ -63,6 +65,7 @@ func (p *parser) top() []field {
 		{"security", p.security},
 		{"secrets", p.secrets},
 		{"links", p.links},
+		{"ingress", p.ingress},
 	}
 }
 

@@ -31,6 +31,7 @@ type App struct {
 	Security  Security          `json:"security,omitzero"`
 	Secrets   []Secret          `json:"secrets,omitempty"` // secrets.go
 	Links     []Link            `json:"links,omitempty"`   // links.go
+	Ingress   []Ingress         `json:"ingress,omitempty"` // ingress.go
 }
 
 // Security can only narrow what the app's containers may do: an image

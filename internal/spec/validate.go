@@ -56,6 +56,7 @@ func (a App) check() []*Error {
 	c.volumes(a.Volumes)
 	c.secrets(a)
 	c.links(a)
+	c.ingress(a)
 	for i, d := range a.Security.Drop {
 		if _, err := privilege.ParseList([]string{d}); err != nil {
 			c.add(fmt.Sprintf("security.drop[%d]", i), "%s", strings.TrimPrefix(err.Error(), ": "))

@@ -1,0 +1,45 @@
+package spec
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestIngress(t *testing.T) {
+	base := "name: web\nimage: web:1\nports: [{name: http, port: 8080}, {name: admin, port: 9090}, {name: dns, port: 53, protocol: udp}]\n"
+	a, err := Parse([]byte(base+"ingress: [{host: Example.COM}, {host: example.com, path: /api, port: admin, tls: acme}, {host: '*.example.org', port: 8080}]\n"), "app.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Ingress{
+		{Host: "example.com", Path: "/", Port: 8080, TLS: TLSNone},
+		{Host: "example.com", Path: "/api", Port: 9090, TLS: TLSACME},
+		{Host: "*.example.org", Path: "/", Port: 8080, TLS: TLSNone},
+	}
+	if diff := cmp.Diff(want, a.Ingress); diff != "" {
+		t.Fatalf("ingress (-want +got):\n%s", diff)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"ingress: [{path: /}]", `ingress[0].host: "": want a DNS name`},
+		{"ingress: [{host: 'exa mple.com'}]", `ingress[0].host: "exa mple.com": label "exa mple"`},
+		{"ingress: [{host: example.com, path: api}]", `ingress[0].path: "api": want a clean absolute path`},
+		{"ingress: [{host: example.com, path: /a/../b}]", `ingress[0].path: "/a/../b"`},
+		{"ingress: [{host: example.com, port: nosuch}]", `ingress[0].port: no tcp port named "nosuch"`},
+		{"ingress: [{host: example.com, port: dns}]", `ingress[0].port: no tcp port named "dns"`},
+		{"ingress: [{host: example.com, port: 7000}]", `ingress[0].port: 7000 is not a tcp port under ports`},
+		{"ingress: [{host: example.com, tls: yes}]", `ingress[0].tls: "yes": want none or acme`},
+		{"ingress: [{host: '*.example.com', tls: acme}]", `ingress[0].tls: acme cannot issue for a wildcard`},
+		{"ingress: [{host: example.com}, {host: example.com, path: /}]", `ingress[1]: example.com/ is also ingress[0]`},
+		{"ingress: [{host: example.com, weight: 2}]", `ingress[0].weight: unknown field`},
+	} {
+		_, err := Parse([]byte(base+tc.yaml+"\n"), "app.yaml")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	if _, err := Parse([]byte("name: web\nimage: web:1\ningress: [{host: example.com}]\n"), "app.yaml"); err == nil || !strings.Contains(err.Error(), "ingress[0].port: no tcp port to route to") {
+		t.Errorf("ingress without ports: %v", err)
+	}
+}
