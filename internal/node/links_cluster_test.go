@@ -14,7 +14,7 @@ import (
 )
 
 // clusterApp runs a replica of app on a cluster node (signed probe image).
-func clusterApp(t *testing.T, api *nodeapi.Client, name, appKey string, ports []int, cmd ...string) nodeapi.Container {
+func clusterApp(t testing.TB, api *nodeapi.Client, name, appKey string, ports []int, cmd ...string) nodeapi.Container {
 	t.Helper()
 	ctx := context.Background()
 	spec := nodeapi.ContainerSpec{Name: name, Image: probeImage, Cmd: cmd, Labels: map[string]string{"moat.app": appKey}}
@@ -25,7 +25,7 @@ func clusterApp(t *testing.T, api *nodeapi.Client, name, appKey string, ports []
 		t.Fatalf("run %s: %v", name, err)
 	}
 	var c nodeapi.Container
-	waitFor(t, name+" running", 20*time.Second, func() bool {
+	poll(t, name+" running", 20*time.Second, func() bool {
 		var err error
 		c, err = api.Container(ctx, name)
 		return err == nil && c.State == nodeapi.StateRunning && c.Pid != 0
@@ -33,7 +33,7 @@ func clusterApp(t *testing.T, api *nodeapi.Client, name, appKey string, ports []
 	return c
 }
 
-func clusterImage(t *testing.T, api *nodeapi.Client) {
+func clusterImage(t testing.TB, api *nodeapi.Client) {
 	t.Helper()
 	f, err := os.Open(testcluster.ProbeImage(t, probeImage))
 	if err != nil {

@@ -52,7 +52,7 @@ func link(source string, local int, target string, port int, endpoints ...string
 	return l
 }
 
-func setLinks(t *testing.T, c *nodeapi.Client, table nodeapi.LinkTable) {
+func setLinks(t testing.TB, c *nodeapi.Client, table nodeapi.LinkTable) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -61,7 +61,7 @@ func setLinks(t *testing.T, c *nodeapi.Client, table nodeapi.LinkTable) {
 	}
 }
 
-func linkStatus(t *testing.T, c *nodeapi.Client) nodeapi.LinkStatus {
+func linkStatus(t testing.TB, c *nodeapi.Client) nodeapi.LinkStatus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -88,6 +88,18 @@ func waitListener(t *testing.T, c *nodeapi.Client, link, container string, open 
 		_, ok := findListener(linkStatus(t, c), link, container)
 		return ok == open
 	})
+}
+
+// poll waits until cond holds, failing the test or benchmark after timeout.
+func poll(tb testing.TB, what string, timeout time.Duration, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // dialFrom connects to 127.0.0.1:port inside pid's network namespace, as
