@@ -87,6 +87,10 @@ func TestNotFoundAndBadGateway(t *testing.T) {
 			t.Errorf("%s: got %d %q, want 502 naming %s only", host, status, body, want)
 		}
 	}
+	// The edge does not dial again: Dial has already tried every replica.
+	if n := bk.dialCount("gone", 9000); n != 1 {
+		t.Errorf("one request dialled %d times, want 1", n)
+	}
 	// An empty server (before any SetTable) answers 404 too.
 	_, addr2 := startEdge(t, Config{Dial: bk.Dial})
 	if status, _ := get(t, addr2, "gone.test", "/"); status != 404 {
