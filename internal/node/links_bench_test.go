@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,4 +135,78 @@ func pumpB(b *testing.B, conn net.Conn, payload []byte, count int) {
 	if want := fmt.Sprintf("ok %d\n", len(payload)*count); err != nil || line != want {
 		b.Fatalf("sink answered %q, %v; want %q", line, err, want)
 	}
+}
+
+// BenchmarkLinkMemory: what the node daemon's resident memory grows by
+// per link listener (200 links into one source container), and per link
+// connection held open (200 connections through one of them).
+//
+//	sudo go test -run XXX -bench BenchmarkLinkMemory -benchtime 1x ./internal/node/
+func BenchmarkLinkMemory(b *testing.B) {
+	n := testcluster.StartNode(b, "--authorized-keys", filepath.Join(b.TempDir(), "authorized_keys"))
+	f, err := os.Open(testcluster.ProbeImage(b, probeImage))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := n.Client.ImportImage(context.Background(), f, ""); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	api := clusterApp(b, n.Client, "api1", "api", []int{8080}, "serve", "127.0.0.1:8080")
+	web := clusterApp(b, n.Client, "web1", "web", nil, "sleep")
+	poll(b, "api1 serving", 20*time.Second, func() bool {
+		got, err := getFrom(api.Pid, 8080)
+		return err == nil && got == "probe api1"
+	})
+	const count = 200
+	var table nodeapi.LinkTable
+	for i := range count {
+		port := 8080
+		if i > 0 {
+			port = 10000 + i // undeclared: only the first carries connections
+		}
+		table.Links = append(table.Links, nodeapi.Link{ID: nodeapi.LinkID("web", "api", port), Source: "web", Local: 5000 + i,
+			Target: "api", Port: port, Endpoints: []nodeapi.LinkEndpoint{{Container: "api1", Node: "here"}}})
+	}
+	before := rss(b, n.Pid())
+	setLinks(b, n.Client, table)
+	poll(b, "200 listeners", 30*time.Second, func() bool { return len(linkStatus(b, n.Client).Listeners) == count })
+	listeners := rss(b, n.Pid())
+	var held []net.Conn
+	for range count {
+		conn, err := dialFrom(web.Pid, 5000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		held = append(held, conn)
+	}
+	id := nodeapi.LinkID("web", "api", 8080)
+	poll(b, "200 connections open", 30*time.Second, func() bool {
+		l, _ := findListener(linkStatus(b, n.Client), id, web.ID)
+		return l.Open == count
+	})
+	conns := rss(b, n.Pid())
+	for _, c := range held {
+		c.Close()
+	}
+	b.ReportMetric(float64(listeners-before)/count/1024, "KiB/listener")
+	b.ReportMetric(float64(conns-listeners)/count/1024, "KiB/conn")
+	b.ReportMetric(0, "ns/op")
+}
+
+// rss is a process's resident memory in bytes.
+func rss(b *testing.B, pid int) int64 {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
 }
