@@ -120,6 +120,32 @@ func TestLinkAcrossNodes(t *testing.T) {
 	latency(t, "link to n2 over SSH, warm", web.Pid, 5000, "probe api1")
 	latency(t, "straight into api9's namespace, no link", local.Pid, 8080, "probe api9")
 
+	// api1 leaves the link's endpoints while a connection to it is held:
+	// that connection drains over the SSH connection, which is closed
+	// after it.
+	held, err := dialFrom(web.Pid, 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the held connection open", 10*time.Second, func() bool {
+		l, _ := findListener(linkStatus(t, api1), id, web.ID)
+		return l.Open == 1
+	})
+	l.Endpoints = []nodeapi.LinkEndpoint{{Container: "api9", Node: "n1"}}
+	setLinks(t, api1, nodeapi.LinkTable{Links: []nodeapi.Link{l}})
+	if got, err := getFrom(web.Pid, 5000); err != nil || got != "probe api9" {
+		t.Fatalf("a new connection with api9 the only endpoint: %q, %v", got, err)
+	}
+	if n := sshFrom(t, c, "n2", n1Addr(t, c)); n != 1 {
+		t.Errorf("%d SSH connections from n1 to n2 while one link connection drains; want 1", n)
+	}
+	if got, err := get(held); err != nil || got != "probe api1" {
+		t.Fatalf("the held connection after api1 left: %q, %v; want it still on api1", got, err)
+	}
+	poll(t, "n1's SSH connection to n2 closed after its last stream", 10*time.Second, func() bool {
+		return sshFrom(t, c, "n2", n1Addr(t, c)) == 0
+	})
+
 	// api2 stopped but still listed: its gate answers error, the next
 	// endpoint takes the connection.
 	if _, err := api2.StopContainer(context.Background(), stopped.ID, nil); err != nil {
@@ -150,12 +176,53 @@ func TestLinkAcrossNodes(t *testing.T) {
 		t.Errorf("listener %+v; want no failed connection", st)
 	}
 
-	// The grant goes: its line goes, the others stay as they were.
+	// n2 back, api1 started again: the link reconnects on its own.
 	if err := c.StartNode("n2"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := api2.StartContainer(context.Background(), remote.ID); err != nil {
+		t.Fatal(err)
+	}
+	l.Endpoints = []nodeapi.LinkEndpoint{remoteEP("api1")}
+	setLinks(t, api1, nodeapi.LinkTable{Links: []nodeapi.Link{l}})
+	start = time.Now()
+	poll(t, "the link to api1 on n2 back", 40*time.Second, func() bool {
+		got, err := getFrom(web.Pid, 5000)
+		return err == nil && got == "probe api1"
+	})
+	t.Logf("the link reached api1 again %v after n2 was back", time.Since(start))
+
+	// The grant goes: its line goes, the others stay as they were.
 	setLinks(t, api2, nodeapi.LinkTable{})
 	if after, _ := os.ReadFile(keysFile); string(after) != string(before) {
 		t.Errorf("n2's authorized_keys after the grant went:\n%s\nwant as before:\n%s", after, before)
 	}
+}
+
+// sshFrom counts the SSH connections established to a node's sshd from addr.
+func sshFrom(t *testing.T, c *testcluster.Cluster, node, addr string) int {
+	t.Helper()
+	cmd, err := c.Command(node, "ss", "-Htn", "state", "established", "( sport = :22 )")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ss on %s: %v", node, err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, addr+":") {
+			n++
+		}
+	}
+	return n
+}
+
+func n1Addr(t *testing.T, c *testcluster.Cluster) string {
+	n, err := c.Node("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.Addr.String()
 }
