@@ -1,6 +1,7 @@
 package master
 
 import (
+	"path"
 	"slices"
 	"strings"
 
@@ -33,7 +34,51 @@ func wantedLinks(w *world) []wantedLink {
 			target := store.AppKey(tenant, l.App)
 			out = append(out, wantedLink{ID: nodeapi.LinkID(a.Name, target, l.Port), Source: a.Name, Target: target, Link: l})
 		}
+		// The edge reaches each port an ingress route names through a
+		// link of its own, without a listener.
+		var ports []int
+		for _, in := range a.spec.Ingress {
+			if !slices.Contains(ports, in.Port) {
+				ports = append(ports, in.Port)
+				out = append(out, wantedLink{ID: nodeapi.LinkID(nodeapi.EdgeSource, a.Name, in.Port), Source: nodeapi.EdgeSource,
+					Target: a.Name, Link: spec.Link{App: a.Name, Port: in.Port}})
+			}
+		}
 	}
+	return out
+}
+
+// ingressRoutes is every app's routes; a host and path two apps claim
+// goes to the first by name (a deploy refuses the second: checkIngress),
+// since an edge refuses a table with one route twice.
+func ingressRoutes(w *world) []nodeapi.IngressRoute {
+	apps := slices.Clone(w.apps)
+	slices.SortFunc(apps, func(a, b appState) int { return strings.Compare(a.Name, b.Name) })
+	seen := map[string]bool{}
+	var out []nodeapi.IngressRoute
+	for _, a := range apps {
+		for _, in := range a.spec.Ingress {
+			key := in.Host + " " + path.Clean(in.Path)
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			out = append(out, nodeapi.IngressRoute{Host: in.Host, Path: in.Path, App: a.Name, Port: in.Port,
+				Link: nodeapi.LinkID(nodeapi.EdgeSource, a.Name, in.Port), ACME: in.TLS == spec.TLSACME})
+		}
+	}
+	return out
+}
+
+// edgeNodes are the nodes whose operator made them edges, sorted.
+func edgeNodes(w *world) []string {
+	var out []string
+	for name, n := range w.nodes {
+		if n.Info.Edge {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 
@@ -58,8 +103,12 @@ func planLinks(w *world, keys map[string]linkKey) map[string]nodeapi.LinkTable {
 	for _, ns := range running {
 		slices.Sort(ns)
 	}
+	edges := edgeNodes(w)
 	for _, l := range wantedLinks(w) {
 		sources := running[l.Source]
+		if l.Source == nodeapi.EdgeSource {
+			sources = edges
+		}
 		if len(sources) == 0 {
 			continue
 		}
@@ -104,6 +153,13 @@ func planLinks(w *world, keys map[string]linkKey) map[string]nodeapi.LinkTable {
 			t := tables[node]
 			t.Grants = append(t.Grants, nodeapi.LinkGrant{ID: l.ID, Target: l.Target, Port: l.Port, Key: key.Public})
 			tables[node] = t
+		}
+	}
+	if routes := ingressRoutes(w); len(routes) > 0 {
+		for _, name := range edges {
+			t := tables[name]
+			t.Ingress = routes
+			tables[name] = t
 		}
 	}
 	for name, t := range tables {

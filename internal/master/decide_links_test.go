@@ -83,3 +83,49 @@ func TestPlanLinks(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanIngress(t *testing.T) {
+	db := func(id, node string) store.Replica { r := rep(id, node, "t1"); r.App = "db"; return r }
+	edge := store.Node{Name: "e1", Addr: "10.0.0.9:22", User: "root", HostKey: "ssh-ed25519 HE"}
+	edge.Info.Edge = true
+	w := &world{
+		nodes: map[string]store.Node{
+			"n1": {Name: "n1", Addr: "10.0.0.1:22", User: "root", HostKey: "ssh-ed25519 H1"},
+			"e1": edge,
+		},
+		views: map[string]view{"n1": upView(running("d1")), "e1": upView()},
+		apps: []appState{
+			{App: store.App{Name: "db"}, spec: spec.App{Name: "db", Ingress: []spec.Ingress{
+				{Host: "db.example.com", Path: "/", Port: 8080, TLS: spec.TLSACME},
+				{Host: "db.example.com", Path: "/admin", Port: 8080, TLS: spec.TLSNone},
+			}}},
+			// Claims db's host and path too: the first app by name keeps it.
+			{App: store.App{Name: "zz"}, spec: spec.App{Name: "zz", Ingress: []spec.Ingress{{Host: "db.example.com", Path: "/", Port: 8080}}}},
+		},
+		replicas: []store.Replica{db("d1", "n1")},
+	}
+	id := nodeapi.LinkID(nodeapi.EdgeSource, "db", 8080)
+	keys := map[string]linkKey{id: {Private: "PRIV", Public: "ssh-ed25519 PUB"}}
+	got := planLinks(w, keys)
+	want := map[string]nodeapi.LinkTable{
+		"n1": {Grants: []nodeapi.LinkGrant{{ID: id, Target: "db", Port: 8080, Key: "ssh-ed25519 PUB"}}},
+		"e1": {
+			Links: []nodeapi.Link{{ID: id, Source: nodeapi.EdgeSource, Target: "db", Port: 8080, Key: "PRIV",
+				Endpoints: []nodeapi.LinkEndpoint{{Container: "d1", Node: "n1", Addr: "10.0.0.1:22", User: "root", HostKey: "ssh-ed25519 H1"}}},
+				// zz's link stays, without replicas and without a route.
+				{ID: nodeapi.LinkID(nodeapi.EdgeSource, "zz", 8080), Source: nodeapi.EdgeSource, Target: "zz", Port: 8080}},
+			Ingress: []nodeapi.IngressRoute{
+				{Host: "db.example.com", Path: "/", App: "db", Port: 8080, Link: id, ACME: true},
+				{Host: "db.example.com", Path: "/admin", App: "db", Port: 8080, Link: id},
+			},
+		},
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("tables (-want +got):\n%s", diff)
+	}
+	for n, tab := range got {
+		if err := tab.Validate(); err != nil {
+			t.Errorf("%s: the node would refuse its table: %v", n, err)
+		}
+	}
+}

@@ -55,6 +55,9 @@ func (m *Master) Deploy(ctx context.Context, yaml []byte, file, actor string) (m
 	if err := m.checkLinks(ctx, key, app); err != nil {
 		return masterapi.DeployResponse{}, err
 	}
+	if err := m.checkIngress(ctx, key, app); err != nil {
+		return masterapi.DeployResponse{}, err
+	}
 	rev, err := m.newRevision(ctx, key, app, string(img.Digest), "deploy", actor)
 	if err != nil {
 		return masterapi.DeployResponse{}, err

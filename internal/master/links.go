@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -196,6 +197,41 @@ func (m *Master) checkLinks(ctx context.Context, key string, sp spec.App) error 
 		}
 		if !declared {
 			return errs.Invalid(fmt.Sprintf("links[%d].port", i), "%s does not declare tcp port %d", l.App, l.Port)
+		}
+	}
+	return nil
+}
+
+// checkIngress refuses routes another app already has (the same host and
+// path), and hosts another tenant routes: a tenant cannot take over, or
+// take a path of, a name someone else serves. Another tenant's app is not
+// named. Changes nothing.
+func (m *Master) checkIngress(ctx context.Context, key string, sp spec.App) error {
+	if len(sp.Ingress) == 0 {
+		return nil
+	}
+	apps, err := m.db.Apps(ctx)
+	if err != nil {
+		return err
+	}
+	tenant := keyTenant(key)
+	for _, a := range apps {
+		if a.Name == key {
+			continue
+		}
+		_, _, other, err := m.targetSpec(ctx, a.Name)
+		if err != nil {
+			return err
+		}
+		for i, in := range sp.Ingress {
+			for _, o := range other.Ingress {
+				switch {
+				case o.Host == in.Host && keyTenant(a.Name) != tenant:
+					return errs.Invalid(fmt.Sprintf("ingress[%d].host", i), "%s is routed by another tenant", in.Host)
+				case o.Host == in.Host && path.Clean(o.Path) == path.Clean(in.Path):
+					return errs.Invalid(fmt.Sprintf("ingress[%d]", i), "%s%s is routed to app %s", in.Host, in.Path, appName(a.Name))
+				}
+			}
 		}
 	}
 	return nil

@@ -37,6 +37,12 @@ type NodeInfo struct {
 	Signers       []string `json:"signers,omitempty"`
 	ImageBytes    int64    `json:"imageBytes"` // disk used by the image store
 	PeerFetch     bool     `json:"peerFetch"`  // has the peer key: fetches blobs from other nodes
+	// Edge: the operator made this node an edge (node.conf edge=true): it
+	// serves ingress on EdgeHTTP and EdgeHTTPS, the only listeners besides
+	// sshd.
+	Edge      bool   `json:"edge,omitempty"`
+	EdgeHTTP  string `json:"edgeHTTP,omitempty"`  // e.g. :80
+	EdgeHTTPS string `json:"edgeHTTPS,omitempty"` // e.g. :443
 }
 
 // Image is an image in a node's store.

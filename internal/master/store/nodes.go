@@ -60,6 +60,9 @@ type NodeInfo struct {
 	Signers       []string `json:"signers,omitempty"`
 	ImageBytes    int64    `json:"imageBytes"`
 	PeerFetch     bool     `json:"peerFetch"`
+	Edge          bool     `json:"edge,omitempty"`
+	EdgeHTTP      string   `json:"edgeHTTP,omitempty"`
+	EdgeHTTPS     string   `json:"edgeHTTPS,omitempty"`
 }
 
 // PutNode adds or updates a node (cordon state is kept on update).
