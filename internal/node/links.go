@@ -59,23 +59,32 @@ func newLinks(log *slog.Logger, tablePath, authorizedKeys string, subscribe func
 // in authorized_keys (a line lost meanwhile is restored) and serves its
 // links until ctx ends.
 func (m *links) start(ctx context.Context) {
-	b, err := os.ReadFile(m.tablePath)
-	if err != nil {
+	// With no table saved, authorized_keys is not even read: a node the
+	// master never sent links to is left as it is.
+	if t, err := loadLinkTable(m.tablePath); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			m.log.Error("link table unreadable", "path", m.tablePath, "err", err)
 		}
 	} else {
-		var t nodeapi.LinkTable
-		if err := json.Unmarshal(b, &t); err != nil || t.Validate() != nil {
-			m.log.Error("link table unreadable", "path", m.tablePath, "err", errors.Join(err, t.Validate()))
-		} else {
-			if err := syncAuthorized(m.authorizedKeys, t.Grants); err != nil {
-				m.log.Error("link keys not restored", "err", err)
-			}
-			m.setTable(t)
+		if err := syncAuthorized(m.authorizedKeys, t.Grants); err != nil {
+			m.log.Error("link keys not restored", "err", err)
 		}
+		m.setTable(t)
 	}
 	go m.run(ctx)
+}
+
+// loadLinkTable reads the saved table.
+func loadLinkTable(path string) (nodeapi.LinkTable, error) {
+	var t nodeapi.LinkTable
+	b, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(b, &t)
+	}
+	if err == nil {
+		err = t.Validate()
+	}
+	return t, err
 }
 
 // set replaces the table: link keys first (a grant that cannot be written
