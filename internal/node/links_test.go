@@ -298,12 +298,13 @@ func TestLinkBalanceAndFailover(t *testing.T) {
 // a source container restarted gets its listener back in its new
 // namespace.
 func TestLinkDaemonRestart(t *testing.T) {
-	n, _ := linkNode(t)
+	n, keys := linkNode(t)
 	api := app(t, n, "api1", "api", []int{8080}, "serve", "127.0.0.1:8080")
 	web := app(t, n, "web1", "web", nil, "sleep")
 	waitLog(t, n, api.ID, "serving")
 	l := link("web", 5000, "api", 8080, "api1")
-	setLinks(t, n.Client, nodeapi.LinkTable{Links: []nodeapi.Link{l}})
+	g := nodeapi.LinkGrant{ID: "web>api:8080", Target: "api", Port: 8080, Key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGrantOneGrantOneGrantOneGrantOneGrantOneGran"}
+	setLinks(t, n.Client, nodeapi.LinkTable{Links: []nodeapi.Link{l}, Grants: []nodeapi.LinkGrant{g}})
 	waitListener(t, n.Client, l.ID, web.ID, true)
 	if st, err := os.Stat(nodeapi.Layout{Root: n.Root}.Links()); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("saved table: %v, %v; want mode 0600", st, err)
@@ -314,11 +315,18 @@ func TestLinkDaemonRestart(t *testing.T) {
 		conn.Close()
 		t.Error("the listener outlived the daemon")
 	}
+	// Meanwhile the grant's line is lost: the daemon puts it back.
+	if err := os.WriteFile(keys, []byte(operatorLine), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	n.Start()
 	waitFor(t, "the listener back after the restart", 20*time.Second, func() bool {
 		got, err := getFrom(web.Pid, 5000)
 		return err == nil && got == "probe api1"
 	})
+	if got, _ := os.ReadFile(keys); string(got) != operatorLine+nodeapi.AuthorizedLinkLine(nodeapi.BinaryPath, g)+"\n" {
+		t.Errorf("authorized_keys after the restart:\n%s\nwant the grant's line back", got)
+	}
 
 	ctx := context.Background()
 	if _, err := n.Client.StopContainer(ctx, web.ID, nil); err != nil {
