@@ -73,6 +73,11 @@ func rewriteAuthorized(old []byte, grants []nodeapi.LinkGrant) []byte {
 // renamed over it) with the file's own mode and owner, so sshd never reads
 // half a file and StrictModes stays content.
 func syncAuthorized(path string, grants []nodeapi.LinkGrant) error {
+	// A symlinked authorized_keys stays a symlink: the file it names is
+	// the one replaced.
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
 	old, err := os.ReadFile(path)
 	missing := errors.Is(err, fs.ErrNotExist)
 	if err != nil && !missing {

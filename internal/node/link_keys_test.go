@@ -132,6 +132,19 @@ func TestSyncAuthorizedKeepsModeAndWritesOnlyChanges(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 1 {
 		t.Errorf("left behind: %v", ents)
 	}
+	link := filepath.Join(t.TempDir(), "authorized_keys")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := syncAuthorized(link, nil); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the symlink was replaced: %v, %v", fi, err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "ssh-ed25519 AAAA op\n" {
+		t.Errorf("through the symlink: %q", got)
+	}
 	missing := filepath.Join(t.TempDir(), "none", "authorized_keys")
 	if err := syncAuthorized(missing, nil); err != nil {
 		t.Fatal(err)
