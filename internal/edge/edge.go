@@ -28,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,12 @@ type Server struct {
 	acme      *autocert.Manager
 	acmeHTTP  http.Handler // the Manager's HTTP-01 answerer
 
+	// ctx is every request's base context; cancelled when the Server
+	// stops, it ends upgraded connections (WebSockets), which
+	// http.Server no longer tracks once hijacked.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	mu      sync.Mutex
 	servers []*http.Server
 }
@@ -97,6 +104,7 @@ func New(cfg Config) (*Server, error) {
 	// ReverseProxy's own complaints (a client gone mid-copy) are debug.
 	s.proxyLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	s.transport = s.newTransport()
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.table.Store(&table{hosts: map[string]*hostEntry{}})
 	if cfg.ACME != nil {
 		m, err := cfg.ACME.manager(s)
@@ -182,6 +190,7 @@ func (s *Server) newHTTPServer(h http.Handler, h2c bool) *http.Server {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          s.proxyLog,
+		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 	}
 	s.mu.Lock()
 	s.servers = append(s.servers, srv)
@@ -211,29 +220,30 @@ func (s *Server) ServeTLS(l net.Listener) error {
 }
 
 // Shutdown stops the listeners and waits for requests to finish, up to
-// ctx. Hijacked connections (WebSockets) are the handlers' own and are not
-// waited for; Close ends the rest.
+// ctx; then it ends whatever is left: event streams that never finish,
+// and upgraded connections (WebSockets), which http.Server does not wait
+// for. It returns ctx's error if it had to cut anything but those.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	servers := s.servers
-	s.mu.Unlock()
 	var errs []error
-	for _, srv := range servers {
+	for _, srv := range s.listServers() {
 		errs = append(errs, srv.Shutdown(ctx))
+	}
+	return errors.Join(append(errs, s.Close())...)
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.cancel()
+	var errs []error
+	for _, srv := range s.listServers() {
+		errs = append(errs, srv.Close())
 	}
 	s.transport.CloseIdleConnections()
 	return errors.Join(errs...)
 }
 
-// Close closes the listeners and every connection the servers track.
-func (s *Server) Close() error {
+func (s *Server) listServers() []*http.Server {
 	s.mu.Lock()
-	servers := s.servers
-	s.mu.Unlock()
-	var errs []error
-	for _, srv := range servers {
-		errs = append(errs, srv.Close())
-	}
-	s.transport.CloseIdleConnections()
-	return errors.Join(errs...)
+	defer s.mu.Unlock()
+	return slices.Clone(s.servers)
 }

@@ -2,7 +2,10 @@ package edge
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -157,6 +160,20 @@ func TestStreamsSurviveTableChanges(t *testing.T) {
 	if status, _ := get(t, addr, "a.test", "/"); status != 404 {
 		t.Fatalf("empty table: %d, want 404", status)
 	}
+
+	// Stopping the edge waits for requests, then ends the streams that
+	// never finish: the event stream and the hijacked WebSocket.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown with two open streams: %v, want the deadline", err)
+	}
+	if got, err := ws.roundTrip("after shutdown"); err == nil {
+		t.Errorf("websocket after Shutdown: %q, want it closed", got)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Errorf("websocket after Shutdown: still open (%v)", err)
+	}
+	ev.resp.Body.Close()
 }
 
 // TestStreamedBodyUnbuffered: a body of unknown length that is not an
