@@ -216,3 +216,31 @@ func TestProxyProtocolOverHTTP2(t *testing.T) {
 		t.Errorf("%s: upstream saw %q, want remote=%s", resp.Proto, body, local)
 	}
 }
+
+// TestH2C: HTTP/2 without TLS on the plain listener only when asked.
+func TestH2C(t *testing.T) {
+	bk := newBackends()
+	bk.set("web", 80, serveBackend(t, named("web")))
+	for _, on := range []bool{true, false} {
+		s, addr := startEdge(t, Config{Dial: bk.Dial, H2C: on})
+		if err := s.SetTable(Table{Routes: []Route{{Host: "web.test", App: "web", Port: 80}}}); err != nil {
+			t.Fatal(err)
+		}
+		p := new(http.Protocols)
+		p.SetUnencryptedHTTP2(true)
+		tr := &http.Transport{Protocols: p}
+		req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+		req.Host = "web.test"
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+		if on && (err != nil || resp.ProtoMajor != 2) {
+			t.Errorf("H2C on: %v %v, want HTTP/2", resp, err)
+		}
+		if !on && err == nil {
+			t.Errorf("H2C off: %s answered, want HTTP/2 refused", resp.Proto)
+		}
+		if err == nil {
+			resp.Body.Close()
+		}
+		tr.CloseIdleConnections()
+	}
+}
