@@ -425,7 +425,8 @@ func TestLinkTableUpdate(t *testing.T) {
 }
 
 // TestLinkLocalPortTaken: a source container that already listens on
-// LOCAL itself gets no listener, and the node says so once and goes on.
+// LOCAL itself gets no listener, and the node says so once and goes on;
+// once the port is free, the listener opens.
 func TestLinkLocalPortTaken(t *testing.T) {
 	n, _ := linkNode(t)
 	api := app(t, n, "api1", "api", []int{8080}, "serve", "127.0.0.1:8080")
@@ -433,19 +434,50 @@ func TestLinkLocalPortTaken(t *testing.T) {
 	web := app(t, n, "web1", "web", nil, "sleep")
 	waitLog(t, n, api.ID, "serving")
 	waitLog(t, n, squat.ID, "serving")
+	// web1's port is held for a while (by this test, in web1's namespace).
+	held, err := listenIn(web.Pid, 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
 	l := link("web", 5000, "api", 8080, "api1")
 	setLinks(t, n.Client, nodeapi.LinkTable{Links: []nodeapi.Link{l}})
-	waitListener(t, n.Client, l.ID, web.ID, true)
-	waitFor(t, "the node to log the port taken", 10*time.Second, func() bool {
-		return strings.Contains(n.Log(), "link listener not open")
+	waitFor(t, "the node to log the ports taken", 10*time.Second, func() bool {
+		return strings.Count(n.Log(), "link listener not open") == 2
 	})
-	if _, ok := findListener(linkStatus(t, n.Client), l.ID, squat.ID); ok {
-		t.Error("web2 has a listener on a port it holds itself")
+	if st := linkStatus(t, n.Client); len(st.Listeners) != 0 {
+		t.Errorf("listeners %+v on ports taken", st.Listeners)
 	}
 	if got, err := getFrom(squat.Pid, 5000); err != nil || got != "probe web2" {
 		t.Errorf("web2's own server: %q, %v", got, err)
 	}
+	held.Close()
+	waitListener(t, n.Client, l.ID, web.ID, true)
 	if got, err := getFrom(web.Pid, 5000); err != nil || got != "probe api1" {
 		t.Errorf("web1 through the link: %q, %v", got, err)
 	}
+	if c := strings.Count(n.Log(), "link listener not open"); c != 2 {
+		t.Errorf("the node logged the ports taken %d times; want once each", c)
+	}
+	if _, ok := findListener(linkStatus(t, n.Client), l.ID, squat.ID); ok {
+		t.Error("web2 has a listener on a port it holds itself")
+	}
+}
+
+// listenIn listens on 127.0.0.1:port inside pid's network namespace.
+func listenIn(pid, port int) (net.Listener, error) {
+	type result struct {
+		ln  net.Listener
+		err error
+	}
+	ch := make(chan result, 1)
+	ns.Go(func() {
+		if err := ns.Join(pid, "net"); err != nil {
+			ch <- result{err: err}
+			return
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		ch <- result{ln, err}
+	})
+	r := <-ch
+	return r.ln, r.err
 }
