@@ -114,6 +114,29 @@ func TestLinkAcrossNodes(t *testing.T) {
 		t.Fatalf("web1 → api1 on n2: %q, %v", got, err)
 	}
 
+	// Half-close across nodes, on a second link with its own key: the
+	// sink answers only once its input has ended.
+	clusterApp(t, api2, "sink1", "store", []int{9000}, "sink", "127.0.0.1:9000")
+	storePath := filepath.Join(t.TempDir(), "store_ed25519")
+	storeKey, err := sshkey.GenerateKey(storePath, "moat-link")
+	if err != nil {
+		t.Fatal(err)
+	}
+	storePEM, _ := os.ReadFile(storePath)
+	sid := nodeapi.LinkID("web", "store", 9000)
+	storeGrant := nodeapi.LinkGrant{ID: sid, Target: "store", Port: 9000, Key: sshkey.AuthorizedKey(storeKey.PublicKey())}
+	setLinks(t, api2, nodeapi.LinkTable{Grants: []nodeapi.LinkGrant{grant, storeGrant}})
+	toStore := nodeapi.Link{ID: sid, Source: "web", Local: 5001, Target: "store", Port: 9000, Key: string(storePEM),
+		Endpoints: []nodeapi.LinkEndpoint{{Container: "sink1", Node: "n2", Addr: n2.Addr.String() + ":22", User: "root", HostKey: n2.HostKey}}}
+	setLinks(t, api1, nodeapi.LinkTable{Links: []nodeapi.Link{l, toStore}})
+	poll(t, "8 MiB through the sink on n2, half-closed", 20*time.Second, func() bool {
+		err := sinkFrom(web.Pid, 5001, 8<<20)
+		if err != nil {
+			t.Logf("sink: %v", err)
+		}
+		return err == nil
+	})
+
 	// Warm: each new connection is a stream on the held session. Against
 	// the same request made straight into a replica's namespace (api9,
 	// from this host: no link).

@@ -169,6 +169,26 @@ func latency(t *testing.T, what string, pid, port int, want string) {
 	t.Logf("%s, new connection + HTTP/1.0 request: p50 %v, p90 %v, p99 %v (200 in a row)", what, took[100], took[180], took[198])
 }
 
+// sinkFrom sends size bytes to the probe's sink at 127.0.0.1:port in pid's
+// namespace, half-closes, and checks the sink read them all: it answers
+// only once its input has ended.
+func sinkFrom(pid, port, size int) error {
+	conn, err := dialFrom(pid, port)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, strings.Repeat("x", size)); err != nil {
+		return err
+	}
+	conn.(*net.TCPConn).CloseWrite()
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if want := fmt.Sprintf("ok %d\n", size); err != nil || line != want {
+		return fmt.Errorf("sink answered %q, %v; want %q", line, err, want)
+	}
+	return nil
+}
+
 // TestLinkSameNode: a replica of web reaches app api's declared port at
 // 127.0.0.1:LOCAL in its own network namespace, straight into api's
 // namespace, half-close included; it reaches nothing else, an undeclared
@@ -195,20 +215,8 @@ func TestLinkSameNode(t *testing.T) {
 	}
 	latency(t, "link on the same node", web.Pid, 5000, "probe api1")
 	latency(t, "straight into api1's namespace, no link", api.Pid, 8080, "probe api1")
-	// Half-close: the sink reads to the end of input, then answers.
-	conn, err := dialFrom(web.Pid, 5001)
-	if err != nil {
+	if err := sinkFrom(web.Pid, 5001, 1<<20); err != nil {
 		t.Fatal(err)
-	}
-	payload := strings.Repeat("x", 1<<20)
-	if _, err := io.WriteString(conn, payload); err != nil {
-		t.Fatal(err)
-	}
-	conn.(*net.TCPConn).CloseWrite()
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	conn.Close()
-	if want := fmt.Sprintf("ok %d\n", len(payload)); err != nil || line != want {
-		t.Fatalf("sink answered %q, %v; want %q", line, err, want)
 	}
 
 	// Nothing else: api's own port is not in web's namespace, and a link
