@@ -66,13 +66,18 @@ type linkTarget struct {
 	lookup func(ctx context.Context, name string) (nodeapi.Container, error)
 	dial   func(ctx context.Context, pid, port int) (net.Conn, error)
 	max    int // streams served at once: MaxLinkStreams
+	cache  *containerCache // nil: every stream asks the daemon
 }
 
 // serveMux serves a link session until it ends (the session's input
 // ends), then closes every stream and connection it opened.
 func serveMux(ctx context.Context, socket, app string, port int, session io.ReadWriteCloser) error {
 	api := nodeapi.UnixClient(socket)
-	l := &linkTarget{App: app, Port: port, lookup: api.Container, dial: newNetnsDialers(linkThreadIdle).dial, max: MaxLinkStreams}
+	l := &linkTarget{App: app, Port: port, lookup: api.Container, dial: newNetnsDialers(linkThreadIdle).dial, max: MaxLinkStreams,
+		cache: newContainerCache()}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go l.cache.follow(ctx, api)
 	return l.serve(ctx, session)
 }
 
@@ -148,7 +153,7 @@ func (l *linkTarget) open(ctx context.Context, r io.Reader) (net.Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, linkLookupTimeout)
 	defer cancel()
-	c, err := l.lookup(ctx, name)
+	c, err := l.container(ctx, name)
 	// A container of another app answers as one that does not exist: the
 	// key learns nothing of what else runs here.
 	if errors.Is(err, errs.ErrNotFound) || err == nil && c.Spec.Labels[AppLabel] != l.App {
@@ -168,6 +173,23 @@ func (l *linkTarget) open(ctx context.Context, r io.Reader) (net.Conn, error) {
 		return nil, refuse(errs.ErrUnavailable, "container %s: cannot connect to port %d: %s", name, l.Port, connectError(err))
 	}
 	return conn, nil
+}
+
+// container is what the node daemon says of the named container, or
+// said of it last if that still holds (see containerCache).
+func (l *linkTarget) container(ctx context.Context, name string) (nodeapi.Container, error) {
+	if l.cache == nil {
+		return l.lookup(ctx, name)
+	}
+	if c, ok := l.cache.get(name); ok {
+		return c, nil
+	}
+	gen := l.cache.generation()
+	c, err := l.lookup(ctx, name)
+	if err == nil {
+		l.cache.put(gen, name, c)
+	}
+	return c, err
 }
 
 // connectError says why a connect failed in a word or two (the errno's

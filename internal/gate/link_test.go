@@ -350,6 +350,54 @@ func TestLinkMuxThroughSSH(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	t.Run("bytes sent with the opening line", func(t *testing.T) {
+		// A source node sends what its client has already written with
+		// the opening line: the container gets those bytes, not the line.
+		s, err := linkOpen(t, mux, "db-1\nearly ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(s, "and late"); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if got, err := io.ReadAll(s); string(got) != "ok 14\n" {
+			t.Fatalf("the sink answered %q, %v; want ok 14", got, err)
+		}
+	})
+	t.Run("a replica stopped, then started again", func(t *testing.T) {
+		// The gate has db-1 cached by now: its stop must be seen at once,
+		// and its new run (a new process) reached.
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		root := c.NodeAPI("n1")
+		if _, err := root.StopContainer(ctx, "db-1", nil); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := linkOpen(t, mux, "db-1\n"); err == nil || !strings.Contains(err.Error(), "not running") {
+			if s != nil {
+				s.Close()
+			}
+			t.Fatalf("db-1 stopped: %v; want not running", err)
+		}
+		if _, err := root.StartContainer(ctx, "db-1"); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			s, err := linkOpen(t, mux, "db-1\n")
+			if err == nil {
+				err = sinkRoundTrip(s, "again")
+			}
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("db-1 started again, not reached within 20s: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
 	// The session's end ends the gate: nothing it started stays.
 	mux.Close()
 	waitProcesses(t, c, procs)
