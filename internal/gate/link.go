@@ -65,7 +65,7 @@ type linkTarget struct {
 	Port   int
 	lookup func(ctx context.Context, name string) (nodeapi.Container, error)
 	dial   func(ctx context.Context, pid, port int) (net.Conn, error)
-	max    int // streams served at once: MaxLinkStreams
+	max    int             // streams served at once: MaxLinkStreams
 	cache  *containerCache // nil: every stream asks the daemon
 }
 
