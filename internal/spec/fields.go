@@ -178,6 +178,7 @@ func (p *parser) update(v *yaml.Node, path string) error {
 		{"canary", p.toInt(&u.Canary)},
 		{"promote", p.toStr(&u.Promote)},
 		{"deadline", p.toDuration(&u.Deadline)},
+		{"drain", p.toDuration(&u.Drain)},
 	})
 }
 

@@ -3,6 +3,7 @@ package spec
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -41,5 +42,27 @@ func TestIngress(t *testing.T) {
 	}
 	if _, err := Parse([]byte("name: web\nimage: web:1\ningress: [{host: example.com}]\n"), "app.yaml"); err == nil || !strings.Contains(err.Error(), "ingress[0].port: no tcp port to route to") {
 		t.Errorf("ingress without ports: %v", err)
+	}
+}
+
+func TestDrain(t *testing.T) {
+	base := "name: web\nimage: web:1\nports: [{name: http, port: 8080}]\n"
+	for _, tc := range []struct {
+		yaml string
+		want time.Duration
+	}{
+		{"", 0},
+		{"ingress: [{host: example.com}]", DefaultDrain},
+		{"ingress: [{host: example.com}]\nupdate: {drain: 2s}", 2 * time.Second},
+		{"ingress: [{host: example.com}]\nupdate: {drain: 0s}", 0},
+		{"update: {drain: 5s}", 5 * time.Second},
+	} {
+		a, err := Parse([]byte(base+tc.yaml+"\n"), "app.yaml")
+		if err != nil || a.Update.Drain != tc.want {
+			t.Errorf("%q: drain %v, %v; want %v", tc.yaml, a.Update.Drain, err, tc.want)
+		}
+	}
+	if _, err := Parse([]byte(base+"update: {drain: 2h}\n"), "app.yaml"); err == nil || !strings.Contains(err.Error(), "update.drain: 2h0m0s: want 0 to 1h0m0s") {
+		t.Errorf("drain 2h: %v", err)
 	}
 }

@@ -145,6 +145,9 @@ func (p *parser) resolveHealth() *Error {
 
 func (p *parser) resolveUpdate() *Error {
 	u, replicas := &p.app.Update, min(max(p.app.Replicas, 0), MaxReplicas)
+	if len(p.app.Ingress) > 0 && !p.given("update.drain") {
+		u.Drain = DefaultDrain
+	}
 	if u.Strategy == StrategyCanary && u.Promote == "" && !p.given("update.promote") {
 		u.Promote = PromoteManual
 	}

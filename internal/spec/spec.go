@@ -83,6 +83,11 @@ type Update struct {
 	Canary         int           `json:"canary,omitempty"`
 	Promote        string        `json:"promote,omitempty"` // canary: PromoteManual or PromoteAuto
 	Deadline       time.Duration `json:"deadline"`          // time to become healthy before rollback
+	// Drain is how long a replica being replaced or scaled away keeps
+	// running after it leaves the pool (no new connections or requests
+	// reach it) before it is stopped, so requests in flight finish.
+	// Default DefaultDrain for an app with ingress routes, else 0.
+	Drain time.Duration `json:"drain,omitempty"`
 }
 
 // Volume is a host directory bind-mounted into the app's containers. It
@@ -139,6 +144,8 @@ const (
 	MinDeadline       = time.Second
 	MaxDeadline       = 24 * time.Hour
 	DefaultMaxSurge   = 1
+	DefaultDrain      = 30 * time.Second
+	MaxDrain          = time.Hour
 )
 
 // PinnedNode returns the node the app's volumes pin it to, or "".

@@ -250,6 +250,9 @@ func (c *checker) update(u Update, replicas int, singleton bool) {
 		}
 	}
 	c.between("update.deadline", u.Deadline, MinDeadline, MaxDeadline)
+	if u.Drain < 0 || u.Drain > MaxDrain {
+		c.add("update.drain", "%s: want 0 to %s", u.Drain, MaxDrain)
+	}
 }
 
 func (c *checker) volumes(vols []Volume) {
