@@ -70,8 +70,10 @@ type fencePlan struct {
 // planFence decides what the fence stops and forgets. Only nodes in sync
 // are looked at: an unsynced view may lack containers that still run.
 // Containers not made for a replica (no moat.replica label) are not
-// moat's to stop. Stop lists containers in no particular order.
-func planFence(w *world) fencePlan {
+// moat's to stop, nor are replicas still draining (hold: out of every
+// pool, finishing what they were sent; drainHold). Stop lists containers
+// in no particular order.
+func planFence(w *world, hold map[string]bool) fencePlan {
 	wanted := map[string]string{} // replica ID → node, desired run
 	for _, r := range w.replicas {
 		if r.Desired == store.Run {
@@ -91,7 +93,9 @@ func planFence(w *world) fencePlan {
 				p.Fencing[name] = map[string]bool{}
 			}
 			p.Fencing[name][c.Spec.Labels["moat.app"]] = true
-			p.Stop = append(p.Stop, containerRef{Node: name, ID: id})
+			if !hold[id] {
+				p.Stop = append(p.Stop, containerRef{Node: name, ID: id})
+			}
 		}
 	}
 	for _, r := range w.replicas {

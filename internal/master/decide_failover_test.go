@@ -127,7 +127,7 @@ func TestPlanFence(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := &world{now: t0, nodes: tt.nodes, views: tt.views, replicas: tt.reps}
-			got := planFence(w)
+			got := planFence(w, nil)
 			sortRefs := cmpopts.SortSlices(func(a, b containerRef) bool { return a.Node+"/"+a.ID < b.Node+"/"+b.ID })
 			if d := cmp.Diff(tt.want, got, sortRefs, cmpopts.EquateEmpty()); d != "" {
 				t.Errorf("planFence (-want +got):\n%s", d)

@@ -101,6 +101,9 @@ type Master struct {
 	// balanced: per app, what its spread was judged on the last time
 	// nothing was to move (reconcile's goroutine only).
 	balanced map[string]string
+	// drainSince: when each replica being stopped was first seen so,
+	// while it drains (decide_drain.go; reconcile's goroutine only).
+	drainSince map[string]time.Time
 
 	keepCache keepCache
 	feeds     feeds // rollouts watched, and their progress (watch.go)
@@ -225,7 +228,7 @@ func Open(cfg Config) (*Master, error) {
 	}
 	m := &Master{
 		cfg: cfg, log: cfg.Log, db: db, images: images, key: key, peer: peer, peerPEM: peerPEM,
-		kick: make(chan struct{}, 1), agents: map[string]*agent{}, failures: map[string]string{}, unplacedSince: map[string]time.Time{}, balanced: map[string]string{},
+		kick: make(chan struct{}, 1), agents: map[string]*agent{}, failures: map[string]string{}, unplacedSince: map[string]time.Time{}, balanced: map[string]string{}, drainSince: map[string]time.Time{},
 		ops: make(chan struct{}, maxOps),
 	}
 	m.delivery = delivery.New(images, deliveryNodes{m}, cfg.MaxPushes, cfg.Log)

@@ -189,7 +189,7 @@ func (m *Master) reconcile(ctx context.Context) (bool, error) {
 // restarted stale copies should not hold back the replacements the
 // cluster is waiting for.
 func (m *Master) fence(ctx context.Context, w *world) map[string]map[string]bool {
-	p := planFence(w)
+	p := planFence(w, drainHold(w, m.drainSince))
 	for _, c := range p.Stop {
 		if a := m.agent(c.Node); a != nil {
 			id := c.ID
