@@ -21,6 +21,9 @@ type Socket struct {
 	Pid      int    `json:"pid,omitempty"`
 	Process  string `json:"process,omitempty"` // comm of the owning process (/proc/PID/comm)
 	Loopback bool   `json:"loopback"`
+	// Intended says why a socket the operator asked for listens (see
+	// Intended), e.g. "edge (intended)"; empty for the others.
+	Intended string `json:"intended,omitempty"`
 }
 
 // Finding is one thing the audit wants a human to look at.
@@ -63,6 +66,7 @@ type runner struct {
 	procRoot string
 	sshdT    func(ctx context.Context) ([]byte, error) // output of `sshd -T`
 	dropIn   func() (string, error)                    // moat's sshd drop-in; fs.ErrNotExist if absent
+	intended []Intended
 }
 
 func (r runner) run(ctx context.Context) (Report, error) {
@@ -79,10 +83,11 @@ func (r runner) run(ctx context.Context) (Report, error) {
 		all = ParseSSHDT(out)
 		sshd = keep(all, SSHDKeys)
 	}
+	judged, intended := splitIntended(socks, r.intended)
 	rep := Report{
 		Sockets:  socks,
 		SSHD:     sshd,
-		Findings: check(socks, sshd, sshdErr),
+		Findings: sortFindings(append(check(judged, sshd, sshdErr), intended...)),
 	}
 	if r.dropIn != nil && all != nil {
 		text, err := r.dropIn()

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/acme"
 
 	"github.com/moatcloud/moat/internal/node"
 	"github.com/moatcloud/moat/internal/nodeapi"
@@ -77,5 +78,11 @@ re-adopts them.`,
 	f.IntVar(&cfg.GCThreshold, "gc-threshold", 85, "collect unused images when the disk is this full (percent; 0: never by itself)")
 	f.DurationVar(&cfg.GCInterval, "gc-interval", node.DefaultGCInterval, "how often the disk is looked at for --gc-threshold")
 	f.DurationVar(cfg.GCGrace, "gc-grace", gcGrace, "images pulled more recently than this are never collected")
+	f.BoolVar(&cfg.Edge, "edge", false, "make this node an edge: serve the cluster's ingress routes on --edge-http and --edge-https, its only listeners besides sshd (the operator's choice: moat node add --edge writes edge=true in node.conf)")
+	f.StringVar(&cfg.EdgeHTTP, "edge-http", ":80", "address an edge serves plain HTTP on (ACME HTTP-01, redirects to https for hosts with TLS)")
+	f.StringVar(&cfg.EdgeHTTPS, "edge-https", ":443", "address an edge serves HTTPS on")
+	f.StringVar(&cfg.ACMEEmail, "acme-email", "", "address the ACME CA may send certificate expiry notices to")
+	f.StringVar(&cfg.ACMEDirectory, "acme-directory", acme.LetsEncryptURL, "ACME directory URL certificates come from")
+	f.StringVar(&cfg.ACMECAFile, "acme-ca-file", "", "PEM file of extra roots to trust for the ACME directory (a private CA, or pebble in tests)")
 	return cmd
 }

@@ -27,7 +27,7 @@ func (a *app) nodeAddCommand() *cobra.Command {
 	var signersFile, secretsKeyFile string
 	var allowUnsigned, noHarden bool
 	var tenant string // and shared: whose replicas the node runs
-	var shared bool
+	var shared, edge bool
 	cmd := &cobra.Command{
 		Use:   "add [flags] USER@HOST[:PORT]",
 		Short: "Enrol a machine you can SSH into as a node",
@@ -58,7 +58,15 @@ within a minute should your connection drop meanwhile).
 
 The node runs the replicas of one tenant (--tenant, by default the one your
 requests act in), and with --shared every tenant's. A tenant at its nodes
-quota is refused before anything is installed.`,
+quota is refused before anything is installed.
+
+--edge makes the node an edge: it serves the cluster's ingress routes
+(apps' ingress: host and path to a port) over HTTP and HTTPS on ports 80
+and 443, its only listeners besides sshd, with certificates from files or
+ACME. It writes edge=true in the node's /etc/moat/node.conf through your
+own SSH access: only the operator makes a node an edge, never the master.
+--edge=false removes that line; enrolling again without the flag leaves
+it as it is. moat node audit reports 80 and 443 as the edge's, intended.`,
 		Example: "  moat node add --allowed-signers ~/.config/moat/allowed_signers root@203.0.113.7\n  moat node add --allowed-signers signers --label zone=fsn1 -i ~/.ssh/ops --jump admin@bastion root@10.0.0.5",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -92,6 +100,9 @@ quota is refused before anything is installed.`,
 				opts.ExtraSSH = append(opts.ExtraSSH, "-o", o)
 			}
 			opts.RequireSigned, opts.HardenSSHD = !allowUnsigned, !noHarden
+			if cmd.Flags().Changed("edge") {
+				opts.Edge = &edge
+			}
 			if signersFile != "" {
 				if opts.AllowedSigners, err = os.ReadFile(signersFile); err != nil {
 					return usageError{fmt.Errorf("--allowed-signers: %w", err)}
@@ -136,6 +147,7 @@ quota is refused before anything is installed.`,
 	f.BoolVar(&noHarden, "no-harden-sshd", false, "leave the node's sshd settings as they are")
 	f.StringVar(&tenant, "tenant", "", "tenant whose replicas the node runs (default: the tenant your requests act in)")
 	f.BoolVar(&shared, "shared", false, "the node runs every tenant's replicas as well")
+	f.BoolVar(&edge, "edge", false, "make the node an edge, serving ingress on 80 and 443 (--edge=false: no longer; default: as its node.conf says)")
 	return cmd
 }
 
@@ -171,10 +183,19 @@ func (a *app) printEnrolled(n masterapi.Node) error {
 	return table(a.stdout, [][]string{
 		{"node:", n.Name + " (" + n.Addr + ")"}, {"os:", i.OS}, {"kernel:", i.Kernel + " (" + i.Arch + ")"},
 		{"runc:", i.Runc}, {"cgroups:", i.CgroupMode}, {"cpus:", strconv.Itoa(i.CPUs)},
+		{"edge:", edgeString(i.Edge, i.EdgeHTTP, i.EdgeHTTPS)},
 		{"memory:", quantity.FormatBytes(i.MemoryBytes)},
 		{"disk:", quantity.FormatBytes(i.DiskFreeBytes) + " free of " + quantity.FormatBytes(i.DiskBytes)},
 		{"host key:", fingerprint(n.HostKey)},
 	})
+}
+
+// edgeString says whether a node is an edge and where it listens.
+func edgeString(edge bool, http, https string) string {
+	if !edge {
+		return "no"
+	}
+	return "yes: http " + orDash(http) + ", https " + orDash(https)
 }
 
 func parseKV(items []string, flag string) (map[string]string, error) {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/moatcloud/moat/internal/nodeapi"
 )
 
 func (a *app) nodeAuditCommand() *cobra.Command {
@@ -18,8 +20,11 @@ func (a *app) nodeAuditCommand() *cobra.Command {
 		Long: `Ask a node, through the master's gate, for every listening TCP and UDP
 socket (from /proc/net, with the owning process) and the sshd settings that
 weaken it, and flag anything besides sshd. moat's promise — a node listens
-on no port but OpenSSH — is checkable, not taken on faith. With --strict
-the command fails if any finding is high.`,
+on no port but OpenSSH — is checkable, not taken on faith. On an edge node
+(moat node add --edge) the node daemon's HTTP and HTTPS ports are reported
+as "edge (intended)"; anything else besides sshd is unexpected, a high
+finding unless it listens on loopback only. With --strict the command
+fails if any finding is high.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
@@ -33,9 +38,9 @@ the command fails if any finding is high.`,
 					return err
 				}
 			} else {
-				rows := [][]string{{"PROTO", "ADDRESS", "PORT", "PROCESS", "PID"}}
+				rows := [][]string{{"PROTO", "ADDRESS", "PORT", "PROCESS", "PID", "NOTE"}}
 				for _, s := range report.Sockets {
-					rows = append(rows, []string{s.Proto, s.Address, strconv.Itoa(s.Port), orDash(s.Process), pidString(s.Pid)})
+					rows = append(rows, []string{s.Proto, s.Address, strconv.Itoa(s.Port), orDash(s.Process), pidString(s.Pid), socketNote(s)})
 				}
 				var b bytes.Buffer
 				table(&b, rows)
@@ -65,4 +70,17 @@ the command fails if any finding is high.`,
 	}
 	cmd.Flags().BoolVar(&strict, "strict", false, "exit non-zero on any high finding")
 	return cmd
+}
+
+// socketNote says what a listening socket is to the node's promise.
+func socketNote(s nodeapi.AuditSocket) string {
+	switch {
+	case s.Intended != "":
+		return s.Intended
+	case s.Process == "sshd":
+		return "sshd"
+	case s.Loopback:
+		return "loopback only"
+	}
+	return "unexpected"
 }

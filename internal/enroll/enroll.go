@@ -55,8 +55,11 @@ type Options struct {
 	// HardenSSHD installs moat's sshd drop-in (package hardening), kept
 	// only if a new login works with it.
 	HardenSSHD bool
-	Progress   func(total int64) io.Writer // upload progress, may be nil
-	Log        func(step string)           // what enrolment does, for the operator; may be nil
+	// Edge: true writes edge=true in the node's node.conf (it serves
+	// ingress on 80/443), false removes the line, nil leaves it as is.
+	Edge     *bool
+	Progress func(total int64) io.Writer // upload progress, may be nil
+	Log      func(step string)           // what enrolment does, for the operator; may be nil
 }
 
 // Compiled on first use: see internal/spec.
@@ -134,12 +137,22 @@ func Add(ctx context.Context, opts Options) (inventory.Node, error) {
 	} else {
 		log("the node runs unsigned images (require-signed=false in " + NodeConf + ")")
 	}
+	edgeChanged, err := installEdge(ctx, r, opts.Edge)
+	if err != nil {
+		return inventory.Node{}, err
+	}
+	switch {
+	case opts.Edge != nil && *opts.Edge:
+		log("the node is an edge: it serves ingress on ports 80 and 443 (edge=true in " + NodeConf + ")")
+	case opts.Edge != nil:
+		log("the node is not an edge (no edge line in " + NodeConf + ")")
+	}
 	if installed, err := installSecretsKey(ctx, r, opts.SecretsKey); err != nil {
 		return inventory.Node{}, err
 	} else if installed {
 		log("installed the cluster's secrets key as " + SecretsKeyPath + " (root's, 0600)")
 	}
-	how, err := startDaemon(ctx, r, m.systemd, changed || confChanged)
+	how, err := startDaemon(ctx, r, m.systemd, changed || confChanged || edgeChanged)
 	if err != nil {
 		return inventory.Node{}, err
 	}

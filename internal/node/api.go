@@ -108,6 +108,9 @@ func (d *Daemon) handleInfo(w http.ResponseWriter, r *http.Request) error {
 	}
 	info.Runc, _ = d.runc.Version(r.Context())
 	info.RequireSigned, info.Signers = d.cfg.RequireSigned, d.signerNames()
+	if d.cfg.Edge {
+		info.Edge, info.EdgeHTTP, info.EdgeHTTPS = true, d.cfg.EdgeHTTP, d.cfg.EdgeHTTPS
+	}
 	info.ImageBytes = d.images.DiskUsage()
 	if _, err := os.Stat(d.cfg.PeerKey); err == nil {
 		info.PeerFetch = true

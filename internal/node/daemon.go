@@ -62,6 +62,14 @@ type Config struct {
 	// grants go (default nodeapi.AuthorizedKeys). The daemon changes only
 	// the lines it marked as a link key's.
 	AuthorizedKeys string
+	// Edge makes the node an edge: it serves the link table's ingress on
+	// EdgeHTTP and EdgeHTTPS (default :80 and :443). Only the operator's
+	// node.conf says so, never the master. ACME certificates come from
+	// ACMEDirectory (default Let's Encrypt's), with ACMEEmail for expiry
+	// notices; ACMECAFile adds roots to trust for the directory.
+	Edge                                 bool
+	EdgeHTTP, EdgeHTTPS                  string
+	ACMEEmail, ACMEDirectory, ACMECAFile string
 }
 
 // Daemon is a running node daemon.
@@ -84,6 +92,10 @@ type Daemon struct {
 	mu         sync.Mutex
 	containers map[string]*container
 	links      *links
+	edge       *edgeProxy // nil unless cfg.Edge
+	// ingressIgnored: a table's ingress reached a node that is no edge,
+	// and that was logged.
+	ingressIgnored atomic.Bool
 }
 
 // layout is where the node's state lies under Root.
@@ -140,6 +152,9 @@ func (c *Config) setDefaults() error {
 	if c.AuthorizedKeys == "" {
 		c.AuthorizedKeys = nodeapi.AuthorizedKeys
 	}
+	if c.Edge && c.EdgeHTTP == "" && c.EdgeHTTPS == "" {
+		c.EdgeHTTP, c.EdgeHTTPS = ":80", ":443"
+	}
 	return nil
 }
 
@@ -166,6 +181,11 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 		lease:      loadLease(cfg.layout().Lease()),
 	}
 	d.links = newLinks(log, cfg.layout().Links(), cfg.AuthorizedKeys, d.events.subscribe, d.List)
+	if cfg.Edge {
+		if d.edge, err = newEdgeProxy(cfg, log, d.links); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
@@ -178,6 +198,10 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 	go d.fence(ctx)
 	d.links.start(ctx) // the saved table's listeners, before the master is back
+	d.applyIngress()
+	if d.edge != nil {
+		go d.edge.run(ctx, d.cfg.EdgeHTTP, d.cfg.EdgeHTTPS)
+	}
 	go d.autoGC(ctx)
 	d.cleanInbox()
 	mux := d.routes()

@@ -122,6 +122,11 @@ func (m *links) reconcile(ctx context.Context) (retry bool) {
 	type wanted struct{ pid, local int }
 	want := map[listenerKey]wanted{}
 	for _, l := range m.table.Links {
+		// The edge's links have no listener: no container, even one
+		// labelled moat.app=moat_edge, gets one.
+		if l.Source == nodeapi.EdgeSource || l.Local == 0 {
+			continue
+		}
 		for _, c := range m.view {
 			if c.State == nodeapi.StateRunning && c.Pid != 0 && c.Spec.Labels[appLabel] == l.Source {
 				want[listenerKey{l.ID, c.ID}] = wanted{c.Pid, l.Local}

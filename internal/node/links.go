@@ -193,6 +193,7 @@ func (d *Daemon) handleSetLinks(w http.ResponseWriter, r *http.Request) error {
 	if err := d.links.set(t); err != nil {
 		return err
 	}
+	d.applyIngress()
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

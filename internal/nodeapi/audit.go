@@ -25,6 +25,9 @@ type AuditSocket struct {
 	Pid      int    `json:"pid,omitempty"`
 	Process  string `json:"process,omitempty"` // the owning process's comm
 	Loopback bool   `json:"loopback"`
+	// Intended says why a listener the operator asked for is there, e.g.
+	// "edge (intended)" for an edge node's HTTP(S) ports.
+	Intended string `json:"intended,omitempty"`
 }
 
 // AuditFinding is one thing the audit wants a human to look at.

@@ -1,0 +1,323 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/moatcloud/moat/internal/edge"
+	"github.com/moatcloud/moat/internal/nodeapi"
+)
+
+// The edge: on a node whose operator made it one (node.conf edge=true,
+// never the master's say), the daemon runs the HTTP(S) proxy of package
+// edge on EdgeHTTP and EdgeHTTPS in the node's own network namespace (the
+// daemon's), routing what the link table's Ingress says through the links
+// EdgeSource → app:port, which have no listener. On any other node the
+// table's Ingress is ignored.
+
+// edgeRetry is how long a listener that could not open (the port taken)
+// waits before the next try.
+const edgeRetry = 2 * time.Second
+
+// edgeShutdownGrace bounds how long a stopping daemon waits for requests
+// through the edge to finish.
+const edgeShutdownGrace = 5 * time.Second
+
+type edgeProxy struct {
+	log   *slog.Logger
+	links *links
+	srv   *edge.Server
+
+	// aliases maps the names the proxy knows apps by to link IDs, swapped
+	// whole with each table. App keys of tenants hold a '.', which the
+	// proxy's upstream host names cannot carry, so every app is known to
+	// it by a hash of its link: stable across tables (pooled connections
+	// stay useful) and impossible to forge by naming an app.
+	aliases atomic.Pointer[map[string]string]
+
+	mu        sync.Mutex                        // one apply at a time
+	endpoints map[string][]nodeapi.LinkEndpoint // edge links' endpoints last applied
+}
+
+// edgeAlias is the proxy's name for the app reached through link id.
+func edgeAlias(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return "e" + hex.EncodeToString(h[:10])
+}
+
+// edgeACME is the proxy's ACME configuration: the certificates' cache
+// under the node's state directory, sealed with a key kept beside it
+// (made on first start, 0600).
+func edgeACME(cfg Config) (*edge.ACME, error) {
+	dir := filepath.Join(cfg.Root, "edge")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	key, err := cacheKey(filepath.Join(dir, "acme.key"))
+	if err != nil {
+		return nil, err
+	}
+	a := &edge.ACME{DirectoryURL: cfg.ACMEDirectory, Email: cfg.ACMEEmail, CacheDir: filepath.Join(dir, "acme"), CacheKey: key}
+	if cfg.ACMECAFile != "" {
+		pem, err := os.ReadFile(cfg.ACMECAFile)
+		if err != nil {
+			return nil, fmt.Errorf("acme-ca-file: %w", err)
+		}
+		roots, err := x509.SystemCertPool()
+		if err != nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("acme-ca-file %s: no PEM certificate", cfg.ACMECAFile)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		a.HTTPClient = &http.Client{Transport: tr, Timeout: time.Minute}
+	}
+	return a, nil
+}
+
+// cacheKey reads the 32-byte key at path, making it first if there is none.
+func cacheKey(path string) ([]byte, error) {
+	key, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		// O_EXCL: two daemons starting at once do not seal with two keys.
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("edge cache key: %w", err)
+		}
+		_, werr := f.Write(key)
+		if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+			os.Remove(path)
+			return nil, fmt.Errorf("edge cache key: %w", err)
+		}
+		return key, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("edge cache key: %w", err)
+	}
+	if len(key) != 32 {
+		return nil, fmt.Errorf("edge cache key %s: %d bytes, want 32", path, len(key))
+	}
+	return key, nil
+}
+
+func newEdgeProxy(cfg Config, log *slog.Logger, l *links) (*edgeProxy, error) {
+	p := &edgeProxy{log: log.With("part", "edge"), links: l}
+	p.aliases.Store(&map[string]string{})
+	a, err := edgeACME(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	p.srv, err = edge.New(edge.Config{Dial: p.dial, ACME: a, Logger: p.log})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// dial reaches a ready replica through the edge link, as a link listener
+// does: the connection counts for its endpoint until it is closed, and is
+// cut if the link leaves the table.
+func (p *edgeProxy) dial(ctx context.Context, alias string, _ int) (net.Conn, error) {
+	id, ok := (*p.aliases.Load())[alias]
+	if !ok {
+		return nil, fmt.Errorf("no edge link for %s", alias)
+	}
+	conn, release, err := p.links.connect(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c := &edgeConn{Conn: conn, links: p.links, link: id, release: release}
+	if !p.links.hold(id, c) {
+		c.Close()
+		return nil, fmt.Errorf("link %s is gone", id)
+	}
+	return c, nil
+}
+
+// edgeConn is an upstream connection of the proxy; closing it ends its
+// count on the endpoint, once.
+type edgeConn struct {
+	net.Conn
+	links   *links
+	link    string
+	release func()
+	once    sync.Once
+}
+
+func (c *edgeConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.links.unhold(c.link, c)
+		c.release()
+	})
+	return err
+}
+
+// apply routes what the links' current table's Ingress says (read here,
+// under mu, so that of two tables set at once the later wins). When the
+// endpoints of an edge link changed, pooled idle upstream connections are
+// dropped, so the next requests go through the new endpoints (requests
+// under way finish where they are).
+func (p *edgeProxy) apply() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.links.linkTable()
+	aliases := map[string]string{}
+	var table edge.Table
+	for _, r := range t.Ingress {
+		a := edgeAlias(r.Link)
+		aliases[a] = r.Link
+		table.Routes = append(table.Routes, edge.Route{Host: r.Host, Path: r.Path, App: a, Port: r.Port})
+		if r.ACME && !slices.ContainsFunc(table.TLS, func(h edge.TLSHost) bool { return h.Host == r.Host }) {
+			table.TLS = append(table.TLS, edge.TLSHost{Host: r.Host, ACME: true})
+		}
+	}
+	endpoints := map[string][]nodeapi.LinkEndpoint{}
+	for _, l := range t.Links {
+		if l.Source == nodeapi.EdgeSource {
+			endpoints[l.ID] = l.Endpoints
+		}
+	}
+	// The aliases grow before the table and shrink after, so a request
+	// matched on either table finds its link.
+	old := *p.aliases.Load()
+	both := map[string]string{}
+	for k, v := range old {
+		both[k] = v
+	}
+	for k, v := range aliases {
+		both[k] = v
+	}
+	p.aliases.Store(&both)
+	if err := p.srv.SetTable(table); err != nil {
+		p.log.Error("ingress routes refused; the previous ones stay", "err", err)
+		p.aliases.Store(&old)
+		return
+	}
+	p.aliases.Store(&aliases)
+	changed := !sameEndpoints(p.endpoints, endpoints)
+	p.endpoints = endpoints
+	if changed {
+		p.srv.CloseIdleUpstreams()
+	}
+}
+
+func sameEndpoints(a, b map[string][]nodeapi.LinkEndpoint) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	key := func(e nodeapi.LinkEndpoint) string { return endpointKey(e) + "@" + e.Addr }
+	for id, ea := range a {
+		eb, ok := b[id]
+		if !ok || len(ea) != len(eb) {
+			return false
+		}
+		ka, kb := make([]string, len(ea)), make([]string, len(eb))
+		for i := range ea {
+			ka[i], kb[i] = key(ea[i]), key(eb[i])
+		}
+		slices.Sort(ka)
+		slices.Sort(kb)
+		if !slices.Equal(ka, kb) {
+			return false
+		}
+	}
+	return true
+}
+
+// run serves plain HTTP on httpAddr and HTTPS on httpsAddr until ctx
+// ends; a listener that cannot open (its port taken) is tried again.
+func (p *edgeProxy) run(ctx context.Context, httpAddr, httpsAddr string) {
+	var wg sync.WaitGroup
+	for _, l := range []struct {
+		addr  string
+		serve func(net.Listener) error
+	}{{httpAddr, p.srv.Serve}, {httpsAddr, p.srv.ServeTLS}} {
+		if l.addr == "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.listen(ctx, l.addr, l.serve)
+		}()
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), edgeShutdownGrace)
+	defer cancel()
+	if err := p.srv.Shutdown(sctx); err != nil {
+		p.log.Debug("edge shut down", "err", err)
+	}
+	wg.Wait()
+}
+
+func (p *edgeProxy) listen(ctx context.Context, addr string, serve func(net.Listener) error) {
+	failing := ""
+	for ctx.Err() == nil {
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, "tcp", addr)
+		if err != nil {
+			if err.Error() != failing {
+				failing = err.Error()
+				p.log.Error("edge listener not open; trying again", "addr", addr, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(edgeRetry):
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			ln.Close()
+			return
+		}
+		p.log.Info("edge listening", "addr", ln.Addr().String())
+		if err := serve(ln); err != nil && ctx.Err() == nil {
+			p.log.Error("edge listener failed", "addr", addr, "err", err)
+			continue
+		}
+		return
+	}
+}
+
+// linkTable is the table the links serve now.
+func (m *links) linkTable() nodeapi.LinkTable {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.table
+}
+
+// applyIngress hands the table the links serve to the edge, or, on a node
+// that is not one, says once that its ingress is ignored.
+func (d *Daemon) applyIngress() {
+	if d.edge != nil {
+		d.edge.apply()
+		return
+	}
+	if t := d.links.linkTable(); len(t.Ingress) > 0 && d.ingressIgnored.CompareAndSwap(false, true) {
+		d.log.Warn("the link table has ingress routes, but this node is not an edge (node.conf edge=true, set by its operator): they are ignored", "routes", len(t.Ingress))
+	}
+}
