@@ -96,6 +96,28 @@ func serve(addr string) {
 		w.WriteHeader(resp.StatusCode)
 		io.Copy(w, resp.Body)
 	})
+	// /stream answers a line ("HOST N") every 100 ms until the client
+	// goes: a long response, like an event stream, for tests of what
+	// happens to one under way.
+	http.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		f, _ := w.(http.Flusher)
+		w.Header().Set("Content-Type", "text/event-stream")
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			if _, err := fmt.Fprintf(w, "%s %d\n", host, i); err != nil {
+				return
+			}
+			if f != nil {
+				f.Flush()
+			}
+			select {
+			case <-r.Context().Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
 	// As a real server does: without a handler, SIGTERM to pid 1 is
 	// ignored and every stop would wait out its grace period.
 	term := make(chan os.Signal, 1)

@@ -1,0 +1,293 @@
+package master_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/testcluster"
+)
+
+// newEdgeEnv is newEnv with n1 an edge (edge=true in its node.conf, as
+// moat node add --edge writes it): it serves ingress on :80 and :443 of
+// its own network namespace.
+func newEdgeEnv(t *testing.T, nodes int) *env {
+	t.Helper()
+	c := testcluster.NewCluster(t, nodes)
+	c.AddNodeConf("n1", "edge=true")
+	m := c.StartMaster()
+	var names []string
+	for _, n := range c.Nodes {
+		names = append(names, n.Name)
+	}
+	c.Enrol(m, names...)
+	m.ImportProbe(t, "probe:1")
+	return &env{t: t, c: c, m: m}
+}
+
+// ingressSpec is the probe behind the edge for host, with a short drain.
+func ingressSpec(name, host string, replicas int, extra ...string) string {
+	return fmt.Sprintf(`name: %s
+image: probe:1
+replicas: %d
+args: [serve, ":8080"]
+resources: {cpu: 100m, memory: 32Mi}
+ports: [{name: http, port: 8080}]
+health: {http: /, port: http, interval: 200ms, timeout: 150ms, retries: 2}
+update: {deadline: 20s, drain: 2s}
+placement: {spread: true}
+ingress: [{host: %s, port: http}]
+%s`, name, replicas, host, strings.Join(extra, "\n"))
+}
+
+// edgeGet sends GET path for host to the edge at addr (host:port).
+func edgeGet(c *http.Client, addr, host, path string) (int, string, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Host = host
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(body)), err
+}
+
+func (e *env) nodeAddr(name string) string {
+	e.t.Helper()
+	n, err := e.c.Node(name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n.Addr.String()
+}
+
+// TestIngress: the edge node n1 answers, from the host, requests for
+// web.test with web's replicas (several of them), other hosts with 404;
+// a second app's route appears without cutting a stream open on web's; a
+// node that is not an edge ignores ingress in its table and listens on
+// nothing.
+func TestIngress(t *testing.T) {
+	e := newEdgeEnv(t, 3)
+	edge := net.JoinHostPort(e.nodeAddr("n1"), "80")
+	r := e.deploy(ingressSpec("web", "web.test", 3))
+	e.wait("web", r.Revision)
+
+	// Concurrent requests open several upstream connections, each to
+	// the least busy replica: all three answer.
+	client := &http.Client{Timeout: 10 * time.Second}
+	seen := map[string]bool{}
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for len(seen) < 3 {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				code, body, err := edgeGet(client, edge, "web.test", "/")
+				mu.Lock()
+				defer mu.Unlock()
+				if err == nil && code == http.StatusOK && strings.HasPrefix(body, "probe web-") {
+					seen[strings.TrimPrefix(body, "probe ")] = true
+				} else {
+					last = fmt.Sprintf("%d %q %v", code, body, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if time.Now().After(deadline) {
+			t.Fatalf("web.test through the edge within 30s: answered by %v, last other answer %s; want 3 replicas", seen, last)
+		}
+	}
+	if code, body, err := edgeGet(client, edge, "other.test", "/"); err != nil || code != http.StatusNotFound {
+		t.Errorf("other.test through the edge: %d %q %v, want 404", code, body, err)
+	}
+
+	// A stream on web stays open while api's route is added.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+edge+"/stream", nil)
+	req.Host = "web.test"
+	resp, err := (&http.Client{}).Do(req)
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	defer resp.Body.Close()
+	var lines atomic.Int64
+	streamErr := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines.Add(1)
+		}
+		streamErr <- fmt.Errorf("stream ended after %d lines: %v", lines.Load(), sc.Err())
+	}()
+	r = e.deploy(ingressSpec("api", "api.test", 1))
+	e.wait("api", r.Revision)
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		code, body, err := edgeGet(client, edge, "api.test", "/")
+		if err == nil && code == http.StatusOK && strings.HasPrefix(body, "probe api-") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("api.test through the edge within 20s: %d %q %v", code, body, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	before := lines.Load()
+	deadline = time.Now().Add(5 * time.Second)
+	for lines.Load() < before+5 {
+		select {
+		case err := <-streamErr:
+			t.Fatalf("web's stream, after api's route was added: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("web's stream stalled after api's route was added: %d lines, %d before", lines.Load(), before)
+		}
+	}
+	cancel()
+
+	// n2 is no edge: a table with ingress is taken, its ingress ignored.
+	n2 := e.c.NodeAPI("n2")
+	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer tcancel()
+	id := nodeapi.LinkID(nodeapi.EdgeSource, "web", 8080)
+	err = n2.SetLinks(tctx, nodeapi.LinkTable{
+		Links:   []nodeapi.Link{{ID: id, Source: nodeapi.EdgeSource, Target: "web", Port: 8080}},
+		Ingress: []nodeapi.IngressRoute{{Host: "web.test", App: "web", Port: 8080, Link: id}},
+	})
+	if err != nil {
+		t.Fatalf("a table with ingress sent to n2: %v", err)
+	}
+	for _, port := range []string{"80", "443"} {
+		if conn, err := net.DialTimeout("tcp", net.JoinHostPort(e.nodeAddr("n2"), port), 2*time.Second); err == nil {
+			conn.Close()
+			t.Errorf("n2, no edge, accepts connections on port %s", port)
+		}
+	}
+	st, err := n2.Links(tctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range st.Listeners {
+		if l.Link == id {
+			t.Errorf("n2 opened a listener for the edge's link: %+v", l)
+		}
+	}
+}
+
+// TestIngressRollingDeploy: continuous load through the edge while web
+// (3 replicas) is redeployed, rolling: every request is answered.
+func TestIngressRollingDeploy(t *testing.T) {
+	e := newEdgeEnv(t, 3)
+	edge := net.JoinHostPort(e.nodeAddr("n1"), "80")
+	r := e.deploy(ingressSpec("web", "web.test", 3))
+	e.wait("web", r.Revision)
+	client := &http.Client{Timeout: 10 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, _, err := edgeGet(client, edge, "web.test", "/")
+		if err == nil && code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("web.test through the edge within 30s: %d %v", code, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	old := map[string]bool{}
+	for _, rep := range e.replicas("web") {
+		old[rep.ID] = true
+	}
+	load := newLoad(edge, "web.test", 4)
+	r = e.deploy(ingressSpec("web", "web.test", 3, "env: {REVISION: \"2\"}"))
+	e.wait("web", r.Revision)
+	// The load goes on a little after the rollout: until the old
+	// replicas are stopped, and a few hundred requests more.
+	deadline = time.Now().Add(30 * time.Second)
+	for n := load.ok.Load() + 300; ; {
+		running := 0
+		for _, rep := range e.replicas("web") {
+			if old[rep.ID] {
+				running++
+			}
+		}
+		if running == 0 && load.ok.Load() >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30s after the rollout: %d old replicas left, %d requests answered", running, load.ok.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ok, failed, errs := load.stop()
+	t.Logf("rolling deploy of 3 replicas under load through the edge: %d requests answered, %d failed", ok, failed)
+	if ok == 0 || failed > 0 {
+		t.Errorf("%d requests failed of %d (first errors: %v)", failed, ok+failed, errs)
+	}
+	// Answers now come from the new replicas only.
+	for range 20 {
+		code, body, err := edgeGet(client, edge, "web.test", "/")
+		if err != nil || code != http.StatusOK || old[strings.TrimPrefix(body, "probe ")] {
+			t.Fatalf("after the rollout: %d %q %v, want a new replica", code, body, err)
+		}
+	}
+}
+
+// load is clients sending requests through the edge, one at a time each,
+// over kept-alive connections, until stopped.
+type load struct {
+	stopped    atomic.Bool
+	wg         sync.WaitGroup
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	errs       []string
+}
+
+func newLoad(addr, host string, clients int) *load {
+	l := &load{}
+	for range clients {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			c := &http.Client{Timeout: 10 * time.Second}
+			for !l.stopped.Load() {
+				code, body, err := edgeGet(c, addr, host, "/")
+				if err == nil && code == http.StatusOK {
+					l.ok.Add(1)
+					continue
+				}
+				l.failed.Add(1)
+				l.mu.Lock()
+				if len(l.errs) < 5 {
+					l.errs = append(l.errs, fmt.Sprintf("%s: %d %q %v", time.Now().Format("15:04:05.000"), code, body, err))
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) stop() (ok, failed int64, errs []string) {
+	l.stopped.Store(true)
+	l.wg.Wait()
+	return l.ok.Load(), l.failed.Load(), l.errs
+}
