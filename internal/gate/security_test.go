@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -249,16 +250,36 @@ func TestDialOnlyDeclaredPorts(t *testing.T) {
 }
 
 // TestOnlySSHListens scans every TCP port of every node: only 22 answers,
-// even with a container that declares a port running on the node.
+// even with a container that declares a port running on the node; on an
+// edge node (edge=true in its node.conf), 22, 80 and 443.
 func TestOnlySSHListens(t *testing.T) {
 	c := testcluster.NewCluster(t, 2)
 	c.Install("n1")
-	c.Install("n2")
+	c.InstallWith("n2", "edge=true")
 	runProbe(t, c, "n1")
+	runProbe(t, c, "n2")
+	want := map[string][]int{"n1": {22}, "n2": {22, 80, 443}}
+	// The edge opens its listeners once its daemon runs.
+	edge, _ := c.Node("n2")
+	deadline := time.Now().Add(10 * time.Second)
+	for _, port := range []string{"80", "443"} {
+		for {
+			conn, err := net.DialTimeout("tcp", net.JoinHostPort(edge.Addr.String(), port), time.Second)
+			if err == nil {
+				conn.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the edge n2 does not listen on %s within 10s: %v", port, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	for _, n := range c.Nodes {
 		open := scan(n.Addr.String())
-		if len(open) != 1 || open[0] != 22 {
-			t.Errorf("node %s: open TCP ports %v, want only 22", n.Name, open)
+		slices.Sort(open)
+		if !slices.Equal(open, want[n.Name]) {
+			t.Errorf("node %s: open TCP ports %v, want only %v", n.Name, open, want[n.Name])
 		}
 	}
 }
