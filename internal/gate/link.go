@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/yamux"
+	"golang.org/x/sys/unix"
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/nodeapi"
@@ -32,9 +34,6 @@ const (
 	linkOpenTimeout = 10 * time.Second
 	// linkLookupTimeout bounds the node daemon's answer and the connect.
 	linkLookupTimeout = 10 * time.Second
-	// linkThreadIdle is how long a thread stays in a container's network
-	// namespace after its last connect, for the next.
-	linkThreadIdle = 30 * time.Second
 	// AppLabel is the container label naming its app.
 	AppLabel = "moat.app"
 )
@@ -73,12 +72,12 @@ type linkTarget struct {
 // ends), then closes every stream and connection it opened.
 func serveMux(ctx context.Context, socket, app string, port int, session io.ReadWriteCloser) error {
 	api := nodeapi.UnixClient(socket)
-	l := &linkTarget{App: app, Port: port, lookup: api.Container, dial: newNetnsDialers(linkThreadIdle).dial, max: MaxLinkStreams,
+	l := &linkTarget{App: app, Port: port, lookup: api.Container, dial: connectInNetns, max: MaxLinkStreams,
 		cache: newContainerCache()}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go l.cache.follow(ctx, api)
-	return l.serve(ctx, session)
+	return l.serve(ctx, polled(session))
 }
 
 func (l *linkTarget) serve(ctx context.Context, session io.ReadWriteCloser) error {
@@ -173,6 +172,46 @@ func (l *linkTarget) open(ctx context.Context, r io.Reader) (net.Conn, error) {
 		return nil, refuse(errs.ErrUnavailable, "container %s: cannot connect to port %d: %s", name, l.Port, connectError(err))
 	}
 	return conn, nil
+}
+
+// polled is the session with its pipes (the gate's stdin and stdout) read
+// and written through the runtime's poller rather than in blocking system
+// calls: a goroutine blocked in read(2) holds its thread and processor, and
+// the stream it wakes waits for another to run. Each frame of a link
+// crosses these pipes, twice per round trip.
+func polled(session io.ReadWriteCloser) io.ReadWriteCloser {
+	rw, ok := session.(sessionRW)
+	if !ok {
+		return session
+	}
+	in, ok1 := rw.Reader.(*os.File)
+	out, ok2 := rw.Writer.(*os.File)
+	if !ok1 || !ok2 {
+		return session
+	}
+	pin, err1 := pollable(in)
+	pout, err2 := pollable(out)
+	if err1 != nil || err2 != nil {
+		return session
+	}
+	return sessionRW{pin, pout}
+}
+
+// pollable is f, non-blocking, as a file the poller serves (os.NewFile
+// registers a descriptor that is non-blocking already). f is closed: the
+// session ends with the new file's Close.
+func pollable(f *os.File) (*os.File, error) {
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		return nil, err
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	f.Close()
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 // container is what the node daemon says of the named container, or

@@ -2,9 +2,10 @@ package gate
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
-	"runtime"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/moatcloud/moat/internal/ns"
 	"github.com/moatcloud/moat/internal/testcluster"
 )
 
@@ -19,7 +21,7 @@ import (
 // listener on it that answers each connection with "hi" and closes, on a
 // thread of its own, and returns the thread's id (whose /proc/TID/ns/net
 // is the namespace) and the port.
-func loopbackNetns(t *testing.T) (int, int) {
+func loopbackNetns(t testing.TB) (int, int) {
 	t.Helper()
 	testcluster.RequireRoot(t)
 	type made struct {
@@ -28,8 +30,7 @@ func loopbackNetns(t *testing.T) (int, int) {
 	}
 	ch := make(chan made, 1)
 	stop := make(chan struct{})
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread goes with the goroutine
+	ns.Go(func() { // never the main thread, which names the process's namespaces
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			ch <- made{err: err}
 			return
@@ -56,7 +57,7 @@ func loopbackNetns(t *testing.T) (int, int) {
 		ch <- made{tid: unix.Gettid(), port: ln.Addr().(*net.TCPAddr).Port}
 		<-stop
 		ln.Close()
-	}()
+	})
 	m := <-ch
 	if m.err != nil {
 		t.Fatalf("make a network namespace: %v", m.err)
@@ -82,19 +83,22 @@ func loopbackUp() error {
 	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
-// TestNetnsDialers: connections reach the namespace's loopback, not the
-// gate's; a namespace's threads serve dial after dial, more are added
-// for dials at once, and all go once idle.
-func TestNetnsDialers(t *testing.T) {
+// TestConnectInNetns: connections reach the namespace's loopback, not
+// the gate's, one after another and many at once, and every thread that
+// made a socket there is back in the gate's own namespace (or gone).
+func TestConnectInNetns(t *testing.T) {
 	tid, port := loopbackNetns(t)
-	d := newNetnsDialers(200 * time.Millisecond)
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	dialOnce := func() error {
-		conn, err := d.dial(ctx, tid, port)
+		conn, err := connectInNetns(ctx, tid, port)
 		if err != nil {
 			return err
 		}
 		defer conn.Close()
+		if _, ok := conn.(*net.TCPConn); !ok {
+			t.Errorf("a %T; want a *net.TCPConn (the relay half-closes it)", conn)
+		}
 		conn.SetDeadline(time.Now().Add(5 * time.Second))
 		b, err := io.ReadAll(conn)
 		if err != nil || string(b) != "hi" {
@@ -106,15 +110,6 @@ func TestNetnsDialers(t *testing.T) {
 		if err := dialOnce(); err != nil {
 			t.Fatal(err)
 		}
-	}
-	d.mu.Lock()
-	threads := 0
-	for _, p := range d.pools {
-		threads += p.threads
-	}
-	d.mu.Unlock()
-	if threads != 1 {
-		t.Errorf("%d threads after 20 dials one after another; want 1", threads)
 	}
 	var wg sync.WaitGroup
 	for range 20 {
@@ -137,11 +132,47 @@ func TestNetnsDialers(t *testing.T) {
 			t.Error("the namespace's listener answers in the gate's own namespace")
 		}
 	}
-	if _, err := d.dial(ctx, tid, 1); err == nil {
-		t.Error("a port nothing listens on was connected")
+	if _, err := connectInNetns(ctx, tid, 1); !errors.Is(err, unix.ECONNREFUSED) {
+		t.Errorf("a port nothing listens on: %v; want connection refused", err)
 	}
-	waitFor(t, func() bool { return d.namespaces() == 0 }, "idle threads to leave the namespace")
-	if _, err := d.dial(ctx, 1<<30, port); err == nil {
+	if _, err := connectInNetns(ctx, 1<<30, port); err == nil {
 		t.Error("a pid that does not exist was dialled")
+	}
+	// Every thread but the namespace's own is in the gate's namespace.
+	var own unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &own); err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		if task.Name() == strconv.Itoa(tid) {
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Stat("/proc/self/task/"+task.Name()+"/ns/net", &st); err != nil {
+			continue // gone meanwhile
+		}
+		if st.Ino != own.Ino || st.Dev != own.Dev {
+			t.Errorf("thread %s left in another network namespace", task.Name())
+		}
+	}
+}
+
+// BenchmarkConnectInNetns: one connection to a port in another network
+// namespace, made and closed.
+//
+//	go test -run '^$' -bench ConnectInNetns ./internal/gate
+func BenchmarkConnectInNetns(b *testing.B) {
+	tid, port := loopbackNetns(b)
+	ctx := context.Background()
+	for b.Loop() {
+		conn, err := connectInNetns(ctx, tid, port)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn.Close()
 	}
 }
