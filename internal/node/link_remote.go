@@ -121,7 +121,7 @@ func sameTarget(a, b sshx.Target) bool {
 
 // dialRemote opens a stream to an endpoint on another node, through the
 // link's held connection to it.
-func (m *links) dialRemote(ctx context.Context, l nodeapi.Link, e nodeapi.LinkEndpoint) (net.Conn, error) {
+func (m *links) dialRemote(ctx context.Context, l nodeapi.Link, e nodeapi.LinkEndpoint, first []byte) (net.Conn, error) {
 	m.mu.Lock()
 	var n *remoteNode
 	r := m.remotes[l.ID]
@@ -141,7 +141,7 @@ func (m *links) dialRemote(ctx context.Context, l nodeapi.Link, e nodeapi.LinkEn
 		n.streams--
 		r.drop(e.Node, n)
 	}
-	st, err := n.open(ctx, e.Container)
+	st, err := n.open(ctx, e.Container, first)
 	if err != nil {
 		done()
 		return nil, err
@@ -149,9 +149,10 @@ func (m *links) dialRemote(ctx context.Context, l nodeapi.Link, e nodeapi.LinkEn
 	return &linkStream{Stream: st, done: done}, nil
 }
 
-// open opens a stream to a container on the node and waits for the
-// gate's answer.
-func (n *remoteNode) open(ctx context.Context, container string) (*yamux.Stream, error) {
+// open opens a stream to a container on the node, sends first with the
+// opening line (one frame: the gate reads the line byte by byte and
+// passes the rest on once connected) and waits for the gate's answer.
+func (n *remoteNode) open(ctx context.Context, container string, first []byte) (*yamux.Stream, error) {
 	sess, err := n.session(ctx)
 	if err != nil {
 		return nil, err
@@ -163,7 +164,10 @@ func (n *remoteNode) open(ctx context.Context, container string) (*yamux.Stream,
 	if dl, ok := ctx.Deadline(); ok {
 		st.SetDeadline(dl)
 	}
-	err = nodeapi.WriteLinkOpen(st, container)
+	var opening bytes.Buffer
+	nodeapi.WriteLinkOpen(&opening, container)
+	opening.Write(first)
+	_, err = st.Write(opening.Bytes())
 	var line string
 	if err == nil {
 		line, err = nodeapi.ReadLinkLine(st)
