@@ -148,16 +148,19 @@ func (p *edgeProxy) dial(ctx context.Context, alias string, _ int) (net.Conn, er
 	if err != nil {
 		return nil, err
 	}
-	c := &edgeConn{Conn: conn, links: p.links, link: id, release: release}
-	if !p.links.hold(id, c) {
-		c.Close()
+	// The links hold the bare connection, and close it if the link
+	// goes (under their lock: the wrapper's Close, which takes it, would
+	// deadlock); the proxy then sees it fail and closes the wrapper.
+	if !p.links.hold(id, conn) {
+		conn.Close()
+		release()
 		return nil, fmt.Errorf("link %s is gone", id)
 	}
-	return c, nil
+	return &edgeConn{Conn: conn, links: p.links, link: id, release: release}, nil
 }
 
 // edgeConn is an upstream connection of the proxy; closing it ends its
-// count on the endpoint, once.
+// hold and its count on the endpoint, once.
 type edgeConn struct {
 	net.Conn
 	links   *links
@@ -169,7 +172,7 @@ type edgeConn struct {
 func (c *edgeConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
-		c.links.unhold(c.link, c)
+		c.links.unhold(c.link, c.Conn)
 		c.release()
 	})
 	return err

@@ -141,7 +141,7 @@ func (m *links) setTable(t nodeapi.LinkTable) {
 func (m *links) status() nodeapi.LinkStatus {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := nodeapi.LinkStatus{Table: nodeapi.LinkTable{Grants: m.table.Grants}}
+	st := nodeapi.LinkStatus{Table: nodeapi.LinkTable{Grants: m.table.Grants, Ingress: m.table.Ingress}}
 	for _, l := range m.table.Links {
 		l.Key = ""
 		st.Table.Links = append(st.Table.Links, l)
