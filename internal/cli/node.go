@@ -32,8 +32,10 @@ func (a *app) nodeServeCommand() *cobra.Command {
 		Annotations: map[string]string{daemon: "yes"},
 		Short:       "Run the node daemon (containers, images, logs) on a unix socket",
 		Long: `Run the node daemon. It listens on a unix socket only (mode 0600, root)
-and never on TCP. Containers it starts outlive it: a restarted daemon
-re-adopts them.`,
+and never on TCP, except on an edge node (edge=true, which only the
+operator sets: moat node add --edge), where it serves the cluster's
+ingress routes on --edge-http and --edge-https. Containers it starts
+outlive it: a restarted daemon re-adopts them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyConfigFile(cmd.Flags(), configFile); err != nil {
