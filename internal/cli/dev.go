@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,22 +49,32 @@ ssh -F /var/lib/moat-dev/ssh_config n1. A node's logs are in its directory,
 
 func (a *app) devUpCommand(dir *string) *cobra.Command {
 	var nodes int
+	var edges []string
 	cmd := &cobra.Command{
-		Use:   "up [--nodes N]",
+		Use:   "up [--nodes N] [--edge NAME]...",
 		Short: "Create a local cluster of N enrolled nodes",
-		Args:  cobra.NoArgs,
+		Long: `Create a local cluster of N enrolled nodes, n1 to nN. Nodes named with
+--edge are enrolled as edge nodes (moat node add --edge): they serve the
+apps' ingress routes on ports 80 and 443 of their address on the bridge.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := os.Stat(filepath.Join(*dir, "cluster", "cluster.json")); err == nil {
 				return fmt.Errorf("a local cluster already exists in %s: moat dev down removes it", *dir)
 			}
-			return a.devUp(cmd.Context(), *dir, nodes)
+			for _, e := range edges {
+				if n, err := strconv.Atoi(strings.TrimPrefix(e, "n")); err != nil || !strings.HasPrefix(e, "n") || n < 1 || n > nodes {
+					return usageError{fmt.Errorf("--edge %q: want one of the nodes, n1 to n%d", e, nodes)}
+				}
+			}
+			return a.devUp(cmd.Context(), *dir, nodes, edges)
 		},
 	}
 	cmd.Flags().IntVarP(&nodes, "nodes", "n", 3, "number of nodes")
+	cmd.Flags().StringSliceVar(&edges, "edge", nil, "make this node an edge (repeat or comma-separate)")
 	return cmd
 }
 
-func (a *app) devUp(ctx context.Context, dir string, nodes int) error {
+func (a *app) devUp(ctx context.Context, dir string, nodes int, edges []string) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -111,12 +122,17 @@ func (a *app) devUp(ctx context.Context, dir string, nodes int) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			node, err := enroll.Add(ctx, enroll.Options{
+			opts := enroll.Options{
 				Access: inventory.Access{Dest: n.Name, SSHConfig: sshConfig}, Name: n.Name,
 				Labels: map[string]string{"provider": "local"}, MasterKey: keys.MasterKey,
 				PeerPublic: keys.PeerPublic, PeerKey: keys.PeerKey,
 				RequireSigned: true, AllowedSigners: signers, HardenSSHD: true,
-			})
+			}
+			if slices.Contains(edges, n.Name) {
+				edge := true
+				opts.Edge = &edge
+			}
+			node, err := enroll.Add(ctx, opts)
 			if err == nil {
 				err = c.RegisterNode(ctx, node.Registration())
 			}
