@@ -8,10 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/nodeapi"
@@ -35,7 +32,7 @@ func (m *links) serve(ctx context.Context, l *listener, client net.Conn) {
 		return
 	}
 	defer m.unhold(l.key.link, client)
-	far, release, err := m.connectWith(ctx, l.key.link, sentAlready(client))
+	far, release, err := m.connectWith(ctx, l.key.link, &early{client: client, buf: sentAlready(client)})
 	if err != nil {
 		l.failed.Add(1)
 		client.Close()
@@ -47,15 +44,16 @@ func (m *links) serve(ctx context.Context, l *listener, client net.Conn) {
 }
 
 // connect reaches the least busy endpoint of the link, and the next ones
-// in turn if it fails: nothing has been read from the client yet, so a
-// failed try loses none of its bytes. release ends the connection's count.
+// in turn if it fails: what the client sent meanwhile is kept and sent
+// to the next, so a failed try loses none of its bytes. release ends the
+// connection's count.
 func (m *links) connect(ctx context.Context, id string) (conn net.Conn, release func(), err error) {
-	return m.connectWith(ctx, id, nil)
+	return m.connectWith(ctx, id, &early{})
 }
 
-// connectWith is connect, sending first (the client's first bytes) to the
-// endpoint as it is opened: to each endpoint tried, until one takes them.
-func (m *links) connectWith(ctx context.Context, id string, first []byte) (conn net.Conn, release func(), err error) {
+// connectWith is connect, sending what the client sent meanwhile (first)
+// to each endpoint tried as it is opened, until one takes the connection.
+func (m *links) connectWith(ctx context.Context, id string, first *early) (conn net.Conn, release func(), err error) {
 	m.mu.Lock()
 	link, ok := m.byID[id]
 	m.mu.Unlock()
@@ -127,53 +125,23 @@ func leastBusy(eps []nodeapi.LinkEndpoint, counts map[string]int, tried []bool, 
 
 // dial connects to one endpoint: straight into its network namespace if
 // it runs here, else over SSH to its node's gate.
-func (m *links) dial(ctx context.Context, link nodeapi.Link, e nodeapi.LinkEndpoint, first []byte) (net.Conn, error) {
+func (m *links) dial(ctx context.Context, link nodeapi.Link, e nodeapi.LinkEndpoint, first *early) (net.Conn, error) {
 	if e.Addr != "" {
 		return m.dialRemote(ctx, link, e, first)
 	}
 	conn, err := m.dialLocal(ctx, link.Target, link.Port, e.Container)
-	if err != nil || len(first) == 0 {
+	if err != nil || len(first.buf) == 0 {
 		return conn, err
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetWriteDeadline(dl)
 	}
-	if _, err := conn.Write(first); err != nil {
+	if _, err := conn.Write(first.buf); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	conn.SetWriteDeadline(time.Time{})
 	return conn, nil
-}
-
-// earlyMax bounds the bytes a connection's opening carries.
-const earlyMax = 16 << 10
-
-// sentAlready is what the client has sent by now, read without waiting
-// (nil if nothing yet): a client that speaks first (HTTP, PostgreSQL,
-// Redis) has usually written its request by the time its connection is
-// served, and those bytes then travel with the stream's opening line
-// instead of a round trip later, after the gate's answer. They are kept
-// until an endpoint takes the connection, so a refusal loses none.
-func sentAlready(c net.Conn) []byte {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	buf := make([]byte, earlyMax)
-	n := 0
-	raw.Read(func(fd uintptr) bool {
-		n, err = unix.Read(int(fd), buf) // EAGAIN: nothing yet; 0: the client's end, read again later
-		return true                      // one try, no waiting
-	})
-	if err != nil || n <= 0 {
-		return nil
-	}
-	return buf[:n:n]
 }
 
 // dialLocal reaches a replica on this node, checked as the gate checks a

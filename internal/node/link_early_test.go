@@ -1,7 +1,10 @@
 package node
 
 import (
+	"bytes"
+	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,4 +113,95 @@ func finArrived(t *testing.T, c net.Conn) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestLinkEarlyDuring: while an endpoint's answer is awaited, what the
+// client sends goes on the stream and is kept; once the answer is in,
+// nothing more is read; past earlyMax the client waits.
+func TestLinkEarlyDuring(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	served, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer served.Close()
+	served.SetDeadline(time.Now().Add(10 * time.Second))
+
+	e := &early{client: served, buf: []byte("GET")}
+	var stream lockedBuffer
+	answer := make(chan error)
+	go func() {
+		client.Write([]byte(" / HTTP/1.0\r\n\r\n"))
+		// The answer comes once the request is on the stream.
+		deadline := time.Now().Add(5 * time.Second)
+		for stream.String() != " / HTTP/1.0\r\n\r\n" && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		answer <- nil
+	}()
+	if err := e.during(&stream, func() error { return <-answer }); err != nil {
+		t.Fatal(err)
+	}
+	if string(e.buf) != "GET / HTTP/1.0\r\n\r\n" || stream.String() != " / HTTP/1.0\r\n\r\n" {
+		t.Fatalf("kept %q, on the stream %q; want the request kept, its rest on the stream", e.buf, stream.String())
+	}
+	// After the answer, the client's next bytes are the relay's.
+	client.Write([]byte("next"))
+	b := make([]byte, 4)
+	if _, err := io.ReadFull(served, b); err != nil || string(b) != "next" {
+		t.Fatalf("after the answer read %q, %v; want next (the deadline cleared, nothing taken)", b, err)
+	}
+
+	// A client sending more than earlyMax: the rest waits for the relay.
+	e = &early{client: served}
+	var big lockedBuffer
+	go client.Write(make([]byte, 2*earlyMax))
+	if err := e.during(&big, func() error {
+		deadline := time.Now().Add(5 * time.Second)
+		for big.Len() < earlyMax && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.buf) != earlyMax || big.Len() != earlyMax {
+		t.Fatalf("kept %d, on the stream %d; want %d each", len(e.buf), big.Len(), earlyMax)
+	}
+	rest := make([]byte, earlyMax)
+	if _, err := io.ReadFull(served, rest); err != nil {
+		t.Fatalf("the rest: %v", err)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *lockedBuffer) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Len()
 }

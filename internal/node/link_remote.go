@@ -121,7 +121,7 @@ func sameTarget(a, b sshx.Target) bool {
 
 // dialRemote opens a stream to an endpoint on another node, through the
 // link's held connection to it.
-func (m *links) dialRemote(ctx context.Context, l nodeapi.Link, e nodeapi.LinkEndpoint, first []byte) (net.Conn, error) {
+func (m *links) dialRemote(ctx context.Context, l nodeapi.Link, e nodeapi.LinkEndpoint, first *early) (net.Conn, error) {
 	m.mu.Lock()
 	var n *remoteNode
 	r := m.remotes[l.ID]
@@ -149,10 +149,11 @@ func (m *links) dialRemote(ctx context.Context, l nodeapi.Link, e nodeapi.LinkEn
 	return &linkStream{Stream: st, done: done}, nil
 }
 
-// open opens a stream to a container on the node, sends first with the
-// opening line (one frame: the gate reads the line byte by byte and
-// passes the rest on once connected) and waits for the gate's answer.
-func (n *remoteNode) open(ctx context.Context, container string, first []byte) (*yamux.Stream, error) {
+// open opens a stream to a container on the node, sends what the client
+// sent so far with the opening line (one frame: the gate reads the line
+// byte by byte and passes the rest on once connected), and waits for the
+// gate's answer, passing on what more the client sends meanwhile.
+func (n *remoteNode) open(ctx context.Context, container string, first *early) (*yamux.Stream, error) {
 	sess, err := n.session(ctx)
 	if err != nil {
 		return nil, err
@@ -166,14 +167,16 @@ func (n *remoteNode) open(ctx context.Context, container string, first []byte) (
 	}
 	var opening bytes.Buffer
 	nodeapi.WriteLinkOpen(&opening, container)
-	opening.Write(first)
+	opening.Write(first.buf)
 	_, err = st.Write(opening.Bytes())
-	var line string
 	if err == nil {
-		line, err = nodeapi.ReadLinkLine(st)
-	}
-	if err == nil {
-		err = nodeapi.LinkAnswer(line)
+		err = first.during(st, func() error {
+			line, err := nodeapi.ReadLinkLine(st)
+			if err != nil {
+				return err
+			}
+			return nodeapi.LinkAnswer(line)
+		})
 	}
 	if err != nil {
 		st.Close()
