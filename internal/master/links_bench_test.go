@@ -6,15 +6,17 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/moatcloud/moat/internal/inventory"
 	"github.com/moatcloud/moat/internal/masterapi"
@@ -36,7 +38,8 @@ import (
 // connections, each timed to its first echoed byte (the link's setup,
 // or ssh -L's channel open, plus one round trip); 1-byte round trips on
 // a held connection. Ratios are link/ssh -L: throughput ≥ 1, setup and
-// latency ≤ 1 is better.
+// latency ≤ 1 is better. A path's setup is its new connection's first
+// echo less its held connection's round trip (p50s).
 //
 //	go test -run XXX -bench 'Links$' -benchtime 3x ./internal/master
 func BenchmarkLinks(b *testing.B) {
@@ -51,12 +54,13 @@ func BenchmarkLinks(b *testing.B) {
 
 	inWeb, inN1 := netnsDialer(b, web), netnsDialer(b, n1.SSHDPid)
 	paths := []struct {
-		name string
-		dial func() (net.Conn, error)
+		name    string
+		dial    func() (net.Conn, error)
+		prepare func() func() (net.Conn, error) // the socket made; connect is timed
 	}{
-		{"link", func() (net.Conn, error) { return inWeb.dial("127.0.0.1:9000") }},
-		{"ssh-L", func() (net.Conn, error) { return inN1.dial(fwd) }},
-		{"direct", func() (net.Conn, error) { return inN1.dial(n2.Addr.String() + ":9100") }},
+		{"link", func() (net.Conn, error) { return inWeb.dial("127.0.0.1:9000") }, func() func() (net.Conn, error) { return inWeb.prepare("127.0.0.1:9000") }},
+		{"ssh-L", func() (net.Conn, error) { return inN1.dial(fwd) }, func() func() (net.Conn, error) { return inN1.prepare(fwd) }},
+		{"direct", func() (net.Conn, error) { return inN1.dial(n2.Addr.String() + ":9100") }, func() func() (net.Conn, error) { return inN1.prepare(n2.Addr.String() + ":9100") }},
 	}
 	for _, p := range paths { // warm: the link's mux session, ssh -L's channel path
 		waitPath(b, p.name, p.dial)
@@ -71,7 +75,7 @@ func BenchmarkLinks(b *testing.B) {
 		}
 		for range 200 {
 			for _, p := range paths {
-				setup[p.name] = append(setup[p.name], firstEcho(b, p.dial))
+				setup[p.name] = append(setup[p.name], firstEcho(b, p.prepare()))
 			}
 		}
 		for _, p := range paths {
@@ -83,11 +87,15 @@ func BenchmarkLinks(b *testing.B) {
 	for _, p := range paths {
 		b.ReportMetric(mibs(p.name), p.name+"-MiB/s")
 		b.ReportMetric(ms(pct(setup[p.name], 50)), p.name+"-conn-p50-ms")
+		// The new connection's own cost: its first echo less a round trip
+		// on a held connection of the same path.
+		b.ReportMetric(ms(pct(setup[p.name], 50)-pct(rtt[p.name], 50)), p.name+"-setup-p50-ms")
 		b.ReportMetric(ms(pct(rtt[p.name], 50)), p.name+"-rtt-p50-ms")
 		b.ReportMetric(ms(pct(rtt[p.name], 99)), p.name+"-rtt-p99-ms")
 	}
 	b.ReportMetric(mibs("link")/mibs("ssh-L"), "throughput-vs-ssh-L")
 	b.ReportMetric(float64(pct(setup["link"], 50))/float64(pct(setup["ssh-L"], 50)), "conn-p50-vs-ssh-L")
+	b.ReportMetric(float64(pct(setup["link"], 50)-pct(rtt["link"], 50))/float64(pct(setup["ssh-L"], 50)-pct(rtt["ssh-L"], 50)), "setup-p50-vs-ssh-L")
 	for _, q := range []int{50, 99} {
 		b.ReportMetric(float64(pct(rtt["link"], q))/float64(pct(rtt["ssh-L"], q)), fmt.Sprintf("rtt-p%d-vs-ssh-L", q))
 		b.ReportMetric(ms(pct(rtt["link"], q)-pct(rtt["direct"], q)), fmt.Sprintf("rtt-p%d-added-vs-direct-ms", q))
@@ -260,10 +268,11 @@ func sinkBytes(b *testing.B, dial func() (net.Conn, error), size int) time.Durat
 	return took
 }
 
-// firstEcho is a new connection's time to its first echoed byte.
-func firstEcho(b *testing.B, dial func() (net.Conn, error)) time.Duration {
+// firstEcho is a new connection's time from connect(2) to its first
+// echoed byte.
+func firstEcho(b *testing.B, connect func() (net.Conn, error)) time.Duration {
 	t0 := time.Now()
-	conn, err := dial()
+	conn, err := connect()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -361,28 +370,23 @@ func serveIn(b *testing.B, pid int, addr string) {
 	}()
 }
 
-// nsDialer dials from a thread that stays in a network namespace, so a
-// timed dial costs no thread and no setns.
+// nsDialer makes sockets on a thread that stays in a network namespace
+// (a socket belongs to the namespace it was made in); connecting them
+// needs no namespace, so a timed connect is only connect(2), as an app's.
 type nsDialer struct {
-	jobs chan nsDial
+	jobs chan chan madeSocket
 }
 
-type nsDial struct {
-	addr string
-	done chan dialed
-}
-
-type dialed struct {
-	conn net.Conn
-	err  error
+type madeSocket struct {
+	fd  int
+	err error
 }
 
 func netnsDialer(b *testing.B, pid int) *nsDialer {
-	d := &nsDialer{jobs: make(chan nsDial)}
+	d := &nsDialer{jobs: make(chan chan madeSocket)}
 	joined := make(chan error, 1)
-	var once sync.Once
 	stop := make(chan struct{})
-	b.Cleanup(func() { once.Do(func() { close(stop) }) })
+	b.Cleanup(func() { close(stop) })
 	ns.Go(func() {
 		err := ns.Join(pid, "net")
 		joined <- err
@@ -391,9 +395,9 @@ func netnsDialer(b *testing.B, pid int) *nsDialer {
 		}
 		for {
 			select {
-			case j := <-d.jobs:
-				conn, err := net.DialTimeout("tcp", j.addr, 10*time.Second)
-				j.done <- dialed{conn, err}
+			case done := <-d.jobs:
+				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+				done <- madeSocket{fd, err}
 			case <-stop:
 				return
 			}
@@ -405,12 +409,32 @@ func netnsDialer(b *testing.B, pid int) *nsDialer {
 	return d
 }
 
-func (d *nsDialer) dial(addr string) (net.Conn, error) {
-	j := nsDial{addr, make(chan dialed, 1)}
-	d.jobs <- j
-	r := <-j.done
-	return r.conn, r.err
+// prepare makes a socket in the namespace; the function it returns
+// connects it to addr (IPv4:port).
+func (d *nsDialer) prepare(addr string) func() (net.Conn, error) {
+	done := make(chan madeSocket, 1)
+	d.jobs <- done
+	s := <-done
+	return func() (net.Conn, error) {
+		if s.err != nil {
+			return nil, s.err
+		}
+		ap, err := netip.ParseAddrPort(addr)
+		if err != nil {
+			unix.Close(s.fd)
+			return nil, err
+		}
+		if err := unix.Connect(s.fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+			unix.Close(s.fd)
+			return nil, fmt.Errorf("connect to %s: %w", addr, err)
+		}
+		f := os.NewFile(uintptr(s.fd), addr)
+		defer f.Close()
+		return net.FileConn(f)
+	}
 }
+
+func (d *nsDialer) dial(addr string) (net.Conn, error) { return d.prepare(addr)() }
 
 // BenchmarkLinkMemory: what links cost in memory. web on n1 with no link,
 // then with 20, each to an app of its own on n2 (one replica each), every
