@@ -67,8 +67,9 @@ type Server struct {
 	log            *slog.Logger
 	proxyLog       *log.Logger
 
-	table     atomic.Pointer[table]
-	transport *http.Transport
+	table atomic.Pointer[table]
+	// transport pools upstream connections; CloseIdleUpstreams replaces it.
+	transport atomic.Pointer[http.Transport]
 	acme      *autocert.Manager
 	acmeHTTP  http.Handler // the Manager's HTTP-01 answerer
 
@@ -103,7 +104,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	// ReverseProxy's own complaints (a client gone mid-copy) are debug.
 	s.proxyLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
-	s.transport = s.newTransport()
+	s.transport.Store(s.newTransport())
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.table.Store(&table{hosts: map[string]*hostEntry{}})
 	if cfg.ACME != nil {
@@ -137,11 +138,18 @@ func (s *Server) SetTable(t Table) error {
 	return nil
 }
 
-// CloseIdleUpstreams closes pooled upstream connections that carry no
-// request, so the next requests dial afresh through Dial: call it when an
-// app's replicas change. Requests in flight and open streams are not
-// touched.
-func (s *Server) CloseIdleUpstreams() { s.transport.CloseIdleConnections() }
+// CloseIdleUpstreams retires every pooled upstream connection, so the
+// next requests dial afresh through Dial: call it when an app's replicas
+// change. Idle connections are closed now; those carrying a request finish
+// it and are then closed, not reused, so no new request goes to a replica
+// that left (a busy connection put back in a shared pool would be, and
+// under load stays busy: a POST sent on it as that replica stops is lost).
+// Requests in flight and open streams are not touched.
+func (s *Server) CloseIdleUpstreams() {
+	// The old Transport gets no request again, so its closeIdle stays set
+	// and it closes each connection as it comes back.
+	s.transport.Swap(s.newTransport()).CloseIdleConnections()
+}
 
 // Handler routes and proxies a request; Serve and ServeTLS use it.
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
@@ -238,7 +246,7 @@ func (s *Server) Close() error {
 	for _, srv := range s.listServers() {
 		errs = append(errs, srv.Close())
 	}
-	s.transport.CloseIdleConnections()
+	s.transport.Load().CloseIdleConnections()
 	return errors.Join(errs...)
 }
 

@@ -154,10 +154,18 @@ func newRoute(r Route) *route {
 	return &route{Route: r, host: upstreamHost(r.App, r.Port, 0, netip.AddrPort{}, netip.AddrPort{})}
 }
 
+// roundTripper sends each request over the Server's current Transport
+// (see CloseIdleUpstreams).
+type roundTripper struct{ s *Server }
+
+func (t roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	return t.s.transport.Load().RoundTrip(r)
+}
+
 func (s *Server) newProxy(r *route) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:   func(pr *httputil.ProxyRequest) { s.rewrite(pr, r) },
-		Transport: s.transport,
+		Transport: roundTripper{s},
 		// Server-sent events and bodies of unknown length (streams) are
 		// flushed after every write whatever this says: ReverseProxy
 		// gives them -1. Zero here leaves bodies of known length to the
