@@ -48,7 +48,12 @@ func connectInNetns(ctx context.Context, pid, port int) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to port %d: %w", port, err)
 	}
-	if err := connected(ctx, c.(*net.TCPConn)); err != nil {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("connect to port %d: a %T, not a TCP connection", port, c)
+	}
+	if err := connected(ctx, tc); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("connect to port %d: %w", port, err)
 	}
