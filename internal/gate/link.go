@@ -197,29 +197,28 @@ func polled(session io.ReadWriteCloser) io.ReadWriteCloser {
 	if !ok1 || !ok2 {
 		return session
 	}
-	pin, err1 := pollable(in)
-	pout, err2 := pollable(out)
-	if err1 != nil || err2 != nil {
-		return session
+	// Duplicates, made non-blocking (os.NewFile then registers them with
+	// the poller); the originals are closed only once both are ready, so
+	// the session ends with the new files' Close.
+	fds := make([]int, 0, 2)
+	for _, f := range []*os.File{in, out} {
+		fd, err := unix.Dup(int(f.Fd()))
+		if err == nil {
+			unix.CloseOnExec(fd)
+			fds = append(fds, fd)
+			err = unix.SetNonblock(fd, true)
+		}
+		if err != nil {
+			for _, fd := range fds {
+				unix.SetNonblock(fd, false) // the originals share the flag
+				unix.Close(fd)
+			}
+			return session
+		}
 	}
-	return sessionRW{pin, pout}
-}
-
-// pollable is f, non-blocking, as a file the poller serves (os.NewFile
-// registers a descriptor that is non-blocking already). f is closed: the
-// session ends with the new file's Close.
-func pollable(f *os.File) (*os.File, error) {
-	fd, err := unix.Dup(int(f.Fd()))
-	if err != nil {
-		return nil, err
-	}
-	unix.CloseOnExec(fd)
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	f.Close()
-	return os.NewFile(uintptr(fd), f.Name()), nil
+	in.Close()
+	out.Close()
+	return sessionRW{os.NewFile(uintptr(fds[0]), in.Name()), os.NewFile(uintptr(fds[1]), out.Name())}
 }
 
 // container is what the node daemon says of the named container, or
