@@ -440,7 +440,7 @@ func (d *nsDialer) dial(addr string) (net.Conn, error) { return d.prepare(addr)(
 // then with 20, each to an app of its own on n2 (one replica each), every
 // link used once (its SSH connection to n2 and its mux session open) and
 // then idle. Reported per link: the RSS n1's node daemon adds, and on n2
-// what the link's sshd session and gate process take (PSS).
+// what the link's gate process and sshd session take (PSS).
 //
 //	go test -run XXX -bench LinkMemory -benchtime 1x ./internal/master
 func BenchmarkLinkMemory(b *testing.B) {
@@ -464,7 +464,7 @@ func BenchmarkLinkMemory(b *testing.B) {
 	waitDeployed(b, e, "web", r.Revision)
 	for range b.N {
 		before := settledRSS(b, n1.NetNS, "moat node serve")
-		gatesBefore := nodePSS(b, e, "n2")
+		gatesBefore, sshdBefore := nodePSS(b, e, "n2")
 		r = e.benchDeploy(b, linkSpec("web", "web", 1, "links: ["+strings.Join(links_, ", ")+"]"))
 		waitDeployed(b, e, "web", r.Revision)
 		web := netnsDialer(b, e.replicaPid(b, "web"))
@@ -474,11 +474,12 @@ func BenchmarkLinkMemory(b *testing.B) {
 			})
 		}
 		after := settledRSS(b, n1.NetNS, "moat node serve")
-		gatesAfter := nodePSS(b, e, "n2")
+		gatesAfter, sshdAfter := nodePSS(b, e, "n2")
 		b.ReportMetric(before, "daemon-rss-0-links-MiB")
 		b.ReportMetric(after, fmt.Sprintf("daemon-rss-%d-links-MiB", links))
 		b.ReportMetric((after-before)*1024/links, "daemon-KiB/link")
-		b.ReportMetric((gatesAfter-gatesBefore)*1024/links, "target-node-KiB/link")
+		b.ReportMetric((gatesAfter-gatesBefore)*1024/links, "target-gate-KiB/link")
+		b.ReportMetric((sshdAfter-sshdBefore)*1024/links, "target-sshd-KiB/link")
 		r = e.benchDeploy(b, linkSpec("web", "web", 1))
 		waitDeployed(b, e, "web", r.Revision)
 	}
@@ -525,22 +526,24 @@ func netnsProcess(b *testing.B, netns, cmd string) int {
 }
 
 // nodePSS is what a node's moat gate processes and sshd sessions take.
-func nodePSS(b *testing.B, e *env, node string) float64 {
+func nodePSS(b *testing.B, e *env, node string) (gates, sshd float64) {
 	n, _ := e.c.Node(node)
 	out, err := exec.Command("ip", "netns", "pids", n.NetNS).Output()
 	if err != nil {
 		b.Fatal(err)
 	}
-	var sum float64
 	for _, p := range strings.Fields(string(out)) {
 		pid, _ := strconv.Atoi(p)
 		raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		line := strings.ReplaceAll(string(raw), "\x00", " ")
-		if strings.Contains(line, "moat gate") || strings.HasPrefix(line, "sshd: ") {
-			sum += pssMiB(b, pid)
+		switch {
+		case strings.Contains(line, "moat gate"):
+			gates += pssMiB(b, pid)
+		case strings.HasPrefix(line, "sshd: "):
+			sshd += pssMiB(b, pid)
 		}
 	}
-	return sum
+	return gates, sshd
 }
 
 // httpGet asks the probe behind addr for / and reads the answer.
