@@ -86,8 +86,24 @@ func (m *links) connectWith(ctx context.Context, id string, first *early) (conn 
 		}
 		m.release(key)
 		failures = append(failures, fmt.Errorf("%s on %s: %w", e.Container, e.Node, err))
+		if len(first.buf) > 0 && !errors.As(err, new(undelivered)) {
+			// What the client sent may have reached the app (the stream
+			// broke after the gate connected it, or the answer came too
+			// late): sending it to another replica could do a request
+			// twice, so the connection fails instead.
+			return nil, nil, fmt.Errorf("link %s: %w (what the client sent may have arrived: no other replica is tried)", id, errors.Join(failures...))
+		}
 	}
 }
+
+// undelivered marks a failure that surely kept what the client sent from
+// any app: nothing was connected (no session, no stream, no container),
+// or the gate refused the stream, which it does before passing a byte on.
+// Only after such a failure do the client's first bytes go to another
+// replica.
+type undelivered struct{ error }
+
+func (u undelivered) Unwrap() error { return u.error }
 
 func (m *links) release(key string) {
 	m.mu.Lock()
@@ -130,8 +146,11 @@ func (m *links) dial(ctx context.Context, link nodeapi.Link, e nodeapi.LinkEndpo
 		return m.dialRemote(ctx, link, e, first)
 	}
 	conn, err := m.dialLocal(ctx, link.Target, link.Port, e.Container)
-	if err != nil || len(first.buf) == 0 {
-		return conn, err
+	if err != nil {
+		return nil, undelivered{err}
+	}
+	if len(first.buf) == 0 {
+		return conn, nil
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetWriteDeadline(dl)

@@ -133,7 +133,7 @@ func (m *links) dialRemote(ctx context.Context, l nodeapi.Link, e nodeapi.LinkEn
 	}
 	m.mu.Unlock()
 	if n == nil {
-		return nil, fmt.Errorf("no connection to node %s (see the log for why): %w", e.Node, errs.ErrUnavailable)
+		return nil, undelivered{fmt.Errorf("no connection to node %s (see the log for why): %w", e.Node, errs.ErrUnavailable)}
 	}
 	done := func() {
 		m.mu.Lock()
@@ -141,7 +141,7 @@ func (m *links) dialRemote(ctx context.Context, l nodeapi.Link, e nodeapi.LinkEn
 		n.streams--
 		r.drop(e.Node, n)
 	}
-	st, err := n.open(ctx, e.Container, first)
+	st, err := n.open(ctx, e.Container, first, n.conn.Quiet() > earlyQuiet)
 	if err != nil {
 		done()
 		return nil, err
@@ -153,30 +153,28 @@ func (m *links) dialRemote(ctx context.Context, l nodeapi.Link, e nodeapi.LinkEn
 // sent so far with the opening line (one frame: the gate reads the line
 // byte by byte and passes the rest on once connected), and waits for the
 // gate's answer, passing on what more the client sends meanwhile.
-func (n *remoteNode) open(ctx context.Context, container string, first *early) (*yamux.Stream, error) {
+//
+// With hold (the node has been quiet longer than its keepalives allow: it
+// may be dying, and then whether the client's bytes reached the app could
+// never be known) nothing of the client goes before the gate's answer, so
+// any failure until then leaves it undelivered, free to go to another
+// replica.
+func (n *remoteNode) open(ctx context.Context, container string, first *early, hold bool) (*yamux.Stream, error) {
 	sess, err := n.session(ctx)
 	if err != nil {
-		return nil, err
+		return nil, undelivered{err}
 	}
 	st, err := sess.OpenStream()
 	if err != nil {
-		return nil, fmt.Errorf("node %s: %v: %w", n.target.Name, err, errs.ErrUnavailable)
+		return nil, undelivered{fmt.Errorf("node %s: %v: %w", n.target.Name, err, errs.ErrUnavailable)}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		st.SetDeadline(dl)
 	}
-	var opening bytes.Buffer
-	nodeapi.WriteLinkOpen(&opening, container)
-	opening.Write(first.buf)
-	_, err = st.Write(opening.Bytes())
-	if err == nil {
-		err = first.during(st, func() error {
-			line, err := nodeapi.ReadLinkLine(st)
-			if err != nil {
-				return err
-			}
-			return nodeapi.LinkAnswer(line)
-		})
+	if hold {
+		err = openHeld(st, container, first)
+	} else {
+		err = openEarly(st, container, first)
 	}
 	if err != nil {
 		st.Close()
@@ -184,6 +182,47 @@ func (n *remoteNode) open(ctx context.Context, container string, first *early) (
 	}
 	st.SetDeadline(time.Time{})
 	return st, nil
+}
+
+// openEarly sends the opening line and what the client sent so far in one
+// frame, and what more it sends while the gate answers. Only a refusal
+// leaves those bytes surely undelivered.
+func openEarly(st *yamux.Stream, container string, first *early) error {
+	var opening bytes.Buffer
+	nodeapi.WriteLinkOpen(&opening, container)
+	opening.Write(first.buf)
+	if _, err := st.Write(opening.Bytes()); err != nil {
+		return err
+	}
+	return first.during(st, func() error {
+		line, err := nodeapi.ReadLinkLine(st)
+		if err != nil {
+			return err
+		}
+		if err := nodeapi.LinkAnswer(line); err != nil {
+			return undelivered{err} // refused before anything was passed on
+		}
+		return nil
+	})
+}
+
+// openHeld sends the opening line alone and the client's bytes only once
+// the gate said ok: every failure before leaves them undelivered.
+func openHeld(st *yamux.Stream, container string, first *early) error {
+	err := nodeapi.WriteLinkOpen(st, container)
+	if err == nil {
+		var line string
+		if line, err = nodeapi.ReadLinkLine(st); err == nil {
+			err = nodeapi.LinkAnswer(line)
+		}
+	}
+	if err != nil {
+		return undelivered{err}
+	}
+	if len(first.buf) > 0 {
+		_, err = st.Write(first.buf)
+	}
+	return err
 }
 
 // session is the node's mux session, opened on first use and again after
@@ -259,3 +298,8 @@ func (s *linkStream) Close() error {
 	s.once.Do(s.done)
 	return err
 }
+
+// earlyQuiet: a node heard from within this long gets a connection's first
+// bytes with its opening; one quiet for longer (two keepalive intervals)
+// gets them only after the gate's answer (open's hold).
+const earlyQuiet = 2 * sshx.DefaultKeepaliveInterval

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -44,7 +45,8 @@ type Conn struct {
 
 	mu      sync.Mutex
 	client  *ssh.Client
-	extra   []*overflow // more connections, when sshd refuses sessions (overflow.go)
+	heard   *keepalive.Heard // the last byte from the node, while up
+	extra   []*overflow      // more connections, when sshd refuses sessions (overflow.go)
 	state   State
 	since   time.Time
 	lastErr error
@@ -66,6 +68,19 @@ func (c *Conn) State() (State, time.Time, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.state, c.since, c.lastErr
+}
+
+// Quiet is how long nothing has come from the node; forever (the maximum
+// duration) while the connection is not up. With keepalives every
+// KeepaliveInterval on a quiet connection, a node that answers is never
+// quiet much longer than that: past it, the node may be dying.
+func (c *Conn) Quiet() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != Up || c.heard == nil {
+		return math.MaxInt64
+	}
+	return c.heard.Quiet()
 }
 
 // Changed returns a channel closed at the next state change.
@@ -155,6 +170,9 @@ func (c *Conn) maintain() {
 			continue
 		}
 		wait = backoffMin
+		c.mu.Lock()
+		c.heard = heard
+		c.mu.Unlock()
 		c.setState(Up, client, nil)
 		log.Info("node up")
 		err = keepalive.Watch(c.ctx, client, heard, keepalive.Config{
