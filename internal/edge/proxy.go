@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -256,16 +257,17 @@ func (s *Server) trusted(remote string) bool {
 	return false
 }
 
-// upstreamError answers when the upstream could not be used: 502 naming
-// the route's app:port and nothing internal. A client that went away gets
+// upstreamError answers when the upstream could not be used: 502, naming
+// nothing internal (the public need not learn the cluster's app names; the
+// log names the route's app and port). A client that went away gets
 // nothing (there is no one to answer).
 func (s *Server) upstreamError(w http.ResponseWriter, req *http.Request, r *route, err error) {
 	if errors.Is(err, context.Canceled) && req.Context().Err() != nil {
 		return
 	}
-	s.log.Warn("upstream failed", "app", r.App, "port", r.Port, "host", req.Host, "err", err)
+	s.log.Warn("upstream failed", "app", cmp.Or(r.Name, r.App), "port", r.Port, "host", req.Host, "err", err)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusBadGateway)
-	fmt.Fprintf(w, "502 bad gateway: %s:%d unreachable\n", r.App, r.Port)
+	fmt.Fprint(w, "502 bad gateway: the app did not answer\n")
 }

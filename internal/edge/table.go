@@ -20,6 +20,9 @@ type Route struct {
 	Path string
 	App  string
 	Port int
+	// Name is how logs name the app; default App (which may be an alias
+	// the caller's Dial understands).
+	Name string
 	// ProxyProtocol, 1 or 2, starts each upstream connection with a PROXY
 	// protocol header of that version carrying the client's address; 0
 	// sends none. Such connections are pooled per client connection,

@@ -192,7 +192,7 @@ func (p *edgeProxy) apply() {
 	for _, r := range t.Ingress {
 		a := edgeAlias(r.Link)
 		aliases[a] = r.Link
-		table.Routes = append(table.Routes, edge.Route{Host: r.Host, Path: r.Path, App: a, Port: r.Port})
+		table.Routes = append(table.Routes, edge.Route{Host: r.Host, Path: r.Path, App: a, Port: r.Port, Name: r.App})
 		if r.ACME && !slices.ContainsFunc(table.TLS, func(h edge.TLSHost) bool { return h.Host == r.Host }) {
 			table.TLS = append(table.TLS, edge.TLSHost{Host: r.Host, ACME: true})
 		}
