@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -14,15 +15,19 @@ type Ingress struct {
 	Host string `json:"host"` // a DNS name or *.name
 	Path string `json:"path"` // a prefix on segment boundaries; default "/"
 	Port int    `json:"port"` // a declared tcp port's number (names resolved)
-	// TLS is TLSNone (plain HTTP) or TLSACME: the edge gets and renews the
-	// certificate from its ACME CA, and redirects plain HTTP to HTTPS.
-	TLS string `json:"tls,omitempty"`
+	// TLS is TLSNone (plain HTTP), TLSACME (the edge gets and renews the
+	// certificate from its ACME CA) or TLSFromSecret (the certificate and
+	// key are the value of the app's secret TLSSecret). With TLS, the edge
+	// redirects plain HTTP to HTTPS.
+	TLS       string `json:"tls,omitempty"`
+	TLSSecret string `json:"tlsSecret,omitempty"` // with TLSFromSecret: one of the app's secrets
 }
 
 // TLS modes of an ingress route.
 const (
-	TLSNone = "none"
-	TLSACME = "acme"
+	TLSNone       = "none"
+	TLSACME       = "acme"
+	TLSFromSecret = "secret" // written tls: {secret: NAME}
 )
 
 // MaxIngress bounds the routes of one app.
@@ -42,13 +47,24 @@ func (p *parser) ingress(v *yaml.Node, path string) error {
 				ref.name, ref.num, err = nameOrNumber(v, path)
 				return err
 			}},
-			{"tls", p.toStr(&in.TLS)},
+			{"tls", p.tls(&in)},
 		})
 		in.Host = strings.ToLower(in.Host)
 		p.app.Ingress = append(p.app.Ingress, in)
 		p.ingressPorts = append(p.ingressPorts, ref)
 		return err
 	})
+}
+
+// tls decodes a route's tls: a mode's name, or {secret: NAME}.
+func (p *parser) tls(in *Ingress) setter {
+	return func(v *yaml.Node, path string) error {
+		if v.Kind != yaml.MappingNode {
+			return p.toStr(&in.TLS)(v, path)
+		}
+		in.TLS = TLSFromSecret
+		return p.fields(v, path, []field{{"secret", p.toStr(&in.TLSSecret)}})
+	}
 }
 
 // resolveIngress turns port names into numbers; no port means the app's
@@ -83,6 +99,7 @@ func (c *checker) ingress(a App) {
 		c.add("ingress", "%d routes: at most %d", len(a.Ingress), MaxIngress)
 	}
 	seen := map[string]int{}
+	certs := map[string]int{} // host → the first route giving it a certificate
 	for i, in := range a.Ingress {
 		field := fmt.Sprintf("ingress[%d]", i)
 		if err := checkHost(in.Host); err != "" {
@@ -104,8 +121,20 @@ func (c *checker) ingress(a App) {
 			if strings.HasPrefix(in.Host, "*.") {
 				c.add(field+".tls", "acme cannot issue for a wildcard (it needs DNS-01): name the hosts")
 			}
+		case TLSFromSecret:
+			if !slices.ContainsFunc(a.Secrets, func(s Secret) bool { return s.Name == in.TLSSecret }) {
+				c.add(field+".tls.secret", "%q is not one of the app's secrets: declare it under secrets", in.TLSSecret)
+			}
 		default:
-			c.add(field+".tls", "%q: want none or acme", in.TLS)
+			c.add(field+".tls", "%q: want none, acme or {secret: NAME}", in.TLS)
+		}
+		// One host, one certificate: the edge serves a name one way.
+		if in.TLS != TLSNone {
+			if j, ok := certs[in.Host]; ok && (a.Ingress[j].TLS != in.TLS || a.Ingress[j].TLSSecret != in.TLSSecret) {
+				c.add(field+".tls", "%s gets its certificate another way in ingress[%d]: give both the same tls", in.Host, j)
+			} else if !ok {
+				certs[in.Host] = i
+			}
 		}
 		key := in.Host + " " + path.Clean(in.Path)
 		if j, dup := seen[key]; dup {
