@@ -50,8 +50,9 @@ func wantedLinks(w *world) []wantedLink {
 
 // ingressRoutes is every app's routes; a host and path two apps claim
 // goes to the first by name (a deploy refuses the second: checkIngress),
-// since an edge refuses a table with one route twice.
-func ingressRoutes(w *world) []nodeapi.IngressRoute {
+// since an edge refuses a table with one route twice. A route whose
+// certificate is a secret carries its envelope, from certs (by certKey).
+func ingressRoutes(w *world, certs map[string]nodeapi.IngressCert) []nodeapi.IngressRoute {
 	apps := slices.Clone(w.apps)
 	slices.SortFunc(apps, func(a, b appState) int { return strings.Compare(a.Name, b.Name) })
 	seen := map[string]bool{}
@@ -63,8 +64,12 @@ func ingressRoutes(w *world) []nodeapi.IngressRoute {
 				continue
 			}
 			seen[key] = true
-			out = append(out, nodeapi.IngressRoute{Host: in.Host, Path: in.Path, App: a.Name, Port: in.Port,
-				Link: nodeapi.LinkID(nodeapi.EdgeSource, a.Name, in.Port), ACME: in.TLS == spec.TLSACME})
+			r := nodeapi.IngressRoute{Host: in.Host, Path: in.Path, App: a.Name, Port: in.Port,
+				Link: nodeapi.LinkID(nodeapi.EdgeSource, a.Name, in.Port), ACME: in.TLS == spec.TLSACME}
+			if c, ok := certs[certKey(a.Name, in.TLSSecret)]; ok && in.TLS == spec.TLSFromSecret {
+				r.Cert = &c
+			}
+			out = append(out, r)
 		}
 	}
 	return out
@@ -87,9 +92,11 @@ func edgeNodes(w *world) []string {
 // with the replicas it may reach — the dial pool (ready, healthy, not
 // leaving; the leaving ones only when nothing else is left, as for moat
 // dial) — and, for each node running replicas of a target reached from
-// another node, the grant of the link's key. A node with nothing gets an
-// empty table, so links that went are taken down there.
-func planLinks(w *world, keys map[string]linkKey) map[string]nodeapi.LinkTable {
+// another node, the grant of the link's key. Edge nodes also get every
+// ingress route, with the envelopes of certificates held as secrets from
+// certs (ingressCerts). A node with nothing gets an empty table, so links
+// that went are taken down there.
+func planLinks(w *world, keys map[string]linkKey, certs map[string]nodeapi.IngressCert) map[string]nodeapi.LinkTable {
 	tables := make(map[string]nodeapi.LinkTable, len(w.nodes))
 	for name := range w.nodes {
 		tables[name] = nodeapi.LinkTable{}
@@ -155,7 +162,7 @@ func planLinks(w *world, keys map[string]linkKey) map[string]nodeapi.LinkTable {
 			tables[node] = t
 		}
 	}
-	if routes := ingressRoutes(w); len(routes) > 0 {
+	if routes := ingressRoutes(w, certs); len(routes) > 0 {
 		for _, name := range edges {
 			t := tables[name]
 			t.Ingress = routes

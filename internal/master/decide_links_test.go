@@ -52,7 +52,7 @@ func TestPlanLinks(t *testing.T) {
 		"n3": {Grants: []nodeapi.LinkGrant{grant}},
 		"n4": {},
 	}
-	got := planLinks(w, keys)
+	got := planLinks(w, keys, nil)
 	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 		t.Fatalf("tables (-want +got):\n%s", diff)
 	}
@@ -63,7 +63,7 @@ func TestPlanLinks(t *testing.T) {
 	}
 
 	// Without a key yet, only same-node replicas are reached and nothing is granted.
-	got = planLinks(w, nil)
+	got = planLinks(w, nil, nil)
 	if l := got["n1"].Links; len(l) != 1 || len(l[0].Endpoints) != 1 || l[0].Key != "" || len(got["n3"].Grants) != 0 {
 		t.Fatalf("without a key: %+v", got)
 	}
@@ -77,7 +77,7 @@ func TestPlanLinks(t *testing.T) {
 	// An app with no replicas gets no listeners anywhere.
 	w.replicas = w.replicas[2:]
 	w.apps[0].Name = "web"
-	for n, tab := range planLinks(w, keys) {
+	for n, tab := range planLinks(w, keys, nil) {
 		if len(tab.Links) != 0 || len(tab.Grants) != 0 {
 			t.Errorf("%s: %+v, want nothing when web runs nowhere", n, tab)
 		}
@@ -99,6 +99,14 @@ func TestPlanIngress(t *testing.T) {
 				{Host: "db.example.com", Path: "/", Port: 8080, TLS: spec.TLSACME},
 				{Host: "db.example.com", Path: "/admin", Port: 8080, TLS: spec.TLSNone},
 			}}},
+			// Its certificate is a secret: both routes carry the envelope;
+			// that of a secret not found is left out.
+			{App: store.App{Name: "t2.shop"}, spec: spec.App{Name: "shop", Secrets: []spec.Secret{{Name: "tls", Version: 3}, {Name: "gone", Version: 1}},
+				Ingress: []spec.Ingress{
+					{Host: "*.shop.example.com", Path: "/", Port: 8080, TLS: spec.TLSFromSecret, TLSSecret: "tls"},
+					{Host: "*.shop.example.com", Path: "/api", Port: 8080, TLS: spec.TLSFromSecret, TLSSecret: "tls"},
+					{Host: "old.example.com", Path: "/", Port: 8080, TLS: spec.TLSFromSecret, TLSSecret: "gone"},
+				}}},
 			// Claims db's host and path too: the first app by name keeps it.
 			{App: store.App{Name: "zz"}, spec: spec.App{Name: "zz", Ingress: []spec.Ingress{{Host: "db.example.com", Path: "/", Port: 8080}}}},
 		},
@@ -106,17 +114,23 @@ func TestPlanIngress(t *testing.T) {
 	}
 	id := nodeapi.LinkID(nodeapi.EdgeSource, "db", 8080)
 	keys := map[string]linkKey{id: {Private: "PRIV", Public: "ssh-ed25519 PUB"}}
-	got := planLinks(w, keys)
+	cert := nodeapi.IngressCert{Secret: "tls", Version: 3, Envelope: []byte("AGE")}
+	shop := nodeapi.LinkID(nodeapi.EdgeSource, "t2.shop", 8080)
+	got := planLinks(w, keys, map[string]nodeapi.IngressCert{certKey("t2.shop", "tls"): cert})
 	want := map[string]nodeapi.LinkTable{
 		"n1": {Grants: []nodeapi.LinkGrant{{ID: id, Target: "db", Port: 8080, Key: "ssh-ed25519 PUB"}}},
 		"e1": {
 			Links: []nodeapi.Link{{ID: id, Source: nodeapi.EdgeSource, Target: "db", Port: 8080, Key: "PRIV",
 				Endpoints: []nodeapi.LinkEndpoint{{Container: "d1", Node: "n1", Addr: "10.0.0.1:22", User: "root", HostKey: "ssh-ed25519 H1"}}},
+				{ID: shop, Source: nodeapi.EdgeSource, Target: "t2.shop", Port: 8080},
 				// zz's link stays, without replicas and without a route.
 				{ID: nodeapi.LinkID(nodeapi.EdgeSource, "zz", 8080), Source: nodeapi.EdgeSource, Target: "zz", Port: 8080}},
 			Ingress: []nodeapi.IngressRoute{
 				{Host: "db.example.com", Path: "/", App: "db", Port: 8080, Link: id, ACME: true},
 				{Host: "db.example.com", Path: "/admin", App: "db", Port: 8080, Link: id},
+				{Host: "*.shop.example.com", Path: "/", App: "t2.shop", Port: 8080, Link: shop, Cert: &cert},
+				{Host: "*.shop.example.com", Path: "/api", App: "t2.shop", Port: 8080, Link: shop, Cert: &cert},
+				{Host: "old.example.com", Path: "/", App: "t2.shop", Port: 8080, Link: shop},
 			},
 		},
 	}

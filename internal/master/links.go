@@ -26,6 +26,9 @@ type linkKeys struct {
 	mu     sync.Mutex
 	loaded bool
 	keys   map[string]linkKey
+	// certFailed: ingress certificates not found, and why, as last
+	// logged (ingress_certs.go; reconcile's goroutine only).
+	certFailed map[string]string
 }
 
 // syncLinks keeps a key for every link the apps want (and none for links
@@ -39,7 +42,7 @@ func (m *Master) syncLinks(ctx context.Context, w *world) {
 		m.log.Error("link keys", "err", err)
 		return
 	}
-	for node, t := range planLinks(w, keys) {
+	for node, t := range planLinks(w, keys, m.ingressCerts(ctx, w)) {
 		if a := m.agent(node); a != nil {
 			a.sendLinks(t)
 		}

@@ -51,6 +51,9 @@ type IngressRoute struct {
 	// ACME: the edge obtains and renews Host's certificate from its ACME
 	// CA and serves Host over TLS.
 	ACME bool `json:"acme,omitempty"`
+	// Cert: the edge serves Host over TLS with the certificate held as
+	// one of the app's secrets (ingress_cert.go).
+	Cert *IngressCert `json:"cert,omitempty"`
 }
 
 // Link is one link whose source app has replicas (or may get them) on the
@@ -147,6 +150,9 @@ func (t *LinkTable) Validate() error {
 		}
 		if r.Link != LinkID(EdgeSource, r.App, r.Port) || !ids[r.Link] {
 			return errs.Invalid(at+".link", "%q: want the link %s in links", r.Link, LinkID(EdgeSource, r.App, r.Port))
+		}
+		if err := r.Cert.validate(at+".cert", r.ACME); err != nil {
+			return err
 		}
 	}
 	grants := map[string]bool{}
