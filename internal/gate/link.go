@@ -18,6 +18,7 @@ import (
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/ns"
 )
 
 // The link role serves one command, mux: the session carries a yamux
@@ -80,7 +81,7 @@ func serveMux(ctx context.Context, socket, app string, port int, session io.Read
 	// sshd beside it is one thread too).
 	runtime.GOMAXPROCS(1)
 	api := nodeapi.UnixClient(socket)
-	l := &linkTarget{App: app, Port: port, lookup: api.Container, dial: connectInNetns, max: MaxLinkStreams,
+	l := &linkTarget{App: app, Port: port, lookup: api.Container, dial: ns.DialLoopback, max: MaxLinkStreams,
 		cache: newContainerCache()}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

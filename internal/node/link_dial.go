@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/moatcloud/moat/internal/errs"
@@ -183,26 +182,5 @@ func (m *links) dialLocal(ctx context.Context, target string, port int, name str
 	if !declared {
 		return nil, fmt.Errorf("container %s does not declare tcp port %d: %w", name, port, errs.ErrForbidden)
 	}
-	return dialInNetns(ctx, c.Pid, port)
-}
-
-// dialInNetns connects to 127.0.0.1:port inside pid's network namespace,
-// from a thread moved there and thrown away (see listenInNetns).
-func dialInNetns(ctx context.Context, pid, port int) (net.Conn, error) {
-	type result struct {
-		conn net.Conn
-		err  error
-	}
-	ch := make(chan result, 1)
-	ns.Go(func() {
-		if err := ns.Join(pid, "net"); err != nil {
-			ch <- result{err: err}
-			return
-		}
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		ch <- result{conn, err}
-	})
-	r := <-ch
-	return r.conn, r.err
+	return ns.DialLoopback(ctx, c.Pid, port)
 }

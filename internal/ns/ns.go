@@ -1,7 +1,8 @@
 // Package ns runs code inside another process's namespaces: on an OS
 // thread of its own, moved there with setns and thrown away afterwards.
-// The node daemon uses it for health checks and debug sessions, the gate
-// to dial a container's port.
+// The node daemon uses it for health checks and debug sessions. And it
+// dials a container's loopback (DialLoopback) for the gate and the node's
+// links, moving a thread only for socket().
 package ns
 
 import (

@@ -1,4 +1,4 @@
-package gate
+package ns_test
 
 import (
 	"context"
@@ -83,15 +83,15 @@ func loopbackUp() error {
 	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
-// TestConnectInNetns: connections reach the namespace's loopback, not
+// TestDialLoopback: connections reach the namespace's loopback, not
 // the gate's, one after another and many at once, and every thread that
 // made a socket there is back in the gate's own namespace (or gone).
-func TestConnectInNetns(t *testing.T) {
+func TestDialLoopback(t *testing.T) {
 	tid, port := loopbackNetns(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dialOnce := func() error {
-		conn, err := connectInNetns(ctx, tid, port)
+		conn, err := ns.DialLoopback(ctx, tid, port)
 		if err != nil {
 			return err
 		}
@@ -132,10 +132,10 @@ func TestConnectInNetns(t *testing.T) {
 			t.Error("the namespace's listener answers in the gate's own namespace")
 		}
 	}
-	if _, err := connectInNetns(ctx, tid, 1); !errors.Is(err, unix.ECONNREFUSED) {
+	if _, err := ns.DialLoopback(ctx, tid, 1); !errors.Is(err, unix.ECONNREFUSED) {
 		t.Errorf("a port nothing listens on: %v; want connection refused", err)
 	}
-	if _, err := connectInNetns(ctx, 1<<30, port); err == nil {
+	if _, err := ns.DialLoopback(ctx, 1<<30, port); err == nil {
 		t.Error("a pid that does not exist was dialled")
 	}
 	// Every thread but the namespace's own is in the gate's namespace.
@@ -165,11 +165,11 @@ func TestConnectInNetns(t *testing.T) {
 // namespace, made and closed.
 //
 //	go test -run '^$' -bench ConnectInNetns ./internal/gate
-func BenchmarkConnectInNetns(b *testing.B) {
+func BenchmarkDialLoopback(b *testing.B) {
 	tid, port := loopbackNetns(b)
 	ctx := context.Background()
 	for b.Loop() {
-		conn, err := connectInNetns(ctx, tid, port)
+		conn, err := ns.DialLoopback(ctx, tid, port)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package gate
+package ns
 
 import (
 	"context"
@@ -15,24 +15,24 @@ import (
 
 // A socket belongs to the network namespace of the thread that creates
 // it, and stays there whatever thread uses it afterwards: only socket()
-// needs the container's namespace. connectInNetns moves a thread there for
+// needs the container's namespace. DialLoopback moves a thread there for
 // that one call and straight back, then connects from anywhere: no
-// thread is made (ns.Go's thread per connection costs about half a
+// thread is made (Go's thread per connection costs about half a
 // millisecond on a small node) or kept (threads parked in a namespace
 // cost wake-ups on every connect). The two setns calls take a few
 // microseconds; a whole connect about 0.12 ms on an idle machine
 // (BenchmarkConnectInNetns), 0.24-0.29 ms p50 inside BenchmarkLinks on
 // the loaded 2-core test machine, where the parked threads took 0.32.
 
-// hostNetns is the gate's own network namespace, the main thread's
-// (which is never moved), held open once a link is dialled.
+// hostNetns is the process's own network namespace, the main thread's
+// (which is never moved), held open from the first dial on.
 var hostNetns = sync.OnceValues(func() (int, error) {
 	return unix.Open("/proc/self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 })
 
-// connectInNetns connects to 127.0.0.1:port in the network namespace pid is
-// in now.
-func connectInNetns(ctx context.Context, pid, port int) (net.Conn, error) {
+// DialLoopback connects to 127.0.0.1:port in the network namespace pid is
+// in now: how the gate and the node daemon reach a container's port.
+func DialLoopback(ctx context.Context, pid, port int) (net.Conn, error) {
 	fd, err := socketInNetns(pid)
 	if err != nil {
 		return nil, err
@@ -101,7 +101,7 @@ func connected(ctx context.Context, c *net.TCPConn) error {
 func socketInNetns(pid int) (int, error) {
 	host, err := hostNetns()
 	if err != nil {
-		return -1, fmt.Errorf("the gate's own network namespace: %w", err)
+		return -1, fmt.Errorf("this process's own network namespace: %w", err)
 	}
 	target, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
