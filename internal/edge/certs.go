@@ -77,7 +77,8 @@ func (s *Server) TLSConfig() *tls.Config {
 var errNoCert = errors.New("edge: no certificate for this name")
 
 // getCertificate reads the table at handshake time, so a SetTable with new
-// certificate files applies to the next handshake.
+// certificate files or PEM applies to the next handshake; connections
+// already open keep theirs.
 func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	e := s.table.Load().tls(hello.ServerName)
 	switch {

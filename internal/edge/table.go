@@ -31,13 +31,17 @@ type Route struct {
 }
 
 // TLSHost says where the certificate for Host comes from: PEM files
-// (read again on every SetTable) or ACME.
+// (read again on every SetTable), PEM in memory, or ACME.
 type TLSHost struct {
 	// Host is exact or a wildcard, matched like Route.Host ("*" is not
 	// allowed: a certificate is for names).
 	Host     string
 	CertFile string
 	KeyFile  string
+	// CertPEM and KeyPEM are the certificate chain and its key, for a
+	// caller that must not write the key to disk.
+	CertPEM []byte
+	KeyPEM  []byte
 	// ACME obtains and renews the certificate from the Server's ACME CA.
 	// Only exact names: a wildcard would need DNS-01, and would let any
 	// client make the edge ask the CA for names at will.
@@ -157,15 +161,25 @@ func addTLS(entry func(string) *hostEntry, h TLSHost) error {
 		return fmt.Errorf("listed twice")
 	}
 	e.hasTLS = true
+	files := h.CertFile != "" || h.KeyFile != ""
+	inMemory := h.CertPEM != nil || h.KeyPEM != nil
 	switch {
-	case h.ACME && (h.CertFile != "" || h.KeyFile != ""):
-		return fmt.Errorf("both ACME and certificate files: choose one")
+	case h.ACME && (files || inMemory):
+		return fmt.Errorf("both ACME and a certificate: choose one")
+	case files && inMemory:
+		return fmt.Errorf("both certificate files and PEM: choose one")
+	case inMemory:
+		cert, err := tls.X509KeyPair(h.CertPEM, h.KeyPEM)
+		if err != nil {
+			return fmt.Errorf("certificate: %w", err)
+		}
+		e.cert = &cert
 	case h.ACME && strings.HasPrefix(h.Host, "*"):
 		return fmt.Errorf("ACME for a wildcard needs DNS-01, which the edge does not do: list the names")
 	case h.ACME:
 		e.acme = true
 	case h.CertFile == "" || h.KeyFile == "":
-		return fmt.Errorf("want CertFile and KeyFile, or ACME")
+		return fmt.Errorf("want CertFile and KeyFile, CertPEM and KeyPEM, or ACME")
 	default:
 		cert, err := tls.LoadX509KeyPair(h.CertFile, h.KeyFile)
 		if err != nil {
