@@ -53,6 +53,7 @@ type edgeProxy struct {
 
 	mu        sync.Mutex                        // one apply at a time
 	endpoints map[string][]nodeapi.LinkEndpoint // edge links' endpoints last applied
+	certs     edgeCerts                         // certificates held as secrets (edge_certs.go)
 }
 
 // edgeAlias is the proxy's name for the app reached through link id.
@@ -124,6 +125,7 @@ func cacheKey(path string) ([]byte, error) {
 
 func newEdgeProxy(cfg Config, log *slog.Logger, l *links) (*edgeProxy, error) {
 	p := &edgeProxy{log: log.With("part", "edge"), links: l}
+	p.certs = edgeCerts{keyFile: cfg.SecretsKey, log: p.log, opened: map[[32]byte]certPEM{}, failed: map[[32]byte]bool{}}
 	p.aliases.Store(&map[string]string{})
 	a, err := edgeACME(cfg)
 	if err != nil {
@@ -188,15 +190,25 @@ func (p *edgeProxy) apply() {
 	defer p.mu.Unlock()
 	t := p.links.linkTable()
 	aliases := map[string]string{}
+	usedCerts := map[[32]byte]bool{}
 	var table edge.Table
 	for _, r := range t.Ingress {
 		a := edgeAlias(r.Link)
 		aliases[a] = r.Link
 		table.Routes = append(table.Routes, edge.Route{Host: r.Host, Path: r.Path, App: a, Port: r.Port, Name: r.App})
-		if r.ACME && !slices.ContainsFunc(table.TLS, func(h edge.TLSHost) bool { return h.Host == r.Host }) {
+		if slices.ContainsFunc(table.TLS, func(h edge.TLSHost) bool { return h.Host == r.Host }) {
+			continue // a host's first route with TLS says where its certificate comes from
+		}
+		switch {
+		case r.ACME:
 			table.TLS = append(table.TLS, edge.TLSHost{Host: r.Host, ACME: true})
+		case r.Cert != nil:
+			if h, ok := p.certs.tlsHost(r, usedCerts); ok {
+				table.TLS = append(table.TLS, h)
+			}
 		}
 	}
+	p.certs.forget(usedCerts)
 	endpoints := map[string][]nodeapi.LinkEndpoint{}
 	for _, l := range t.Links {
 		if l.Source == nodeapi.EdgeSource {

@@ -36,10 +36,12 @@ func (c *container) secretsDir() string { return filepath.Join(c.dir, secretsDir
 
 // secretKeys reads the node's secrets key file afresh: the operator
 // rotates it over their own SSH while the daemon runs.
-func (d *Daemon) secretKeys() (secret.Keys, error) {
-	b, err := os.ReadFile(d.cfg.SecretsKey)
+func (d *Daemon) secretKeys() (secret.Keys, error) { return readSecretKeys(d.cfg.SecretsKey) }
+
+func readSecretKeys(file string) (secret.Keys, error) {
+	b, err := os.ReadFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("this node has no secrets key (%s): enrol it again with moat node add after moat secret init: %w", d.cfg.SecretsKey, errs.ErrUnavailable)
+		return nil, fmt.Errorf("this node has no secrets key (%s): enrol it again with moat node add after moat secret init: %w", file, errs.ErrUnavailable)
 	}
 	if err != nil {
 		return nil, err
@@ -47,7 +49,7 @@ func (d *Daemon) secretKeys() (secret.Keys, error) {
 	keys, err := secret.ParseKeys(b)
 	clear(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", d.cfg.SecretsKey, err)
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return keys, nil
 }
