@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/secret"
 	"github.com/moatcloud/moat/internal/testcluster"
 )
@@ -95,6 +96,17 @@ secrets: [{name: tls, reload: signal}]
 ingress: [{host: web.test, port: http, tls: {secret: tls}}]
 `)
 	e.wait("web", r.Revision)
+
+	// Another app cannot give web.test a certificate of its own.
+	_, err := e.m.Client.Deploy(context.Background(), masterapi.DeployRequest{File: "app.yaml", Spec: `name: api
+image: web:1
+args: [serve, ":8080"]
+ports: [{name: http, port: 8080}]
+ingress: [{host: web.test, path: /api, port: http, tls: acme}]
+`})
+	if err == nil || !strings.Contains(err.Error(), "ingress[0].tls: web.test gets its certificate from app web") {
+		t.Errorf("deploy of api giving web.test another certificate: %v", err)
+	}
 
 	edge := e.nodeAddr("n1")
 	client := func(roots ...*x509.Certificate) *http.Client {

@@ -233,6 +233,10 @@ func (m *Master) checkIngress(ctx context.Context, key string, sp spec.App) erro
 					return errs.Invalid(fmt.Sprintf("ingress[%d].host", i), "%s is routed by another tenant", in.Host)
 				case o.Host == in.Host && path.Clean(o.Path) == path.Clean(in.Path):
 					return errs.Invalid(fmt.Sprintf("ingress[%d]", i), "%s%s is routed to app %s", in.Host, in.Path, appName(a.Name))
+				case o.Host == in.Host && in.TLS != spec.TLSNone && o.TLS != spec.TLSNone && (in.TLS != o.TLS || in.TLS == spec.TLSFromSecret):
+					// An edge serves a name with one certificate; another
+					// app's secret is never the same one.
+					return errs.Invalid(fmt.Sprintf("ingress[%d].tls", i), "%s gets its certificate from app %s: give tls: none here", in.Host, appName(a.Name))
 				}
 			}
 		}
