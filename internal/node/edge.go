@@ -189,25 +189,8 @@ func (p *edgeProxy) apply() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	t := p.links.linkTable()
-	aliases := map[string]string{}
 	usedCerts := map[[32]byte]bool{}
-	var table edge.Table
-	for _, r := range t.Ingress {
-		a := edgeAlias(r.Link)
-		aliases[a] = r.Link
-		table.Routes = append(table.Routes, edge.Route{Host: r.Host, Path: r.Path, App: a, Port: r.Port, Name: r.App})
-		if slices.ContainsFunc(table.TLS, func(h edge.TLSHost) bool { return h.Host == r.Host }) {
-			continue // a host's first route with TLS says where its certificate comes from
-		}
-		switch {
-		case r.ACME:
-			table.TLS = append(table.TLS, edge.TLSHost{Host: r.Host, ACME: true})
-		case r.Cert != nil:
-			if h, ok := p.certs.tlsHost(r, usedCerts); ok {
-				table.TLS = append(table.TLS, h)
-			}
-		}
-	}
+	table, aliases := p.table(t.Ingress, usedCerts)
 	p.certs.forget(usedCerts)
 	endpoints := map[string][]nodeapi.LinkEndpoint{}
 	for _, l := range t.Links {
@@ -237,6 +220,38 @@ func (p *edgeProxy) apply() {
 	if changed {
 		p.srv.CloseIdleUpstreams()
 	}
+}
+
+// table is what the proxy routes for ingress: each route under its app's
+// alias, and each host's certificate source (the first route of a host
+// with TLS says it). A host meant for TLS whose certificate cannot be used
+// is not served at all (404) rather than in plain HTTP, where its cookies
+// and passwords would travel in clear; tlsHost logged why. used collects
+// the certificates in use.
+func (p *edgeProxy) table(ingress []nodeapi.IngressRoute, used map[[32]byte]bool) (edge.Table, map[string]string) {
+	aliases := map[string]string{}
+	broken := map[string]bool{}
+	var table edge.Table
+	for _, r := range ingress {
+		a := edgeAlias(r.Link)
+		aliases[a] = r.Link
+		table.Routes = append(table.Routes, edge.Route{Host: r.Host, Path: r.Path, App: a, Port: r.Port, Name: r.App})
+		if slices.ContainsFunc(table.TLS, func(h edge.TLSHost) bool { return h.Host == r.Host }) {
+			continue // a host's first route with TLS says where its certificate comes from
+		}
+		switch {
+		case r.ACME:
+			table.TLS = append(table.TLS, edge.TLSHost{Host: r.Host, ACME: true})
+		case r.Cert != nil:
+			if h, ok := p.certs.tlsHost(r, used); ok {
+				table.TLS = append(table.TLS, h)
+			} else {
+				broken[r.Host] = true
+			}
+		}
+	}
+	table.Routes = slices.DeleteFunc(table.Routes, func(r edge.Route) bool { return broken[r.Host] })
+	return table, aliases
 }
 
 func sameEndpoints(a, b map[string][]nodeapi.LinkEndpoint) bool {

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"log/slog"
 	"math/big"
 	"os"
@@ -43,7 +44,8 @@ func selfSigned(t *testing.T, name string) (certPEM, keyPEM []byte) {
 // TestEdgeCerts: a route's certificate opens only when its envelope is
 // bound to the route's app (tenant and name from the app key) and to the
 // secret named, and is a certificate chain with its key; anything else is
-// refused, logged once without the value, and the host gets no TLS.
+// refused and logged once without the value (the host is then not served:
+// TestEdgeTableBrokenCertificate).
 func TestEdgeCerts(t *testing.T) {
 	keys, err := secret.GenerateKeys()
 	if err != nil {
@@ -109,5 +111,32 @@ func TestEdgeCerts(t *testing.T) {
 	c.forget(map[[32]byte]bool{})
 	if len(c.opened)+len(c.failed) != 0 {
 		t.Errorf("after a table without certificates: %d opened, %d failed kept", len(c.opened), len(c.failed))
+	}
+}
+
+// TestEdgeTableBrokenCertificate: a host whose certificate cannot be used
+// is left out of the proxy's routes, so it is not served in plain HTTP;
+// the other hosts are routed as before.
+func TestEdgeTableBrokenCertificate(t *testing.T) {
+	keys, err := secret.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "secrets.key")
+	if err := os.WriteFile(keyFile, keys.Marshal(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &edgeProxy{certs: edgeCerts{keyFile: keyFile, log: slog.New(slog.NewTextHandler(io.Discard, nil)), opened: map[[32]byte]certPEM{}, failed: map[[32]byte]bool{}}}
+	bad := &nodeapi.IngressCert{Secret: "tls", Version: 1, Envelope: []byte("age-encryption.org/v1 nonsense")}
+	table, aliases := p.table([]nodeapi.IngressRoute{
+		{Host: "web.test", Path: "/", App: "web", Port: 8080, Link: nodeapi.LinkID(nodeapi.EdgeSource, "web", 8080), Cert: bad},
+		{Host: "web.test", Path: "/api", App: "web", Port: 8080, Link: nodeapi.LinkID(nodeapi.EdgeSource, "web", 8080)},
+		{Host: "shop.test", Path: "/", App: "shop", Port: 8080, Link: nodeapi.LinkID(nodeapi.EdgeSource, "shop", 8080), ACME: true},
+	}, map[[32]byte]bool{})
+	if len(table.Routes) != 1 || table.Routes[0].Host != "shop.test" || table.Routes[0].Name != "shop" {
+		t.Fatalf("routes %+v: want shop.test alone, web.test (broken certificate) left out", table.Routes)
+	}
+	if len(table.TLS) != 1 || !table.TLS[0].ACME || len(aliases) != 2 {
+		t.Fatalf("tls %+v, aliases %v", table.TLS, aliases)
 	}
 }
