@@ -65,7 +65,7 @@ func ingressRoutes(w *world, certs map[string]nodeapi.IngressCert) []nodeapi.Ing
 			}
 			seen[key] = true
 			r := nodeapi.IngressRoute{Host: in.Host, Path: in.Path, App: a.Name, Port: in.Port,
-				Link: nodeapi.LinkID(nodeapi.EdgeSource, a.Name, in.Port), ACME: in.TLS == spec.TLSACME}
+				Link: nodeapi.LinkID(nodeapi.EdgeSource, a.Name, in.Port), ACME: in.TLS == spec.TLSACME, ProxyProtocol: in.ProxyProtocol}
 			if c, ok := certs[certKey(a.Name, in.TLSSecret)]; ok && in.TLS == spec.TLSFromSecret {
 				r.Cert = &c
 			}

@@ -97,7 +97,7 @@ func TestPlanIngress(t *testing.T) {
 		apps: []appState{
 			{App: store.App{Name: "db"}, spec: spec.App{Name: "db", Ingress: []spec.Ingress{
 				{Host: "db.example.com", Path: "/", Port: 8080, TLS: spec.TLSACME},
-				{Host: "db.example.com", Path: "/admin", Port: 8080, TLS: spec.TLSNone},
+				{Host: "db.example.com", Path: "/admin", Port: 8080, TLS: spec.TLSNone, ProxyProtocol: 2},
 			}}},
 			// Its certificate is a secret: both routes carry the envelope;
 			// that of a secret not found is left out.
@@ -127,7 +127,7 @@ func TestPlanIngress(t *testing.T) {
 				{ID: nodeapi.LinkID(nodeapi.EdgeSource, "zz", 8080), Source: nodeapi.EdgeSource, Target: "zz", Port: 8080}},
 			Ingress: []nodeapi.IngressRoute{
 				{Host: "db.example.com", Path: "/", App: "db", Port: 8080, Link: id, ACME: true},
-				{Host: "db.example.com", Path: "/admin", App: "db", Port: 8080, Link: id},
+				{Host: "db.example.com", Path: "/admin", App: "db", Port: 8080, Link: id, ProxyProtocol: 2},
 				{Host: "*.shop.example.com", Path: "/", App: "t2.shop", Port: 8080, Link: shop, Cert: &cert},
 				{Host: "*.shop.example.com", Path: "/api", App: "t2.shop", Port: 8080, Link: shop, Cert: &cert},
 				{Host: "old.example.com", Path: "/", App: "t2.shop", Port: 8080, Link: shop},

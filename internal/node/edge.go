@@ -235,7 +235,7 @@ func (p *edgeProxy) table(ingress []nodeapi.IngressRoute, used map[[32]byte]bool
 	for _, r := range ingress {
 		a := edgeAlias(r.Link)
 		aliases[a] = r.Link
-		table.Routes = append(table.Routes, edge.Route{Host: r.Host, Path: r.Path, App: a, Port: r.Port, Name: r.App})
+		table.Routes = append(table.Routes, edge.Route{Host: r.Host, Path: r.Path, App: a, Port: r.Port, Name: r.App, ProxyProtocol: r.ProxyProtocol})
 		if slices.ContainsFunc(table.TLS, func(h edge.TLSHost) bool { return h.Host == r.Host }) {
 			continue // a host's first route with TLS says where its certificate comes from
 		}

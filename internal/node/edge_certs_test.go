@@ -131,9 +131,9 @@ func TestEdgeTableBrokenCertificate(t *testing.T) {
 	table, aliases := p.table([]nodeapi.IngressRoute{
 		{Host: "web.test", Path: "/", App: "web", Port: 8080, Link: nodeapi.LinkID(nodeapi.EdgeSource, "web", 8080), Cert: bad},
 		{Host: "web.test", Path: "/api", App: "web", Port: 8080, Link: nodeapi.LinkID(nodeapi.EdgeSource, "web", 8080)},
-		{Host: "shop.test", Path: "/", App: "shop", Port: 8080, Link: nodeapi.LinkID(nodeapi.EdgeSource, "shop", 8080), ACME: true},
+		{Host: "shop.test", Path: "/", App: "shop", Port: 8080, Link: nodeapi.LinkID(nodeapi.EdgeSource, "shop", 8080), ACME: true, ProxyProtocol: 1},
 	}, map[[32]byte]bool{})
-	if len(table.Routes) != 1 || table.Routes[0].Host != "shop.test" || table.Routes[0].Name != "shop" {
+	if len(table.Routes) != 1 || table.Routes[0].Host != "shop.test" || table.Routes[0].Name != "shop" || table.Routes[0].ProxyProtocol != 1 {
 		t.Fatalf("routes %+v: want shop.test alone, web.test (broken certificate) left out", table.Routes)
 	}
 	if len(table.TLS) != 1 || !table.TLS[0].ACME || len(aliases) != 2 {

@@ -54,6 +54,9 @@ type IngressRoute struct {
 	// Cert: the edge serves Host over TLS with the certificate held as
 	// one of the app's secrets (ingress_cert.go).
 	Cert *IngressCert `json:"cert,omitempty"`
+	// ProxyProtocol, 1 or 2: each connection to a replica starts with a
+	// PROXY protocol header of that version naming the client.
+	ProxyProtocol int `json:"proxyProtocol,omitempty"`
 }
 
 // Link is one link whose source app has replicas (or may get them) on the
@@ -150,6 +153,9 @@ func (t *LinkTable) Validate() error {
 		}
 		if r.Link != LinkID(EdgeSource, r.App, r.Port) || !ids[r.Link] {
 			return errs.Invalid(at+".link", "%q: want the link %s in links", r.Link, LinkID(EdgeSource, r.App, r.Port))
+		}
+		if r.ProxyProtocol < 0 || r.ProxyProtocol > 2 {
+			return errs.Invalid(at+".proxyProtocol", "%d: want 0, 1 or 2", r.ProxyProtocol)
 		}
 		if err := r.Cert.validate(at+".cert", r.ACME); err != nil {
 			return err

@@ -21,6 +21,9 @@ type Ingress struct {
 	// redirects plain HTTP to HTTPS.
 	TLS       string `json:"tls,omitempty"`
 	TLSSecret string `json:"tlsSecret,omitempty"` // with TLSFromSecret: one of the app's secrets
+	// ProxyProtocol, 1 or 2, starts each connection to a replica with a
+	// PROXY protocol header of that version naming the client; 0: none.
+	ProxyProtocol int `json:"proxyProtocol,omitempty"`
 }
 
 // TLS modes of an ingress route.
@@ -48,6 +51,7 @@ func (p *parser) ingress(v *yaml.Node, path string) error {
 				return err
 			}},
 			{"tls", p.tls(&in)},
+			{"proxyProtocol", p.toInt(&in.ProxyProtocol)},
 		})
 		in.Host = strings.ToLower(in.Host)
 		p.app.Ingress = append(p.app.Ingress, in)
@@ -135,6 +139,9 @@ func (c *checker) ingress(a App) {
 			} else if !ok {
 				certs[in.Host] = i
 			}
+		}
+		if in.ProxyProtocol < 0 || in.ProxyProtocol > 2 {
+			c.add(field+".proxyProtocol", "%d: want 0 (none), 1 or 2 (the PROXY protocol's version)", in.ProxyProtocol)
 		}
 		key := in.Host + " " + path.Clean(in.Path)
 		if j, dup := seen[key]; dup {

@@ -43,6 +43,7 @@ func TestIngress(t *testing.T) {
 		{"ingress: [{host: '*.example.com', tls: acme}]", `ingress[0].tls: acme cannot issue for a wildcard`},
 		{"ingress: [{host: example.com}, {host: example.com, path: /}]", `ingress[1]: example.com/ is also ingress[0]`},
 		{"ingress: [{host: example.com, weight: 2}]", `ingress[0].weight: unknown field`},
+		{"ingress: [{host: example.com, proxyProtocol: 3}]", `ingress[0].proxyProtocol: 3: want 0 (none), 1 or 2`},
 	} {
 		_, err := Parse([]byte(base+tc.yaml+"\n"), "app.yaml")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
