@@ -6,20 +6,15 @@ import (
 	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
-	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,129 +26,9 @@ import (
 // edge's listeners, resolving the test name through a DNS responder the
 // test runs (so nothing of the system's resolver is touched).
 
-const pebbleVersion = "v2.10.3" // go.mod's tool dependency
-
-var (
-	pebbleOnce sync.Once
-	pebbleBin  string
-	pebbleDir  string
-	pebbleErr  error
-)
-
-// buildPebble builds pebble once per machine and version (into the temp
-// directory, renamed into place so concurrent builds cannot leave half a
-// binary), and finds its module directory for the test certificates.
-func buildPebble(t testing.TB) (bin, moduleDir string) {
-	t.Helper()
-	pebbleOnce.Do(func() {
-		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2").Output()
-		if err != nil {
-			pebbleErr = fmt.Errorf("go list pebble: %w", err)
-			return
-		}
-		pebbleDir = strings.TrimSpace(string(out))
-		pebbleBin = filepath.Join(os.TempDir(), fmt.Sprintf("moat-test-pebble-%s-%s", pebbleVersion, runtime.Version()))
-		if _, err := os.Stat(pebbleBin); err == nil {
-			return
-		}
-		tmp := fmt.Sprintf("%s.%d", pebbleBin, os.Getpid())
-		if out, err := exec.Command("go", "build", "-o", tmp, "github.com/letsencrypt/pebble/v2/cmd/pebble").CombinedOutput(); err != nil {
-			pebbleErr = fmt.Errorf("go build pebble: %w\n%s", err, out)
-			return
-		}
-		pebbleErr = os.Rename(tmp, pebbleBin)
-	})
-	if pebbleErr != nil {
-		t.Fatal(pebbleErr)
-	}
-	return pebbleBin, pebbleDir
-}
-
-// serveDNS answers every A query with 127.0.0.1 and every other query
-// with no records, over TCP on loopback (pebble's -dnsserver client speaks
-// TCP), until the test ends. It is pebble's resolver and nothing else's.
-func serveDNS(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go serveDNSConn(c)
-		}
-	}()
-	return l.Addr().String()
-}
-
-// serveDNSConn answers length-prefixed queries (RFC 1035 4.2.2).
-func serveDNSConn(c net.Conn) {
-	defer c.Close()
-	for {
-		c.SetDeadline(time.Now().Add(30 * time.Second))
-		var n [2]byte
-		if _, err := io.ReadFull(c, n[:]); err != nil {
-			return
-		}
-		q := make([]byte, binary.BigEndian.Uint16(n[:]))
-		if _, err := io.ReadFull(c, q); err != nil {
-			return
-		}
-		resp := dnsAnswer(q)
-		if resp == nil {
-			return
-		}
-		if _, err := c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(resp))), resp...)); err != nil {
-			return
-		}
-	}
-}
-
-// dnsAnswer builds the reply to one query (RFC 1035 4.1): the header with
-// the query's id, the question as asked, and an A record of 127.0.0.1
-// pointing back at the question's name.
-func dnsAnswer(q []byte) []byte {
-	if len(q) < 12 || binary.BigEndian.Uint16(q[4:]) != 1 {
-		return nil
-	}
-	i := 12
-	for i < len(q) && q[i] != 0 {
-		i += int(q[i]) + 1
-	}
-	if i+5 > len(q) {
-		return nil
-	}
-	question := q[12 : i+5]
-	qtype := binary.BigEndian.Uint16(q[i+1:])
-	var an uint16
-	if qtype == 1 {
-		an = 1
-	}
-	r := append([]byte{}, q[0], q[1], 0x81, 0x80, 0, 1, 0, byte(an), 0, 0, 0, 0)
-	r = append(r, question...)
-	if an == 1 {
-		r = append(r, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1)
-	}
-	return r
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// pebble is a running pebble: its directory URL, a client that trusts its
-// TLS, and the root its certificates chain to.
+// pebble is a running pebble (testcluster.StartPebble) on loopback: its
+// directory URL, a client that trusts its TLS, and the root its
+// certificates chain to.
 type pebble struct {
 	dir    string
 	client *http.Client
@@ -161,71 +36,22 @@ type pebble struct {
 }
 
 // startPebble runs pebble validating HTTP-01 on httpPort and TLS-ALPN-01
-// on tlsPort, issuing certificates valid for validity seconds.
+// on tlsPort of 127.0.0.1, issuing certificates valid for validity seconds.
 func startPebble(t testing.TB, httpPort, tlsPort, validity int) *pebble {
 	t.Helper()
-	bin, mod := buildPebble(t)
-	certs := filepath.Join(mod, "test", "certs")
-	api, mgmt := freePort(t), freePort(t)
-	cfg := map[string]any{"pebble": map[string]any{
-		"listenAddress":           fmt.Sprintf("127.0.0.1:%d", api),
-		"managementListenAddress": fmt.Sprintf("127.0.0.1:%d", mgmt),
-		"certificate":             filepath.Join(certs, "localhost", "cert.pem"),
-		"privateKey":              filepath.Join(certs, "localhost", "key.pem"),
-		"httpPort":                httpPort,
-		"tlsPort":                 tlsPort,
-		"keyAlgorithm":            "ecdsa",
-		"retryAfter":              map[string]int{"authz": 1, "order": 1},
-		"profiles":                map[string]any{"default": map[string]any{"description": "test", "validityPeriod": validity}},
-	}}
-	data, _ := json.Marshal(cfg)
-	cfgFile := filepath.Join(t.TempDir(), "pebble.json")
-	if err := os.WriteFile(cfgFile, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var log testcluster.LockedBuffer
-	cmd := exec.Command(bin, "-config", cfgFile, "-dnsserver", serveDNS(t))
-	// No PEBBLE_VA_ALWAYS_VALID: every challenge is really validated.
-	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("pebble:\n%s", log.String())
-		}
-	})
-	minica, err := os.ReadFile(filepath.Join(certs, "pebble.minica.pem"))
+	lo := netip.MustParseAddr("127.0.0.1")
+	p := testcluster.StartPebble(t, testcluster.PebbleOptions{Listen: lo, Resolve: lo, HTTPPort: httpPort, TLSPort: tlsPort, Validity: validity})
+	ca, err := os.ReadFile(p.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	trust := x509.NewCertPool()
-	trust.AppendCertsFromPEM(minica)
-	p := &pebble{
-		dir:    fmt.Sprintf("https://127.0.0.1:%d/dir", api),
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: trust}}},
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := p.client.Get(fmt.Sprintf("https://127.0.0.1:%d/roots/0", mgmt))
-		if err == nil {
-			root, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			p.root = x509.NewCertPool()
-			if resp.StatusCode == 200 && p.root.AppendCertsFromPEM(root) {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pebble did not serve its root: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling pebble's start, with a deadline
-	}
-	return p
+	trust.AppendCertsFromPEM(ca)
+	return &pebble{dir: p.Directory, root: p.Roots,
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: trust}}}}
 }
+
+func freePort(t testing.TB) int { return testcluster.FreePort(t, netip.MustParseAddr("127.0.0.1")) }
 
 // TestACME gets a certificate from pebble for each challenge type: the
 // other type's port points at a closed port, so the certificate can only

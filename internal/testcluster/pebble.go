@@ -50,6 +50,10 @@ type PebbleOptions struct {
 	CAFileDir string     // where CAFile is written; default a temp dir
 }
 
+// pebbleVersion is go.mod's tool dependency: the cached binary's name
+// carries it, so a new version is built again.
+const pebbleVersion = "v2.10.3"
+
 var (
 	pebbleOnce sync.Once
 	pebbleBin  string
@@ -59,7 +63,7 @@ var (
 func buildPebble(t testing.TB) string {
 	t.Helper()
 	pebbleOnce.Do(func() {
-		pebbleBin = filepath.Join(os.TempDir(), "moat-test-pebble-"+runtime.Version())
+		pebbleBin = filepath.Join(os.TempDir(), "moat-test-pebble-"+pebbleVersion+"-"+runtime.Version())
 		if _, err := os.Stat(pebbleBin); err == nil {
 			return
 		}
@@ -89,7 +93,7 @@ func StartPebble(t testing.TB, o PebbleOptions) *Pebble {
 	}
 	p := &Pebble{CAFile: filepath.Join(o.CAFileDir, "pebble-ca.pem")}
 	certFile, keyFile, pool := pebbleTLS(t, o.Listen, dir, p.CAFile)
-	api, mgmt := freePort(t, o.Listen), freePort(t, netip.MustParseAddr("127.0.0.1"))
+	api, mgmt := FreePort(t, o.Listen), FreePort(t, netip.MustParseAddr("127.0.0.1"))
 	cfg := map[string]any{"pebble": map[string]any{
 		"listenAddress":           netip.AddrPortFrom(o.Listen, uint16(api)).String(),
 		"managementListenAddress": fmt.Sprintf("127.0.0.1:%d", mgmt),
@@ -199,7 +203,8 @@ func pebbleTLS(t testing.TB, addr netip.Addr, dir, caFile string) (certFile, key
 	return certFile, keyFile, pool
 }
 
-func freePort(t testing.TB, addr netip.Addr) int {
+// FreePort is a TCP port nothing listens on now at addr.
+func FreePort(t testing.TB, addr netip.Addr) int {
 	t.Helper()
 	l, err := net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
 	if err != nil {
