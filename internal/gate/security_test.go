@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -281,7 +283,34 @@ func TestOnlySSHListens(t *testing.T) {
 		if !slices.Equal(open, want[n.Name]) {
 			t.Errorf("node %s: open TCP ports %v, want only %v", n.Name, open, want[n.Name])
 		}
+		// And as an attacker's tool sees it: Debian's nmap, every port.
+		if open := nmapOpen(t, n.Addr.String()); !slices.Equal(open, want[n.Name]) {
+			t.Errorf("node %s: nmap -p- finds open TCP ports %v, want only %v", n.Name, open, want[n.Name])
+		}
 	}
+}
+
+// nmapOpen scans every TCP port of host with nmap (a connect scan, as an
+// unprivileged attacker would) and returns the open ones, sorted.
+func nmapOpen(t *testing.T, host string) []int {
+	t.Helper()
+	if _, err := exec.LookPath("nmap"); err != nil {
+		t.Skip("needs nmap: apt-get install nmap (scripts/test installs it)")
+	}
+	out, err := exec.Command("nmap", "-n", "-Pn", "-sT", "-p-", "--open", "-T4", "-oG", "-", host).Output()
+	if err != nil {
+		t.Fatalf("nmap %s: %v", host, err)
+	}
+	var open []int
+	for _, m := range regexp.MustCompile(`(\d+)/open/tcp`).FindAllStringSubmatch(string(out), -1) {
+		p, _ := strconv.Atoi(m[1])
+		open = append(open, p)
+	}
+	if !strings.Contains(string(out), "# Nmap done") {
+		t.Fatalf("nmap %s did not finish: %s", host, out)
+	}
+	slices.Sort(open)
+	return open
 }
 
 func scan(host string) []int {
