@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/moatcloud/moat/internal/pipe"
 )
 
 // tunnelDialTimeout bounds opening one tunnelled connection (the master
@@ -195,31 +197,13 @@ func carry(ctx context.Context, client net.Conn, dial func(context.Context) (io.
 		}
 		return
 	}
-	defer far.Close()
-	var once sync.Once
-	closeBoth := func() {
-		once.Do(func() {
-			client.Close()
-			far.Close()
-		})
-	}
-	stop := context.AfterFunc(ctx, closeBoth)
+	// Join closes both when both directions have ended or one fails;
+	// ctx's end closes them sooner. Where the end cannot be passed on, the
+	// other direction goes on until it ends, as with moat dial.
+	stop := context.AfterFunc(ctx, func() {
+		client.Close()
+		far.Close()
+	})
 	defer stop()
-	done := make(chan struct{}, 2)
-	half := func(dst io.Writer, src io.Reader) {
-		defer func() { done <- struct{}{} }()
-		if _, err := io.Copy(dst, src); err != nil {
-			closeBoth()
-			return
-		}
-		// Where the end cannot be passed on, the other direction goes on
-		// until it ends, as with moat dial.
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
-	}
-	go half(far, client)
-	half(client, far)
-	<-done
-	<-done
+	pipe.Join(client, far)
 }
