@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -38,7 +39,7 @@ func (a *app) nodeLsCommand() *cobra.Command {
 			if a.json {
 				return printJSON(a.stdout, nodes)
 			}
-			rows := [][]string{{"NAME", "TENANT", "ADDRESS", "STATE", "SINCE", "REPLICAS", "CPU", "MEMORY", "DISK USED", "IMAGES", "LABELS"}}
+			rows := [][]string{{"NAME", "TENANT", "ADDRESS", "STATE", "SINCE", "REPLICAS", "CPU", "MEMORY", "DISK USED", "IMAGES", "EDGE", "LABELS"}}
 			for _, n := range nodes {
 				state := n.State
 				if n.Draining {
@@ -50,11 +51,20 @@ func (a *app) nodeLsCommand() *cobra.Command {
 					fmt.Sprintf("%dm/%d", n.MilliCPU, n.Info.CPUs*1000),
 					quantity.FormatBytes(n.Memory) + "/" + quantity.FormatBytes(n.Info.MemoryBytes),
 					diskUsed(n.Info),
-					quantity.FormatBytes(n.Info.ImageBytes), labelString(n.Labels)})
+					quantity.FormatBytes(n.Info.ImageBytes), edgePorts(n.Info), labelString(n.Labels)})
 			}
 			return table(a.stdout, rows)
 		},
 	}
+}
+
+// edgePorts is where an edge node serves ingress (its operator's
+// edge=true), "-" on other nodes.
+func edgePorts(i nodeapi.NodeInfo) string {
+	if !i.Edge {
+		return "-"
+	}
+	return strings.Join(slices.DeleteFunc([]string{i.EdgeHTTP, i.EdgeHTTPS}, func(s string) bool { return s == "" }), ",")
 }
 
 // diskUsed is what df shows: used of usable, where usable is used plus

@@ -88,3 +88,19 @@ func TestDiskUsed(t *testing.T) {
 		}
 	}
 }
+
+func TestEdgePorts(t *testing.T) {
+	for _, tt := range []struct {
+		info nodeapi.NodeInfo
+		want string
+	}{
+		{nodeapi.NodeInfo{}, "-"},
+		{nodeapi.NodeInfo{EdgeHTTP: ":80"}, "-"}, // not an edge: its ports are not served
+		{nodeapi.NodeInfo{Edge: true, EdgeHTTP: ":80", EdgeHTTPS: ":443"}, ":80,:443"},
+		{nodeapi.NodeInfo{Edge: true, EdgeHTTP: ":8080"}, ":8080"},
+	} {
+		if got := edgePorts(tt.info); got != tt.want {
+			t.Errorf("edgePorts(%+v) = %q, want %q", tt.info, got, tt.want)
+		}
+	}
+}
