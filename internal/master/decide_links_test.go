@@ -142,4 +142,23 @@ func TestPlanIngress(t *testing.T) {
 			t.Errorf("%s: the node would refuse its table: %v", n, err)
 		}
 	}
+
+	// A second edge serves the same routes through the same links; an
+	// edge running a replica itself reaches it straight (no key needed
+	// for it), and the key is granted only where a replica runs.
+	edge2 := store.Node{Name: "e2", Addr: "10.0.0.10:22", User: "root", HostKey: "ssh-ed25519 HE2"}
+	edge2.Info.Edge = true
+	w.nodes["e2"], w.views["e2"] = edge2, upView(running("d2"))
+	w.replicas = append(w.replicas, db("d2", "e2"))
+	got = planLinks(w, keys, map[string]nodeapi.IngressCert{certKey("t2.shop", "tls"): cert})
+	if diff := cmp.Diff(got["e1"].Ingress, got["e2"].Ingress); diff != "" || len(got["e2"].Ingress) != 5 {
+		t.Errorf("the second edge's routes differ from the first's (-e1 +e2):\n%s", diff)
+	}
+	e2db := got["e2"].Links[0]
+	if e2db.ID != id || len(e2db.Endpoints) != 2 || e2db.Endpoints[1] != (nodeapi.LinkEndpoint{Container: "d2", Node: "e2"}) {
+		t.Errorf("e2's link to db: %+v; want d1 over SSH and its own d2 straight", e2db)
+	}
+	if len(got["e2"].Grants) != 1 || len(got["n1"].Grants) != 1 || len(got["e1"].Grants) != 0 {
+		t.Errorf("grants: n1 %v, e1 %v, e2 %v; want one where db runs (n1, e2)", got["n1"].Grants, got["e1"].Grants, got["e2"].Grants)
+	}
 }
