@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/testcluster"
 )
@@ -287,6 +288,11 @@ type load struct {
 }
 
 func newLoad(addr, host string, clients int) *load {
+	return newLoadOf(addr, host, clients, edgePost)
+}
+
+// newLoadOf is newLoad with requests sent by send.
+func newLoadOf(addr, host string, clients int, send func(c *http.Client, addr, host string) (int, string, error)) *load {
 	l := &load{}
 	for range clients {
 		l.wg.Add(1)
@@ -294,7 +300,7 @@ func newLoad(addr, host string, clients int) *load {
 			defer l.wg.Done()
 			c := &http.Client{Timeout: 10 * time.Second}
 			for !l.stopped.Load() {
-				code, body, err := edgePost(c, addr, host)
+				code, body, err := send(c, addr, host)
 				if err == nil && code == http.StatusOK {
 					l.ok.Add(1)
 					continue
@@ -315,4 +321,76 @@ func (l *load) stop() (ok, failed int64, errs []string) {
 	l.stopped.Store(true)
 	l.wg.Wait()
 	return l.ok.Load(), l.failed.Load(), l.errs
+}
+
+// TestIngressNodeKill: a node holding one of web's replicas loses power
+// under load through the edge. GETs (which the edge's Transport sends
+// again when a kept-alive upstream connection breaks under them) all get
+// answers: the dead replica's connections fail over once its node is
+// found dead, and new ones go to the others. POSTs sent to the dead
+// replica before its node is found dead (2.7 s) fail, since nothing may
+// send a request again that could have been done; they are counted and
+// logged, not asserted.
+func TestIngressNodeKill(t *testing.T) {
+	e := newEdgeEnv(t, 3)
+	edge := net.JoinHostPort(e.nodeAddr("n1"), "80")
+	r := e.deploy(ingressSpec("web", "web.test", 3))
+	e.wait("web", r.Revision)
+	e.waitReplicas("web", "a replica of web on each node", 30*time.Second, func(reps []masterapi.Replica) bool {
+		n, nodes := ready(reps)
+		return n == 3 && len(nodes) == 3
+	})
+	onN3 := ""
+	for _, rep := range e.replicas("web") {
+		if rep.Node == "n3" {
+			onN3 = "probe " + rep.ID
+		}
+	}
+	// The edge balances connections: requests at once, each on its own
+	// connection, reach every replica, n3's too.
+	deadline := time.Now().Add(30 * time.Second)
+	for seen := map[string]bool{}; !seen[onN3]; {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range 12 {
+			wg.Go(func() {
+				c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+				if code, body, err := edgeGet(c, edge, "web.test", "/"); err == nil && code == http.StatusOK {
+					mu.Lock()
+					seen[body] = true
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if time.Now().After(deadline) {
+			t.Fatalf("%s through the edge within 30s: answered by %v", onN3, seen)
+		}
+	}
+	gets := newLoadOf(edge, "web.test", 4, func(c *http.Client, addr, host string) (int, string, error) {
+		return edgeGet(c, addr, host, "/")
+	})
+	posts := newLoad(edge, "web.test", 2)
+	if err := e.c.StopNode("n3"); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	e.waitReplicas("web", "3 replicas ready again, none on n3", 30*time.Second, func(reps []masterapi.Replica) bool {
+		n, nodes := ready(reps)
+		return n == 3 && nodes["n3"] == 0
+	})
+	recovered := time.Since(killed)
+	for n := gets.ok.Load() + 300; gets.ok.Load() < n; {
+		if time.Since(killed) > 60*time.Second {
+			t.Fatalf("the load stalled: %d GETs answered", gets.ok.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ok, failed, errs := gets.stop()
+	pok, pfailed, perrs := posts.stop()
+	t.Logf("n3 powered off under load through the edge: 3 replicas ready again after %v; GETs %d answered, %d failed; POSTs %d answered, %d failed %v",
+		recovered.Round(10*time.Millisecond), ok, failed, pok, pfailed, perrs)
+	if ok == 0 || failed > 0 {
+		t.Errorf("%d GETs failed of %d (first errors: %v)", failed, ok+failed, errs)
+	}
 }
