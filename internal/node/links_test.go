@@ -105,24 +105,13 @@ func poll(tb testing.TB, what string, timeout time.Duration, cond func() bool) {
 // dialFrom connects to 127.0.0.1:port inside pid's network namespace, as
 // a process in that container would.
 func dialFrom(pid, port int) (net.Conn, error) {
-	type result struct {
-		conn net.Conn
-		err  error
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := ns.DialLoopback(ctx, pid, port)
+	if conn != nil {
+		conn.SetDeadline(time.Now().Add(15 * time.Second))
 	}
-	ch := make(chan result, 1)
-	ns.Go(func() {
-		if err := ns.Join(pid, "net"); err != nil {
-			ch <- result{err: err}
-			return
-		}
-		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
-		ch <- result{conn, err}
-	})
-	r := <-ch
-	if r.conn != nil {
-		r.conn.SetDeadline(time.Now().Add(15 * time.Second))
-	}
-	return r.conn, r.err
+	return conn, err
 }
 
 // get sends an HTTP/1.0 request on conn and returns the answer's body (the
