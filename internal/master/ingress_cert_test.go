@@ -1,7 +1,6 @@
 package master_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -20,7 +19,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,15 +171,7 @@ ingress: [{host: web.test, path: /api, port: http, tls: acme}]
 		t.Fatalf("stream: %v", err)
 	}
 	defer resp.Body.Close()
-	var lines atomic.Int64
-	streamErr := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			lines.Add(1)
-		}
-		streamErr <- fmt.Errorf("stream ended after %d lines: %v", lines.Load(), sc.Err())
-	}()
+	lines, streamErr := countLines(resp.Body)
 
 	e.moat(value2, "secret", "set", "web", "tls")
 	servedSerial(2, 30*time.Second)

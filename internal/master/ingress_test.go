@@ -148,15 +148,7 @@ func TestIngress(t *testing.T) {
 		t.Fatalf("stream: %v", err)
 	}
 	defer resp.Body.Close()
-	var lines atomic.Int64
-	streamErr := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			lines.Add(1)
-		}
-		streamErr <- fmt.Errorf("stream ended after %d lines: %v", lines.Load(), sc.Err())
-	}()
+	lines, streamErr := countLines(resp.Body)
 	r = e.deploy(ingressSpec("api", "api.test", 1))
 	e.wait("api", r.Revision)
 	deadline = time.Now().Add(20 * time.Second)
@@ -393,4 +385,19 @@ func TestIngressNodeKill(t *testing.T) {
 	if ok == 0 || failed > 0 {
 		t.Errorf("%d GETs failed of %d (first errors: %v)", failed, ok+failed, errs)
 	}
+}
+
+// countLines counts the lines of a streamed body as they arrive; the
+// channel says why the stream ended, if it does.
+func countLines(body io.Reader) (*atomic.Int64, <-chan error) {
+	lines := &atomic.Int64{}
+	ended := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(body)
+		for sc.Scan() {
+			lines.Add(1)
+		}
+		ended <- fmt.Errorf("stream ended after %d lines: %v", lines.Load(), sc.Err())
+	}()
+	return lines, ended
 }
