@@ -14,7 +14,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/sshkey"
 )
 
 // links is the node's side of links (nodeapi/link.go): the table the
@@ -190,11 +192,27 @@ func (d *Daemon) handleSetLinks(w http.ResponseWriter, r *http.Request) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
+	if err := checkGrantKeys(t.Grants); err != nil {
+		return err
+	}
 	if err := d.links.set(t); err != nil {
 		return err
 	}
 	d.applyIngress()
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// checkGrantKeys refuses a grant whose key is not exactly one public key
+// in authorized_keys form (no options, no comment): the line the node
+// writes must pin that key, and nothing else, to the link role.
+func checkGrantKeys(gs []nodeapi.LinkGrant) error {
+	for i, g := range gs {
+		k, err := sshkey.ParsePublicKey(g.Key)
+		if err != nil || sshkey.AuthorizedKey(k) != g.Key {
+			return errs.Invalid(fmt.Sprintf("grants[%d].key", i), "want one public key, TYPE BASE64, without options")
+		}
+	}
 	return nil
 }
 

@@ -3,6 +3,8 @@ package node_test
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -14,9 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/ns"
+	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/testcluster"
 )
 
@@ -300,7 +305,7 @@ func TestLinkDaemonRestart(t *testing.T) {
 	web := app(t, n, "web1", "web", nil, "sleep")
 	waitLog(t, n, api.ID, "serving")
 	l := link("web", 5000, "api", 8080, "api1")
-	g := nodeapi.LinkGrant{ID: "web>api:8080", Target: "api", Port: 8080, Key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGrantOneGrantOneGrantOneGrantOneGrantOneGran"}
+	g := nodeapi.LinkGrant{ID: "web>api:8080", Target: "api", Port: 8080, Key: newPublicKey(t)}
 	setLinks(t, n.Client, nodeapi.LinkTable{Links: []nodeapi.Link{l}, Grants: []nodeapi.LinkGrant{g}})
 	waitListener(t, n.Client, l.ID, web.ID, true)
 	if st, err := os.Stat(nodeapi.Layout{Root: n.Root}.Links()); err != nil || st.Mode().Perm() != 0o600 {
@@ -355,8 +360,8 @@ func TestLinkTableUpdate(t *testing.T) {
 	waitLog(t, n, cache.ID, "serving")
 	toAPI := link("web", 5000, "api", 8080, "api1")
 	toCache := link("web", 5001, "cache", 8080, "cache1")
-	g1 := nodeapi.LinkGrant{ID: "web>api:8080", Target: "api", Port: 8080, Key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGrantOneGrantOneGrantOneGrantOneGrantOneGran"}
-	g2 := nodeapi.LinkGrant{ID: "web>db:5432", Target: "db", Port: 5432, Key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGrantTwoGrantTwoGrantTwoGrantTwoGrantTwoGran"}
+	g1 := nodeapi.LinkGrant{ID: "web>api:8080", Target: "api", Port: 8080, Key: newPublicKey(t)}
+	g2 := nodeapi.LinkGrant{ID: "web>db:5432", Target: "db", Port: 5432, Key: newPublicKey(t)}
 	setLinks(t, n.Client, nodeapi.LinkTable{Links: []nodeapi.Link{toAPI, toCache}, Grants: []nodeapi.LinkGrant{g1, g2}})
 	want := operatorLine + nodeapi.AuthorizedLinkLine(nodeapi.BinaryPath, g1) + "\n" + nodeapi.AuthorizedLinkLine(nodeapi.BinaryPath, g2) + "\n"
 	if got, _ := os.ReadFile(keys); string(got) != want {
@@ -477,4 +482,19 @@ func listenIn(pid, port int) (net.Listener, error) {
 	})
 	r := <-ch
 	return r.ln, r.err
+}
+
+// newPublicKey is a fresh ed25519 public key in authorized_keys form, as
+// the master makes for a link.
+func newPublicKey(t testing.TB) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sshkey.AuthorizedKey(k)
 }

@@ -39,7 +39,6 @@ var masterRoutes = map[string]bool{
 	// Links: the master may already dial any declared port, and a link
 	// reaches only declared ports of the target's replicas.
 	"PUT /v1/links": true,
-	"GET /v1/links": true,
 }
 
 // mayCall says whether a role may call the route with this pattern. Root
