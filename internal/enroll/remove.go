@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -44,13 +45,13 @@ func Remove(ctx context.Context, node inventory.Node, masterKey ssh.PublicKey, e
 	if err != nil {
 		return err
 	}
-	if err := r.writeFile(ctx, AuthorizedKeys, 0o600, []byte(strings.Join(withoutMoat(current, masterKey), "\n")+"\n")); err != nil {
+	if err := r.writeFile(ctx, AuthorizedKeys, 0o600, []byte(strings.Join(withoutLinks(withoutMoat(current, masterKey)), "\n")+"\n")); err != nil {
 		return err
 	}
 	if _, err := r.run(ctx, nil, "rm -f "+PeerKeyPath+" "+SecretsKeyPath+" && "+unmountSecrets); err != nil {
 		return err
 	}
-	log("removed the master's and the peer key from " + AuthorizedKeys + ", and the secrets key")
+	log("removed the master's, the peer and the link keys from " + AuthorizedKeys + ", and the secrets key")
 	if _, err := r.run(ctx, nil, "rm -f "+BinaryPath); err != nil {
 		return err
 	}
@@ -88,4 +89,14 @@ func stopContainers(ctx context.Context, r *remote, purge bool) error {
 		}
 	}
 	return nil
+}
+
+// withoutLinks drops the link keys' lines (their comment is
+// moat-link:ID): with the daemon gone, nothing would take them away, and a
+// re-enrolled node has no link table to say which are still wanted.
+func withoutLinks(lines []string) []string {
+	return slices.DeleteFunc(lines, func(line string) bool {
+		f := strings.Fields(line)
+		return len(f) > 0 && strings.HasPrefix(f[len(f)-1], nodeapi.LinkComment(""))
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/sshkey"
 )
 
@@ -100,5 +101,21 @@ func TestCheckSigning(t *testing.T) {
 		if (tc.want == "") != (err == nil) || (err != nil && (!strings.Contains(err.Error(), tc.want) || !errors.Is(err, errs.ErrInvalid))) {
 			t.Errorf("%+v: %v, want %q", tc.opts, err, tc.want)
 		}
+	}
+}
+
+// TestWithoutLinks: removing a node takes the link keys' lines away with
+// moat's others, and only them.
+func TestWithoutLinks(t *testing.T) {
+	in := []string{
+		"ssh-ed25519 AAAAoperator operator@laptop",
+		nodeapi.AuthorizedLinkLine(nodeapi.BinaryPath, nodeapi.LinkGrant{ID: "web>db:5432", Target: "db", Port: 5432, Key: "ssh-ed25519 AAAAlink"}),
+		"ssh-rsa AAAAother moat-link-is-not-a-marker",
+		"",
+	}
+	want := []string{in[0], in[2], ""}
+	got := withoutLinks(in)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("withoutLinks kept %q, want %q", got, want)
 	}
 }
