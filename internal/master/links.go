@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"strings"
 	"sync"
@@ -40,7 +41,9 @@ func (m *Master) syncLinks(ctx context.Context, w *world) {
 	keys, err := m.keepLinkKeys(ctx, linkIDs(wantedLinks(w)))
 	if err != nil {
 		m.log.Error("link keys", "err", err)
-		return
+	}
+	if keys == nil {
+		return // none known yet: planning now would take every remote endpoint away
 	}
 	for node, t := range planLinks(w, keys, m.ingressCerts(ctx, w)) {
 		if a := m.agent(node); a != nil {
@@ -50,6 +53,10 @@ func (m *Master) syncLinks(ctx context.Context, w *world) {
 }
 
 // keepLinkKeys makes the keys of new links and deletes those of links gone.
+// When the database fails it says so and returns the keys it holds (a key
+// it could not delete is kept a pass longer, a link whose key it could not
+// store has none yet: only those links wait), or nil if it never read
+// them.
 func (m *Master) keepLinkKeys(ctx context.Context, want map[string]bool) (map[string]linkKey, error) {
 	lk := &m.linkKeys
 	lk.mu.Lock()
@@ -65,10 +72,12 @@ func (m *Master) keepLinkKeys(ctx context.Context, want map[string]bool) (map[st
 		}
 		lk.loaded = true
 	}
+	var errs []error
 	for id := range lk.keys {
 		if !want[id] {
 			if err := m.db.DeleteLinkKey(ctx, id); err != nil {
-				return nil, err
+				errs = append(errs, fmt.Errorf("delete the key of %s: %w", id, err))
+				continue
 			}
 			delete(lk.keys, id)
 			m.log.Info("link key deleted", "link", id)
@@ -79,20 +88,17 @@ func (m *Master) keepLinkKeys(ctx context.Context, want map[string]bool) (map[st
 			continue
 		}
 		k, err := newLinkKey(id)
-		if err != nil {
-			return nil, err
+		if err == nil {
+			err = m.db.PutLinkKey(ctx, store.LinkKey{ID: id, Private: []byte(k.Private), Public: k.Public})
 		}
-		if err := m.db.PutLinkKey(ctx, store.LinkKey{ID: id, Private: []byte(k.Private), Public: k.Public}); err != nil {
-			return nil, err
+		if err != nil {
+			errs = append(errs, fmt.Errorf("make a key for %s: %w", id, err))
+			continue
 		}
 		lk.keys[id] = k
 		m.log.Info("link key made", "link", id)
 	}
-	out := make(map[string]linkKey, len(lk.keys))
-	for id, k := range lk.keys {
-		out[id] = k
-	}
-	return out, nil
+	return maps.Clone(lk.keys), errors.Join(errs...)
 }
 
 // newLinkKey makes an ed25519 key pair for a link.
