@@ -64,9 +64,15 @@ func ingressRoutes(w *world, certs map[string]nodeapi.IngressCert) []nodeapi.Ing
 				continue
 			}
 			seen[key] = true
+			c, found := certs[certKey(a.Name, in.TLSSecret)]
+			if in.TLS == spec.TLSFromSecret && !found {
+				// Its certificate could not be read (ingressCerts logged
+				// why): the route is not served, never in plain HTTP.
+				continue
+			}
 			r := nodeapi.IngressRoute{Host: in.Host, Path: in.Path, App: a.Name, Port: in.Port,
 				Link: nodeapi.LinkID(nodeapi.EdgeSource, a.Name, in.Port), ACME: in.TLS == spec.TLSACME, ProxyProtocol: in.ProxyProtocol}
-			if c, ok := certs[certKey(a.Name, in.TLSSecret)]; ok && in.TLS == spec.TLSFromSecret {
+			if in.TLS == spec.TLSFromSecret {
 				r.Cert = &c
 			}
 			out = append(out, r)

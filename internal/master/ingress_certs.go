@@ -19,8 +19,8 @@ func certKey(app, secret string) string { return app + "/" + secret }
 
 // ingressCerts is the envelope of every secret an app's current spec
 // serves as a route's certificate, by certKey. A secret whose pinned
-// version cannot be read is left out (its routes are served without
-// TLS) and logged once per error.
+// version cannot be read is left out (its routes are not served: never in
+// plain HTTP) and logged once per error.
 func (m *Master) ingressCerts(ctx context.Context, w *world) map[string]nodeapi.IngressCert {
 	out := map[string]nodeapi.IngressCert{}
 	failed := map[string]string{}
@@ -50,7 +50,7 @@ func (m *Master) ingressCerts(ctx context.Context, w *world) map[string]nodeapi.
 	lk := &m.linkKeys
 	for k, why := range failed {
 		if lk.certFailed[k] != why {
-			m.log.Error("ingress certificate not found: its routes are served without TLS", "cert", k, "err", why)
+			m.log.Error("ingress certificate not found: its routes are not served", "cert", k, "err", why)
 		}
 	}
 	lk.certFailed = failed
