@@ -3,13 +3,9 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"strconv"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/ns"
@@ -38,10 +34,6 @@ type listener struct {
 	// accepted and failed count since the listener opened.
 	accepted, failed atomic.Int64
 }
-
-// errHostNetwork: a container in the node's own network namespace gets no
-// link listener, which would be a port on the node.
-var errHostNetwork = errors.New("the container shares the node's network namespace; a link listener there would be a port on the node")
 
 // run follows the daemon's container events and the table, keeping one
 // listener per link and running source container, until ctx ends.
@@ -151,13 +143,13 @@ func (m *links) reconcile(ctx context.Context) (retry bool) {
 		if l.ln != nil {
 			continue
 		}
-		ln, err := listenInNetns(l.pid, l.local)
+		ln, err := ns.ListenLoopback(l.pid, l.local)
 		if err != nil {
 			if l.failing != err.Error() {
 				l.failing = err.Error()
 				m.log.Warn("link listener not open", "link", k.link, "container", k.container, "local", l.local, "err", err)
 			}
-			retry = retry || !errors.Is(err, errHostNetwork)
+			retry = retry || !errors.Is(err, ns.ErrHostNetwork) // a container on the host's network: never
 			continue
 		}
 		l.ln, l.failing = ln, ""
@@ -200,42 +192,4 @@ func (m *links) accept(ctx context.Context, l *listener, ln net.Listener) {
 		wait = 5 * time.Millisecond
 		go m.serve(ctx, l, c)
 	}
-}
-
-// hostNet is the node's own network namespace (the main thread's, which
-// never moves: see package ns).
-var hostNet = func() (st unix.Stat_t) {
-	unix.Stat("/proc/self/ns/net", &st)
-	return st
-}()
-
-// listenInNetns listens on 127.0.0.1:port inside pid's network namespace.
-// A socket belongs to the namespace it was created in, so only its
-// creation needs the namespace: that happens on a thread moved into it and
-// thrown away afterwards; accepting works from any thread.
-func listenInNetns(pid, port int) (net.Listener, error) {
-	type result struct {
-		ln  net.Listener
-		err error
-	}
-	ch := make(chan result, 1)
-	ns.Go(func() {
-		if err := ns.Join(pid, "net"); err != nil {
-			ch <- result{err: err}
-			return
-		}
-		var st unix.Stat_t
-		if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
-			ch <- result{err: fmt.Errorf("stat network namespace: %w", err)}
-			return
-		}
-		if st.Dev == hostNet.Dev && st.Ino == hostNet.Ino {
-			ch <- result{err: errHostNetwork}
-			return
-		}
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		ch <- result{ln, err}
-	})
-	r := <-ch
-	return r.ln, r.err
 }

@@ -437,7 +437,7 @@ func TestLinkLocalPortTaken(t *testing.T) {
 	waitLog(t, n, api.ID, "serving")
 	waitLog(t, n, squat.ID, "serving")
 	// web1's port is held for a while (by this test, in web1's namespace).
-	held, err := listenIn(web.Pid, 5000)
+	held, err := ns.ListenLoopback(web.Pid, 5000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,25 +463,6 @@ func TestLinkLocalPortTaken(t *testing.T) {
 	if _, ok := findListener(linkStatus(t, n.Client), l.ID, squat.ID); ok {
 		t.Error("web2 has a listener on a port it holds itself")
 	}
-}
-
-// listenIn listens on 127.0.0.1:port inside pid's network namespace.
-func listenIn(pid, port int) (net.Listener, error) {
-	type result struct {
-		ln  net.Listener
-		err error
-	}
-	ch := make(chan result, 1)
-	ns.Go(func() {
-		if err := ns.Join(pid, "net"); err != nil {
-			ch <- result{err: err}
-			return
-		}
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		ch <- result{ln, err}
-	})
-	r := <-ch
-	return r.ln, r.err
 }
 
 // newPublicKey is a fresh ed25519 public key in authorized_keys form, as

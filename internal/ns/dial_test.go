@@ -176,3 +176,41 @@ func BenchmarkDialLoopback(b *testing.B) {
 		conn.Close()
 	}
 }
+
+// TestListenLoopback: a listener made in another namespace answers there,
+// on its loopback; one asked for in this process's own namespace is
+// refused, since it would be a port of the host.
+func TestListenLoopback(t *testing.T) {
+	tid, _ := loopbackNetns(t)
+	ln, err := ns.ListenLoopback(tid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			io.WriteString(c, "here")
+			c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := ns.DialLoopback(ctx, tid, ln.Addr().(*net.TCPAddr).Port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if b, err := io.ReadAll(conn); err != nil || string(b) != "here" {
+		t.Fatalf("from the listener: %q, %v", b, err)
+	}
+	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Errorf("%s answers in this process's namespace too", ln.Addr())
+	}
+	if ln, err := ns.ListenLoopback(os.Getpid(), 0); !errors.Is(err, ns.ErrHostNetwork) {
+		if ln != nil {
+			ln.Close()
+		}
+		t.Errorf("a listener in the host's own namespace: %v, want ErrHostNetwork", err)
+	}
+}
