@@ -22,6 +22,10 @@ func certKey(app, secret string) string { return app + "/" + secret }
 // version cannot be read is left out (its routes are not served: never in
 // plain HTTP) and logged once per error.
 func (m *Master) ingressCerts(ctx context.Context, w *world) map[string]nodeapi.IngressCert {
+	c := &m.certs
+	if gen := m.secretsChanged.Load(); c.read == nil || c.gen != gen {
+		c.read, c.gen = map[string]certRead{}, gen // read again: the secrets changed
+	}
 	out := map[string]nodeapi.IngressCert{}
 	failed := map[string]string{}
 	for _, a := range w.apps {
@@ -39,20 +43,39 @@ func (m *Master) ingressCerts(ctx context.Context, w *world) map[string]nodeapi.
 				failed[k] = "the revision pins no version of the secret"
 				continue
 			}
-			row, err := m.db.GetSecret(ctx, tenant, name, in.TLSSecret, version)
-			if err != nil {
-				failed[k] = err.Error()
-				continue
+			r, ok := c.read[k]
+			if !ok || r.version != version {
+				row, err := m.db.GetSecret(ctx, tenant, name, in.TLSSecret, version)
+				if err != nil {
+					failed[k] = err.Error() // read again next pass
+					continue
+				}
+				r = certRead{version: version, cert: nodeapi.IngressCert{Secret: in.TLSSecret, Version: row.Version, Envelope: row.Envelope}}
+				c.read[k] = r
 			}
-			out[k] = nodeapi.IngressCert{Secret: in.TLSSecret, Version: row.Version, Envelope: row.Envelope}
+			out[k] = r.cert
 		}
 	}
-	lk := &m.linkKeys
 	for k, why := range failed {
-		if lk.certFailed[k] != why {
+		if c.failed[k] != why {
 			m.log.Error("ingress certificate not found: its routes are not served", "cert", k, "err", why)
 		}
 	}
-	lk.certFailed = failed
+	c.failed = failed
 	return out
+}
+
+// certCache is what ingressCerts read of the database, so that a pass
+// (every second) reads only what changed: envelopes read, by certKey, good while
+// no secret was written (gen) and the version pinned is the same; and the
+// failures last logged.
+type certCache struct {
+	gen    int64
+	read   map[string]certRead
+	failed map[string]string
+}
+
+type certRead struct {
+	version int
+	cert    nodeapi.IngressCert
 }

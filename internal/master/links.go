@@ -27,9 +27,6 @@ type linkKeys struct {
 	mu     sync.Mutex
 	loaded bool
 	keys   map[string]linkKey
-	// certFailed: ingress certificates not found, and why, as last
-	// logged (ingress_certs.go; reconcile's goroutine only).
-	certFailed map[string]string
 }
 
 // syncLinks keeps a key for every link the apps want (and none for links

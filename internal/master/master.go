@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -114,6 +115,11 @@ type Master struct {
 	sessions  sessions      // operators' open api sessions (apisock.go)
 	dials     dialCounts    // connections open through dial, per replica (dialcount.go)
 	linkKeys  linkKeys      // links' key pairs (links.go)
+	// secretsChanged counts writes of secrets (set, removed, envelopes
+	// replaced); certs, what ingressCerts read, is good while it holds
+	// still (reconcile's goroutine only).
+	secretsChanged atomic.Int64
+	certs          certCache
 }
 
 // maxOps bounds the node operations under way at once, across nodes:

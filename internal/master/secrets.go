@@ -66,6 +66,7 @@ func (m *Master) PutSecret(ctx context.Context, app, name string, req masterapi.
 	if err != nil {
 		return masterapi.Secret{}, err
 	}
+	m.secretsChanged.Add(1)
 	m.log.Info("secret set", "tenant", tenant, "app", app, "secret", name, "version", s.Version, "actor", actor)
 	out := masterapi.Secret{Tenant: tenant, App: app, Name: name, Version: s.Version, Created: s.Created, Updated: s.Updated}
 	if i < 0 {
@@ -96,6 +97,7 @@ func (m *Master) RemoveSecret(ctx context.Context, app, name, actor string) erro
 	if err := m.db.RemoveSecret(ctx, tenant, app, name); err != nil {
 		return err
 	}
+	m.secretsChanged.Add(1)
 	m.log.Info("secret removed", "tenant", tenant, "app", app, "secret", name, "actor", actor)
 	return nil
 }
@@ -146,6 +148,7 @@ func (m *Master) ReplaceSecretEnvelopes(ctx context.Context, envs []masterapi.Se
 	if err := m.db.ReplaceEnvelopes(ctx, rows); err != nil {
 		return err
 	}
+	m.secretsChanged.Add(1) // same versions, new envelopes
 	m.log.Info("secret envelopes replaced", "count", len(rows), "actor", actor)
 	return nil
 }
