@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/gate"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/ns"
 	"github.com/moatcloud/moat/internal/pipe"
@@ -173,7 +174,7 @@ func (m *links) dialLocal(ctx context.Context, target string, port int, name str
 		return nil, fmt.Errorf("no container %s on this node: %w", name, errs.ErrNotFound)
 	case c.State != nodeapi.StateRunning || c.Pid == 0:
 		return nil, fmt.Errorf("container %s is %s: %w", name, c.State, errs.ErrUnavailable)
-	case c.Spec.Labels[appLabel] != target:
+	case c.Spec.Labels[gate.AppLabel] != target:
 		return nil, fmt.Errorf("container %s is not a replica of %s: %w", name, target, errs.ErrForbidden)
 	}
 	declared := slices.ContainsFunc(c.Spec.Ports, func(p nodeapi.Port) bool {

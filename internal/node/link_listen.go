@@ -7,12 +7,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/moatcloud/moat/internal/gate"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/ns"
 )
-
-// appLabel names a container's app: the label the master gives replicas.
-const appLabel = "moat.app"
 
 // linkRetry is how long a listener that could not open (LOCAL taken
 // inside the container, say) waits before the next try. Nothing else is
@@ -109,6 +107,47 @@ func (m *links) see(e nodeapi.Event) {
 // reconcile opens the listeners wanted and closes the others. It reports
 // whether one could not open and should be tried again later.
 func (m *links) reconcile(ctx context.Context) (retry bool) {
+	// Listeners are opened without the lock, which every link connection
+	// takes: opening many (a thread and a setns each) must not stall them.
+	type opened struct {
+		l   *listener
+		ln  net.Listener
+		err error
+	}
+	var results []opened
+	for _, l := range m.stale() {
+		ln, err := ns.ListenLoopback(l.pid, l.local)
+		results = append(results, opened{l, ln, err})
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range results {
+		l, k := r.l, r.l.key
+		if m.listeners[k] != l { // gone or replaced meanwhile
+			if r.ln != nil {
+				r.ln.Close()
+			}
+			continue
+		}
+		if r.err != nil {
+			if l.failing != r.err.Error() {
+				l.failing = r.err.Error()
+				m.log.Warn("link listener not open", "link", k.link, "container", k.container, "local", l.local, "err", r.err)
+			}
+			retry = retry || !errors.Is(r.err, ns.ErrHostNetwork) // a container on the host's network: never
+			continue
+		}
+		l.ln, l.failing = r.ln, ""
+		m.log.Info("link listener open", "link", k.link, "container", k.container, "local", l.local)
+		go m.accept(ctx, l, r.ln)
+	}
+	return retry
+}
+
+// stale closes the listeners no longer wanted (the link or the container
+// went, or the container runs again with another pid) and returns those
+// wanted but not open.
+func (m *links) stale() []*listener {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	type wanted struct{ pid, local int }
@@ -120,7 +159,7 @@ func (m *links) reconcile(ctx context.Context) (retry bool) {
 			continue
 		}
 		for _, c := range m.view {
-			if c.State == nodeapi.StateRunning && c.Pid != 0 && c.Spec.Labels[appLabel] == l.Source {
+			if c.State == nodeapi.StateRunning && c.Pid != 0 && c.Spec.Labels[gate.AppLabel] == l.Source {
 				want[listenerKey{l.ID, c.ID}] = wanted{c.Pid, l.Local}
 			}
 		}
@@ -134,29 +173,18 @@ func (m *links) reconcile(ctx context.Context) (retry bool) {
 			delete(m.listeners, k)
 		}
 	}
+	var open []*listener
 	for k, w := range want {
 		l := m.listeners[k]
 		if l == nil {
 			l = &listener{key: k, pid: w.pid, local: w.local}
 			m.listeners[k] = l
 		}
-		if l.ln != nil {
-			continue
+		if l.ln == nil {
+			open = append(open, l)
 		}
-		ln, err := ns.ListenLoopback(l.pid, l.local)
-		if err != nil {
-			if l.failing != err.Error() {
-				l.failing = err.Error()
-				m.log.Warn("link listener not open", "link", k.link, "container", k.container, "local", l.local, "err", err)
-			}
-			retry = retry || !errors.Is(err, ns.ErrHostNetwork) // a container on the host's network: never
-			continue
-		}
-		l.ln, l.failing = ln, ""
-		m.log.Info("link listener open", "link", k.link, "container", k.container, "local", l.local)
-		go m.accept(ctx, l, ln)
 	}
-	return retry
+	return open
 }
 
 func (m *links) closeAll() {
