@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/crypto/acme/autocert"
 )
@@ -24,13 +25,27 @@ import (
 // (names come partly from the CA, and never become paths) and the name is
 // the AEAD's additional data, so a file moved to another name does not
 // open. Files are 0600 in a 0700 directory, written whole and renamed.
+//
+// Entries are bound to the hash of their name (format 2), so that an
+// edge receiving another edge's entry, which travels by hash only, can
+// check it before keeping it (Install); entries of format 1, bound to the
+// name itself, still open. When the key is shared by the cluster's edges
+// (the operator installs it; see replica_cache.go), every change is also
+// handed to an Outbox, which the master carries to the other edges as
+// opaque bytes it can neither read nor forge.
 type Cache struct {
-	dir  string
-	aead cipher.AEAD
-	log  *slog.Logger
+	dir   string
+	aead  cipher.AEAD
+	keyID string
+	log   *slog.Logger
+
+	out *Outbox // nil: no replication
 }
 
-const cacheVersion = 1
+const (
+	cacheVersion1 = 1 // AAD: the name
+	cacheVersion  = 2 // AAD: the name's hash
+)
 
 // NewCache opens (making it if need be) an encrypted cache in dir.
 func NewCache(dir string, key []byte, log *slog.Logger) (*Cache, error) {
@@ -51,15 +66,49 @@ func NewCache(dir string, key []byte, log *slog.Logger) (*Cache, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	return &Cache{dir: dir, aead: aead, log: log}, nil
+	id := sha256.Sum256(append([]byte("moat edge cache key id\x00"), key...))
+	return &Cache{dir: dir, aead: aead, keyID: hex.EncodeToString(id[:8]), log: log}, nil
 }
 
-func (c *Cache) path(name string) string {
+// KeyID names the cache's key without giving it away: edges whose IDs
+// are equal share the key, and only they exchange entries.
+func (c *Cache) KeyID() string { return c.keyID }
+
+// NameHash is the hex SHA-256 of an entry name: its file's name, and all
+// the master learns of it.
+func NameHash(name string) string {
 	h := sha256.Sum256([]byte(name))
-	return filepath.Join(c.dir, hex.EncodeToString(h[:]))
+	return hex.EncodeToString(h[:])
 }
+
+func (c *Cache) path(name string) string { return c.hashPath(NameHash(name)) }
+
+func (c *Cache) hashPath(hash string) string { return filepath.Join(c.dir, hash) }
 
 func additional(name string) []byte { return append([]byte("moat edge cache\x00"), name...) }
+
+func additionalHash(hash string) []byte { return append([]byte("moat edge cache v2\x00"), hash...) }
+
+// open opens a sealed entry of either format; hash is name's.
+func (c *Cache) open(data []byte, name, hash string) ([]byte, error) {
+	ns := c.aead.NonceSize()
+	if len(data) < 1+ns {
+		return nil, errors.New("bad header")
+	}
+	var ad []byte
+	switch data[0] {
+	case cacheVersion1:
+		if name == "" {
+			return nil, errors.New("format 1 entries are not replicated")
+		}
+		ad = additional(name)
+	case cacheVersion:
+		ad = additionalHash(hash)
+	default:
+		return nil, fmt.Errorf("unknown format %d", data[0])
+	}
+	return c.aead.Open(nil, data[1:1+ns], data[1+ns:], ad)
+}
 
 // Get opens an entry. An entry that does not open (another key, a
 // damaged file) is reported as a miss, with a warning: the Manager then
@@ -73,12 +122,7 @@ func (c *Cache) Get(_ context.Context, name string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache get %q: %w", name, err)
 	}
-	ns := c.aead.NonceSize()
-	if len(data) < 1+ns || data[0] != cacheVersion {
-		c.log.Warn("cache entry unreadable", "name", name, "err", "bad header")
-		return nil, autocert.ErrCacheMiss
-	}
-	plain, err := c.aead.Open(nil, data[1:1+ns], data[1+ns:], additional(name))
+	plain, err := c.open(data, name, NameHash(name))
 	if err != nil {
 		c.log.Warn("cache entry unreadable", "name", name, "err", err)
 		return nil, autocert.ErrCacheMiss
@@ -86,27 +130,85 @@ func (c *Cache) Get(_ context.Context, name string) ([]byte, error) {
 	return plain, nil
 }
 
-// Put seals and writes an entry.
-func (c *Cache) Put(_ context.Context, name string, data []byte) error {
+// Put seals and writes an entry, and hands it to the outbox if there is
+// one. A challenge's entry is then waited for (Outbox.Put): the CA may
+// ask any edge for it as soon as Put returns.
+func (c *Cache) Put(ctx context.Context, name string, data []byte) error {
+	hash := NameHash(name)
 	ns := c.aead.NonceSize()
 	out := make([]byte, 1+ns, 1+ns+len(data)+c.aead.Overhead())
 	out[0] = cacheVersion
 	if _, err := rand.Read(out[1:]); err != nil {
 		return fmt.Errorf("cache put %q: %w", name, err)
 	}
-	out = c.aead.Seal(out, out[1:1+ns], data, additional(name))
-	if err := writeFileAtomic(c.path(name), out); err != nil {
+	out = c.aead.Seal(out, out[1:1+ns], data, additionalHash(hash))
+	if err := writeFileAtomic(c.hashPath(hash), out); err != nil {
 		return fmt.Errorf("cache put %q: %w", name, err)
+	}
+	if c.out != nil {
+		c.out.Put(ctx, hash, out, IsChallenge(name))
 	}
 	return nil
 }
 
-// Delete removes an entry; a missing one is not an error.
+// Delete removes an entry; a missing one is not an error. The outbox
+// hears of it, without waiting.
 func (c *Cache) Delete(_ context.Context, name string) error {
-	if err := os.Remove(c.path(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	hash := NameHash(name)
+	if err := os.Remove(c.hashPath(hash)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("cache delete %q: %w", name, err)
 	}
+	if c.out != nil {
+		c.out.Put(context.Background(), hash, nil, false)
+	}
 	return nil
+}
+
+// IsChallenge says whether autocert stores a challenge under name: an
+// HTTP-01 token ("TOKEN+http-01") or a TLS-ALPN-01 certificate
+// ("DOMAIN+token"), see golang.org/x/crypto/acme/autocert.
+func IsChallenge(name string) bool {
+	return strings.HasSuffix(name, "+http-01") || strings.HasSuffix(name, "+token")
+}
+
+// Install keeps an entry another edge made, as the master hands it over:
+// by hash, sealed. nil data deletes it. Sealed data must open with this
+// cache's key bound to that very hash, so the master can neither forge an
+// entry nor move one to another name; such an entry is refused and the
+// cache left as it was. An entry this edge changed itself and has not yet
+// seen acknowledged is skipped (false, nil): its own, newer, is on its
+// way to the others.
+func (c *Cache) Install(hash string, data []byte) (bool, error) {
+	if !validHash(hash) {
+		return false, fmt.Errorf("cache install: %q is not a name hash", hash)
+	}
+	if c.out != nil && c.out.pending(hash) {
+		return false, nil
+	}
+	if data == nil {
+		if err := os.Remove(c.hashPath(hash)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, fmt.Errorf("cache install %s: %w", hash[:12], err)
+		}
+		return true, nil
+	}
+	if len(data) == 0 || data[0] != cacheVersion {
+		return false, fmt.Errorf("cache install %s: not a format %d entry", hash[:12], cacheVersion)
+	}
+	if _, err := c.open(data, "", hash); err != nil {
+		return false, fmt.Errorf("cache install %s: does not open with this edge's key for this name: %w", hash[:12], err)
+	}
+	if err := writeFileAtomic(c.hashPath(hash), data); err != nil {
+		return false, fmt.Errorf("cache install %s: %w", hash[:12], err)
+	}
+	return true, nil
+}
+
+func validHash(h string) bool {
+	if len(h) != 2*sha256.Size {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil && strings.ToLower(h) == h
 }
 
 func writeFileAtomic(path string, data []byte) error {

@@ -22,6 +22,9 @@ type ACME struct {
 	// CacheKey (32 bytes); see Cache.
 	CacheDir string
 	CacheKey []byte
+	// Cache, when set, is used instead of CacheDir and CacheKey: the node
+	// daemon makes it to replicate it between edges (replica_cache.go).
+	Cache *Cache
 	// RenewBefore is how long before expiry a certificate is renewed;
 	// default (zero) is autocert's: a third of its lifetime, at most 30
 	// days.
@@ -31,9 +34,12 @@ type ACME struct {
 }
 
 func (a *ACME) manager(s *Server) (*autocert.Manager, error) {
-	cache, err := NewCache(a.CacheDir, a.CacheKey, s.log)
-	if err != nil {
-		return nil, fmt.Errorf("edge: acme: %w", err)
+	cache := a.Cache
+	if cache == nil {
+		var err error
+		if cache, err = NewCache(a.CacheDir, a.CacheKey, s.log); err != nil {
+			return nil, fmt.Errorf("edge: acme: %w", err)
+		}
 	}
 	dir := a.DirectoryURL
 	if dir == "" {
