@@ -187,7 +187,8 @@ func (l *linkTarget) open(ctx context.Context, r io.Reader) (net.Conn, error) {
 // and written through the runtime's poller rather than in blocking system
 // calls: a goroutine blocked in read(2) holds its thread and processor, and
 // the stream it wakes waits for another to run. Each frame of a link
-// crosses these pipes, twice per round trip.
+// crosses these pipes, twice per round trip. The pipes are grown to
+// linkPipeSize.
 func polled(session io.ReadWriteCloser) io.ReadWriteCloser {
 	rw, ok := session.(sessionRW)
 	if !ok {
@@ -217,10 +218,24 @@ func polled(session io.ReadWriteCloser) io.ReadWriteCloser {
 			return session
 		}
 	}
+	for _, fd := range fds {
+		// Best effort: past the user's pipe allowance (an unprivileged
+		// user's) the pipe keeps its size, and only the gain is lost.
+		unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, linkPipeSize)
+	}
 	in.Close()
 	out.Close()
 	return sessionRW{os.NewFile(uintptr(fds[0]), in.Name()), os.NewFile(uintptr(fds[1]), out.Name())}
 }
+
+// linkPipeSize is what the session's pipes to sshd are grown to (Linux's
+// default is 64 KiB, pipe-max-size 1 MiB). With 64 KiB, sshd, which
+// writes a channel's data to the gate only as the pipe drains, and the
+// gate, reading it, woke each other every 64 KiB, and a bulk stream over a
+// link carried 0.84-0.89x ssh -L's throughput; with 1 MiB, 1.1-1.3x (same
+// loaded 2-core machine, interleaved). The kernel takes the pages only as
+// data waits in the pipe, so an idle session costs nothing more.
+const linkPipeSize = 1 << 20
 
 // container is what the node daemon says of the named container, or
 // said of it last if that still holds (see containerCache).
