@@ -2,6 +2,8 @@ package edge
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"slices"
 	"sync"
@@ -44,8 +46,9 @@ type OutboxEntry struct {
 // Outbox holds an edge's cache changes until the master acknowledges
 // them. The zero value is not usable: NewOutbox.
 type Outbox struct {
-	log *slog.Logger
-	now func() time.Time
+	log   *slog.Logger
+	now   func() time.Time
+	epoch string // this outbox's: a pull acknowledging another's acknowledges nothing
 
 	mu       sync.Mutex
 	seq      uint64
@@ -58,10 +61,17 @@ type Outbox struct {
 
 // NewOutbox makes an empty outbox and has c hand its changes to it.
 func NewOutbox(c *Cache, log *slog.Logger) *Outbox {
-	o := &Outbox{log: log, now: time.Now, wake: make(chan struct{})}
+	var b [8]byte
+	rand.Read(b[:])
+	o := &Outbox{log: log, now: time.Now, epoch: hex.EncodeToString(b[:]), wake: make(chan struct{})}
 	c.out = o
 	return o
 }
+
+// Epoch names this outbox, made anew each time the daemon starts: the
+// master's acknowledgments count only for the outbox it pulled them from,
+// since sequence numbers start again with each.
+func (o *Outbox) Epoch() string { return o.epoch }
 
 func (o *Outbox) changed() {
 	close(o.wake)

@@ -56,12 +56,14 @@ type agentDeps struct {
 	deliver  func(ctx context.Context, node, manifest, name string) error
 	keep     func(ctx context.Context) (keepList, error)
 	secrets  func(ctx context.Context, app string, sp spec.App) ([]nodeapi.SecretMount, error) // envelopes for a replica
+	edge     *edgeCaches                                                                       // the edges' shared certificate cache (edge_cache.go)
 }
 
 // agentDeps is built once, when the master opens.
 func (m *Master) agentDeps() *agentDeps {
 	return &agentDeps{ctx: m.ctx, leaseTTL: m.cfg.LeaseTTL, ops: m.ops, kick: m.kickReconcile,
-		saveInfo: m.db.SetNodeInfo, specOf: m.specOf, deliver: m.delivery.Ensure, keep: m.keep, secrets: m.secretMounts}
+		saveInfo: m.db.SetNodeInfo, specOf: m.specOf, deliver: m.delivery.Ensure, keep: m.keep, secrets: m.secretMounts,
+		edge: newEdgeCaches(m.db, m.log)}
 }
 
 // infoEvery: nodes describe themselves again this often, so disk use in
@@ -121,6 +123,7 @@ func (a *agent) run(ctx context.Context) {
 		session, cancel := context.WithCancel(ctx)
 		go a.renew(session)
 		go a.watch(session)
+		go a.edgeCache(session)
 		for state == sshx.Up && ctx.Err() == nil {
 			select {
 			case <-changed:

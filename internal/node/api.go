@@ -57,6 +57,8 @@ func (d *Daemon) routeTable() []route {
 		{"POST /v1/images/gc", d.handleGC},
 		{"PUT /v1/links", d.handleSetLinks},
 		{"GET /v1/links", d.handleLinks},
+		{"GET /v1/edge/cache/outbox", d.handleEdgeCacheOutbox},
+		{"PUT /v1/edge/cache", d.handleInstallEdgeCache},
 	}
 }
 

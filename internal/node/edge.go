@@ -54,6 +54,9 @@ type edgeProxy struct {
 	mu        sync.Mutex                        // one apply at a time
 	endpoints map[string][]nodeapi.LinkEndpoint // edge links' endpoints last applied
 	certs     edgeCerts                         // certificates held as secrets (edge_certs.go)
+
+	cache  *edge.Cache  // ACME's, shared with the other edges (edge_cache.go)
+	outbox *edge.Outbox // its changes, for the master to carry
 }
 
 // edgeAlias is the proxy's name for the app reached through link id.
@@ -131,6 +134,9 @@ func newEdgeProxy(cfg Config, log *slog.Logger, l *links) (*edgeProxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
+	if p.cache, p.outbox, err = newEdgeCache(a, p.log); err != nil {
+		return nil, err
+	}
 	p.srv, err = edge.New(edge.Config{Dial: p.dial, ACME: a, Logger: p.log})
 	if err != nil {
 		return nil, err
@@ -158,17 +164,19 @@ func (p *edgeProxy) dial(ctx context.Context, alias string, _ int) (net.Conn, er
 		release()
 		return nil, fmt.Errorf("link %s is gone", id)
 	}
-	return &edgeConn{Conn: conn, links: p.links, link: id, release: release}, nil
+	return &edgeConn{Conn: conn, links: p.links, link: id, release: release, mark: newRequestMark(conn)}, nil
 }
 
 // edgeConn is an upstream connection of the proxy; closing it ends its
-// hold and its count on the endpoint, once.
+// hold and its count on the endpoint, once. It follows its requests, to
+// say whether the last one surely never arrived (link_delivery.go).
 type edgeConn struct {
 	net.Conn
 	links   *links
 	link    string
 	release func()
 	once    sync.Once
+	mark    *requestMark
 }
 
 func (c *edgeConn) Close() error {

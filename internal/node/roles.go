@@ -39,6 +39,11 @@ var masterRoutes = map[string]bool{
 	// Links: the master may already dial any declared port, and a link
 	// reaches only declared ports of the target's replicas.
 	"PUT /v1/links": true,
+	// The edges' certificate cache: sealed with the operator's key, bound
+	// to each name's hash; the master carries entries it cannot open or
+	// forge (edge_cache.go).
+	"GET /v1/edge/cache/outbox": true,
+	"PUT /v1/edge/cache":        true,
 }
 
 // mayCall says whether a role may call the route with this pattern. Root

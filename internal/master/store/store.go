@@ -48,6 +48,7 @@ var migrations = []string{
 	secretsV4,    // secrets' ciphertexts (secrets.go)
 	tenantsV5,    // tenants of apps and nodes, quotas (tenants.go)
 	linksV6,      // link keys (links.go)
+	edgeCacheV7,  // the edges' shared certificate cache, sealed (edge_cache.go)
 }
 
 // schemaV1 is the first schema.

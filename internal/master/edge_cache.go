@@ -1,0 +1,188 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/master/store"
+	"github.com/moatcloud/moat/internal/nodeapi"
+)
+
+// The edges' shared certificate cache (internal/edge, replica_cache.go):
+// each edge agent pulls its edge's changes (a long poll) and the master
+// keeps them (store.EdgeCacheEntry) and installs them in every other edge
+// whose cache key has the same ID, then acknowledges them on its next
+// pull, which releases an edge waiting for a challenge to be everywhere.
+// An edge coming up gets every entry of its key ID first. The entries are
+// sealed with the operator's key, bound to their name's hash: the master
+// carries what it can neither read nor forge.
+
+// edgePollWait is how long one pull waits for a change.
+const edgePollWait = 20 * time.Second
+
+// edgeInstallTimeout bounds one install on another edge: a challenge's
+// Put waits for all of them (at most edge.ChallengeWait).
+const edgeInstallTimeout = 10 * time.Second
+
+// edgeBatchBytes keeps an install's body under the node's request limit.
+const edgeBatchBytes = nodeapi.MaxRequestBytes / 2
+
+// edgeCaches is what the agents share to carry entries between edges.
+type edgeCaches struct {
+	db  *store.DB
+	log *slog.Logger
+
+	// carry serialises carrying and a joining edge's catch-up, so every
+	// edge sees one entry's changes in the order they were stored.
+	carry sync.Mutex
+
+	mu    sync.Mutex
+	peers map[string]*edgePeer // by node, while its pull runs
+}
+
+type edgePeer struct {
+	api   *nodeapi.Client
+	keyID string
+}
+
+func newEdgeCaches(db *store.DB, log *slog.Logger) *edgeCaches {
+	return &edgeCaches{db: db, log: log.With("part", "edge cache"), peers: map[string]*edgePeer{}}
+}
+
+// edgeCache carries this node's cache changes to the other edges for as
+// long as the session lasts. A node that is no edge (or too old to have
+// the route) answers 404: asked again a minute later, as an operator may
+// make it an edge.
+func (a *agent) edgeCache(ctx context.Context) {
+	ec := a.deps.edge
+	defer ec.leave(a.name)
+	var acked uint64
+	keyID, epoch := "", ""
+	wait := time.Duration(0) // the first pull answers at once: the edge joins now
+	for ctx.Err() == nil {
+		pctx, cancel := context.WithTimeout(ctx, wait+edgeInstallTimeout)
+		out, err := a.api.EdgeCacheOutbox(pctx, epoch, acked, wait)
+		cancel()
+		if err != nil {
+			pause := time.Second
+			if errors.Is(err, errs.ErrNotFound) {
+				pause = infoEvery
+			} else if ctx.Err() == nil {
+				a.log.Debug("edge cache pull", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(pause):
+			}
+			continue
+		}
+		if out.KeyID != keyID || out.Epoch != epoch {
+			// New to this session, or the daemon started again (it may
+			// have missed changes), or its key changed: it catches up.
+			keyID, epoch, acked = out.KeyID, out.Epoch, 0
+			if err := ec.join(ctx, a.name, a.api, keyID); err != nil {
+				a.log.Warn("edge cache catch-up", "err", err)
+			}
+		}
+		if len(out.Entries) > 0 {
+			ec.carryFrom(ctx, a.name, keyID, out.Entries)
+			for _, e := range out.Entries {
+				acked = max(acked, e.Seq)
+			}
+		}
+		wait = edgePollWait
+	}
+}
+
+// join sends a node every entry of its key ID, then counts it among the
+// edges that get the others' changes.
+func (ec *edgeCaches) join(ctx context.Context, node string, api *nodeapi.Client, keyID string) error {
+	ec.carry.Lock()
+	defer ec.carry.Unlock()
+	stored, err := ec.db.EdgeCacheEntries(ctx, keyID)
+	if err == nil && len(stored) > 0 {
+		entries := make([]nodeapi.EdgeCacheEntry, len(stored))
+		for i, s := range stored {
+			entries[i] = nodeapi.EdgeCacheEntry{Hash: s.Hash, Data: s.Data}
+		}
+		err = ec.install(ctx, node, &edgePeer{api: api, keyID: keyID}, entries)
+	}
+	ec.mu.Lock()
+	ec.peers[node] = &edgePeer{api: api, keyID: keyID}
+	ec.mu.Unlock()
+	ec.log.Info("edge joined", "node", node, "key", keyID, "entries", len(stored))
+	return err
+}
+
+func (ec *edgeCaches) leave(node string) {
+	ec.mu.Lock()
+	delete(ec.peers, node)
+	ec.mu.Unlock()
+}
+
+// carryFrom stores one edge's changes and installs them in every other
+// edge of its key ID that is up, and returns when each has answered or
+// timed out: the caller then acknowledges them. An edge that failed
+// catches up when it joins again.
+func (ec *edgeCaches) carryFrom(ctx context.Context, from, keyID string, entries []nodeapi.EdgeCacheEntry) {
+	ec.carry.Lock()
+	defer ec.carry.Unlock()
+	t0 := time.Now()
+	send := make([]nodeapi.EdgeCacheEntry, 0, len(entries))
+	for _, e := range entries {
+		if _, err := ec.db.PutEdgeCacheEntry(ctx, keyID, e.Hash, e.Data); err != nil {
+			// Still carried: the edges up now get it; one joining later
+			// does not.
+			ec.log.Error("store an edge cache entry", "node", from, "err", err)
+		}
+		send = append(send, nodeapi.EdgeCacheEntry{Hash: e.Hash, Data: e.Data})
+	}
+	ec.mu.Lock()
+	peers := map[string]*edgePeer{}
+	for n, p := range ec.peers {
+		if n != from && p.keyID == keyID {
+			peers[n] = p
+		}
+	}
+	ec.mu.Unlock()
+	var wg sync.WaitGroup
+	for n, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := ec.install(ctx, n, p, send); err != nil {
+				ec.log.Warn("edge cache install", "node", n, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	ec.log.Debug("edge cache entries carried", "from", from, "entries", len(entries), "edges", len(peers), "took", time.Since(t0).Round(time.Microsecond))
+}
+
+// install hands entries to one edge, in batches under its request limit.
+func (ec *edgeCaches) install(ctx context.Context, node string, p *edgePeer, entries []nodeapi.EdgeCacheEntry) error {
+	for len(entries) > 0 {
+		n, size := 0, 0
+		for n < len(entries) && n < nodeapi.MaxEdgeCacheEntries && (n == 0 || size+len(entries[n].Data)*4/3+200 < edgeBatchBytes) {
+			size += len(entries[n].Data)*4/3 + 200
+			n++
+		}
+		ictx, cancel := context.WithTimeout(ctx, edgeInstallTimeout)
+		res, err := p.api.InstallEdgeCache(ictx, nodeapi.EdgeCacheInstall{KeyID: p.keyID, Entries: entries[:n]})
+		cancel()
+		if err != nil {
+			return err
+		}
+		if res.Refused > 0 {
+			// The edge could not open them: another edge's key changed
+			// under the same ID, or the database was tampered with.
+			ec.log.Warn("an edge refused cache entries", "node", node, "refused", res.Refused)
+		}
+		entries = entries[n:]
+	}
+	return nil
+}

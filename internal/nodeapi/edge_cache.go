@@ -1,0 +1,104 @@
+package nodeapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/moatcloud/moat/internal/errs"
+)
+
+// The edges' shared certificate cache (see internal/edge, replica_cache.go):
+// each edge keeps an outbox of its cache's changes, which the master pulls
+// (GET /v1/edge/cache/outbox, a long poll whose acked says what the master
+// delivered) and installs in the other edges whose key has the same ID
+// (PUT /v1/edge/cache). Entries are sealed with a key the master never
+// holds, bound to their name's hash: it carries them, it cannot read or
+// forge them.
+
+// Limits on what an install may carry.
+const (
+	MaxEdgeCacheEntry   = 256 << 10 // a request body is at most MaxRequestBytes: the master batches by size
+	MaxEdgeCacheEntries = 1000
+	// MaxEdgeCacheWait bounds an outbox long poll.
+	MaxEdgeCacheWait = time.Minute
+)
+
+// EdgeCacheEntry is one entry of an edge's certificate cache, sealed.
+type EdgeCacheEntry struct {
+	// Seq orders an edge's own changes (the outbox); 0 elsewhere.
+	Seq uint64 `json:"seq,omitempty"`
+	// Hash is the hex SHA-256 of the entry's name.
+	Hash string `json:"hash"`
+	// Data is the sealed entry; none: the entry was deleted.
+	Data []byte `json:"data,omitempty"`
+	// Challenge: an ACME challenge, which every edge must have before the
+	// CA looks (the edge waits for the outbox's acknowledgment).
+	Challenge bool `json:"challenge,omitempty"`
+}
+
+// EdgeCacheOutbox is what GET /v1/edge/cache/outbox answers: the ID of
+// the edge's cache key (edges with the same ID share the key) and its
+// changes not yet acknowledged, oldest first.
+type EdgeCacheOutbox struct {
+	KeyID string `json:"key_id"`
+	// Epoch names the outbox (made anew when the daemon starts): an ack
+	// counts only with the epoch it was pulled from.
+	Epoch   string           `json:"epoch"`
+	Entries []EdgeCacheEntry `json:"entries,omitempty"`
+}
+
+// EdgeCacheInstall is the body of PUT /v1/edge/cache: entries other
+// edges made, for an edge whose key has ID KeyID (another is refused).
+type EdgeCacheInstall struct {
+	KeyID   string           `json:"key_id"`
+	Entries []EdgeCacheEntry `json:"entries"`
+}
+
+// EdgeCacheInstalled says what an install did: entries kept, entries
+// skipped (the edge's own newer change is on its way), entries refused
+// (they did not open with the edge's key for their hash: forged, or moved
+// to another name).
+type EdgeCacheInstalled struct {
+	Installed int `json:"installed"`
+	Skipped   int `json:"skipped"`
+	Refused   int `json:"refused"`
+}
+
+// Validate checks an install's shape; whether its entries open is the
+// edge's to check.
+func (in *EdgeCacheInstall) Validate() error {
+	if in.KeyID == "" {
+		return errs.Invalid("key_id", "required")
+	}
+	if len(in.Entries) > MaxEdgeCacheEntries {
+		return errs.Invalid("entries", "%d entries: at most %d at once", len(in.Entries), MaxEdgeCacheEntries)
+	}
+	for i, e := range in.Entries {
+		if len(e.Hash) != 64 {
+			return errs.Invalid(fmt.Sprintf("entries[%d].hash", i), "want a hex SHA-256")
+		}
+		if len(e.Data) > MaxEdgeCacheEntry {
+			return errs.Invalid(fmt.Sprintf("entries[%d].data", i), "%d bytes: at most %d", len(e.Data), MaxEdgeCacheEntry)
+		}
+	}
+	return nil
+}
+
+// EdgeCacheOutbox pulls the edge's cache changes, having told it those
+// of outbox epoch up to acked reached every other edge; it waits up to
+// wait for one if there are none.
+func (c *Client) EdgeCacheOutbox(ctx context.Context, epoch string, acked uint64, wait time.Duration) (EdgeCacheOutbox, error) {
+	var out EdgeCacheOutbox
+	q := url.Values{"epoch": {epoch}, "acked": {strconv.FormatUint(acked, 10)}, "wait": {wait.String()}}
+	return out, c.Call(ctx, http.MethodGet, "/v1/edge/cache/outbox?"+q.Encode(), nil, &out)
+}
+
+// InstallEdgeCache hands the edge entries other edges made.
+func (c *Client) InstallEdgeCache(ctx context.Context, in EdgeCacheInstall) (EdgeCacheInstalled, error) {
+	var out EdgeCacheInstalled
+	return out, c.Call(ctx, http.MethodPut, "/v1/edge/cache", in, &out)
+}
