@@ -117,20 +117,33 @@ func BenchmarkEdge(b *testing.B) {
 	if err := s.SetTable(Table{Routes: []Route{{Host: "bench.test", App: "bench", Port: 80}}}); err != nil {
 		b.Fatal(err)
 	}
-	// Each iteration is one wrk run direct then one through the edge, so
-	// the machine's other load falls on both alike; -benchtime 3x gives
-	// three pairs, summed.
-	var direct, edge wrkResult
-	var cpu time.Duration
+	// The same edge with every request through ReverseProxy and net/http's
+	// Transport, as before the lean path (forward.go): the gain, measured
+	// in the same run.
+	rp, rpAddr := startEdge(b, Config{Dial: bk.Dial})
+	rp.noLean = true
+	if err := rp.SetTable(Table{Routes: []Route{{Host: "bench.test", App: "bench", Port: 80}}}); err != nil {
+		b.Fatal(err)
+	}
+	// Each iteration is one wrk run direct then one through each edge, so
+	// the machine's other load falls on all alike; -benchtime 3x gives
+	// three rounds, summed.
+	var direct, edge, rpEdge wrkResult
+	var cpu, rpCPU time.Duration
 	b.ResetTimer()
 	for range b.N {
 		d := runWrk(b, "http://"+backendAddr+"/")
 		cpu0 := cpuTime()
 		e := runWrk(b, "http://"+addr+"/", "-H", "Host: bench.test")
 		cpu += cpuTime() - cpu0
+		cpu0 = cpuTime()
+		o := runWrk(b, "http://"+rpAddr+"/", "-H", "Host: bench.test")
+		rpCPU += cpuTime() - cpu0
 		direct.add(d)
 		edge.add(e)
-		b.Logf("direct %.0f req/s, edge %.0f req/s: %.3fx", d.rps, e.rps, e.rps/d.rps)
+		rpEdge.add(o)
+		b.Logf("direct %.0f req/s (p99 %s); edge %.0f req/s (p50 %s, p99 %s): %.3fx; ReverseProxy path %.0f req/s (p50 %s, p99 %s): %.3fx",
+			d.rps, d.p99, e.rps, e.p50, e.p99, e.rps/d.rps, o.rps, o.p50, o.p99, o.rps/d.rps)
 	}
 	n := float64(b.N)
 	b.ReportMetric(direct.rps/n, "direct-req/s")
@@ -140,10 +153,13 @@ func BenchmarkEdge(b *testing.B) {
 	b.ReportMetric(float64(edge.p99.Microseconds())/n, "edge-p99-us")
 	b.ReportMetric(float64(edge.p50.Microseconds())/n, "edge-p50-us")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(max(edge.requests, 1)), "edge-cpu-us/req")
-	b.ReportMetric(float64(edge.failures+direct.failures), "failures")
+	b.ReportMetric(rpEdge.rps/direct.rps, "rp-ratio")
+	b.ReportMetric(float64(rpEdge.p99.Microseconds())/n, "rp-p99-us")
+	b.ReportMetric(float64(rpCPU.Microseconds())/float64(max(rpEdge.requests, 1)), "rp-cpu-us/req")
+	b.ReportMetric(float64(edge.failures+direct.failures+rpEdge.failures), "failures")
 	b.ReportMetric(float64(maxRSS())/1024, "maxrss-MiB")
-	if edge.failures+direct.failures != 0 {
-		b.Errorf("%d failed requests through the edge, %d direct", edge.failures, direct.failures)
+	if edge.failures+direct.failures+rpEdge.failures != 0 {
+		b.Errorf("%d failed requests through the edge, %d through ReverseProxy, %d direct", edge.failures, rpEdge.failures, direct.failures)
 	}
 }
 

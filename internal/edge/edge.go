@@ -9,8 +9,14 @@
 // it arrived and keeps that route's upstream connection for its life, so
 // a WebSocket or server-sent event stream survives any later change,
 // to its own route or another (Caddy reloads drop WebSockets on unrelated
-// routes: caddy#5471). Upstream connections are pooled per app:port by
-// net/http's Transport, under a synthetic host name per pool.
+// routes: caddy#5471). Upstream connections are pooled per app:port,
+// under a synthetic host name per pool. Most requests take the lean path
+// (forward.go): written and answered in the handler's own goroutine on a
+// pooled connection, with no goroutine hand-offs; upgrades (WebSockets),
+// request bodies of unknown length or over 64 KiB, and the odd rest go
+// through httputil.ReverseProxy and net/http's Transport. A request that
+// failed on a connection that says its bytes never arrived (Undeliverable)
+// is sent again on a new one, if its body was kept (replay.go).
 //
 // TLS certificates come from PEM files (re-read on every SetTable) or
 // from ACME through golang.org/x/crypto/acme/autocert (HTTP-01 on the
@@ -70,8 +76,14 @@ type Server struct {
 	table atomic.Pointer[table]
 	// transport pools upstream connections; CloseIdleUpstreams replaces it.
 	transport atomic.Pointer[http.Transport]
-	acme      *autocert.Manager
-	acmeHTTP  http.Handler // the Manager's HTTP-01 answerer
+	// pool holds the lean path's upstream connections (forward.go);
+	// CloseIdleUpstreams replaces it with the transport.
+	pool atomic.Pointer[connPool]
+	// noLean sends every request through ReverseProxy (benchmarks
+	// compare the two paths).
+	noLean   bool
+	acme     *autocert.Manager
+	acmeHTTP http.Handler // the Manager's HTTP-01 answerer
 
 	// ctx is every request's base context; cancelled when the Server
 	// stops, it ends upgraded connections (WebSockets), which
@@ -105,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 	// ReverseProxy's own complaints (a client gone mid-copy) are debug.
 	s.proxyLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	s.transport.Store(s.newTransport())
+	s.pool.Store(newConnPool())
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.table.Store(&table{hosts: map[string]*hostEntry{}})
 	if cfg.ACME != nil {
@@ -149,6 +162,7 @@ func (s *Server) CloseIdleUpstreams() {
 	// The old Transport gets no request again, so its closeIdle stays set
 	// and it closes each connection as it comes back.
 	s.transport.Swap(s.newTransport()).CloseIdleConnections()
+	s.pool.Swap(newConnPool()).retire()
 }
 
 // Handler routes and proxies a request; Serve and ServeTLS use it.
@@ -161,6 +175,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(http.StatusNotFound)
 		io.WriteString(w, "404 not found: no route\n")
+		return
+	}
+	if !s.noLean && lean(r) {
+		s.forward(w, r, rt)
 		return
 	}
 	rt.proxy.ServeHTTP(w, r)
@@ -247,6 +265,7 @@ func (s *Server) Close() error {
 		errs = append(errs, srv.Close())
 	}
 	s.transport.Load().CloseIdleConnections()
+	s.pool.Load().retire()
 	return errors.Join(errs...)
 }
 

@@ -155,14 +155,6 @@ func newRoute(r Route) *route {
 	return &route{Route: r, host: upstreamHost(r.App, r.Port, 0, netip.AddrPort{}, netip.AddrPort{})}
 }
 
-// roundTripper sends each request over the Server's current Transport
-// (see CloseIdleUpstreams).
-type roundTripper struct{ s *Server }
-
-func (t roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
-	return t.s.transport.Load().RoundTrip(r)
-}
-
 func (s *Server) newProxy(r *route) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:   func(pr *httputil.ProxyRequest) { s.rewrite(pr, r) },
