@@ -46,6 +46,7 @@ type Conn struct {
 	mu      sync.Mutex
 	client  *ssh.Client
 	heard   *keepalive.Heard // the last byte from the node, while up
+	deliv   *Delivery        // the bytes client's socket carried (delivery.go)
 	extra   []*overflow      // more connections, when sshd refuses sessions (overflow.go)
 	state   State
 	since   time.Time
@@ -103,16 +104,22 @@ func (c *Conn) setState(s State, client *ssh.Client, err error) {
 
 // Client waits until the connection is up and returns it.
 func (c *Conn) Client(ctx context.Context) (*ssh.Client, error) {
+	client, _, err := c.clientAndDelivery(ctx)
+	return client, err
+}
+
+// clientAndDelivery is Client, with the connection's Delivery.
+func (c *Conn) clientAndDelivery(ctx context.Context) (*ssh.Client, *Delivery, error) {
 	for {
 		c.mu.Lock()
-		client, state, err, changed := c.client, c.state, c.lastErr, c.changed
+		client, deliv, state, err, changed := c.client, c.deliv, c.state, c.lastErr, c.changed
 		c.mu.Unlock()
 		if state == Up {
-			return client, nil
+			return client, deliv, nil
 		}
 		if errors.Is(err, sshkey.ErrHostKeyChanged) {
 			// Retrying will not help until the node is enrolled again.
-			return nil, err
+			return nil, nil, err
 		}
 		select {
 		case <-changed:
@@ -120,9 +127,9 @@ func (c *Conn) Client(ctx context.Context) (*ssh.Client, error) {
 			if err == nil {
 				err = ctx.Err()
 			}
-			return nil, fmt.Errorf("node %s is %s: %w: %w", c.target.Name, state, err, errs.ErrUnavailable)
+			return nil, nil, fmt.Errorf("node %s is %s: %w: %w", c.target.Name, state, err, errs.ErrUnavailable)
 		case <-c.ctx.Done():
-			return nil, fmt.Errorf("node %s: connection closed: %w", c.target.Name, errs.ErrUnavailable)
+			return nil, nil, fmt.Errorf("node %s: connection closed: %w", c.target.Name, errs.ErrUnavailable)
 		}
 	}
 }
@@ -151,7 +158,7 @@ func (c *Conn) maintain() {
 	wait := backoffMin
 	for c.ctx.Err() == nil {
 		heard := keepalive.NewHeard()
-		client, err := c.connect(c.ctx, heard)
+		client, deliv, err := c.connect(c.ctx, heard)
 		if err != nil {
 			if c.ctx.Err() != nil {
 				return
@@ -171,12 +178,17 @@ func (c *Conn) maintain() {
 		}
 		wait = backoffMin
 		c.mu.Lock()
-		c.heard = heard
+		c.heard, c.deliv = heard, deliv
 		c.mu.Unlock()
 		c.setState(Up, client, nil)
 		log.Info("node up")
 		err = keepalive.Watch(c.ctx, client, heard, keepalive.Config{
 			Interval: c.pool.cfg.KeepaliveInterval, DownAfter: c.pool.cfg.DownAfter, Beat: c.pool.beat})
+		if errors.Is(err, keepalive.ErrSilent) {
+			// Dead: what its kernel acknowledged is read before the
+			// sockets close, and will not change.
+			c.freeze(time.Now().Add(-heard.Quiet()))
+		}
 		client.Close()
 		c.closeExtra()
 		c.http.CloseIdleConnections()
@@ -193,29 +205,52 @@ func jitter(d time.Duration) time.Duration {
 }
 
 // connect dials and handshakes, holding a handshake slot. heard keeps the
-// time of the last byte read from the node.
-func (c *Conn) connect(ctx context.Context, heard *keepalive.Heard) (*ssh.Client, error) {
+// time of the last byte read from the node; the Delivery counts the bytes
+// written to it.
+func (c *Conn) connect(ctx context.Context, heard *keepalive.Heard) (*ssh.Client, *Delivery, error) {
 	cfg := c.pool.cfg
 	if err := c.pool.acquire(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer c.pool.release()
 	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	tcp, err := c.pool.dial(dctx, "tcp", c.target.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("connect %s: %w", c.target.Addr, err)
+		return nil, nil, fmt.Errorf("connect %s: %w", c.target.Addr, err)
 	}
 	heard.Touch()
+	deliv, tcp := newDelivery(tcp, cfg.KeepaliveInterval)
 	tcp = heard.Wrap(tcp)
 	tcp.SetDeadline(time.Now().Add(cfg.DialTimeout))
 	sc, chans, reqs, err := ssh.NewClientConn(tcp, c.target.Addr, c.clientConfig())
 	if err != nil {
 		tcp.Close()
-		return nil, fmt.Errorf("ssh handshake with %s: %w", c.target.Addr, err)
+		return nil, nil, fmt.Errorf("ssh handshake with %s: %w", c.target.Addr, err)
 	}
 	tcp.SetDeadline(time.Time{})
-	return ssh.NewClient(sc, chans, reqs), nil
+	return ssh.NewClient(sc, chans, reqs), deliv, nil
+}
+
+// freeze reads, before they close, what the node's kernel acknowledged on
+// each of its connections, the node found dead with its last sign of life
+// at lastHeard (or later, on an overflow connection).
+func (c *Conn) freeze(lastHeard time.Time) {
+	c.mu.Lock()
+	held := c.deliv
+	extra := append([]*overflow(nil), c.extra...)
+	c.mu.Unlock()
+	held.freeze(lastHeard)
+	for _, o := range extra {
+		o.deliv.freeze(later(lastHeard, time.Now().Add(-o.heard.Quiet())))
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func (c *Conn) clientConfig() *ssh.ClientConfig {

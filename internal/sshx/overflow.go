@@ -21,17 +21,20 @@ import (
 // overflow is one extra connection and the sessions open on it.
 type overflow struct {
 	client   *ssh.Client
+	heard    *keepalive.Heard
+	deliv    *Delivery
 	sessions int
 }
 
 // newSession opens a session on the held connection, or, when sshd
 // refuses one more there, on an overflow connection. release is called
-// once when the session closes.
-func (c *Conn) newSession(ctx context.Context, client *ssh.Client) (sess *ssh.Session, release func(), err error) {
+// once when the session closes; deliv is the Delivery of the connection
+// it is on.
+func (c *Conn) newSession(ctx context.Context, client *ssh.Client, held *Delivery) (sess *ssh.Session, deliv *Delivery, release func(), err error) {
 	sess, err = client.NewSession()
 	var refused *ssh.OpenChannelError
 	if !errors.As(err, &refused) {
-		return sess, func() {}, err
+		return sess, held, func() {}, err
 	}
 	// An overflow connection with room: each is reserved (counted) before
 	// asking, so that its last session closing meanwhile cannot close it
@@ -54,31 +57,32 @@ func (c *Conn) newSession(ctx context.Context, client *ssh.Client) (sess *ssh.Se
 		c.releaser(o)()
 	}
 	if gotOn != nil {
-		return got, c.releaser(gotOn), nil
+		return got, gotOn.deliv, c.releaser(gotOn), nil
 	}
-	extra, err := c.connect(ctx, keepalive.NewHeard())
+	heard := keepalive.NewHeard()
+	extra, extraDeliv, err := c.connect(ctx, heard)
 	if err != nil {
-		return nil, nil, fmt.Errorf("node %s: sshd refused another session on the master's connection (%s) and another connection failed: %w: %w",
+		return nil, nil, nil, fmt.Errorf("node %s: sshd refused another session on the master's connection (%s) and another connection failed: %w: %w",
 			c.target.Name, refused.Message, err, errs.ErrUnavailable)
 	}
 	s, err := extra.NewSession()
 	if err != nil {
 		extra.Close()
-		return nil, nil, fmt.Errorf("node %s: sshd refused another session on the master's connection (%s) and on a new one (%v; sshd allows MaxSessions per connection, 10 by default): %w",
+		return nil, nil, nil, fmt.Errorf("node %s: sshd refused another session on the master's connection (%s) and on a new one (%v; sshd allows MaxSessions per connection, 10 by default): %w",
 			c.target.Name, refused.Message, err, errs.ErrUnavailable)
 	}
-	o := &overflow{client: extra, sessions: 1}
+	o := &overflow{client: extra, heard: heard, deliv: extraDeliv, sessions: 1}
 	c.mu.Lock()
 	if c.ctx.Err() != nil || c.client != client {
 		// Closed or reconnected meanwhile: this connection is nobody's.
 		c.mu.Unlock()
 		s.Close()
 		extra.Close()
-		return nil, nil, fmt.Errorf("node %s: the connection changed while a session opened: %w", c.target.Name, errs.ErrUnavailable)
+		return nil, nil, nil, fmt.Errorf("node %s: the connection changed while a session opened: %w", c.target.Name, errs.ErrUnavailable)
 	}
 	c.extra = append(c.extra, o)
 	c.mu.Unlock()
-	return s, c.releaser(o), nil
+	return s, extraDeliv, c.releaser(o), nil
 }
 
 // releaser is what a session on o does when it closes: the last one

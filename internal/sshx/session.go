@@ -20,11 +20,11 @@ import (
 // Open starts a session running command on the node's gate and returns it
 // as a stream. Reads end with the gate's own error message if it refused.
 func (c *Conn) Open(ctx context.Context, command string) (net.Conn, error) {
-	client, err := c.Client(ctx)
+	client, held, err := c.clientAndDelivery(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sess, release, err := c.newSession(ctx, client)
+	sess, deliv, release, err := c.newSession(ctx, client, held)
 	switch {
 	case errors.Is(err, errs.ErrUnavailable):
 		return nil, err
@@ -33,7 +33,7 @@ func (c *Conn) Open(ctx context.Context, command string) (net.Conn, error) {
 		// channel open") mean the connection broke meanwhile.
 		return nil, fmt.Errorf("node %s: could not open a session, the connection is failing (%v): %w", c.target.Name, err, errs.ErrUnavailable)
 	}
-	sc := &sessionConn{sess: sess, node: c.target.Name, command: command, release: release}
+	sc := &sessionConn{sess: sess, node: c.target.Name, command: command, release: release, deliv: deliv}
 	if sc.w, err = sess.StdinPipe(); err == nil {
 		if sc.r, err = sess.StdoutPipe(); err == nil {
 			// A pipe, read only when the gate has failed: Session.Stderr
@@ -111,6 +111,7 @@ type sessionConn struct {
 	stderr  io.Reader
 	once    sync.Once
 	release func() // once closed: the overflow connection's count (overflow.go)
+	deliv   *Delivery
 
 	waitOnce sync.Once
 	exitErr  error
@@ -183,7 +184,8 @@ func (s *sessionConn) gateSays() string {
 	return ": " + msg
 }
 
-func (s *sessionConn) LocalAddr() net.Addr              { return sshAddr(s.node) }
+// LocalAddr names the connection the session is on (DeliveryOf).
+func (s *sessionConn) LocalAddr() net.Addr              { return sessionAddr{s.node, s.deliv} }
 func (s *sessionConn) RemoteAddr() net.Addr             { return sshAddr(s.node) }
 func (s *sessionConn) SetDeadline(time.Time) error      { return nil }
 func (s *sessionConn) SetReadDeadline(time.Time) error  { return nil }
