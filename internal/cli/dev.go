@@ -115,6 +115,13 @@ func (a *app) devUp(ctx context.Context, dir string, nodes int, edges []string) 
 	if err != nil {
 		return err
 	}
+	var edgeKey []byte
+	if len(edges) > 0 {
+		// The dev cluster's, beside its operator key: its edges share it.
+		if edgeKey, _, err = loadOrMakeEdgeKey(filepath.Join(dir, "edge-cache.key")); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintln(a.stderr, "enrolling them with moat node add (through ssh, as any machine)")
 	var wg sync.WaitGroup
 	errs := make([]error, len(cl.Nodes))
@@ -130,7 +137,7 @@ func (a *app) devUp(ctx context.Context, dir string, nodes int, edges []string) 
 			}
 			if slices.Contains(edges, n.Name) {
 				edge := true
-				opts.Edge = &edge
+				opts.Edge, opts.EdgeCacheKey = &edge, edgeKey
 			}
 			node, err := enroll.Add(ctx, opts)
 			if err == nil {

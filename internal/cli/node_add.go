@@ -66,7 +66,11 @@ and 443, its only listeners besides sshd, with certificates from files or
 ACME. It writes edge=true in the node's /etc/moat/node.conf through your
 own SSH access: only the operator makes a node an edge, never the master.
 --edge=false removes that line; enrolling again without the flag leaves
-it as it is. moat node audit reports 80 and 443 as the edge's, intended.`,
+it as it is. moat node audit reports 80 and 443 as the edge's, intended.
+Every edge also gets the cluster's edge cache key (made on first use
+beside your secrets key, or $MOAT_EDGE_KEY), replacing any other: the
+edges share their ACME certificates and challenges through the master,
+sealed with it, and the master never has it.`,
 		Example: "  moat node add --allowed-signers ~/.config/moat/allowed_signers root@203.0.113.7\n  moat node add --allowed-signers signers --label zone=fsn1 -i ~/.ssh/ops --jump admin@bastion root@10.0.0.5",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -102,6 +106,17 @@ it as it is. moat node audit reports 80 and 443 as the edge's, intended.`,
 			opts.RequireSigned, opts.HardenSSHD = !allowUnsigned, !noHarden
 			if cmd.Flags().Changed("edge") {
 				opts.Edge = &edge
+			}
+			if edge {
+				path := edgeKeyPath()
+				key, made, err := loadOrMakeEdgeKey(path)
+				if err != nil {
+					return err
+				}
+				if made && !a.json {
+					fmt.Fprintf(a.stderr, "made the cluster's edge cache key %s (every edge gets it; keep it as you keep the secrets key)\n", path)
+				}
+				opts.EdgeCacheKey = key
 			}
 			if signersFile != "" {
 				if opts.AllowedSigners, err = os.ReadFile(signersFile); err != nil {

@@ -57,9 +57,12 @@ type Options struct {
 	HardenSSHD bool
 	// Edge: true writes edge=true in the node's node.conf (it serves
 	// ingress on 80/443), false removes the line, nil leaves it as is.
-	Edge     *bool
-	Progress func(total int64) io.Writer // upload progress, may be nil
-	Log      func(step string)           // what enrolment does, for the operator; may be nil
+	Edge *bool
+	// EdgeCacheKey is the cluster's edge cache key (32 bytes), installed
+	// on the node when Edge is true, replacing any other.
+	EdgeCacheKey []byte
+	Progress     func(total int64) io.Writer // upload progress, may be nil
+	Log          func(step string)           // what enrolment does, for the operator; may be nil
 }
 
 // Compiled on first use: see internal/spec.
@@ -146,6 +149,19 @@ func Add(ctx context.Context, opts Options) (inventory.Node, error) {
 		log("the node is an edge: it serves ingress on ports 80 and 443 (edge=true in " + NodeConf + ")")
 	case opts.Edge != nil:
 		log("the node is not an edge (no edge line in " + NodeConf + ")")
+	}
+	if opts.Edge != nil && *opts.Edge {
+		keyChanged, replaced, err := installEdgeKey(ctx, r, opts.EdgeCacheKey)
+		if err != nil {
+			return inventory.Node{}, err
+		}
+		switch {
+		case replaced:
+			log("replaced the node's edge cache key with the cluster's (" + EdgeCacheKeyPath + "): certificates it cached alone are ordered again")
+		case keyChanged:
+			log("installed the cluster's edge cache key as " + EdgeCacheKeyPath + " (root's, 0600; the master never has it)")
+		}
+		edgeChanged = edgeChanged || keyChanged
 	}
 	if installed, err := installSecretsKey(ctx, r, opts.SecretsKey); err != nil {
 		return inventory.Node{}, err

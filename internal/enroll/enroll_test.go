@@ -41,7 +41,8 @@ func newOperator(t *testing.T, c *testcluster.Cluster) *operator {
 	// The operator's signing policy, as node add installs it by default.
 	signers := filepath.Join(dir, "allowed_signers")
 	os.WriteFile(signers, []byte(testcluster.AllowedSigners(t)), 0o644)
-	o.env = append(os.Environ(), "MOAT_MASTER_SOCKET="+o.m.Socket, "SSH_AUTH_SOCK=", "MOAT_ALLOWED_SIGNERS="+signers)
+	o.env = append(os.Environ(), "MOAT_MASTER_SOCKET="+o.m.Socket, "SSH_AUTH_SOCK=", "MOAT_ALLOWED_SIGNERS="+signers,
+		"MOAT_EDGE_KEY="+filepath.Join(dir, "edge-cache.key"))
 	return o
 }
 

@@ -19,6 +19,11 @@ import (
 // holds, bound to their name's hash: it carries them, it cannot read or
 // forge them.
 
+// EdgeCacheKey is where an edge keeps its cache's key (32 bytes, 0600):
+// the cluster's, installed by moat node add --edge, or one of its own
+// made on first start.
+const EdgeCacheKey = StateDir + "/edge/acme.key"
+
 // Limits on what an install may carry.
 const (
 	MaxEdgeCacheEntry   = 256 << 10 // a request body is at most MaxRequestBytes: the master batches by size
