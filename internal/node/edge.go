@@ -164,17 +164,19 @@ func (p *edgeProxy) dial(ctx context.Context, alias string, _ int) (net.Conn, er
 		release()
 		return nil, fmt.Errorf("link %s is gone", id)
 	}
-	return &edgeConn{Conn: conn, links: p.links, link: id, release: release}, nil
+	return &edgeConn{Conn: conn, links: p.links, link: id, release: release, mark: newRequestMark(conn)}, nil
 }
 
 // edgeConn is an upstream connection of the proxy; closing it ends its
-// hold and its count on the endpoint, once.
+// hold and its count on the endpoint, once. It follows its requests, to
+// say whether the last one surely never arrived (link_delivery.go).
 type edgeConn struct {
 	net.Conn
 	links   *links
 	link    string
 	release func()
 	once    sync.Once
+	mark    *requestMark
 }
 
 func (c *edgeConn) Close() error {
