@@ -99,7 +99,7 @@ func (o *Outbox) Put(ctx context.Context, hash string, data []byte, challenge bo
 		o.log.Warn("a challenge did not reach every edge in time; the CA may ask one without it", "waited", o.now().Sub(t0).Round(time.Millisecond), "err", err)
 		return
 	}
-	o.log.Debug("challenge on every edge", "took", o.now().Sub(t0).Round(time.Millisecond))
+	o.log.Info("challenge on every edge", "took", o.now().Sub(t0).Round(time.Microsecond))
 }
 
 func (o *Outbox) waitAcked(ctx context.Context, seq uint64) error {
