@@ -41,6 +41,7 @@ type agent struct {
 	info        nodeapi.NodeInfo       // what it said
 	infoWake    chan struct{}          // its images changed: renew, and ask it again, now
 	links       linkPush               // the node's link table (links.go)
+	edgeNode    atomic.Bool            // the node said it is an edge (edge_cache.go pulls only those)
 }
 
 // agentDeps is what agents need from the master, and all they reach: the
@@ -322,6 +323,7 @@ func (a *agent) refreshInfo(ctx context.Context, timeout time.Duration) bool {
 		a.deps.kick()
 	}
 	a.infoAt, a.info = time.Now(), info
+	a.edgeNode.Store(info.Edge)
 	return true
 }
 

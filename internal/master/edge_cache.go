@@ -54,9 +54,9 @@ func newEdgeCaches(db *store.DB, log *slog.Logger) *edgeCaches {
 }
 
 // edgeCache carries this node's cache changes to the other edges for as
-// long as the session lasts. A node that is no edge (or too old to have
-// the route) answers 404: asked again a minute later, as an operator may
-// make it an edge.
+// long as the session lasts, if the node is an edge (its info says so). An
+// edge that does not know the route (a daemon from before it) is asked
+// again a minute later.
 func (a *agent) edgeCache(ctx context.Context) {
 	ec := a.deps.edge
 	defer ec.leave(a.name)
@@ -64,12 +64,24 @@ func (a *agent) edgeCache(ctx context.Context) {
 	keyID, epoch := "", ""
 	wait := time.Duration(0) // the first pull answers at once: the edge joins now
 	for ctx.Err() == nil {
+		if !a.edgeNode.Load() {
+			// Not an edge, as far as its info says (refreshed every
+			// minute, and when the session starts): nothing to pull.
+			ec.leave(a.name)
+			keyID, epoch = "", ""
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
 		pctx, cancel := context.WithTimeout(ctx, wait+edgeInstallTimeout)
 		out, err := a.api.EdgeCacheOutbox(pctx, epoch, acked, wait)
 		cancel()
 		if err != nil {
 			pause := time.Second
-			if errors.Is(err, errs.ErrNotFound) {
+			if errors.Is(err, errs.ErrNotFound) || errors.Is(err, errs.ErrInvalid) {
+				// No longer an edge, or a daemon from before the route.
 				pause = infoEvery
 			} else if ctx.Err() == nil {
 				a.log.Debug("edge cache pull", "err", err)

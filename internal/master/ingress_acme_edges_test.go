@@ -131,10 +131,11 @@ func TestIngressACMETwoEdges(t *testing.T) {
 	}
 	delays := watch.delays()
 	labels := map[string]string{hash("web.test"): "certificate", hash("acme_account+key"): "account key"}
+	challenges := map[string]string{hash("web.test+token"): "TLS-ALPN-01 challenge"}
 	for h, d := range delays {
-		what := labels[h]
+		what := labels[h] + challenges[h]
 		if what == "" {
-			what = "challenge " + h[:8]
+			what = "HTTP-01 challenge " + h[:8]
 		}
 		t.Logf("%s: on n2 %v after n1 (2 ms polling)", what, d)
 	}
@@ -150,8 +151,12 @@ func TestIngressACMETwoEdges(t *testing.T) {
 	if acked == 0 {
 		t.Error("n1 never waited for a challenge to be on every edge")
 	}
-	if len(delays) < 3 { // the account key, a challenge, the certificate
-		t.Errorf("only %d entries reached n2", len(delays))
+	// The challenge may live too briefly for the watch to see it on both
+	// (pebble validating at n2 proves it was there); these stay.
+	for h, what := range labels {
+		if _, ok := delays[h]; !ok {
+			t.Errorf("the %s never seen on n2 after n1", what)
+		}
 	}
 
 	// The master's key: a forged or renamed blob is refused.
