@@ -146,3 +146,67 @@ func TestDeliveryNotFinalOnClose(t *testing.T) {
 		t.Error("a TCP address gives a Delivery")
 	}
 }
+
+// TestDeliveryOverflowOnPowerOff: a session past sshd's MaxSessions rides
+// another connection, with counts of its own; when the node is found dead
+// (by the held connection's keepalives), that connection's count is final
+// too, and what was written on it after the stop is undelivered.
+func TestDeliveryOverflowOnPowerOff(t *testing.T) {
+	c := testcluster.NewCluster(t, 1)
+	c.Install("n1")
+	pool := sshx.NewPool(sshx.Config{Signer: c.MasterKey})
+	defer pool.Close()
+	conn := pool.Add(c.Target("n1"))
+	waitState(t, conn, sshx.Up, 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var sessions []net.Conn
+	defer func() {
+		for _, s := range sessions {
+			s.Close()
+		}
+	}()
+	for i := range 12 {
+		s, err := conn.Open(ctx, "rpc")
+		if err != nil {
+			t.Fatalf("session %d: %v", i+1, err)
+		}
+		sessions = append(sessions, s)
+		if err := ping(s); err != nil {
+			t.Fatalf("session %d: %v", i+1, err)
+		}
+	}
+	held := sshx.DeliveryOf(sessions[0].LocalAddr())
+	last := sessions[len(sessions)-1]
+	d := sshx.DeliveryOf(last.LocalAddr())
+	if d == nil || d == held {
+		t.Fatalf("the 12th session's Delivery is %p, the first's %p: want one of its own", d, held)
+	}
+	// A request answered: everything written before it arrived.
+	answered := d.Written()
+	if err := ping(last); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StopNode("n1"); err != nil {
+		t.Fatal(err)
+	}
+	atStop := d.Written()
+	go ping(last) // written after the stop; its answer never comes
+	for deadline := time.Now().Add(5 * time.Second); d.Written() == atStop; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing written on the overflow connection after the stop")
+		}
+	}
+	waitState(t, conn, sshx.Down, 10*time.Second)
+	acked, final := d.Acked()
+	t.Logf("overflow connection: %d written before the stop, %d acknowledged (final %v)", atStop, acked, final)
+	if !final {
+		t.Fatal("the overflow connection's count is not final once the node was found dead")
+	}
+	if acked < answered || acked > atStop {
+		t.Errorf("acked %d, want between %d and %d", acked, answered, atStop)
+	}
+	if !d.Undelivered(atStop, time.Now()) {
+		t.Error("what was written on the overflow connection after the stop is not undelivered")
+	}
+}
