@@ -25,8 +25,12 @@ import (
 // enough into the silence that a live node would have been heard first:
 // the keepalive probe sent after two intervals of silence would have been
 // answered (sureSilence). Any doubt (no socket to ask, the connection
-// closed for another reason than silence, a node heard again) leaves the
-// bytes counted as maybe delivered.
+// closed for another reason than silence, a write under way when the
+// queue is read) leaves the bytes counted as maybe delivered.
+//
+// Assumed: the node, or its link both ways, stopped as a whole. A node
+// that goes on receiving while nothing it sends arrives (a one-way
+// partition) could have bytes it never acknowledged.
 type Delivery struct {
 	sock   net.Conn // the TCP connection, for its send queue; nil if unknown
 	margin time.Duration
@@ -38,7 +42,7 @@ type Delivery struct {
 
 	mu     sync.Mutex
 	final  bool      // acked and silent are known, and will not change
-	acked  int64     // bytes the node's kernel acknowledged, at most
+	acked  int64     // never less than what the node's kernel acknowledged
 	silent time.Time // the last sign of life from the node
 }
 
@@ -62,9 +66,10 @@ func sureSilence(interval time.Duration) time.Duration {
 // Bytes written to it later (a request's, say) lie beyond this offset.
 func (d *Delivery) Written() int64 { return d.written.Load() }
 
-// Acked is how many of the bytes written the node's kernel acknowledged,
-// at most, and whether that is final (the node was found dead and its
-// socket asked). Not final: unknown, every byte may have arrived.
+// Acked is how many of the bytes written the node's kernel acknowledged
+// (or a little more, never less), and whether that is final (the node was
+// found dead and its socket asked). Not final: unknown, every byte may
+// have arrived.
 func (d *Delivery) Acked() (n int64, final bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
