@@ -45,6 +45,10 @@ type Cache struct {
 const (
 	cacheVersion1 = 1 // AAD: the name
 	cacheVersion  = 2 // AAD: the name's hash
+	// cacheDeleted marks a sealed deletion (nothing sealed, AAD: the
+	// hash, marked deleted): what travels when an edge deletes an entry,
+	// so the master cannot delete one itself. Never on disk.
+	cacheDeleted = 3
 )
 
 // NewCache opens (making it if need be) an encrypted cache in dir.
@@ -88,6 +92,25 @@ func (c *Cache) hashPath(hash string) string { return filepath.Join(c.dir, hash)
 func additional(name string) []byte { return append([]byte("moat edge cache\x00"), name...) }
 
 func additionalHash(hash string) []byte { return append([]byte("moat edge cache v2\x00"), hash...) }
+
+func additionalDeleted(hash string) []byte {
+	return append([]byte("moat edge cache deleted\x00"), hash...)
+}
+
+// seal seals plain under hash with the additional data of format.
+func (c *Cache) seal(format byte, hash string, plain []byte) ([]byte, error) {
+	ns := c.aead.NonceSize()
+	out := make([]byte, 1+ns, 1+ns+len(plain)+c.aead.Overhead())
+	out[0] = format
+	if _, err := rand.Read(out[1:]); err != nil {
+		return nil, err
+	}
+	ad := additionalHash(hash)
+	if format == cacheDeleted {
+		ad = additionalDeleted(hash)
+	}
+	return c.aead.Seal(out, out[1:1+ns], plain, ad), nil
+}
 
 // open opens a sealed entry of either format; hash is name's.
 func (c *Cache) open(data []byte, name, hash string) ([]byte, error) {
@@ -135,13 +158,10 @@ func (c *Cache) Get(_ context.Context, name string) ([]byte, error) {
 // ask any edge for it as soon as Put returns.
 func (c *Cache) Put(ctx context.Context, name string, data []byte) error {
 	hash := NameHash(name)
-	ns := c.aead.NonceSize()
-	out := make([]byte, 1+ns, 1+ns+len(data)+c.aead.Overhead())
-	out[0] = cacheVersion
-	if _, err := rand.Read(out[1:]); err != nil {
+	out, err := c.seal(cacheVersion, hash, data)
+	if err != nil {
 		return fmt.Errorf("cache put %q: %w", name, err)
 	}
-	out = c.aead.Seal(out, out[1:1+ns], data, additionalHash(hash))
 	if err := writeFileAtomic(c.hashPath(hash), out); err != nil {
 		return fmt.Errorf("cache put %q: %w", name, err)
 	}
@@ -152,17 +172,25 @@ func (c *Cache) Put(ctx context.Context, name string, data []byte) error {
 }
 
 // Delete removes an entry; a missing one is not an error. The outbox
-// hears of it, without waiting.
+// hears of it, sealed (format 3), without waiting.
 func (c *Cache) Delete(_ context.Context, name string) error {
 	hash := NameHash(name)
 	if err := os.Remove(c.hashPath(hash)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("cache delete %q: %w", name, err)
 	}
 	if c.out != nil {
-		c.out.Put(context.Background(), hash, nil, false)
+		gone, err := c.seal(cacheDeleted, hash, nil)
+		if err != nil {
+			return fmt.Errorf("cache delete %q: %w", name, err)
+		}
+		c.out.Put(context.Background(), hash, gone, false)
 	}
 	return nil
 }
+
+// IsDeletion says whether a sealed entry, as the outbox and the master
+// carry it, is a deletion (format 3). It does not say it is genuine.
+func IsDeletion(data []byte) bool { return len(data) > 0 && data[0] == cacheDeleted }
 
 // IsChallenge says whether autocert stores a challenge under name: an
 // HTTP-01 token ("TOKEN+http-01") or a TLS-ALPN-01 certificate
@@ -172,10 +200,12 @@ func IsChallenge(name string) bool {
 }
 
 // Install keeps an entry another edge made, as the master hands it over:
-// by hash, sealed. nil data deletes it. Sealed data must open with this
-// cache's key bound to that very hash, so the master can neither forge an
-// entry nor move one to another name; such an entry is refused and the
-// cache left as it was. An entry this edge changed itself and has not yet
+// by hash, sealed; a sealed deletion (format 3) removes it. Either must
+// open with this cache's key bound to that very hash, so the master can
+// neither forge an entry, nor move one to another name, nor delete one
+// (the account key, a certificate: the edge would order again, and spend
+// the CA's rate limits); such an entry is refused and the cache left as
+// it was. An entry this edge changed itself and has not yet
 // seen acknowledged is skipped (false, nil): its own, newer, is on its
 // way to the others.
 func (c *Cache) Install(hash string, data []byte) (bool, error) {
@@ -185,7 +215,14 @@ func (c *Cache) Install(hash string, data []byte) (bool, error) {
 	if c.out != nil && c.out.pending(hash) {
 		return false, nil
 	}
-	if data == nil {
+	if IsDeletion(data) {
+		ns := c.aead.NonceSize()
+		if len(data) < 1+ns {
+			return false, fmt.Errorf("cache install %s: a deletion too short", hash[:12])
+		}
+		if _, err := c.aead.Open(nil, data[1:1+ns], data[1+ns:], additionalDeleted(hash)); err != nil {
+			return false, fmt.Errorf("cache install %s: a deletion that does not open with this edge's key for this name: %w", hash[:12], err)
+		}
 		if err := os.Remove(c.hashPath(hash)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return false, fmt.Errorf("cache install %s: %w", hash[:12], err)
 		}

@@ -34,8 +34,8 @@ const ChallengeWait = 15 * time.Second
 const pollerGone = 30 * time.Second
 
 // OutboxEntry is one change of an edge's cache on its way to the others:
-// a name's hash and its sealed entry (nil: deleted). Seq orders changes;
-// only the latest change of a hash is kept.
+// a name's hash and its sealed entry, or its sealed deletion (IsDeletion).
+// Seq orders changes; only the latest change of a hash is kept.
 type OutboxEntry struct {
 	Seq       uint64
 	Hash      string

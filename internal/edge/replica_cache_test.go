@@ -136,6 +136,8 @@ func TestReplicaCacheForged(t *testing.T) {
 		"upper-case hash":  {"A" + h[1:], blob},
 		"moved to a name":  {NameHash("evil.test"), blob},
 		"moved to a token": {NameHash("x+http-01"), blob},
+		"unsealed delete":  {h, nil},
+		"forged delete":    {h, append([]byte{cacheDeleted}, flipped[1:]...)},
 	} {
 		if ok, err := b.Install(try.hash, try.data); err == nil || ok {
 			t.Errorf("%s: installed (%v, %v)", what, ok, err)
@@ -202,7 +204,27 @@ func TestReplicaCacheAlone(t *testing.T) {
 	if v, err := a.Get(ctx, "u+token"); err != nil || string(v) != "from b" {
 		t.Errorf("u+token: %q %v", v, err)
 	}
-	if ok, err := a.Install(NameHash("u+token"), nil); !ok || err != nil {
+	// A deletion is installed only sealed by an edge, for that name.
+	outB := NewOutbox(b, quietLog())
+	if err := b.Delete(ctx, "u+token"); err != nil {
+		t.Fatal(err)
+	}
+	gone := outB.Next(ctx, 0, 0)
+	if len(gone) != 1 || !IsDeletion(gone[0].Data) {
+		t.Fatalf("b's outbox after a deletion: %+v", gone)
+	}
+	for what, data := range map[string][]byte{"unsealed": nil, "empty": {}, "bare marker": {cacheDeleted}} {
+		if ok, err := a.Install(NameHash("u+token"), data); ok || err == nil {
+			t.Errorf("%s deletion installed", what)
+		}
+	}
+	if ok, err := a.Install(NameHash("other+token"), gone[0].Data); ok || err == nil {
+		t.Errorf("a deletion moved to another name installed")
+	}
+	if _, err := a.Get(ctx, "u+token"); err != nil {
+		t.Fatalf("u+token gone after refused deletions: %v", err)
+	}
+	if ok, err := a.Install(NameHash("u+token"), gone[0].Data); !ok || err != nil {
 		t.Errorf("delete: %v %v", ok, err)
 	}
 	if _, err := a.Get(ctx, "u+token"); !errors.Is(err, autocert.ErrCacheMiss) {

@@ -123,6 +123,17 @@ func TestIngressACMETwoEdges(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling the asynchronous copy, with a deadline
 	}
+	// autocert deletes the challenge once validated: n2 hears of it
+	// through a deletion n1 sealed.
+	for end := time.Now().Add(10 * time.Second); ; {
+		if _, err := os.Stat(filepath.Join(state2, hash("web.test+token"))); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("the TLS-ALPN-01 challenge was not deleted on n2 within 10s")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the asynchronous copy, with a deadline
+	}
 	c2 := get(n2, 10*time.Second)
 	wcancel()
 	<-watched
@@ -159,7 +170,8 @@ func TestIngressACMETwoEdges(t *testing.T) {
 		}
 	}
 
-	// The master's key: a forged or renamed blob is refused.
+	// The master's key: a forged or renamed blob, or a deletion the edges
+	// did not seal, is refused.
 	certFile := filepath.Join(state2, hash("web.test"))
 	genuine, err := os.ReadFile(certFile)
 	if err != nil {
@@ -180,6 +192,8 @@ func TestIngressACMETwoEdges(t *testing.T) {
 		"over another entry":  {Hash: hash("acme_account+key"), Data: genuine},
 		"sealed as format 1":  {Hash: hash("web.test"), Data: append([]byte{1}, genuine[1:]...)},
 		"with another key ID": {Hash: hash("web.test"), Data: altered},
+		"unsealed deletion":   {Hash: hash("web.test")},
+		"forged deletion":     {Hash: hash("web.test"), Data: append([]byte{3}, altered[1:]...)},
 	} {
 		in := nodeapi.EdgeCacheInstall{KeyID: out.KeyID, Entries: []nodeapi.EdgeCacheEntry{en}}
 		if what == "with another key ID" {
@@ -192,6 +206,12 @@ func TestIngressACMETwoEdges(t *testing.T) {
 		if code == http.StatusOK && (res.Installed > 0 || res.Refused != 1) {
 			t.Errorf("%s: %d %s: want it refused", what, code, body)
 		}
+	}
+	// Each forgery that reached Install was refused and logged; nothing
+	// genuine (the challenge's sealed deletion, carried earlier) was.
+	n2log, _ := os.ReadFile(filepath.Join(n2.Dir, "node.log"))
+	if got := strings.Count(string(n2log), "an edge cache entry from the master refused"); got != 6 {
+		t.Errorf("n2 logged %d refused entries, want the 6 forgeries that reach Install", got)
 	}
 	if after := snapshotDir(t, state2); !maps.Equal(before, after) {
 		t.Errorf("n2's cache changed under forged entries:\nbefore %v\nafter  %v", before, after)

@@ -38,8 +38,9 @@ type EdgeCacheEntry struct {
 	Seq uint64 `json:"seq,omitempty"`
 	// Hash is the hex SHA-256 of the entry's name.
 	Hash string `json:"hash"`
-	// Data is the sealed entry; none: the entry was deleted.
-	Data []byte `json:"data,omitempty"`
+	// Data is the sealed entry, or its sealed deletion: the master can
+	// no more delete an entry than forge one.
+	Data []byte `json:"data"`
 	// Challenge: an ACME challenge, which every edge must have before the
 	// CA looks (the edge waits for the outbox's acknowledgment).
 	Challenge bool `json:"challenge,omitempty"`
@@ -85,6 +86,9 @@ func (in *EdgeCacheInstall) Validate() error {
 	for i, e := range in.Entries {
 		if len(e.Hash) != 64 {
 			return errs.Invalid(fmt.Sprintf("entries[%d].hash", i), "want a hex SHA-256")
+		}
+		if len(e.Data) == 0 {
+			return errs.Invalid(fmt.Sprintf("entries[%d].data", i), "required: a sealed entry or a sealed deletion")
 		}
 		if len(e.Data) > MaxEdgeCacheEntry {
 			return errs.Invalid(fmt.Sprintf("entries[%d].data", i), "%d bytes: at most %d", len(e.Data), MaxEdgeCacheEntry)

@@ -9,18 +9,20 @@ import (
 // cache, as the master carries it between edges: per cache key ID (edges
 // whose key is the same) and name hash, the sealed entry, which the
 // master cannot open (the key is the operator's, on the edges only), and
-// a version that orders changes. A deleted entry keeps its row, without
-// data, for a day, so an edge that was away hears of the deletion.
+// a version that orders changes. A deletion is sealed too (its first
+// byte 3, see internal/edge): its row stays a day, so an edge that was
+// away hears of it.
 const edgeCacheV7 = `CREATE TABLE edge_cache (
 		key_id  TEXT NOT NULL,
 		hash    TEXT NOT NULL,
-		data    BLOB,
+		data    BLOB NOT NULL,
 		version INTEGER NOT NULL,
 		updated TEXT NOT NULL,
 		PRIMARY KEY (key_id, hash)
 	);`
 
-// EdgeCacheEntry is one sealed entry of the edges' cache; Data nil: deleted.
+// EdgeCacheEntry is one sealed entry of the edges' cache, or a sealed
+// deletion.
 type EdgeCacheEntry struct {
 	KeyID   string
 	Hash    string
@@ -32,13 +34,9 @@ type EdgeCacheEntry struct {
 // edgeTombstoneTTL is how long a deletion is remembered.
 const edgeTombstoneTTL = 24 * time.Hour
 
-// PutEdgeCacheEntry records an entry's change (nil data: deleted) as the
-// newest version, and forgets deletions older than a day.
+// PutEdgeCacheEntry records an entry's change as the newest version,
+// and forgets deletions older than a day.
 func (d *DB) PutEdgeCacheEntry(ctx context.Context, keyID, hash string, data []byte) (int64, error) {
-	var value any = data
-	if data == nil {
-		value = nil // NULL, whatever the driver makes of a nil slice
-	}
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -50,11 +48,11 @@ func (d *DB) PutEdgeCacheEntry(ctx context.Context, keyID, hash string, data []b
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO edge_cache (key_id, hash, data, version, updated) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (key_id, hash) DO UPDATE SET data = excluded.data, version = excluded.version, updated = excluded.updated`,
-		keyID, hash, value, v, now()); err != nil {
+		keyID, hash, data, v, now()); err != nil {
 		return 0, err
 	}
 	cutoff := time.Now().Add(-edgeTombstoneTTL).UTC().Format(time.RFC3339Nano)
-	if _, err := tx.ExecContext(ctx, `DELETE FROM edge_cache WHERE data IS NULL AND updated < ?`, cutoff); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM edge_cache WHERE substr(data, 1, 1) = x'03' AND updated < ?`, cutoff); err != nil {
 		return 0, err
 	}
 	return v, tx.Commit()
