@@ -33,6 +33,9 @@ const ChallengeWait = 15 * time.Second
 // its master away, works as a single edge does).
 const pollerGone = 30 * time.Second
 
+// maxOutbox bounds the changes an outbox holds (one per name).
+const maxOutbox = 4096
+
 // OutboxEntry is one change of an edge's cache on its way to the others:
 // a name's hash and its sealed entry, or its sealed deletion (IsDeletion).
 // Seq orders changes; only the latest change of a hash is kept.
@@ -86,6 +89,13 @@ func (o *Outbox) Put(ctx context.Context, hash string, data []byte, challenge bo
 	seq := o.seq
 	o.entries = slices.DeleteFunc(o.entries, func(e OutboxEntry) bool { return e.Hash == hash })
 	o.entries = append(o.entries, OutboxEntry{Seq: seq, Hash: hash, Data: data, Challenge: challenge})
+	if len(o.entries) > maxOutbox {
+		// Nobody has pulled for long (each order adds a challenge's
+		// name): the oldest changes go; the master's catch-up and later
+		// writes make up for them.
+		o.log.Warn("edge cache outbox full: its oldest changes are dropped", "dropped", len(o.entries)-maxOutbox)
+		o.entries = slices.Delete(o.entries, 0, len(o.entries)-maxOutbox)
+	}
 	o.changed()
 	carried := o.polling > 0 || o.now().Sub(o.lastPoll) < pollerGone
 	o.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moatcloud/moat/internal/errs"
@@ -47,6 +48,9 @@ type edgeCaches struct {
 type edgePeer struct {
 	api   *nodeapi.Client
 	keyID string
+	// missed: an install to it failed (timed out, say, with its session
+	// still up): it catches up on its next pull.
+	missed atomic.Bool
 }
 
 func newEdgeCaches(db *store.DB, log *slog.Logger) *edgeCaches {
@@ -92,9 +96,10 @@ func (a *agent) edgeCache(ctx context.Context) {
 			}
 			continue
 		}
-		if out.KeyID != keyID || out.Epoch != epoch {
+		if out.KeyID != keyID || out.Epoch != epoch || ec.missed(a.name) {
 			// New to this session, or the daemon started again (it may
-			// have missed changes), or its key changed: it catches up.
+			// have missed changes), or its key changed, or an install to
+			// it failed: it catches up.
 			keyID, epoch, acked = out.KeyID, out.Epoch, 0
 			if err := ec.join(ctx, a.name, a.api, keyID); err != nil {
 				a.log.Warn("edge cache catch-up", "err", err)
@@ -128,6 +133,14 @@ func (ec *edgeCaches) join(ctx context.Context, node string, api *nodeapi.Client
 	ec.mu.Unlock()
 	ec.log.Info("edge joined", "node", node, "key", keyID, "entries", len(stored))
 	return err
+}
+
+// missed says whether an install to node failed since it joined.
+func (ec *edgeCaches) missed(node string) bool {
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	p := ec.peers[node]
+	return p != nil && p.missed.Load()
 }
 
 func (ec *edgeCaches) leave(node string) {
@@ -167,7 +180,8 @@ func (ec *edgeCaches) carryFrom(ctx context.Context, from, keyID string, entries
 		go func() {
 			defer wg.Done()
 			if err := ec.install(ctx, n, p, send); err != nil {
-				ec.log.Warn("edge cache install", "node", n, "err", err)
+				p.missed.Store(true)
+				ec.log.Warn("edge cache install; it catches up on its next pull", "node", n, "err", err)
 			}
 		}()
 	}
