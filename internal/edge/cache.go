@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/acme/autocert"
 )
@@ -40,6 +41,11 @@ type Cache struct {
 	log   *slog.Logger
 
 	out *Outbox // nil: no replication
+
+	id       string // this cache's, in its claims (claim.go)
+	mu       sync.Mutex
+	claiming map[string]*sync.Mutex // per host: one claim at a time
+	arrived  chan struct{}          // closed when another edge's entry is installed; replaced
 }
 
 const (
@@ -71,7 +77,12 @@ func NewCache(dir string, key []byte, log *slog.Logger) (*Cache, error) {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	id := sha256.Sum256(append([]byte("moat edge cache key id\x00"), key...))
-	return &Cache{dir: dir, aead: aead, keyID: hex.EncodeToString(id[:8]), log: log}, nil
+	var me [8]byte
+	if _, err := rand.Read(me[:]); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	return &Cache{dir: dir, aead: aead, keyID: hex.EncodeToString(id[:8]), log: log,
+		id: hex.EncodeToString(me[:]), claiming: map[string]*sync.Mutex{}, arrived: make(chan struct{})}, nil
 }
 
 // KeyID names the cache's key without giving it away: edges whose IDs
@@ -209,12 +220,24 @@ func IsChallenge(name string) bool {
 // seen acknowledged is skipped (false, nil): its own, newer, is on its
 // way to the others.
 func (c *Cache) Install(hash string, data []byte) (bool, error) {
+	return c.install(hash, data, false)
+}
+
+// InstallClaim keeps another edge's claim to order a name's certificate
+// (claim.go), checked as Install checks entries, even over a claim of this
+// edge's own not yet acknowledged: the master says whose claim won.
+func (c *Cache) InstallClaim(hash string, data []byte) (bool, error) {
+	return c.install(hash, data, true)
+}
+
+func (c *Cache) install(hash string, data []byte, claim bool) (bool, error) {
 	if !validHash(hash) {
 		return false, fmt.Errorf("cache install: %q is not a name hash", hash)
 	}
-	if c.out != nil && c.out.pending(hash) {
+	if !claim && c.out != nil && c.out.pending(hash) {
 		return false, nil
 	}
+	defer c.wakeArrived()
 	if IsDeletion(data) {
 		ns := c.aead.NonceSize()
 		if len(data) < 1+ns {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"golang.org/x/crypto/acme"
@@ -91,7 +92,11 @@ func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	case e == nil:
 		return nil, errNoCert
 	case e.acme:
-		// The Manager also answers TLS-ALPN-01 handshakes from the CA.
+		// The Manager also answers TLS-ALPN-01 handshakes from the CA,
+		// which must not wait for an order (claim.go).
+		if c, ok := s.acme.Cache.(*Cache); ok && !slices.Equal(hello.SupportedProtos, []string{acme.ALPNProto}) {
+			c.BeforeOrder(hello.Context(), canonicalHost(hello.ServerName))
+		}
 		return s.acme.GetCertificate(hello)
 	default:
 		return e.cert, nil

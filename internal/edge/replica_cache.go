@@ -44,6 +44,9 @@ type OutboxEntry struct {
 	Hash      string
 	Data      []byte
 	Challenge bool
+	// Claim: an edge's claim to order a name's certificate (claim.go),
+	// which the master arbitrates: first come, first served.
+	Claim bool
 }
 
 // Outbox holds an edge's cache changes until the master acknowledges
@@ -84,11 +87,24 @@ func (o *Outbox) changed() {
 // Put records a change. A challenge's Put then waits, up to ChallengeWait
 // or ctx, until the master acknowledges it, if a master is pulling.
 func (o *Outbox) Put(ctx context.Context, hash string, data []byte, challenge bool) {
+	o.put(ctx, OutboxEntry{Hash: hash, Data: data, Challenge: challenge})
+}
+
+// carried says whether a master pulls the outbox (now, or lately).
+func (o *Outbox) carried() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.polling > 0 || o.now().Sub(o.lastPoll) < pollerGone
+}
+
+func (o *Outbox) put(ctx context.Context, e OutboxEntry) {
+	challenge, hash := e.Challenge || e.Claim, e.Hash
 	o.mu.Lock()
 	o.seq++
 	seq := o.seq
+	e.Seq = seq
 	o.entries = slices.DeleteFunc(o.entries, func(e OutboxEntry) bool { return e.Hash == hash })
-	o.entries = append(o.entries, OutboxEntry{Seq: seq, Hash: hash, Data: data, Challenge: challenge})
+	o.entries = append(o.entries, e)
 	if len(o.entries) > maxOutbox {
 		// Nobody has pulled for long (each order adds a challenge's
 		// name): the oldest changes go; the master's catch-up and later
@@ -106,7 +122,11 @@ func (o *Outbox) Put(ctx context.Context, hash string, data []byte, challenge bo
 	ctx, cancel := context.WithTimeout(ctx, ChallengeWait)
 	defer cancel()
 	if err := o.waitAcked(ctx, seq); err != nil {
-		o.log.Warn("a challenge did not reach every edge in time; the CA may ask one without it", "waited", o.now().Sub(t0).Round(time.Millisecond), "err", err)
+		o.log.Warn("a challenge or claim did not reach every edge in time", "claim", e.Claim, "waited", o.now().Sub(t0).Round(time.Millisecond), "err", err)
+		return
+	}
+	if e.Claim {
+		o.log.Info("claim to order arbitrated", "took", o.now().Sub(t0).Round(time.Microsecond))
 		return
 	}
 	o.log.Info("challenge on every edge", "took", o.now().Sub(t0).Round(time.Microsecond))

@@ -32,7 +32,11 @@ func carry(ctx context.Context, t *testing.T, a *Outbox, others ...*Cache) {
 	for ctx.Err() == nil {
 		for _, e := range a.Next(ctx, acked, time.Second) {
 			for _, o := range others {
-				if _, err := o.Install(e.Hash, e.Data); err != nil {
+				install := o.Install
+				if e.Claim {
+					install = o.InstallClaim
+				}
+				if _, err := install(e.Hash, e.Data); err != nil {
 					t.Errorf("install %s: %v", e.Hash, err)
 				}
 			}

@@ -43,7 +43,23 @@ type edgeCaches struct {
 
 	mu    sync.Mutex
 	peers map[string]*edgePeer // by node, while its pull runs
+
+	// claims are the first fresh claim of each name to order its
+	// certificate (internal/edge, claim.go), by key ID and hash; under
+	// carry. In memory: a master starting again forgets them, and at
+	// worst two edges order one name.
+	claims map[string]edgeClaim
 }
+
+type edgeClaim struct {
+	node string
+	data []byte
+	at   time.Time
+}
+
+// edgeClaimFresh is how long a claim holds others back: longer than an
+// edge waits for the claimed certificate (edge.ClaimWait).
+const edgeClaimFresh = 2 * time.Minute
 
 type edgePeer struct {
 	api   *nodeapi.Client
@@ -54,7 +70,7 @@ type edgePeer struct {
 }
 
 func newEdgeCaches(db *store.DB, log *slog.Logger) *edgeCaches {
-	return &edgeCaches{db: db, log: log.With("part", "edge cache"), peers: map[string]*edgePeer{}}
+	return &edgeCaches{db: db, log: log.With("part", "edge cache"), peers: map[string]*edgePeer{}, claims: map[string]edgeClaim{}}
 }
 
 // edgeCache carries this node's cache changes to the other edges for as
@@ -159,6 +175,13 @@ func (ec *edgeCaches) carryFrom(ctx context.Context, from, keyID string, entries
 	t0 := time.Now()
 	send := make([]nodeapi.EdgeCacheEntry, 0, len(entries))
 	for _, e := range entries {
+		if e.Claim {
+			if won := ec.arbitrate(ctx, from, keyID, e); !won {
+				continue
+			}
+			send = append(send, nodeapi.EdgeCacheEntry{Hash: e.Hash, Data: e.Data, Claim: true})
+			continue
+		}
 		if _, err := ec.db.PutEdgeCacheEntry(ctx, keyID, e.Hash, e.Data); err != nil {
 			// Still carried: the edges up now get it; one joining later
 			// does not.
@@ -187,6 +210,35 @@ func (ec *edgeCaches) carryFrom(ctx context.Context, from, keyID string, entries
 	}
 	wg.Wait()
 	ec.log.Debug("edge cache entries carried", "from", from, "entries", len(entries), "edges", len(peers), "took", time.Since(t0).Round(time.Microsecond))
+}
+
+// arbitrate keeps the first fresh claim of a name, and says whether e
+// is it. A later claim from another edge is not carried: the claiming
+// edge gets the first instead, before the caller acknowledges its claim,
+// and so waits for that edge's certificate. ec.carry held.
+func (ec *edgeCaches) arbitrate(ctx context.Context, from, keyID string, e nodeapi.EdgeCacheEntry) bool {
+	now := time.Now()
+	for k, c := range ec.claims {
+		if now.Sub(c.at) > edgeClaimFresh {
+			delete(ec.claims, k)
+		}
+	}
+	k := keyID + "/" + e.Hash
+	first, held := ec.claims[k]
+	if !held || first.node == from {
+		ec.claims[k] = edgeClaim{node: from, data: e.Data, at: now}
+		return true
+	}
+	ec.mu.Lock()
+	p := ec.peers[from]
+	ec.mu.Unlock()
+	if p != nil {
+		if err := ec.install(ctx, from, p, []nodeapi.EdgeCacheEntry{{Hash: e.Hash, Data: first.data, Claim: true}}); err != nil {
+			ec.log.Warn("answer a claim to order", "node", from, "err", err)
+		}
+	}
+	ec.log.Info("a claim to order a certificate lost to an earlier one", "node", from, "first", first.node)
+	return false
 }
 
 // install hands entries to one edge, in batches under its request limit.

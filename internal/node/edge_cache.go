@@ -60,7 +60,7 @@ func (d *Daemon) handleEdgeCacheOutbox(w http.ResponseWriter, r *http.Request) e
 	}
 	out := nodeapi.EdgeCacheOutbox{KeyID: d.edge.cache.KeyID(), Epoch: d.edge.outbox.Epoch()}
 	for _, e := range d.edge.outbox.Next(r.Context(), acked, timeout) {
-		out.Entries = append(out.Entries, nodeapi.EdgeCacheEntry{Seq: e.Seq, Hash: e.Hash, Data: e.Data, Challenge: e.Challenge})
+		out.Entries = append(out.Entries, nodeapi.EdgeCacheEntry{Seq: e.Seq, Hash: e.Hash, Data: e.Data, Challenge: e.Challenge, Claim: e.Claim})
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -85,7 +85,11 @@ func (d *Daemon) handleInstallEdgeCache(w http.ResponseWriter, r *http.Request) 
 	}
 	var out nodeapi.EdgeCacheInstalled
 	for _, e := range in.Entries {
-		ok, err := d.edge.cache.Install(e.Hash, e.Data)
+		install := d.edge.cache.Install
+		if e.Claim {
+			install = d.edge.cache.InstallClaim
+		}
+		ok, err := install(e.Hash, e.Data)
 		switch {
 		case err != nil:
 			out.Refused++

@@ -44,6 +44,11 @@ type EdgeCacheEntry struct {
 	// Challenge: an ACME challenge, which every edge must have before the
 	// CA looks (the edge waits for the outbox's acknowledgment).
 	Challenge bool `json:"challenge,omitempty"`
+	// Claim: an edge's claim to order a name's certificate, also waited
+	// for; the master keeps the first fresh claim of a name and answers a
+	// later one by installing the first in the claiming edge. A claim is
+	// installed even over the edge's own not yet acknowledged.
+	Claim bool `json:"claim,omitempty"`
 }
 
 // EdgeCacheOutbox is what GET /v1/edge/cache/outbox answers: the ID of
