@@ -99,6 +99,9 @@ func (a *agent) edgeCache(ctx context.Context) {
 		out, err := a.api.EdgeCacheOutbox(pctx, epoch, acked, wait)
 		cancel()
 		if err != nil {
+			// The next pull answers at once: the daemon may have started
+			// again, with a new outbox, which then catches up at once.
+			wait = 0
 			pause := time.Second
 			if errors.Is(err, errs.ErrNotFound) || errors.Is(err, errs.ErrInvalid) {
 				// No longer an edge, or a daemon from before the route.
