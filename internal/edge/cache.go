@@ -23,8 +23,8 @@ import (
 // certificates with their private keys, challenge tokens) with AES-256-GCM
 // under a key the edge is given, so a copy of the disk gives away nothing
 // without that key. Each file is named by the SHA-256 of its entry name
-// (names come partly from the CA, and never become paths) and the name is
-// the AEAD's additional data, so a file moved to another name does not
+// (names come partly from the CA, and never become paths), which is also
+// in the AEAD's additional data, so a file moved to another name does not
 // open. Files are 0600 in a 0700 directory, written whole and renamed.
 //
 // Entries are bound to the hash of their name (format 2), so that an
