@@ -104,7 +104,7 @@ func (s *Server) roundTrip(w http.ResponseWriter, r *http.Request, key string, r
 		}
 		// The client going away (or the Server closing) ends the
 		// exchange: blocked reads and writes fail at once.
-		stop := context.AfterFunc(ctx, func() { uc.conn.SetDeadline(aLongTimeAgo) })
+		stop := context.AfterFunc(ctx, uc.abort)
 		a := attempt{conn: uc}
 		a.wrote, err = uc.conn.Write(req)
 		var resp *http.Response
@@ -147,7 +147,9 @@ func (s *Server) upConn(ctx context.Context, key string, fresh, check bool) (*up
 	if err != nil {
 		return nil, err
 	}
-	return &upConn{conn: conn, br: bufio.NewReaderSize(conn, 4<<10), pool: p, key: key}, nil
+	c := &upConn{conn: conn, br: bufio.NewReaderSize(conn, 4<<10), pool: p, key: key}
+	c.abort = func() { conn.SetDeadline(aLongTimeAgo) }
+	return c, nil
 }
 
 // readAnswer reads the head of the answer, passing 1xx answers (but 100,
@@ -252,8 +254,9 @@ func streaming(resp *http.Response) bool {
 }
 
 func copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
-	buf := copyBuffers.Get()
-	defer copyBuffers.Put(buf)
+	bp := copyBuffers.getp()
+	defer copyBuffers.putp(bp)
+	buf := *bp
 	f, _ := w.(http.Flusher)
 	for {
 		n, rerr := body.Read(buf)

@@ -186,6 +186,18 @@ func (b *bufferPool) Get() []byte {
 
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
+// getp and putp lend a buffer without the allocation Put makes (the lean
+// path's copy, once per request).
+func (b *bufferPool) getp() *[]byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return v
+	}
+	buf := make([]byte, 32<<10)
+	return &buf
+}
+
+func (b *bufferPool) putp(buf *[]byte) { b.p.Put(buf) }
+
 var copyBuffers = &bufferPool{}
 
 // rewrite points the outgoing request at the route's pool. The Host

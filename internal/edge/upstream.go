@@ -37,6 +37,9 @@ type upConn struct {
 	key    string
 	idle   time.Time // when it was put back
 	reused bool      // it carried a request before this one
+	// abort makes blocked reads and writes fail at once: the client went
+	// away. Made once per connection, not per request.
+	abort func()
 }
 
 func (c *upConn) close() { c.conn.Close() }
