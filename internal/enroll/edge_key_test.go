@@ -67,8 +67,12 @@ func TestAddEdgeKey(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(nd.Dir, "var-lib-moat", "edge", "acme.key")); !bytes.Equal(got, key) {
 		t.Error("n2's key was not replaced by the operator's")
 	}
-	db, _ := os.ReadFile(filepath.Join(filepath.Dir(o.m.Socket), "master.db"))
-	if len(db) > 0 && bytes.Contains(db, key) {
+	db, err := os.ReadFile(filepath.Join(o.m.Dir, "master.db"))
+	if err != nil {
+		t.Fatalf("the master's database: %v", err)
+	}
+	wal, _ := os.ReadFile(filepath.Join(o.m.Dir, "master.db-wal"))
+	if bytes.Contains(db, key) || bytes.Contains(wal, key) {
 		t.Error("the master's database holds the edge key")
 	}
 }
