@@ -128,3 +128,44 @@ func testLeanPath(t *testing.T, noLean bool) {
 		t.Errorf("after early hints: %q %v", line, hdr)
 	}
 }
+
+// TestClientGoneEndsUpstream: a client that leaves while the app has not
+// answered (a long poll) ends the upstream exchange too, so the app sees
+// its request cancelled rather than holding on, on either path.
+func TestClientGoneEndsUpstream(t *testing.T) {
+	for _, noLean := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noLean=%v", noLean), func(t *testing.T) {
+			arrived, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
+			bk := newBackends()
+			bk.set("app", 80, serveBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				arrived <- struct{}{}
+				select {
+				case <-r.Context().Done():
+					cancelled <- struct{}{}
+				case <-time.After(10 * time.Second):
+				}
+			})))
+			s, addr := startEdge(t, Config{Dial: bk.Dial})
+			s.noLean = noLean
+			if err := s.SetTable(Table{Routes: []Route{{Host: "g.test", App: "app", Port: 80}}}); err != nil {
+				t.Fatal(err)
+			}
+			conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(conn, "GET /poll HTTP/1.1\r\nHost: g.test\r\n\r\n")
+			select {
+			case <-arrived:
+			case <-time.After(8 * time.Second):
+				t.Fatal("the request did not reach the app")
+			}
+			conn.Close()
+			select {
+			case <-cancelled:
+			case <-time.After(8 * time.Second):
+				t.Fatal("the app's request went on after the client left")
+			}
+		})
+	}
+}
