@@ -109,7 +109,7 @@ func (s *Server) roundTrip(w http.ResponseWriter, r *http.Request, key string, r
 		a.wrote, err = uc.conn.Write(req)
 		var resp *http.Response
 		if err == nil {
-			resp, err = readAnswer(w, r, uc.br, &a)
+			resp, err = readAnswer(w, r, uc, &a)
 		}
 		if err == nil {
 			return resp, uc, stop, nil
@@ -147,7 +147,9 @@ func (s *Server) upConn(ctx context.Context, key string, fresh, check bool) (*up
 	if err != nil {
 		return nil, err
 	}
-	c := &upConn{conn: conn, br: bufio.NewReaderSize(conn, 4<<10), pool: p, key: key}
+	c := &upConn{conn: conn, pool: p, key: key}
+	c.head.Conn, c.head.left = conn, -1
+	c.br = bufio.NewReaderSize(&c.head, 4<<10)
 	c.abort = func() { conn.SetDeadline(aLongTimeAgo) }
 	return c, nil
 }
@@ -155,13 +157,15 @@ func (s *Server) upConn(ctx context.Context, key string, fresh, check bool) (*up
 // readAnswer reads the head of the answer, passing 1xx answers (but 100,
 // which no request on this path asked for) on to the client as
 // ReverseProxy does.
-func readAnswer(w http.ResponseWriter, r *http.Request, br *bufio.Reader, a *attempt) (*http.Response, error) {
+func readAnswer(w http.ResponseWriter, r *http.Request, uc *upConn, a *attempt) (*http.Response, error) {
 	for n := 0; ; n++ {
-		if _, err := br.Peek(1); err != nil {
+		if _, err := uc.br.Peek(1); err != nil {
 			return nil, err
 		}
 		a.gotByte = true
-		resp, err := http.ReadResponse(br, r)
+		uc.head.left = maxAnswerHead
+		resp, err := http.ReadResponse(uc.br, r)
+		uc.head.left = -1
 		if err != nil {
 			return nil, err
 		}

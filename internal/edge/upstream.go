@@ -32,7 +32,8 @@ const (
 // belongs to the next one, if anything).
 type upConn struct {
 	conn   net.Conn
-	br     *bufio.Reader
+	br     *bufio.Reader // reads through head
+	head   headLimit
 	pool   *connPool
 	key    string
 	idle   time.Time // when it was put back
@@ -43,6 +44,32 @@ type upConn struct {
 }
 
 func (c *upConn) close() { c.conn.Close() }
+
+// maxAnswerHead bounds what is read of the connection while an answer's
+// head is parsed, as the Transport's MaxResponseHeaderBytes does: an app
+// sending headers without end must not take the edge's memory.
+const maxAnswerHead = 1 << 20
+
+// headLimit is the connection as its reader sees it: while left is not
+// negative, at most left more bytes.
+type headLimit struct {
+	net.Conn
+	left int
+}
+
+var errHeadTooLarge = errors.New("the answer's head is larger than 1 MiB")
+
+func (h *headLimit) Read(b []byte) (int, error) {
+	if h.left < 0 {
+		return h.Conn.Read(b)
+	}
+	if h.left == 0 {
+		return 0, errHeadTooLarge
+	}
+	n, err := h.Conn.Read(b[:min(len(b), h.left)])
+	h.left -= n
+	return n, err
+}
 
 // connPool holds idle upstream connections by key (the route's synthetic
 // upstream host: one key per app:port, and per client connection for
