@@ -221,7 +221,7 @@ func (c *Conn) connect(ctx context.Context, heard *keepalive.Heard) (*ssh.Client
 	}
 	heard.Touch()
 	deliv, tcp := newDelivery(tcp, cfg.KeepaliveInterval)
-	tcp = heard.Wrap(tcp)
+	tcp = newCoalescer(heard.Wrap(tcp)) // coalesce.go
 	tcp.SetDeadline(time.Now().Add(cfg.DialTimeout))
 	sc, chans, reqs, err := ssh.NewClientConn(tcp, c.target.Addr, c.clientConfig())
 	if err != nil {
