@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // The lean path: most requests (no upgrade, no Expect, a body of known
@@ -119,17 +120,18 @@ func (s *Server) roundTrip(w http.ResponseWriter, r *http.Request, key string, r
 		if ctx.Err() != nil {
 			return nil, nil, nil, fmt.Errorf("%w: %w", ctx.Err(), err)
 		}
-		again, f := retry(r, a)
-		if !again || try == maxAttempts {
+		if !retry(r, a) || try == maxAttempts {
 			return nil, nil, nil, err
 		}
-		fresh = f
+		fresh = true
 	}
 }
 
-// upConn lends a connection for key: an idle one unless fresh, checked
-// for a peer that closed it when the request must not go twice, else a
-// new one from Dial.
+// upConn lends a connection for key: an idle one unless fresh, else a
+// new one from Dial. An idle one is checked for a peer that closed it
+// when the request must not go twice, and when it has been idle a while
+// (apps close idle connections on keep-alive timers of a few seconds;
+// one used within the last second is not worth the peek).
 func (s *Server) upConn(ctx context.Context, key string, fresh, check bool) (*upConn, error) {
 	p := s.pool.Load()
 	for !fresh {
@@ -137,7 +139,7 @@ func (s *Server) upConn(ctx context.Context, key string, fresh, check bool) (*up
 		if c == nil {
 			break
 		}
-		if check && peerClosed(c) {
+		if (check || time.Since(c.idle) > time.Second) && peerClosed(c) {
 			c.close()
 			continue
 		}

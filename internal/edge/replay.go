@@ -58,24 +58,22 @@ type attempt struct {
 	gotByte bool // any byte of an answer read
 }
 
-// retry says whether a request that failed on a.conn goes again, and
-// whether on a fresh connection. Go's Transport sends again a request
-// whose kept-alive connection turned out broken, if nothing of the
-// request was written or, for idempotent requests, nothing of an answer
-// came back; the edge does the same, and also sends again any request the
-// connection says never reached the app (then on a new connection: the
-// old one leads to a replica that may be gone).
-func retry(r *http.Request, a attempt) (again, fresh bool) {
+// retry says whether a request that failed on a.conn goes again (always
+// on a new connection). Go's Transport sends again a request whose
+// kept-alive connection turned out broken, if nothing of the request was
+// written or, for idempotent requests, nothing of an answer came back;
+// the edge does the same, and also sends again any request the
+// connection says never reached the app. Not on another idle
+// connection: those an app closed at once (its keep-alive timer) would
+// each cost a try, and the old ones may lead to a replica that is gone.
+func retry(r *http.Request, a attempt) bool {
 	if a.gotByte {
-		return false, false
+		return false
 	}
 	if undelivered(a.conn.conn) {
-		return true, true
+		return true
 	}
-	if a.conn.reused && (a.wrote == 0 || idempotent(r)) {
-		return true, false
-	}
-	return false, false
+	return a.conn.reused && (a.wrote == 0 || idempotent(r))
 }
 
 // roundTripper sends each request of the ReverseProxy path (upgrades,

@@ -238,3 +238,69 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond) // polling, with a deadline
 	}
 }
+
+// TestPoolOfClosedConnections: an app that closed all its idle keep-alive
+// connections at once (a restart in place, a keep-alive timer) costs no
+// request a 502, however many the edge held: a request that broke on one
+// goes again on a new connection, not on the next closed one.
+func TestPoolOfClosedConnections(t *testing.T) {
+	const n = 12
+	var arrived sync.WaitGroup
+	arrived.Add(n)
+	release := make(chan struct{})
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			arrived.Done()
+			<-release
+		}
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	bk := newBackends()
+	bk.set("app", 80, l.Addr().String())
+	s, addr := startEdge(t, Config{Dial: bk.Dial})
+	if err := s.SetTable(Table{Routes: []Route{{Host: "c.test", App: "app", Port: 80}}}); err != nil {
+		t.Fatal(err)
+	}
+	send := func(method, path string) int {
+		req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader("x"))
+		req.Host = "c.test"
+		resp, err := client().Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// n requests at once: n pooled connections once they are answered.
+	var done sync.WaitGroup
+	for range n {
+		done.Add(1)
+		go func() { defer done.Done(); send("GET", "/hold") }()
+	}
+	arrived.Wait()
+	close(release)
+	done.Wait()
+	if d := bk.dialCount("app", 80); d != n {
+		t.Fatalf("%d dials for %d requests at once, want %d", d, n, n)
+	}
+	// The app closes every idle connection, as on a restart in place.
+	srv.SetKeepAlivesEnabled(false)
+	for i := range n {
+		method := "GET"
+		if i%2 == 1 {
+			method = "POST"
+		}
+		if code := send(method, "/"); code != 200 {
+			t.Fatalf("%s %d after the app closed its idle connections: %d, want 200", method, i, code)
+		}
+	}
+}
