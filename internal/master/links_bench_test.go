@@ -3,6 +3,7 @@ package master_test
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -34,7 +35,8 @@ import (
 // declared), for ssh -L and direct TCP in n2's own namespace. Clients are
 // this process's too, from a thread in web's container (the link, at
 // 127.0.0.1:9000) or in n1's namespace. Per round, interleaved: 128 MiB
-// one way on a new connection (the sink answers its count); new
+// one way on a new connection (the sink answers its count), and 128 MiB
+// the other way (n2 to n1: "down", an answer's direction); new
 // connections, each timed to its first echoed byte (the link's setup,
 // or ssh -L's channel open, plus one round trip); 1-byte round trips on
 // a held connection. Ratios are link/ssh -L: throughput ≥ 1, setup and
@@ -67,11 +69,15 @@ func BenchmarkLinks(b *testing.B) {
 	}
 	const size = 128 << 20
 	elapsed := map[string]time.Duration{}
+	down := map[string]time.Duration{}
 	setup := map[string][]time.Duration{}
 	rtt := map[string][]time.Duration{}
 	for range b.N {
 		for _, p := range paths {
 			elapsed[p.name] += sinkBytes(b, p.dial, size)
+		}
+		for _, p := range paths {
+			down[p.name] += sourceBytes(b, p.dial, size)
 		}
 		for range 200 {
 			for _, p := range paths {
@@ -83,9 +89,11 @@ func BenchmarkLinks(b *testing.B) {
 		}
 	}
 	mibs := func(name string) float64 { return float64(size>>20) * float64(b.N) / elapsed[name].Seconds() }
+	downMibs := func(name string) float64 { return float64(size>>20) * float64(b.N) / down[name].Seconds() }
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	for _, p := range paths {
 		b.ReportMetric(mibs(p.name), p.name+"-MiB/s")
+		b.ReportMetric(downMibs(p.name), p.name+"-down-MiB/s")
 		b.ReportMetric(ms(pct(setup[p.name], 50)), p.name+"-conn-p50-ms")
 		// The new connection's own cost: its first echo less a round trip
 		// on a held connection of the same path.
@@ -94,6 +102,7 @@ func BenchmarkLinks(b *testing.B) {
 		b.ReportMetric(ms(pct(rtt[p.name], 99)), p.name+"-rtt-p99-ms")
 	}
 	b.ReportMetric(mibs("link")/mibs("ssh-L"), "throughput-vs-ssh-L")
+	b.ReportMetric(downMibs("link")/downMibs("ssh-L"), "down-vs-ssh-L")
 	b.ReportMetric(float64(pct(setup["link"], 50))/float64(pct(setup["ssh-L"], 50)), "conn-p50-vs-ssh-L")
 	b.ReportMetric(float64(pct(setup["link"], 50)-pct(rtt["link"], 50))/float64(pct(setup["ssh-L"], 50)-pct(rtt["ssh-L"], 50)), "setup-p50-vs-ssh-L")
 	for _, q := range []int{50, 99} {
@@ -268,6 +277,30 @@ func sinkBytes(b *testing.B, dial func() (net.Conn, error), size int) time.Durat
 	return took
 }
 
+// sourceBytes asks for size bytes on a new connection and reads them
+// until the server's end: the time from the request to the end.
+func sourceBytes(b *testing.B, dial func() (net.Conn, error), size int) time.Duration {
+	conn, err := dial()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	req := make([]byte, 9)
+	req[0] = 'r'
+	binary.BigEndian.PutUint64(req[1:], uint64(size))
+	t0 := time.Now()
+	if _, err := conn.Write(req); err != nil {
+		b.Fatalf("write: %v", err)
+	}
+	n, err := io.CopyBuffer(io.Discard, conn, make([]byte, 1<<20))
+	took := time.Since(t0)
+	if n != int64(size) || err != nil {
+		b.Fatalf("read %d bytes of %d: %v", n, size, err)
+	}
+	return took
+}
+
 // firstEcho is a new connection's time from connect(2) to its first
 // echoed byte.
 func firstEcho(b *testing.B, connect func() (net.Conn, error)) time.Duration {
@@ -325,7 +358,8 @@ func pct(ds []time.Duration, q int) time.Duration {
 
 // serveIn listens on addr in pid's network namespace until the benchmark
 // ends. A connection's first byte says what it wants: 'e' an echo of the
-// rest, 's' the count of the rest once it ends ("ok N\n").
+// rest, 's' the count of the rest once it ends ("ok N\n"), 'r' and a
+// 64-bit size that many bytes, then its end.
 func serveIn(b *testing.B, pid int, addr string) {
 	type result struct {
 		ln  net.Listener
@@ -364,6 +398,17 @@ func serveIn(b *testing.B, pid int, addr string) {
 				case 's':
 					n, _ := io.Copy(io.Discard, conn)
 					fmt.Fprintf(conn, "ok %d\n", n)
+				case 'r':
+					var size [8]byte
+					if _, err := io.ReadFull(conn, size[:]); err != nil {
+						return
+					}
+					chunk := make([]byte, 1<<20)
+					for left := int64(binary.BigEndian.Uint64(size[:])); left > 0; left -= int64(len(chunk)) {
+						if _, err := conn.Write(chunk[:min(left, int64(len(chunk)))]); err != nil {
+							return
+						}
+					}
 				}
 			}()
 		}
