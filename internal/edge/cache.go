@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/acme/autocert"
 )
@@ -216,16 +217,19 @@ func IsChallenge(name string) bool {
 // neither forge an entry, nor move one to another name, nor delete one
 // (the account key, a certificate: the edge would order again, and spend
 // the CA's rate limits); such an entry is refused and the cache left as
-// it was. An entry this edge changed itself and has not yet
-// seen acknowledged is skipped (false, nil): its own, newer, is on its
-// way to the others.
+// it was. Nor may it hand over a certificate expired or older than the
+// one the edge holds (rollback.go). An entry this edge changed itself and
+// has not yet seen acknowledged is skipped (false, nil): its own, newer,
+// is on its way to the others.
 func (c *Cache) Install(hash string, data []byte) (bool, error) {
 	return c.install(hash, data, false)
 }
 
 // InstallClaim keeps another edge's claim to order a name's certificate
 // (claim.go), checked as Install checks entries, even over a claim of this
-// edge's own not yet acknowledged: the master says whose claim won.
+// edge's own not yet acknowledged: the master says whose claim won. What
+// does not open as a claim is refused: the master's mark alone must not
+// let any other entry past that check.
 func (c *Cache) InstallClaim(hash string, data []byte) (bool, error) {
 	return c.install(hash, data, true)
 }
@@ -254,8 +258,17 @@ func (c *Cache) install(hash string, data []byte, claim bool) (bool, error) {
 	if len(data) == 0 || data[0] != cacheVersion {
 		return false, fmt.Errorf("cache install %s: not a format %d entry", hash[:12], cacheVersion)
 	}
-	if _, err := c.open(data, "", hash); err != nil {
+	plain, err := c.open(data, "", hash)
+	if err != nil {
 		return false, fmt.Errorf("cache install %s: does not open with this edge's key for this name: %w", hash[:12], err)
+	}
+	if claim {
+		err = isClaim(plain)
+	} else {
+		err = c.notOlder(hash, plain, time.Now())
+	}
+	if err != nil {
+		return false, fmt.Errorf("cache install %s: %w", hash[:12], err)
 	}
 	if err := writeFileAtomic(c.hashPath(hash), data); err != nil {
 		return false, fmt.Errorf("cache install %s: %w", hash[:12], err)
