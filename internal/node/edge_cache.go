@@ -67,8 +67,10 @@ func (d *Daemon) handleEdgeCacheOutbox(w http.ResponseWriter, r *http.Request) e
 
 // handleInstallEdgeCache keeps entries other edges made. Each must open
 // with this edge's key, bound to its hash (Cache.Install): one that does
-// not was forged or moved to another name, and is refused and logged;
-// the rest of the batch is still taken.
+// not was forged or moved to another name, and is refused; the rest of
+// the batch is still taken. The refusals of a batch are logged once, with
+// their count and the first reason: a master sending a thousand forged
+// entries a request must not write a thousand lines each time.
 func (d *Daemon) handleInstallEdgeCache(w http.ResponseWriter, r *http.Request) error {
 	if d.edge == nil {
 		return fmt.Errorf("this node is not an edge: %w", errs.ErrNotFound)
@@ -84,6 +86,7 @@ func (d *Daemon) handleInstallEdgeCache(w http.ResponseWriter, r *http.Request) 
 		return fmt.Errorf("entries for cache key %s, this edge's is %s: %w", in.KeyID, d.edge.cache.KeyID(), errs.ErrConflict)
 	}
 	var out nodeapi.EdgeCacheInstalled
+	var refused error
 	for _, e := range in.Entries {
 		install := d.edge.cache.Install
 		if e.Claim {
@@ -93,12 +96,17 @@ func (d *Daemon) handleInstallEdgeCache(w http.ResponseWriter, r *http.Request) 
 		switch {
 		case err != nil:
 			out.Refused++
-			d.edge.log.Warn("an edge cache entry from the master refused", "err", err)
+			if refused == nil {
+				refused = err
+			}
 		case ok:
 			out.Installed++
 		default:
 			out.Skipped++
 		}
+	}
+	if refused != nil {
+		d.edge.log.Warn("edge cache entries from the master refused", "refused", out.Refused, "of", len(in.Entries), "first", refused)
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
