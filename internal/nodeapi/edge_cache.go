@@ -79,18 +79,44 @@ type EdgeCacheInstalled struct {
 	Refused   int `json:"refused"`
 }
 
+// EdgeCacheKeyIDLen is the length of a cache key's ID: 8 bytes of a hash
+// of the key, in hex (internal/edge).
+const EdgeCacheKeyIDLen = 16
+
+// lowerHex says whether s is n lower-case hex digits.
+func lowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // Validate checks an install's shape; whether its entries open is the
 // edge's to check.
 func (in *EdgeCacheInstall) Validate() error {
 	if in.KeyID == "" {
 		return errs.Invalid("key_id", "required")
 	}
+	if !lowerHex(in.KeyID, EdgeCacheKeyIDLen) {
+		return errs.Invalid("key_id", "%.80q: want %d lower-case hex digits", in.KeyID, EdgeCacheKeyIDLen)
+	}
 	if len(in.Entries) > MaxEdgeCacheEntries {
 		return errs.Invalid("entries", "%d entries: at most %d at once", len(in.Entries), MaxEdgeCacheEntries)
 	}
 	for i, e := range in.Entries {
-		if len(e.Hash) != 64 {
-			return errs.Invalid(fmt.Sprintf("entries[%d].hash", i), "want a hex SHA-256")
+		if !lowerHex(e.Hash, 64) {
+			return errs.Invalid(fmt.Sprintf("entries[%d].hash", i), "%.80q: want a SHA-256 in 64 lower-case hex digits", e.Hash)
+		}
+		if e.Seq != 0 {
+			return errs.Invalid(fmt.Sprintf("entries[%d].seq", i), "only an outbox's entries have one")
+		}
+		if e.Challenge && e.Claim {
+			return errs.Invalid(fmt.Sprintf("entries[%d]", i), "a challenge or a claim, not both")
 		}
 		if len(e.Data) == 0 {
 			return errs.Invalid(fmt.Sprintf("entries[%d].data", i), "required: a sealed entry or a sealed deletion")
