@@ -97,7 +97,11 @@ func edgeACME(cfg Config) (*edge.ACME, error) {
 	return a, nil
 }
 
-// cacheKey reads the 32-byte key at path, making it first if there is none.
+// cacheKey reads the 32-byte key at path, making it first if there is
+// none: written whole to a temporary file, synced, then linked in place,
+// which fails if a key is there already. So a crash leaves no empty or
+// partial key (which would keep the edge from starting), and of two
+// daemons starting at once one makes the key and the other reads it.
 func cacheKey(path string) ([]byte, error) {
 	key, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -105,14 +109,18 @@ func cacheKey(path string) ([]byte, error) {
 		if _, err := rand.Read(key); err != nil {
 			return nil, err
 		}
-		// O_EXCL: two daemons starting at once do not seal with two keys.
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err := os.CreateTemp(filepath.Dir(path), ".acme.key-*")
 		if err != nil {
 			return nil, fmt.Errorf("edge cache key: %w", err)
 		}
+		defer os.Remove(f.Name())
 		_, werr := f.Write(key)
-		if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-			os.Remove(path)
+		if err := errors.Join(werr, f.Chmod(0o600), f.Sync(), f.Close()); err != nil {
+			return nil, fmt.Errorf("edge cache key: %w", err)
+		}
+		if err := os.Link(f.Name(), path); errors.Is(err, fs.ErrExist) {
+			return cacheKey(path) // another made it first
+		} else if err != nil {
 			return nil, fmt.Errorf("edge cache key: %w", err)
 		}
 		return key, nil

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -63,5 +65,34 @@ func TestEdgeCacheInstallLogsOnce(t *testing.T) {
 	}
 	if n := warned.Load(); n != 1 {
 		t.Errorf("a batch of %d forged entries logged %d warnings, want 1", len(in.Entries), n)
+	}
+}
+
+// TestEdgeCacheKeyMadeOnce: daemons starting at once on a node without a
+// key all get the same one, made whole (0600, 32 bytes), never an error
+// or a partial key.
+func TestEdgeCacheKeyMadeOnce(t *testing.T) {
+	for i := range 50 {
+		path := filepath.Join(t.TempDir(), "acme.key")
+		keys := make([][]byte, 6)
+		errs := make([]error, len(keys))
+		var wg sync.WaitGroup
+		for j := range keys {
+			wg.Add(1)
+			go func() { defer wg.Done(); keys[j], errs[j] = cacheKey(path) }()
+		}
+		wg.Wait()
+		for j := range keys {
+			if errs[j] != nil || len(keys[j]) != 32 || !bytes.Equal(keys[j], keys[0]) {
+				t.Fatalf("round %d, start %d: %x, %v; want the key the others got, %x", i, j, keys[j], errs[j], keys[0])
+			}
+		}
+		fi, err := os.Stat(path)
+		if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != 32 {
+			t.Fatalf("round %d: the key file %v, %v; want 32 bytes, 0600", i, fi, err)
+		}
+		if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".acme.key-*")); len(left) > 0 {
+			t.Fatalf("round %d: temporary files left: %v", i, left)
+		}
 	}
 }
