@@ -261,7 +261,7 @@ func TestIngressACMETwoEdges(t *testing.T) {
 	// Each forgery that reached Install was refused and logged; nothing
 	// genuine (the challenge's sealed deletion, carried earlier) was.
 	n2log, _ = os.ReadFile(filepath.Join(n2.Dir, "node.log"))
-	if got := strings.Count(string(n2log), "an edge cache entry from the master refused"); got != 6 {
+	if got := strings.Count(string(n2log), "edge cache entries from the master refused"); got != 6 {
 		t.Errorf("n2 logged %d refused entries, want the 6 forgeries that reach Install", got)
 	}
 	// The entries the forgeries aimed at (both.test's challenges may still
