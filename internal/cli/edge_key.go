@@ -26,7 +26,10 @@ func edgeKeyPath() string {
 }
 
 // loadOrMakeEdgeKey reads the 32-byte key at path, making it (0600, in a
-// 0700 directory) if there is none; one others can read is refused.
+// 0700 directory) if there is none; one others can read is refused. A key
+// made is written whole to a temporary file, then linked in place, which
+// fails if one is there already: two node adds at once do not make two
+// keys, nor does one read the other's half-written file.
 func loadOrMakeEdgeKey(path string) ([]byte, bool, error) {
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -37,17 +40,18 @@ func loadOrMakeEdgeKey(path string) ([]byte, bool, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, false, fmt.Errorf("the edge cache key: %w", err)
 		}
-		// O_EXCL: two node adds at once do not make two keys.
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, fs.ErrExist) {
-			return loadOrMakeEdgeKey(path)
-		}
+		f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
 		if err != nil {
 			return nil, false, fmt.Errorf("the edge cache key: %w", err)
 		}
+		defer os.Remove(f.Name())
 		_, werr := f.Write(key)
-		if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-			os.Remove(path)
+		if err := errors.Join(werr, f.Chmod(0o600), f.Sync(), f.Close()); err != nil {
+			return nil, false, fmt.Errorf("the edge cache key %s: %w", path, err)
+		}
+		if err := os.Link(f.Name(), path); errors.Is(err, fs.ErrExist) {
+			return loadOrMakeEdgeKey(path) // another made it first
+		} else if err != nil {
 			return nil, false, fmt.Errorf("the edge cache key %s: %w", path, err)
 		}
 		return key, true, nil
