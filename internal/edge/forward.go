@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 )
 
 // The lean path: most requests (no upgrade, no Expect, a body of known
@@ -99,7 +98,7 @@ func (s *Server) roundTrip(w http.ResponseWriter, r *http.Request, key string, r
 	ctx := r.Context()
 	fresh := false
 	for try := 1; ; try++ {
-		uc, err := s.upConn(ctx, key, fresh, !idempotent(r))
+		uc, err := s.upConn(ctx, key, fresh)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -128,18 +127,21 @@ func (s *Server) roundTrip(w http.ResponseWriter, r *http.Request, key string, r
 }
 
 // upConn lends a connection for key: an idle one unless fresh, else a
-// new one from Dial. An idle one is checked for a peer that closed it
-// when the request must not go twice, and when it has been idle a while
-// (apps close idle connections on keep-alive timers of a few seconds;
-// one used within the last second is not worth the peek).
-func (s *Server) upConn(ctx context.Context, key string, fresh, check bool) (*upConn, error) {
+// new one from Dial. An idle one is always checked first for a peer that
+// closed it or sent something unasked: apps close idle connections on
+// keep-alive timers, and bytes that came after an answer ended (a body
+// after a HEAD's or a 304's head, a second answer) would be read as the
+// next request's answer, handing one client what was meant for none, or
+// another. Go's Transport reads idle connections all the time for this;
+// here it is one non-blocking peek per reuse.
+func (s *Server) upConn(ctx context.Context, key string, fresh bool) (*upConn, error) {
 	p := s.pool.Load()
 	for !fresh {
 		c := p.get(key)
 		if c == nil {
 			break
 		}
-		if (check || time.Since(c.idle) > time.Second) && peerClosed(c) {
+		if peerClosed(c) {
 			c.close()
 			continue
 		}

@@ -174,10 +174,11 @@ func (p *connPool) retire() {
 type netConner interface{ NetConn() net.Conn }
 
 // peerClosed says whether an idle connection's peer has closed it (or
-// sent something unasked, which makes it unusable too), without waiting:
-// apps close idle keep-alive connections on their own timeouts, and a
-// request sent on such a connection fails, which a request that cannot
-// be sent twice must not risk. The Transport learns it from the
+// sent something unasked, which makes it unusable too: where the last
+// answer ended is in doubt), without waiting: apps close idle keep-alive
+// connections on their own timeouts, and a request sent on such a
+// connection fails, which a request that cannot be sent twice must not
+// risk. The Transport learns it from the
 // goroutine it keeps reading every idle connection; here it is one
 // non-blocking peek, for sockets. For other connections (streams over
 // SSH) an expired read deadline makes the read answer at once.
