@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -167,6 +168,7 @@ func readAnswer(w http.ResponseWriter, r *http.Request, uc *upConn, a *attempt) 
 			return nil, err
 		}
 		a.gotByte = true
+		both, whole := bothLengths(uc.br)
 		uc.head.left = maxAnswerHead
 		resp, err := http.ReadResponse(uc.br, r)
 		uc.head.left = -1
@@ -176,6 +178,17 @@ func readAnswer(w http.ResponseWriter, r *http.Request, uc *upConn, a *attempt) 
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			if resp.StatusCode == http.StatusSwitchingProtocols {
 				return nil, fmt.Errorf("101 Switching Protocols to a request that asked for no upgrade")
+			}
+			// An answer framed two ways (ReadResponse drops the
+			// Content-Length, so it is looked for in the raw head)
+			// may end elsewhere than where it was read to: its
+			// connection is not used again. A head longer than
+			// what was buffered was not all seen; then any answer
+			// that could have been framed two ways counts as such
+			// (chunked, or HTTP/1.0, where the Transfer-Encoding
+			// is ignored).
+			if both || !whole && (len(resp.TransferEncoding) > 0 || !resp.ProtoAtLeast(1, 1)) {
+				resp.Close = true
 			}
 			return resp, nil
 		}
@@ -192,6 +205,41 @@ func readAnswer(w http.ResponseWriter, r *http.Request, uc *upConn, a *attempt) 
 		w.WriteHeader(resp.StatusCode)
 		clear(h)
 	}
+}
+
+// bothLengths looks at the answer head at the start of br's buffer,
+// without reading: both says whether it has both a Transfer-Encoding and
+// a Content-Length field, whole whether the head ends within the buffer.
+func bothLengths(br *bufio.Reader) (both, whole bool) {
+	b, _ := br.Peek(br.Buffered())
+	var te, cl bool
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return false, false
+		}
+		line := b[:i]
+		b = b[i+1:]
+		if len(line) == 0 || len(line) == 1 && line[0] == '\r' {
+			return te && cl, true
+		}
+		te = te || fieldNamed(line, "transfer-encoding")
+		cl = cl || fieldNamed(line, "content-length")
+	}
+}
+
+// fieldNamed says whether a header line is a field called name (lower
+// case), in any case.
+func fieldNamed(line []byte, name string) bool {
+	if len(line) <= len(name) || line[len(name)] != ':' {
+		return false
+	}
+	for i := range len(name) {
+		if c := line[i] | 0x20; c != name[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // answer passes the upstream's answer on, and the connection back to its
