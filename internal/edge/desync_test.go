@@ -6,10 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 	"unsafe"
 )
@@ -172,5 +175,31 @@ func TestAnswerWithBothLengths(t *testing.T) {
 	}
 	if code, body := send(t, eaddr, "GET"); code != 200 || body != "fresh" {
 		t.Errorf("GET after an answer with both lengths: %d %q, want 200 \"fresh\" from a new connection (%d connections)", code, body, conns.Load())
+	}
+}
+
+// TestRequestBodyHeldAsReceived: the lean path keeps a request's body
+// (up to 64 KiB) to send it again; a client declaring 64 KiB and sending
+// 10 bytes (then nothing, for as long as it likes: bodies have no
+// deadline) must cost the edge about what it sent, not 64 KiB per
+// connection.
+func TestRequestBodyHeldAsReceived(t *testing.T) {
+	s := &Server{}
+	r := httptest.NewRequest("POST", "http://r.test/", io.MultiReader(strings.NewReader("0123456789"), iotest.ErrReader(io.ErrUnexpectedEOF)))
+	r.ContentLength = maxReplayBody
+	b, ok := s.appendRequest(nil, r)
+	if ok {
+		t.Fatal("a body cut short was read whole")
+	}
+	if cap(b) > 8<<10 {
+		t.Errorf("10 bytes of a body declared 64 KiB took a %d-byte buffer", cap(b))
+	}
+	// A body that arrives whole is sent whole.
+	body := strings.Repeat("x", maxReplayBody)
+	r = httptest.NewRequest("POST", "http://r.test/", iotest.OneByteReader(strings.NewReader(body)))
+	r.ContentLength = maxReplayBody
+	b, ok = s.appendRequest(nil, r)
+	if !ok || !strings.HasSuffix(string(b), "\r\n\r\n"+body) || !strings.Contains(string(b), "\r\nContent-Length: 65536\r\n") {
+		t.Errorf("a 64 KiB body read a byte at a time: ok=%v, %d bytes written", ok, len(b))
 	}
 }

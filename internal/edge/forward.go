@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -408,9 +409,24 @@ func (s *Server) appendRequest(b []byte, r *http.Request) ([]byte, bool) {
 	}
 	b = append(b, "\r\n"...)
 	if r.ContentLength > 0 {
-		n := len(b)
-		b = append(b, make([]byte, r.ContentLength)...)
-		if _, err := io.ReadFull(r.Body, b[n:]); err != nil {
+		return appendBody(b, r.Body, int(r.ContentLength))
+	}
+	return b, true
+}
+
+// appendBody reads n bytes of body onto b. Room is made as they come, not
+// for all n at once: a client that declares 64 KiB and sends little (for
+// as long as it likes: bodies have no deadline) holds about what it
+// sent, not 64 KiB per connection.
+func appendBody(b []byte, body io.Reader, n int) ([]byte, bool) {
+	end := len(b) + n
+	for len(b) < end {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(end-len(b), max(cap(b), 4<<10)))
+		}
+		m, err := body.Read(b[len(b):min(cap(b), end)])
+		b = b[:len(b)+m]
+		if err != nil && len(b) < end {
 			return b, false
 		}
 	}
