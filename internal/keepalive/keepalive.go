@@ -26,8 +26,11 @@ var ErrSilent = errors.New("nothing heard from the peer")
 // stopped answering is not sent an unbounded pile.
 const maxProbes = 16
 
-// Heard is the time the last bytes arrived on a connection.
-type Heard struct{ at atomic.Int64 }
+// Heard is the time the last bytes arrived on a connection, on the
+// monotonic clock: a step of the wall clock (NTP, an operator) must
+// neither make every peer look silent for DownAfter at once nor move back
+// the last sign of life that sshx.Delivery's "surely undelivered" rests on.
+type Heard struct{ at atomic.Int64 } // since epoch
 
 // NewHeard starts the clock now: a connection just made counts as heard.
 func NewHeard() *Heard {
@@ -36,11 +39,18 @@ func NewHeard() *Heard {
 	return h
 }
 
+// epoch is the origin of Heard's times; time.Since(epoch) reads the
+// monotonic clock.
+var epoch = time.Now()
+
 // Touch records that the peer was heard now.
-func (h *Heard) Touch() { h.at.Store(time.Now().UnixNano()) }
+func (h *Heard) Touch() { h.at.Store(int64(time.Since(epoch))) }
 
 // Quiet is how long ago the peer was last heard.
-func (h *Heard) Quiet() time.Duration { return time.Since(time.Unix(0, h.at.Load())) }
+func (h *Heard) Quiet() time.Duration { return time.Since(epoch) - time.Duration(h.at.Load()) }
+
+// Last is when the peer was last heard, with a monotonic reading.
+func (h *Heard) Last() time.Time { return epoch.Add(time.Duration(h.at.Load())) }
 
 // Wrap returns conn, recording in h every read that returns bytes.
 func (h *Heard) Wrap(conn net.Conn) net.Conn { return heardConn{Conn: conn, heard: h} }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,5 +197,20 @@ func TestClosedConnectionEndsWatch(t *testing.T) {
 	err := Watch(context.Background(), p.client, p.heard, Config{Interval: time.Hour, DownAfter: time.Hour})
 	if err == nil || errors.Is(err, ErrSilent) {
 		t.Errorf("a closed connection: %v", err)
+	}
+}
+
+// TestHeardMonotonic: the last sign of life is kept on the monotonic clock
+// (a step of the wall clock moves neither Quiet nor Last), and Last and
+// Quiet agree.
+func TestHeardMonotonic(t *testing.T) {
+	h := NewHeard()
+	last := h.Last()
+	if !strings.Contains(last.String(), " m=") {
+		t.Fatalf("Last() = %v has no monotonic reading: a wall clock step would move it", last)
+	}
+	q := h.Quiet()
+	if since := time.Since(last); q < 0 || since < q || since-q > time.Second {
+		t.Fatalf("Quiet() = %v, but Last() was %v ago", q, since)
 	}
 }
