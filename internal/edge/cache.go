@@ -177,6 +177,10 @@ func (c *Cache) Put(ctx context.Context, name string, data []byte) error {
 	if err := writeFileAtomic(c.hashPath(hash), out); err != nil {
 		return fmt.Errorf("cache put %q: %w", name, err)
 	}
+	// A handshake waiting for a certificate another edge claimed
+	// (claim.go) takes this edge's own as well: another handshake,
+	// tired of waiting, may have ordered it here.
+	c.wakeArrived()
 	if c.out != nil {
 		c.out.Put(ctx, hash, out, IsChallenge(name))
 	}
