@@ -203,3 +203,47 @@ func TestRequestBodyHeldAsReceived(t *testing.T) {
 		t.Errorf("a 64 KiB body read a byte at a time: ok=%v, %d bytes written", ok, len(b))
 	}
 }
+
+// TestOddHostNotSentAsIs: an HTTP/2 :authority is checked only for CR,
+// LF and NUL, so r.Host may hold what no Host header may ("evil.test/"
+// before a name that a wildcard route matches, a name in Unicode). Go's
+// Transport sends a Unicode name as punycode and refuses the rest; the
+// lean path must not hand apps a Host that builds links to elsewhere.
+func TestOddHostNotSentAsIs(t *testing.T) {
+	hosts := make(chan string, 10)
+	addr, _ := rawApp(t, func(n int32, c net.Conn, br *bufio.Reader) {
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			hosts <- req.Host
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	bk := newBackends()
+	bk.set("app", 80, addr)
+	s, _ := startEdge(t, Config{Dial: bk.Dial})
+	if err := s.SetTable(Table{Routes: []Route{{Host: "*.r.test", App: "app", Port: 80}}}); err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]string{
+		"a.r.test":           "a.r.test",
+		"evil.test/x.r.test": "", // refused
+		"evil.test x.r.test": "",
+		"bücher.r.test":      "xn--bcher-kva.r.test",
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Host = host
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, r)
+		got := ""
+		select {
+		case got = <-hosts:
+		default: // the app is not asked when the answer came without it
+		}
+		if got != want {
+			t.Errorf("request for %q (answered %d): the app got Host %q, want %q", host, rec.Code, got, want)
+		}
+	}
+}

@@ -29,7 +29,7 @@ import (
 
 // lean says whether r can take the lean path.
 func lean(r *http.Request) bool {
-	if r.Method == "CONNECT" || r.URL.Opaque != "" || !plainQuery(r.URL.RawQuery) {
+	if r.Method == "CONNECT" || r.URL.Opaque != "" || !plainQuery(r.URL.RawQuery) || !plainHost(r.Host) {
 		return false
 	}
 	if r.ContentLength < 0 || r.ContentLength > maxReplayBody {
@@ -52,6 +52,25 @@ func plainQuery(q string) bool {
 				return false
 			}
 		}
+	}
+	return true
+}
+
+// plainHost says whether the Transport would send h as it is: ASCII
+// bytes that may be in a Host header (no zone's '%'). An HTTP/2
+// :authority is checked only for CR, LF and NUL, so r.Host may hold
+// anything else ("evil.test/x.example.com", which a wildcard route
+// matches, would have apps build links to evil.test); those go
+// ReverseProxy's way, whose Transport sends a Unicode name as punycode
+// and refuses the rest (502).
+func plainHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("!$&'()*+,-.:;=[]_~", c) >= 0 {
+			continue
+		}
+		return false
 	}
 	return true
 }
