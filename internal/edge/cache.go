@@ -247,6 +247,11 @@ func (c *Cache) install(hash string, data []byte, claim bool) (bool, error) {
 	}
 	defer c.wakeArrived()
 	if IsDeletion(data) {
+		if claim {
+			// Claims are never deleted; the mark would let a deletion
+			// past this edge's own change not yet acknowledged.
+			return false, fmt.Errorf("cache install %s: a deletion marked a claim", hash[:12])
+		}
 		ns := c.aead.NonceSize()
 		if len(data) < 1+ns {
 			return false, fmt.Errorf("cache install %s: a deletion too short", hash[:12])

@@ -103,6 +103,25 @@ func TestReplicaCacheRollback(t *testing.T) {
 	if got, err := b.Get(ctx, "web.test"); err != nil || !bytes.Equal(got, mine) {
 		t.Errorf("after the false claim: %.40q %v, want the edge's own", got, err)
 	}
+	// Nor a genuine deletion marked a claim: b puts a token, not yet
+	// acknowledged; a's sealed deletion of it stays out.
+	if err := b.Put(ctx, "web.test+token", []byte("b's token")); err != nil {
+		t.Fatal(err)
+	}
+	outA := NewOutbox(a, quietLog())
+	if err := a.Delete(ctx, "web.test+token"); err != nil {
+		t.Fatal(err)
+	}
+	del := outA.Next(ctx, 0, 0)
+	if len(del) != 1 || !IsDeletion(del[0].Data) {
+		t.Fatalf("a's outbox after a deletion: %+v", del)
+	}
+	if ok, err := b.InstallClaim(NameHash("web.test+token"), del[0].Data); ok || err == nil {
+		t.Errorf("a deletion marked a claim installed over the edge's own change: %v %v", ok, err)
+	}
+	if got, err := b.Get(ctx, "web.test+token"); err != nil || string(got) != "b's token" {
+		t.Errorf("after the deletion marked a claim: %q %v, want b's token", got, err)
+	}
 	// A genuine claim still goes through.
 	cl, _ := json.Marshal(claim{By: "a", At: now})
 	claimed := sealed("web.test"+ClaimSuffix, cl)
