@@ -247,3 +247,39 @@ func TestOddHostNotSentAsIs(t *testing.T) {
 		}
 	}
 }
+
+// TestTeTrailersPassed: "TE: trailers" (the client takes trailers; gRPC
+// needs it) is passed on whatever the Connection header names (RFC 9110
+// §10.1.4 has a sender of TE name it there), as a token, as ReverseProxy
+// does; other TE values are not.
+func TestTeTrailersPassed(t *testing.T) {
+	for _, noLean := range []bool{false, true} {
+		addr := serveBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "%q", r.Header.Values("Te"))
+		}))
+		eaddr := rawEdge(t, addr, noLean)
+		for _, c := range []struct{ te, conn, want string }{
+			{"trailers", "", `["trailers"]`},
+			{"trailers", "TE", `["trailers"]`},
+			{"gzip, Trailers", "te, close", `["trailers"]`},
+			{"notrailers", "", `[]`},
+			{"gzip", "", `[]`},
+		} {
+			req, _ := http.NewRequest("GET", "http://"+eaddr+"/", nil)
+			req.Host = "r.test"
+			req.Header.Set("Te", c.te)
+			if c.conn != "" {
+				req.Header.Set("Connection", c.conn)
+			}
+			resp, err := client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != c.want {
+				t.Errorf("noLean=%v: TE %q, Connection %q: the app got Te %s, want %s", noLean, c.te, c.conn, b, c.want)
+			}
+		}
+	}
+}

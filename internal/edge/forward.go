@@ -412,12 +412,10 @@ func (s *Server) appendRequest(b []byte, r *http.Request) ([]byte, bool) {
 		}
 	}
 	// "Te: trailers" says the client takes trailers: the one value of
-	// a hop-by-hop header that is passed on.
-	for _, v := range r.Header["Te"] {
-		if strings.Contains(v, "trailers") && !dropped["Te"] {
-			b = appendHeader(b, "Te", "trailers")
-			break
-		}
+	// a hop-by-hop header that is passed on, as a token, whatever
+	// Connection names (a sender of TE names it there).
+	if hasToken(r.Header["Te"], "trailers") {
+		b = appendHeader(b, "Te", "trailers")
 	}
 	b = s.appendForwarded(b, r)
 	switch {
@@ -450,6 +448,19 @@ func appendBody(b []byte, body io.Reader, n int) ([]byte, bool) {
 		}
 	}
 	return b, true
+}
+
+// hasToken says whether the comma-separated values vv hold token, in
+// any case (httpguts.HeaderValuesContainsToken, as ReverseProxy asks).
+func hasToken(vv []string, token string) bool {
+	for _, v := range vv {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.Trim(t, " \t"), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func appendHeader(b []byte, k, v string) []byte {
