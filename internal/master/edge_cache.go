@@ -178,6 +178,12 @@ func (ec *edgeCaches) carryFrom(ctx context.Context, from, keyID string, entries
 	t0 := time.Now()
 	send := make([]nodeapi.EdgeCacheEntry, 0, len(entries))
 	for _, e := range entries {
+		if err := e.Validate(); err != nil {
+			// Kept, it would fail every install batch it is in, and every
+			// catch-up of the other edges after it: they would get nothing.
+			ec.log.Warn("an edge's cache change is malformed: not carried", "node", from, "err", err)
+			continue
+		}
 		if e.Claim {
 			if won := ec.arbitrate(ctx, from, keyID, e); !won {
 				continue

@@ -2,6 +2,7 @@ package nodeapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -83,6 +84,18 @@ type EdgeCacheInstalled struct {
 // of the key, in hex (internal/edge).
 const EdgeCacheKeyIDLen = 16
 
+// inField names err's field within prefix.
+func inField(prefix string, err error) error {
+	var fe *errs.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	if fe.Field != "" {
+		prefix += "." + fe.Field
+	}
+	return errs.Invalid(prefix, "%s", fe.Msg)
+}
+
 // lowerHex says whether s is n lower-case hex digits.
 func lowerHex(s string, n int) bool {
 	if len(s) != n {
@@ -109,21 +122,31 @@ func (in *EdgeCacheInstall) Validate() error {
 		return errs.Invalid("entries", "%d entries: at most %d at once", len(in.Entries), MaxEdgeCacheEntries)
 	}
 	for i, e := range in.Entries {
-		if !lowerHex(e.Hash, 64) {
-			return errs.Invalid(fmt.Sprintf("entries[%d].hash", i), "%.80q: want a SHA-256 in 64 lower-case hex digits", e.Hash)
-		}
 		if e.Seq != 0 {
 			return errs.Invalid(fmt.Sprintf("entries[%d].seq", i), "only an outbox's entries have one")
 		}
-		if e.Challenge && e.Claim {
-			return errs.Invalid(fmt.Sprintf("entries[%d]", i), "a challenge or a claim, not both")
+		if err := e.Validate(); err != nil {
+			return inField(fmt.Sprintf("entries[%d]", i), err)
 		}
-		if len(e.Data) == 0 {
-			return errs.Invalid(fmt.Sprintf("entries[%d].data", i), "required: a sealed entry or a sealed deletion")
-		}
-		if len(e.Data) > MaxEdgeCacheEntry {
-			return errs.Invalid(fmt.Sprintf("entries[%d].data", i), "%d bytes: at most %d", len(e.Data), MaxEdgeCacheEntry)
-		}
+	}
+	return nil
+}
+
+// Validate checks one entry's shape, as an edge hands it to the master
+// (which keeps and carries only entries that pass) or the master to an
+// edge: field names are relative to the entry.
+func (e *EdgeCacheEntry) Validate() error {
+	if !lowerHex(e.Hash, 64) {
+		return errs.Invalid("hash", "%.80q: want a SHA-256 in 64 lower-case hex digits", e.Hash)
+	}
+	if e.Challenge && e.Claim {
+		return errs.Invalid("", "a challenge or a claim, not both")
+	}
+	if len(e.Data) == 0 {
+		return errs.Invalid("data", "required: a sealed entry or a sealed deletion")
+	}
+	if len(e.Data) > MaxEdgeCacheEntry {
+		return errs.Invalid("data", "%d bytes: at most %d", len(e.Data), MaxEdgeCacheEntry)
 	}
 	return nil
 }
