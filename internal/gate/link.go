@@ -218,11 +218,7 @@ func polled(session io.ReadWriteCloser) io.ReadWriteCloser {
 			return session
 		}
 	}
-	for _, fd := range fds {
-		// Best effort: past the user's pipe allowance (an unprivileged
-		// user's) the pipe keeps its size, and only the gain is lost.
-		unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, linkPipeSize)
-	}
+	growPipes(fds)
 	in.Close()
 	out.Close()
 	return sessionRW{os.NewFile(uintptr(fds[0]), in.Name()), os.NewFile(uintptr(fds[1]), out.Name())}
@@ -236,6 +232,34 @@ func polled(session io.ReadWriteCloser) io.ReadWriteCloser {
 // loaded 2-core machine, interleaved). The kernel takes the pages only as
 // data waits in the pipe, so an idle session costs nothing more.
 const linkPipeSize = 1 << 20
+
+// growPipes grows the session's pipes to linkPipeSize, best effort, and
+// only for a privileged gate (root, as enrolment sets it up). An
+// unprivileged user's pipes count against its pipe-user-pages-soft
+// (64 MiB by default) whatever they hold, and F_SETPIPE_SZ checks only
+// the hard limit: 32 grown sessions would use it up, after which every
+// new pipe of that user, sshd's for the next sessions included, gets 8
+// KiB instead of 64. Past pipe-max-size (unprivileged) the call fails and
+// the pipe keeps its size.
+func growPipes(fds []int) {
+	if !pipePrivileged() {
+		return
+	}
+	for _, fd := range fds {
+		unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, linkPipeSize)
+	}
+}
+
+// pipePrivileged says whether the kernel exempts this thread from the
+// per-user pipe limits: CAP_SYS_RESOURCE or CAP_SYS_ADMIN in effect.
+func pipePrivileged() bool {
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}, &data[0]); err != nil {
+		return false
+	}
+	const want = 1<<unix.CAP_SYS_RESOURCE | 1<<unix.CAP_SYS_ADMIN
+	return data[0].Effective&want != 0
+}
 
 // container is what the node daemon says of the named container, or
 // said of it last if that still holds (see containerCache).
