@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -280,6 +281,68 @@ func TestTeTrailersPassed(t *testing.T) {
 			if string(b) != c.want {
 				t.Errorf("noLean=%v: TE %q, Connection %q: the app got Te %s, want %s", noLean, c.te, c.conn, b, c.want)
 			}
+		}
+	}
+}
+
+// TestNoReplayAfterAnswerBytes: a request whose answer had begun (part
+// of a head, an interim 103) when its connection broke is not sent
+// again, whatever the connection says of its bytes (Undeliverable's
+// claim is about what was written; an answer proves the app had the
+// request): on both paths. Bodies of unknown length never are.
+func TestNoReplayAfterAnswerBytes(t *testing.T) {
+	var prefix atomic.Value
+	broken, _ := rawApp(t, func(n int32, c net.Conn, br *bufio.Reader) {
+		if req, err := http.ReadRequest(br); err == nil {
+			io.Copy(io.Discard, req.Body)
+			io.WriteString(c, prefix.Load().(string))
+		}
+	})
+	var served atomic.Int32
+	good := serveBackend(t, echoBody(&served))
+	var dials atomic.Int32
+	dial := func(ctx context.Context, app string, port int) (net.Conn, error) {
+		addr := good
+		if dials.Add(1)%2 == 1 {
+			addr = broken
+		}
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return &undeliveredConn{Conn: c, undelivered: true}, nil
+	}
+	s, eaddr := startEdge(t, Config{Dial: dial})
+	if err := s.SetTable(Table{Routes: []Route{{Host: "r.test", App: "app", Port: 80}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"H", "HTTP/1.1 200 OK\r\nContent-Le", "HTTP/1.1 103 Early Hints\r\n\r\n"} {
+		prefix.Store(p)
+		for _, kind := range []string{"POST", "upgrade", "chunked"} {
+			s.CloseIdleUpstreams()
+			dials.Store(0)
+			req, _ := http.NewRequest("POST", "http://"+eaddr+"/", strings.NewReader("hello"))
+			switch kind {
+			case "upgrade": // the ReverseProxy path
+				req, _ = http.NewRequest("GET", "http://"+eaddr+"/", nil)
+				req.Header.Set("Connection", "Upgrade")
+				req.Header.Set("Upgrade", "x-test")
+			case "chunked":
+				req.ContentLength = -1
+				req.Body = io.NopCloser(strings.NewReader("hello"))
+			}
+			req.Host = "r.test"
+			resp, err := client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadGateway || served.Load() != 0 {
+				t.Errorf("%s after the answer began with %q: %d, sent again %d times; want 502, not sent again", kind, p, resp.StatusCode, served.Load())
+			}
+			served.Store(0)
 		}
 	}
 }

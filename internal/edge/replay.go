@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"sync/atomic"
 )
 
 // Undeliverable is implemented by connections that Config.Dial returns
@@ -79,8 +80,10 @@ func retry(r *http.Request, a attempt) bool {
 // roundTripper sends each request of the ReverseProxy path (upgrades,
 // large or streamed bodies) over the Server's current Transport (see
 // CloseIdleUpstreams). A request without a body that failed on a
-// connection saying it never arrived goes again; the Transport already
-// sends idempotent ones again after a broken kept-alive connection.
+// connection saying it never arrived goes again, unless a byte of an
+// answer came (the app had it, whatever the connection says); the
+// Transport already sends idempotent ones again after a broken
+// kept-alive connection.
 type roundTripper struct{ s *Server }
 
 func (t roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -89,9 +92,13 @@ func (t roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	for try := 1; ; try++ {
 		var conn net.Conn
-		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { conn = i.Conn }}
+		var answered atomic.Bool // the hooks may run in the Transport's goroutines
+		trace := &httptrace.ClientTrace{
+			GotConn:              func(i httptrace.GotConnInfo) { conn = i.Conn },
+			GotFirstResponseByte: func() { answered.Store(true) },
+		}
 		resp, err := t.s.transport.Load().RoundTrip(r.WithContext(httptrace.WithClientTrace(r.Context(), trace)))
-		if err == nil || conn == nil || !undelivered(conn) || try == maxAttempts || r.Context().Err() != nil {
+		if err == nil || conn == nil || answered.Load() || !undelivered(conn) || try == maxAttempts || r.Context().Err() != nil {
 			return resp, err
 		}
 	}
