@@ -109,6 +109,7 @@ type sessionConn struct {
 	r       io.Reader
 	w       io.WriteCloser
 	stderr  io.Reader
+	wmu     sync.Mutex // see Write
 	once    sync.Once
 	release func() // once closed: the overflow connection's count (overflow.go)
 	deliv   *Delivery
@@ -141,15 +142,30 @@ func (s *sessionConn) exit() error {
 	return s.exitErr
 }
 
-func (s *sessionConn) Write(b []byte) (int, error) { return s.w.Write(b) }
+// Writes and the input's close hold wmu: x/crypto's channel reads its
+// "EOF sent" flag in Write unguarded, so a close from another goroutine
+// (an HTTP client's read loop closing the connection while its write
+// loop writes) is a data race.
+func (s *sessionConn) Write(b []byte) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.w.Write(b)
+}
 
 // CloseWrite tells the far side there is no more input.
-func (s *sessionConn) CloseWrite() error { return s.w.Close() }
+func (s *sessionConn) CloseWrite() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.w.Close()
+}
 
 func (s *sessionConn) Close() error {
 	s.once.Do(func() {
-		if s.w != nil {
+		// A write under way may wait for window that never comes: the
+		// session is closed without an EOF, which ends that write.
+		if s.w != nil && s.wmu.TryLock() {
 			s.w.Close()
+			s.wmu.Unlock()
 		}
 		s.sess.Close()
 		s.release()
@@ -160,7 +176,7 @@ func (s *sessionConn) Close() error {
 // sessionWriter is a session's input whose Close closes the session once.
 type sessionWriter struct{ s *sessionConn }
 
-func (w sessionWriter) Write(b []byte) (int, error) { return w.s.w.Write(b) }
+func (w sessionWriter) Write(b []byte) (int, error) { return w.s.Write(b) }
 func (w sessionWriter) Close() error                { return w.s.Close() }
 
 // gateSays returns what the gate wrote on stderr, if anything. It is
