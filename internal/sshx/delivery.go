@@ -28,9 +28,13 @@ import (
 // closed for another reason than silence, a write under way when the
 // queue is read) leaves the bytes counted as maybe delivered.
 //
-// Assumed: the node, or its link both ways, stopped as a whole. A node
+// Assumed: the node, or its link both ways, stopped as a whole, and a
+// packet that left this host arrives within the margin or never. A node
 // that goes on receiving while nothing it sends arrives (a one-way
-// partition) could have bytes it never acknowledged.
+// partition) could have bytes it never acknowledged; so could one whose
+// packets wait somewhere and are delivered later, before the reset (a
+// virtual machine paused, by live migration say, with its host queueing
+// what comes for it, or seconds of buffering on the path).
 type Delivery struct {
 	sock   net.Conn // the TCP connection, for its send queue; nil if unknown
 	margin time.Duration
