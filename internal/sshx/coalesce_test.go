@@ -72,12 +72,21 @@ func TestCoalescer(t *testing.T) {
 }
 
 // TestCoalescerXCrypto: with x/crypto/ssh as it is and each AEAD cipher,
+// and AES-CTR with the encrypt-then-MAC MACs (also in hardening's list),
 // every 4 KiB write is followed at once by the rest of its packet (the
 // timer never sends one alone), and the bytes arrive intact. With AES-GCM
 // (what the client picks) packets are split, and joined again.
 func TestCoalescerXCrypto(t *testing.T) {
-	for _, cipher := range []string{ssh.CipherAES128GCM, ssh.CipherAES256GCM, ssh.CipherChaCha20Poly1305} {
-		t.Run(cipher, func(t *testing.T) {
+	for _, alg := range []struct{ cipher, mac string }{
+		{ssh.CipherAES128GCM, ""}, {ssh.CipherAES256GCM, ""}, {ssh.CipherChaCha20Poly1305, ""},
+		{ssh.CipherAES256CTR, ssh.HMACSHA512ETM}, {ssh.CipherAES128CTR, ssh.HMACSHA256ETM},
+	} {
+		cipher, name := alg.cipher, alg.cipher
+		var macs []string
+		if alg.mac != "" {
+			macs, name = []string{alg.mac}, cipher+"+"+alg.mac
+		}
+		t.Run(name, func(t *testing.T) {
 			_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
 			hostKey, err := ssh.NewSignerFromKey(hostPriv)
 			if err != nil {
@@ -123,7 +132,7 @@ func TestCoalescerXCrypto(t *testing.T) {
 			k := newCoalescer(tcp)
 			sc, chans, reqs, err := ssh.NewClientConn(k, "test", &ssh.ClientConfig{
 				User: "t", HostKeyCallback: ssh.InsecureIgnoreHostKey(),
-				Config: ssh.Config{Ciphers: []string{cipher}},
+				Config: ssh.Config{Ciphers: []string{cipher}, MACs: macs},
 			})
 			if err != nil {
 				t.Fatal(err)
