@@ -346,3 +346,28 @@ func TestNoReplayAfterAnswerBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestBothLengths: how the raw head is looked at for an answer framed
+// two ways: names in any case, only whole field names, and a head that
+// goes on past the buffer reported as not seen whole.
+func TestBothLengths(t *testing.T) {
+	for _, c := range []struct {
+		head        string
+		both, whole bool
+	}{
+		{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false, true},
+		{"HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: chunked\r\ncontent-length: 5\r\n\r\n", true, true},
+		{"HTTP/1.1 200 OK\nContent-Length: 5\nTransfer-Encoding: chunked\n\n", true, true},
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Content-Length: 5\r\n\r\n", false, true},
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: a\r\n Content-Length: 5\r\n\r\n", false, true},
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n", false, false},
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: " + strings.Repeat("x", 8<<10) + "\r\nContent-Length: 5\r\n\r\n", false, false},
+	} {
+		br := bufio.NewReaderSize(strings.NewReader(c.head), 4<<10)
+		br.Peek(1)
+		both, whole := bothLengths(br)
+		if both != c.both || whole != c.whole {
+			t.Errorf("%.60q: both %v whole %v, want %v %v", c.head, both, whole, c.both, c.whole)
+		}
+	}
+}
