@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,15 +64,17 @@ func (m *requestMark) read(b []byte) {
 	}
 }
 
-func (m *requestMark) write() {
+func (m *requestMark) write(b []byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	// After an interim answer (100 Continue, 101 Switching Protocols)
 	// the same request goes on; after anything not surely a final
 	// answer, the bytes count as the same request's too, whose start is
 	// earlier: more of them must be unacknowledged for it to be
-	// undelivered.
-	if !m.begun || (m.reading && finalStatus(m.status)) {
+	// undelivered. So do bytes that do not open with a request line:
+	// the rest of a body the replica answered early (413, or 200 before
+	// reading it all), written after its answer was read.
+	if !m.begun || (m.reading && finalStatus(m.status) && requestLine(b)) {
 		m.begun, m.from, m.at = true, m.deliv.Written(), time.Now()
 	}
 	m.reading = false
@@ -81,6 +84,21 @@ func (m *requestMark) write() {
 // (2xx to 5xx) code.
 func finalStatus(b []byte) bool {
 	return len(b) >= statusLen && bytes.HasPrefix(b, []byte("HTTP/1.")) && b[8] == ' ' && b[9] >= '2' && b[9] <= '5'
+}
+
+// requestLine says whether b opens like an HTTP/1.x request, as Go's
+// Transport writes each: a method (a token) and a space.
+func requestLine(b []byte) bool {
+	for i, c := range b[:min(len(b), 32)] {
+		switch {
+		case c == ' ':
+			return i > 0
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 func (m *requestMark) undelivered() bool {
@@ -102,7 +120,7 @@ func (c *edgeConn) Read(b []byte) (int, error) {
 
 func (c *edgeConn) Write(b []byte) (int, error) {
 	if c.mark.deliv != nil {
-		c.mark.write()
+		c.mark.write(b)
 	}
 	return c.Conn.Write(b)
 }

@@ -46,7 +46,7 @@ func TestEdgeConnUndelivered(t *testing.T) {
 	step := func(written int64, answer string) {
 		t.Helper()
 		d.written = written
-		if _, err := c.Write([]byte("x")); err != nil {
+		if _, err := c.Write([]byte("POST / HTTP/1.1\r\n")); err != nil {
 			t.Fatal(err)
 		}
 		if answer != "" {
@@ -85,6 +85,30 @@ func TestEdgeConnUndelivered(t *testing.T) {
 	c2.Write([]byte("body"))
 	if c2.Undelivered() {
 		t.Error("a request whose head was acknowledged is undelivered after 100 Continue")
+	}
+
+	// The rest of a body written after an early final answer (413, or
+	// 200 before the replica read it all) is the same request's, not a
+	// new one: its head, acknowledged, leaves it maybe delivered.
+	d3 := &fakeDelivery{dead: true, acked: 120}
+	sc3 := &scriptConn{}
+	c3 := &edgeConn{Conn: sc3, mark: &requestMark{deliv: d3}}
+	d3.written = 100
+	c3.Write([]byte("PUT /x HTTP/1.1\r\nContent-Length: 100000\r\n\r\n"))
+	sc3.reads = []string{"HTTP/1.1 413 Content Too Large\r\n"}
+	c3.Read(make([]byte, 64))
+	d3.written = 150
+	c3.Write([]byte("\x00\x01 body bytes"))
+	if c3.Undelivered() {
+		t.Error("a request whose head was acknowledged is undelivered after an early answer")
+	}
+	// The next request does begin after it.
+	sc3.reads = []string{"HTTP/1.1 200 OK\r\n"}
+	c3.Read(make([]byte, 64))
+	d3.written = 200
+	c3.Write([]byte("GET / HTTP/1.1\r\n"))
+	if !c3.Undelivered() {
+		t.Error("a new request after a final answer, none of it acknowledged, is not undelivered")
 	}
 
 	// Not over SSH: never undelivered.
