@@ -30,7 +30,10 @@ const maxProbes = 16
 // monotonic clock: a step of the wall clock (NTP, an operator) must
 // neither make every peer look silent for DownAfter at once nor move back
 // the last sign of life that sshx.Delivery's "surely undelivered" rests on.
-type Heard struct{ at atomic.Int64 } // since epoch
+type Heard struct {
+	at   atomic.Int64 // since epoch
+	late atomic.Int64 // since epoch: when Watch last ran late (see Watch)
+}
 
 // NewHeard starts the clock now: a connection just made counts as heard.
 func NewHeard() *Heard {
@@ -51,6 +54,13 @@ func (h *Heard) Quiet() time.Duration { return time.Since(epoch) - time.Duration
 
 // Last is when the peer was last heard, with a monotonic reading.
 func (h *Heard) Last() time.Time { return epoch.Add(time.Duration(h.at.Load())) }
+
+// SilentSince is when the peer's silence began as far as probes tell: the
+// last time it was heard, or later, when Watch last ran late (it probed
+// on schedule only since).
+func (h *Heard) SilentSince() time.Time {
+	return epoch.Add(time.Duration(max(h.at.Load(), h.late.Load())))
+}
 
 // Wrap returns conn, recording in h every read that returns bytes.
 func (h *Heard) Wrap(conn net.Conn) net.Conn { return heardConn{Conn: conn, heard: h} }
@@ -91,6 +101,7 @@ func Watch(ctx context.Context, client *ssh.Client, heard *Heard, cfg Config) er
 	closed := make(chan error, 1)
 	go func() { closed <- client.Wait() }()
 	var probes atomic.Int32
+	looked := time.Now() // when the loop last ran
 	for {
 		var beat <-chan struct{}
 		if cfg.Beat != nil {
@@ -104,6 +115,16 @@ func Watch(ctx context.Context, client *ssh.Client, heard *Heard, cfg Config) er
 		case <-beat:
 		case <-tick:
 		}
+		// A watcher that ran late (its process stopped, starved or
+		// swapped) sent no probe meanwhile, so sshx.Delivery's margin (a
+		// probe within two intervals of silence) does not hold from
+		// before now: SilentSince moves here. DownAfter still counts
+		// from the last byte heard.
+		now := time.Now()
+		if now.Sub(looked) > cfg.Interval+cfg.Interval/4 {
+			heard.late.Store(int64(now.Sub(epoch)))
+		}
+		looked = now
 		quiet := heard.Quiet()
 		if quiet >= cfg.DownAfter {
 			return fmt.Errorf("%w for %s", ErrSilent, quiet.Round(100*time.Millisecond))

@@ -214,3 +214,46 @@ func TestHeardMonotonic(t *testing.T) {
 		t.Fatalf("Quiet() = %v, but Last() was %v ago", q, since)
 	}
 }
+
+// TestStalledWatcher: a watch that ran late (its process stopped: no beat
+// came) sent no probe meanwhile, so the peer's silence as probes tell
+// (SilentSince) begins only then, though nothing was heard.
+func TestStalledWatcher(t *testing.T) {
+	p := newPair(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	beats := make(chan struct{})
+	beat := func() <-chan struct{} {
+		ch := make(chan struct{})
+		go func() {
+			select {
+			case <-beats:
+				close(ch)
+			case <-ctx.Done():
+			}
+		}()
+		return ch
+	}
+	cfg := Config{Interval: 50 * time.Millisecond, DownAfter: 200 * time.Millisecond, Beat: beat}
+	done := make(chan error, 1)
+	go func() { done <- Watch(ctx, p.client, p.heard, cfg) }()
+	for deadline := time.Now().Add(10 * time.Second); p.heard.Quiet() < 2*cfg.DownAfter; {
+		if time.Now().After(deadline) {
+			t.Fatal("the peer was heard from all along")
+		}
+		time.Sleep(10 * time.Millisecond) // the stall: time passing, no beat
+	}
+	resumed := time.Now()
+	beats <- struct{}{}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrSilent) {
+			t.Fatalf("watch ended: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch never looked again")
+	}
+	if since := p.heard.SilentSince(); since.Before(resumed) {
+		t.Errorf("silent since %v before the watcher resumed, last heard %v ago", resumed.Sub(since), p.heard.Quiet())
+	}
+}

@@ -187,7 +187,7 @@ func (c *Conn) maintain() {
 		if errors.Is(err, keepalive.ErrSilent) {
 			// Dead: what its kernel acknowledged is read before the
 			// sockets close, and will not change.
-			c.freeze(heard.Last())
+			c.freeze(heard.SilentSince())
 		}
 		client.Close()
 		c.closeExtra()
@@ -242,7 +242,7 @@ func (c *Conn) freeze(lastHeard time.Time) {
 	c.mu.Unlock()
 	held.freeze(lastHeard)
 	for _, o := range extra {
-		o.deliv.freeze(later(lastHeard, o.heard.Last()))
+		o.deliv.freeze(later(lastHeard, o.heard.SilentSince()))
 	}
 }
 

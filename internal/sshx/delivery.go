@@ -24,7 +24,9 @@ import (
 // request. So bytes count as undelivered only when also written late
 // enough into the silence that a live node would have been heard first:
 // the keepalive probe sent after two intervals of silence would have been
-// answered (sureSilence). Any doubt (no socket to ask, the connection
+// answered (sureSilence); the silence counts from the last byte heard,
+// or from when the keepalive watch last ran late, since a stalled master
+// sent no probe (keepalive.Heard.SilentSince). Any doubt (no socket to ask, the connection
 // closed for another reason than silence, a write under way when the
 // queue is read) leaves the bytes counted as maybe delivered.
 //
