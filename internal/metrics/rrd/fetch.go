@@ -18,8 +18,8 @@ type Point struct {
 // maxPoints points (maxPoints <= 0: no limit). When no archive does both it
 // takes the coarsest that fits maxPoints (the longest history among them),
 // and failing that the coarsest. Steps the chosen archive does not hold come
-// back unknown. At most maxPoints points (or maxRows when maxPoints <= 0)
-// come back: past that, the newest. It also returns the chosen step.
+// back unknown. At most maxPoints points (or, when maxPoints <= 0, as many as
+// the archive's ring holds) come back: past that, the newest. It also returns the chosen step.
 func (s *Series) Fetch(from, to time.Time, maxPoints int) (time.Duration, []Point) {
 	if to.Before(from) {
 		from, to = to, from
@@ -27,7 +27,7 @@ func (s *Series) Fetch(from, to time.Time, maxPoints int) (time.Duration, []Poin
 	a := &s.archives[s.choose(from.UnixNano(), to.UnixNano(), maxPoints)]
 	limit := int64(maxPoints)
 	if maxPoints <= 0 {
-		limit = maxRows
+		limit = int64(a.Rows) // older steps are unknown anyway
 	}
 	return a.Step, a.points(from.UnixNano(), to.UnixNano(), limit)
 }
