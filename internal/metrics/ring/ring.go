@@ -21,6 +21,7 @@ package ring
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sync"
 	"time"
@@ -126,6 +127,9 @@ func (r *Ring) Append(t time.Time, data []byte) (uint64, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.newest == math.MaxUint64 { // only a forged slot gets here
+		return 0, fmt.Errorf("append to ring %s: sequence exhausted", r.path)
+	}
 	seq := r.newest + 1
 	encodeSlot(r.buf, seq, t, data)
 	if _, err := r.f.WriteAt(r.buf, r.offset(seq)); err != nil {
