@@ -319,14 +319,20 @@ func (l *load) stop() (ok, failed int64, errs []string) {
 }
 
 // TestIngressNodeKill: a node holding one of web's replicas loses power
-// under load through the edge. Every request begun once its link is down
-// gets an answer, POSTs too: one sent on a kept-alive connection to the
-// dead replica goes to another once the node is found dead (2.7 s), its
-// kernel having acknowledged none of it (sshx.Delivery). Only requests
-// begun before may fail, having maybe been in flight to it: nothing sends
-// again a request that could have been done. GETs all get answers (sent
-// again when nothing of an answer came back).
+// under load through the edge. Every request begun once its link has been
+// down half a second gets an answer, POSTs too: one sent on a kept-alive
+// connection to the dead replica goes to another once the node is found
+// dead (2.7 s), its kernel having acknowledged none of it (sshx.Delivery).
+// Requests begun before, or in that first half second (which the edge
+// cannot tell from them), may fail, having maybe been in flight to it:
+// nothing sends again a request that could have been done. GETs all get
+// answers (sent again when nothing of an answer came back).
 func TestIngressNodeKill(t *testing.T) {
+	// undecided bounds how long into a node's silence a request it never
+	// got cannot be told from one it got just before it died: sshx calls
+	// bytes surely undelivered only once written two keepalive intervals
+	// and 100 ms into the silence (0.5 s in tests); 0.7 s leaves a margin.
+	const undecided = 700 * time.Millisecond
 	e := newEdgeEnv(t, 3)
 	edge := net.JoinHostPort(e.nodeAddr("n1"), "80")
 	r := e.deploy(ingressSpec("web", "web.test", 3))
@@ -388,9 +394,9 @@ func TestIngressNodeKill(t *testing.T) {
 	// takes the edge's idle upstream connections, n3's among them (the
 	// burst before the cut left some): those must go to another replica
 	// when n3 is found dead.
-	time.Sleep(time.Until(cut.Add(700 * time.Millisecond)))
+	time.Sleep(time.Until(cut.Add(undecided)))
 	burstFailed, burstSlow := postBurst(edge, "web.test", 32)
-	t.Logf("a burst of 32 POSTs %v after the link went down: %d failed, %d answered after waiting for n3 to be found dead", 700*time.Millisecond, len(burstFailed), burstSlow)
+	t.Logf("a burst of 32 POSTs %v after the link went down: %d failed, %d answered after waiting for n3 to be found dead", undecided, len(burstFailed), burstSlow)
 	if len(burstFailed) > 0 {
 		t.Errorf("POSTs begun after n3's link went down failed: %v", burstFailed)
 	}
@@ -412,13 +418,18 @@ func TestIngressNodeKill(t *testing.T) {
 	pok, pfailed, perrs := posts.stop()
 	t.Logf("n3 powered off under load through the edge: 3 replicas ready again after %v; GETs %d answered, %d failed; POSTs %d answered, %d failed %v",
 		recovered.Round(10*time.Millisecond), ok, failed, pok, pfailed, perrs)
-	// A request begun once the link was down never reached n3: it must
-	// have been answered, whatever its method. Only those begun before
-	// may have been in flight to n3, and fail.
+	// A request begun once the link was down never reached n3, but in the
+	// first moments of the silence the edge cannot tell it from one that
+	// reached n3 just before (n3's kernel may have held back its ACK), so
+	// it may fail as one in flight would. Any request begun later must
+	// have been answered, whatever its method.
 	for _, b := range append(gets.began, posts.began...) {
-		if b.After(cut) {
+		switch {
+		case b.After(cut.Add(undecided)):
 			t.Errorf("a request begun %v after n3's link went down failed", b.Sub(cut).Round(time.Millisecond))
-		} else {
+		case b.After(cut):
+			t.Logf("a request begun %v after n3's link went down failed: the edge could not yet tell it from one in flight", b.Sub(cut).Round(time.Millisecond))
+		default:
 			t.Logf("a request begun %v before n3's link went down failed", cut.Sub(b).Round(time.Millisecond))
 		}
 	}
