@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -17,37 +16,6 @@ import (
 	"time"
 	"unsafe"
 )
-
-// rawApp is an upstream that speaks HTTP/1.1 by hand: each connection
-// runs script with the connection's number (from 1), the connection and
-// its reader. It counts connections.
-func rawApp(t *testing.T, script func(n int32, c net.Conn, br *bufio.Reader)) (addr string, conns *atomic.Int32) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conns = new(atomic.Int32)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			n := conns.Add(1)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				script(n, c, bufio.NewReader(c))
-			}()
-		}
-	}()
-	return l.Addr().String(), conns
-}
 
 // acked waits until the peer's kernel has acknowledged all c has sent,
 // so that it is in the peer's receive queue (no sleep: SIOCOUTQ polled).

@@ -173,36 +173,21 @@ func TestClientGoneEndsUpstream(t *testing.T) {
 // TestAnswerHeadBounded: an app that sends headers without end gets a 502
 // for its client, not the edge's memory.
 func TestAnswerHeadBounded(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
+	app, _ := rawApp(t, func(_ int32, c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n")
+		line := "X-Filler: " + strings.Repeat("x", 1000) + "\r\n"
+		for range 3000 { // 3 MB of headers
+			if _, err := io.WriteString(c, line); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n")
-				line := "X-Filler: " + strings.Repeat("x", 1000) + "\r\n"
-				for range 3000 { // 3 MB of headers
-					if _, err := io.WriteString(c, line); err != nil {
-						return
-					}
-				}
-				io.WriteString(c, "\r\nok")
-			}()
 		}
-	}()
+		io.WriteString(c, "\r\nok")
+	})
 	bk := newBackends()
-	bk.set("app", 80, l.Addr().String())
+	bk.set("app", 80, app)
 	s, addr := startEdge(t, Config{Dial: bk.Dial})
 	if err := s.SetTable(Table{Routes: []Route{{Host: "h.test", App: "app", Port: 80}}}); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -125,3 +127,34 @@ func get(t testing.TB, addr, host, path string, hdr ...string) (int, string) {
 
 // firstWord is the backend's name in a named answer.
 func firstWord(s string) string { w, _, _ := strings.Cut(s, " "); return w }
+
+// rawApp is an upstream that speaks HTTP/1.1 by hand: each connection
+// runs script with the connection's number (from 1), the connection and
+// its reader. It counts connections.
+func rawApp(t *testing.T, script func(n int32, c net.Conn, br *bufio.Reader)) (addr string, conns *atomic.Int32) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns = new(atomic.Int32)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			n := conns.Add(1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				script(n, c, bufio.NewReader(c))
+			}()
+		}
+	}()
+	return l.Addr().String(), conns
+}

@@ -26,29 +26,13 @@ func (c *undeliveredConn) Undelivered() bool { return c.undelivered }
 // something: a replica that went away under the request. It counts the
 // connections that got bytes.
 func swallower(t *testing.T) (addr string, got *atomic.Int32) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	got = new(atomic.Int32)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetReadDeadline(time.Now().Add(10 * time.Second))
-				if n, _ := c.Read(make([]byte, 1)); n > 0 {
-					got.Add(1)
-				}
-			}()
+	addr, _ = rawApp(t, func(_ int32, c net.Conn, br *bufio.Reader) {
+		if _, err := br.ReadByte(); err == nil {
+			got.Add(1)
 		}
-	}()
-	return l.Addr().String(), got
+	})
+	return addr, got
 }
 
 // echoBody answers with the request's method and body, and counts them.
@@ -157,38 +141,20 @@ func TestReplayUndelivered(t *testing.T) {
 // could not be sent twice), and a GET that broke on one goes again, as
 // with Go's Transport.
 func TestKeptAliveClosedByApp(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	// Each connection answers one request, keeping it alive, then closes
 	// it: closed tells when.
 	closed := make(chan struct{}, 16)
-	var conns sync.WaitGroup
-	t.Cleanup(conns.Wait)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			go func() {
-				defer conns.Done()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err == nil {
-					io.Copy(io.Discard, req.Body)
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-				c.Close()
-				closed <- struct{}{}
-			}()
+	app, _ := rawApp(t, func(_ int32, c net.Conn, br *bufio.Reader) {
+		req, err := http.ReadRequest(br)
+		if err == nil {
+			io.Copy(io.Discard, req.Body)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
-	}()
+		c.Close()
+		closed <- struct{}{}
+	})
 	bk := newBackends()
-	bk.set("app", 80, l.Addr().String())
+	bk.set("app", 80, app)
 	s, addr := startEdge(t, Config{Dial: bk.Dial})
 	if err := s.SetTable(Table{Routes: []Route{{Host: "k.test", App: "app", Port: 80}}}); err != nil {
 		t.Fatal(err)
