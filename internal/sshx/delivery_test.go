@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/moatcloud/moat/internal/sshx"
-	"github.com/moatcloud/moat/internal/testcluster"
 )
 
 // TestDeliveryOnPowerOff: a node powered off (its link down first, so its
@@ -19,12 +18,7 @@ import (
 // counts as acknowledged; those bytes are undelivered, but only from when
 // a live node would have been heard.
 func TestDeliveryOnPowerOff(t *testing.T) {
-	c := testcluster.NewCluster(t, 1)
-	c.Install("n1")
-	pool := sshx.NewPool(sshx.Config{Signer: c.MasterKey})
-	defer pool.Close()
-	conn := pool.Add(c.Target("n1"))
-	waitState(t, conn, sshx.Up, 20*time.Second)
+	c, _, conn := upNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// A session kept open is the handle on its connection's counts.
@@ -117,12 +111,7 @@ func TestDeliveryOnPowerOff(t *testing.T) {
 // than the node's silence (here the pool lets it go) says nothing final:
 // every byte may have arrived.
 func TestDeliveryNotFinalOnClose(t *testing.T) {
-	c := testcluster.NewCluster(t, 1)
-	c.Install("n1")
-	pool := sshx.NewPool(sshx.Config{Signer: c.MasterKey})
-	defer pool.Close()
-	conn := pool.Add(c.Target("n1"))
-	waitState(t, conn, sshx.Up, 20*time.Second)
+	_, pool, conn := upNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sess, err := conn.Open(ctx, "rpc")
@@ -152,12 +141,7 @@ func TestDeliveryNotFinalOnClose(t *testing.T) {
 // (by the held connection's keepalives), that connection's count is final
 // too, and what was written on it after the stop is undelivered.
 func TestDeliveryOverflowOnPowerOff(t *testing.T) {
-	c := testcluster.NewCluster(t, 1)
-	c.Install("n1")
-	pool := sshx.NewPool(sshx.Config{Signer: c.MasterKey})
-	defer pool.Close()
-	conn := pool.Add(c.Target("n1"))
-	waitState(t, conn, sshx.Up, 20*time.Second)
+	c, _, conn := upNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var sessions []net.Conn

@@ -27,6 +27,19 @@ func waitState(t *testing.T, c *sshx.Conn, want sshx.State, timeout time.Duratio
 	}
 }
 
+// upNode starts a one-node cluster and a pool holding an up connection
+// to n1, closed when the test ends.
+func upNode(t *testing.T) (*testcluster.Cluster, *sshx.Pool, *sshx.Conn) {
+	t.Helper()
+	c := testcluster.NewCluster(t, 1)
+	c.Install("n1")
+	pool := sshx.NewPool(sshx.Config{Signer: c.MasterKey})
+	t.Cleanup(pool.Close)
+	conn := pool.Add(c.Target("n1"))
+	waitState(t, conn, sshx.Up, 20*time.Second)
+	return c, pool, conn
+}
+
 func TestPoolRPC(t *testing.T) {
 	c := testcluster.NewCluster(t, 2)
 	c.Install("n1")
@@ -72,12 +85,7 @@ func TestHostKeyChangedIsRefused(t *testing.T) {
 // TestDeadNodeDetected: a cut link is noticed by keepalives, and the
 // connection comes back when the link does.
 func TestDeadNodeDetected(t *testing.T) {
-	c := testcluster.NewCluster(t, 1)
-	c.Install("n1")
-	pool := sshx.NewPool(sshx.Config{Signer: c.MasterKey})
-	defer pool.Close()
-	conn := pool.Add(c.Target("n1"))
-	waitState(t, conn, sshx.Up, 20*time.Second)
+	c, _, conn := upNode(t)
 	if err := c.CutLink("n1"); err != nil {
 		t.Fatal(err)
 	}
@@ -97,12 +105,7 @@ func TestDeadNodeDetected(t *testing.T) {
 // marked down; booted again, its daemon comes back and the held
 // connection with it.
 func TestNodeRebootReconnects(t *testing.T) {
-	c := testcluster.NewCluster(t, 1)
-	c.Install("n1")
-	pool := sshx.NewPool(sshx.Config{Signer: c.MasterKey})
-	defer pool.Close()
-	conn := pool.Add(c.Target("n1"))
-	waitState(t, conn, sshx.Up, 20*time.Second)
+	c, _, conn := upNode(t)
 	if err := c.StopNode("n1"); err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,6 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/moatcloud/moat/internal/sshx"
-	"github.com/moatcloud/moat/internal/testcluster"
 )
 
 // TestSessionCloseDuringWrite: a session closed by one goroutine while
@@ -14,12 +11,7 @@ import (
 // under its write loop) ends the write, without a data race (run with
 // -race) and without waiting for it.
 func TestSessionCloseDuringWrite(t *testing.T) {
-	c := testcluster.NewCluster(t, 1)
-	c.Install("n1")
-	pool := sshx.NewPool(sshx.Config{Signer: c.MasterKey})
-	defer pool.Close()
-	conn := pool.Add(c.Target("n1"))
-	waitState(t, conn, sshx.Up, 20*time.Second)
+	_, _, conn := upNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for range 5 {
