@@ -174,17 +174,7 @@ func TestBusyPeerIsNotProbed(t *testing.T) {
 		}
 		cancel()
 	}()
-	beat := func() <-chan struct{} {
-		ch := make(chan struct{})
-		go func() {
-			select {
-			case <-beats:
-				close(ch)
-			case <-ctx.Done():
-			}
-		}()
-		return ch
-	}
+	beat := beatsFrom(ctx, beats)
 	Watch(ctx, p.client, p.heard, Config{Interval: time.Second, DownAfter: 2 * time.Second, Beat: beat})
 	if n := p.seen(); n != 0 {
 		t.Errorf("%d probes to a peer heard from at every beat", n)
@@ -223,17 +213,7 @@ func TestStalledWatcher(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	beats := make(chan struct{})
-	beat := func() <-chan struct{} {
-		ch := make(chan struct{})
-		go func() {
-			select {
-			case <-beats:
-				close(ch)
-			case <-ctx.Done():
-			}
-		}()
-		return ch
-	}
+	beat := beatsFrom(ctx, beats)
 	cfg := Config{Interval: 50 * time.Millisecond, DownAfter: 200 * time.Millisecond, Beat: beat}
 	done := make(chan error, 1)
 	go func() { done <- Watch(ctx, p.client, p.heard, cfg) }()
@@ -255,5 +235,21 @@ func TestStalledWatcher(t *testing.T) {
 	}
 	if since := p.heard.SilentSince(); since.Before(resumed) {
 		t.Errorf("silent since %v before the watcher resumed, last heard %v ago", resumed.Sub(since), p.heard.Quiet())
+	}
+}
+
+// beatsFrom is a Config.Beat driven by the test: each beat is a value
+// sent on beats.
+func beatsFrom(ctx context.Context, beats <-chan struct{}) func() <-chan struct{} {
+	return func() <-chan struct{} {
+		ch := make(chan struct{})
+		go func() {
+			select {
+			case <-beats:
+				close(ch)
+			case <-ctx.Done():
+			}
+		}()
+		return ch
 	}
 }
