@@ -347,15 +347,17 @@ func (w *cacheWatch) run(ctx context.Context) {
 	}
 }
 
-// delays are, for each entry seen first on the first directory and then
-// on the second, how much later.
+// delays are, for each entry seen on both directories, how much later it
+// was seen on the second. An entry copied within one polling round can be
+// seen on the second before the first (the first was read just before it
+// was written there): that counts as no delay.
 func (w *cacheWatch) delays() map[string]time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	out := map[string]time.Duration{}
 	for name, t1 := range w.seen[0] {
-		if t2, ok := w.seen[1][name]; ok && !t2.Before(t1) {
-			out[name] = t2.Sub(t1).Round(100 * time.Microsecond)
+		if t2, ok := w.seen[1][name]; ok {
+			out[name] = max(0, t2.Sub(t1)).Round(100 * time.Microsecond)
 		}
 	}
 	return out

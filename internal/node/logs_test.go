@@ -14,8 +14,13 @@ import (
 func TestLogs(t *testing.T) {
 	n := newNode(t)
 	c := run(t, n, nodeapi.ContainerSpec{Name: "spammer", Cmd: []string{"spam", "100"}})
-	waitLog(t, n, c.ID, "done on stderr")
-	all := logLines(t, n, c.ID, nodeapi.LogOptions{})
+	// stdout and stderr are read apart: stderr's last line can be logged
+	// before stdout's are, so wait for the count, not for that line.
+	var all []nodeapi.LogEntry
+	waitFor(t, "101 lines logged", 20*time.Second, func() bool {
+		all = logLines(t, n, c.ID, nodeapi.LogOptions{})
+		return len(all) >= 101
+	})
 	if len(all) != 101 {
 		t.Fatalf("%d lines, want 101", len(all))
 	}
