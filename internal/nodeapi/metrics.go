@@ -250,11 +250,11 @@ const (
 // the ring was made anew): those are lost, and the page resumes from the
 // oldest kept.
 type MetricsPage struct {
-	Oldest   uint64          `json:"oldest"`
-	Newest   uint64          `json:"newest"`
-	Gap      bool            `json:"gap,omitempty"`
-	Interval Duration        `json:"interval"` // the node's sampling interval
-	Raw      []RawRecord     `json:"records"`
+	Oldest   uint64      `json:"oldest"`
+	Newest   uint64      `json:"newest"`
+	Gap      bool        `json:"gap,omitempty"`
+	Interval Duration    `json:"interval"` // the node's sampling interval
+	Raw      []RawRecord `json:"records"`
 }
 
 // RawRecord is one ring record as the node stored it: the master decodes
