@@ -34,6 +34,10 @@ func main() {
 		json.NewEncoder(os.Stdout).Encode(report())
 	case "serve":
 		serve(arg)
+	case "say":
+		// What an app may print: the dashboard's tests make it hostile.
+		fmt.Println(arg)
+		serve(":8080")
 	case "exit":
 		code, _ := strconv.Atoi(arg)
 		fmt.Println("exiting with", code)
