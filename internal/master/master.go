@@ -120,6 +120,7 @@ type Master struct {
 	// still (reconcile's goroutine only).
 	secretsChanged atomic.Int64
 	certs          certCache
+	events         eventLog // the event log's writing end (events.go)
 }
 
 // maxOps bounds the node operations under way at once, across nodes:
@@ -249,6 +250,7 @@ func (m *Master) Run(ctx context.Context) error {
 	m.deps = m.agentDeps()
 	defer m.db.Close()
 	defer m.pool.Close()
+	defer m.startEvents(ctx)() // stopped first: what was recorded is written before the database closes
 	nodes, err := m.db.Nodes(ctx)
 	if err != nil {
 		return err

@@ -33,6 +33,7 @@ type ControlPlane interface {
 	UserControl
 	RoleControl
 	AuditControl
+	EventControl
 }
 
 // AppControl is apps: their rollouts, replicas, logs and ports.
@@ -121,6 +122,7 @@ func (s *server) handler() http.Handler {
 	s.userRoutes(handle)
 	s.whoamiRoutes(handle)
 	s.auditRoutes(handle)
+	s.eventRoutes(handle)
 	// The Go profiler, for operators chasing the master's CPU or memory:
 	// curl --unix-socket /run/moat/master.sock http://m/debug/pprof/heap
 	// Root's only, like /debug/progress (authz.go).

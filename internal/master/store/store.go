@@ -49,6 +49,7 @@ var migrations = []string{
 	tenantsV5,    // tenants of apps and nodes, quotas (tenants.go)
 	linksV6,      // link keys (links.go)
 	edgeCacheV7,  // the edges' shared certificate cache, sealed (edge_cache.go)
+	eventsV8,     // the event log, metrics cursors per node (events.go)
 }
 
 // schemaV1 is the first schema.
