@@ -62,6 +62,16 @@ func main() {
 		snoop()
 	case "sink":
 		sink(arg)
+	case "burn": // keeps a core busy, for CPU figures; "burn N" allocates and touches N MiB first
+		mib, _ := strconv.Atoi(arg)
+		keep := make([]byte, mib<<20)
+		for i := range keep {
+			keep[i] = 1
+		}
+		fmt.Println("burning")
+		for x := uint64(1); ; x = x*6364136223846793005 + uint64(len(keep)) {
+			_ = x
+		}
 	case "oom":
 		var keep [][]byte
 		for {
