@@ -66,6 +66,7 @@ func (p *parser) top() []field {
 		{"secrets", p.secrets},
 		{"links", p.links},
 		{"ingress", p.ingress},
+		{"alerts", p.alerts},
 	}
 }
 

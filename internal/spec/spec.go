@@ -32,6 +32,7 @@ type App struct {
 	Secrets   []Secret          `json:"secrets,omitempty"` // secrets.go
 	Links     []Link            `json:"links,omitempty"`   // links.go
 	Ingress   []Ingress         `json:"ingress,omitempty"` // ingress.go
+	Alerts    Alerts            `json:"alerts,omitzero"`   // alerts.go
 }
 
 // Security can only narrow what the app's containers may do: an image

@@ -57,6 +57,7 @@ func (a App) check() []*Error {
 	c.secrets(a)
 	c.links(a)
 	c.ingress(a)
+	c.alerts(a.Alerts)
 	for i, d := range a.Security.Drop {
 		if _, err := privilege.ParseList([]string{d}); err != nil {
 			c.add(fmt.Sprintf("security.drop[%d]", i), "%s", strings.TrimPrefix(err.Error(), ": "))
