@@ -69,7 +69,11 @@ func TestRules(t *testing.T) {
 		{"disk 86%", node("up", at(0), 86, 100), map[string]bool{}, []string{"disk-full/n1"}},
 		{"disk 85%", node("up", at(0), 85, 100), map[string]bool{}, nil},
 		{"disk unknown size", node("up", at(0), 95, 0), map[string]bool{}, nil},
-		{"disk stale sample", func() Snapshot { s := node("up", at(0), 99, 100); s.Nodes[0].SampledAt = now.Add(-StaleSample - time.Second); return s }(), map[string]bool{}, nil},
+		{"disk stale sample", func() Snapshot {
+			s := node("up", at(0), 99, 100)
+			s.Nodes[0].SampledAt = now.Add(-StaleSample - time.Second)
+			return s
+		}(), map[string]bool{}, nil},
 
 		// Memory must last MemoryFor before it fires: pending first.
 		{"memory 95%", mem(95, 0), map[string]bool{"memory-near-limit/web-a": false}, []string{"memory-near-limit/web-a"}},

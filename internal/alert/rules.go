@@ -168,7 +168,7 @@ func certExpiring(s Snapshot) []condition {
 		left := c.NotAfter.Sub(s.Now)
 		days := left.Hours() / 24
 		x := condition{Alert: Alert{Rule: CertExpiring, Key: CertExpiring + "/" + c.Name, Severity: Warning, App: c.App, Value: round1(days),
-			Since: c.NotAfter.Add(-CertDays * 24 * time.Hour),
+			Since:   c.NotAfter.Add(-CertDays * 24 * time.Hour),
 			Summary: fmt.Sprintf("certificate %s expires %s (in %.1f days)", c.Name, c.NotAfter.UTC().Format(time.RFC3339), days)}}
 		switch {
 		case left <= 0:
