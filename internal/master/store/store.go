@@ -50,6 +50,7 @@ var migrations = []string{
 	linksV6,      // link keys (links.go)
 	edgeCacheV7,  // the edges' shared certificate cache, sealed (edge_cache.go)
 	eventsV8,     // the event log, metrics cursors per node (events.go)
+	alertsV9,     // alerts, webhooks and their queued notices (alerts.go)
 }
 
 // schemaV1 is the first schema.
