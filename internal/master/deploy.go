@@ -182,6 +182,7 @@ func (m *Master) RemoveApp(ctx context.Context, name, actor string) error {
 	if err := m.db.DeleteApp(ctx, appKey(ctx, name)); err != nil {
 		return err
 	}
+	m.removeMetrics("app", appKey(ctx, name))
 	m.kickReconcile()
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/moatcloud/moat/internal/master/delivery"
 	"github.com/moatcloud/moat/internal/master/httpapi"
 	"github.com/moatcloud/moat/internal/master/store"
+	metricstore "github.com/moatcloud/moat/internal/metrics/archive"
 	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/sshx"
 	"github.com/moatcloud/moat/internal/wire"
@@ -105,6 +106,9 @@ type Master struct {
 	// drainSince: when each replica being stopped was first seen so,
 	// while it drains (decide_drain.go; reconcile's goroutine only).
 	drainSince map[string]time.Time
+
+	metrics      *metricstore.Store // monitoring history (metrics.go)
+	metricsIndex metricsIndex       // what samples are checked against (metrics.go)
 
 	keepCache keepCache
 	feeds     feeds // rollouts watched, and their progress (watch.go)
@@ -238,6 +242,10 @@ func Open(cfg Config) (*Master, error) {
 		kick: make(chan struct{}, 1), agents: map[string]*agent{}, failures: map[string]string{}, unplacedSince: map[string]time.Time{}, balanced: map[string]string{}, drainSince: map[string]time.Time{},
 		ops: make(chan struct{}, maxOps),
 	}
+	if err := m.openMetrics(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	m.delivery = delivery.New(images, deliveryNodes{m}, cfg.MaxPushes, cfg.Log)
 	m.pool = sshx.NewPool(sshx.Config{Signer: key, KeepaliveInterval: cfg.KeepaliveInterval, DownAfter: cfg.DownAfter, Log: cfg.Log})
 	return m, nil
@@ -249,6 +257,7 @@ func (m *Master) Run(ctx context.Context) error {
 	m.ctx = ctx
 	m.deps = m.agentDeps()
 	defer m.db.Close()
+	defer m.metrics.Close() // before the database: its records check what is ingested
 	defer m.pool.Close()
 	defer m.startEvents(ctx)() // stopped first: what was recorded is written before the database closes
 	nodes, err := m.db.Nodes(ctx)

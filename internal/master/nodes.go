@@ -67,6 +67,7 @@ func (m *Master) RemoveNode(ctx context.Context, name, actor string) error {
 		return err
 	}
 	m.stopAgent(name)
+	m.removeMetrics("node", name)
 	m.log.Info("node removed", "node", name, "by", actor)
 	m.kickReconcile()
 	return nil
