@@ -80,6 +80,7 @@ outlive it: a restarted daemon re-adopts them.`,
 	f.IntVar(&cfg.GCThreshold, "gc-threshold", 85, "collect unused images when the disk is this full (percent; 0: never by itself)")
 	f.DurationVar(&cfg.GCInterval, "gc-interval", node.DefaultGCInterval, "how often the disk is looked at for --gc-threshold")
 	f.DurationVar(cfg.GCGrace, "gc-grace", gcGrace, "images pulled more recently than this are never collected")
+	f.DurationVar(&cfg.MetricsInterval, "metrics-interval", node.DefaultMetricsInterval, "how often the node samples itself, its containers and its routes for the master's metrics (at least 1s)")
 	f.BoolVar(&cfg.Edge, "edge", false, "make this node an edge: serve the cluster's ingress routes on --edge-http and --edge-https, its only listeners besides sshd (the operator's choice: moat node add --edge writes edge=true in node.conf)")
 	f.StringVar(&cfg.EdgeHTTP, "edge-http", ":80", "address an edge serves plain HTTP on (ACME HTTP-01, redirects to https for hosts with TLS)")
 	f.StringVar(&cfg.EdgeHTTPS, "edge-https", ":443", "address an edge serves HTTPS on")

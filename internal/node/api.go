@@ -59,6 +59,7 @@ func (d *Daemon) routeTable() []route {
 		{"GET /v1/links", d.handleLinks},
 		{"GET /v1/edge/cache/outbox", d.handleEdgeCacheOutbox},
 		{"PUT /v1/edge/cache", d.handleInstallEdgeCache},
+		{"GET /v1/metrics", d.handleMetrics},
 	}
 }
 

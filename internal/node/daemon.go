@@ -70,6 +70,11 @@ type Config struct {
 	Edge                                 bool
 	EdgeHTTP, EdgeHTTPS                  string
 	ACMEEmail, ACMEDirectory, ACMECAFile string
+	// MetricsInterval is how often the node samples itself, its
+	// containers and its routes into its metrics ring (metrics.go);
+	// default DefaultMetricsInterval, at least MinMetricsInterval.
+	MetricsInterval time.Duration
+	metricsSlots    int // the ring's slots; a test's smaller ring
 }
 
 // Daemon is a running node daemon.
@@ -93,6 +98,7 @@ type Daemon struct {
 	containers map[string]*container
 	links      *links
 	edge       *edgeProxy // nil unless cfg.Edge
+	metrics    *metrics
 	// ingressIgnored: a table's ingress reached a node that is no edge,
 	// and that was logged.
 	ingressIgnored atomic.Bool
@@ -152,6 +158,12 @@ func (c *Config) setDefaults() error {
 	if c.AuthorizedKeys == "" {
 		c.AuthorizedKeys = nodeapi.AuthorizedKeys
 	}
+	if c.MetricsInterval == 0 {
+		c.MetricsInterval = DefaultMetricsInterval
+	}
+	if c.MetricsInterval < MinMetricsInterval {
+		return fmt.Errorf("node: metrics interval %s is under the minimum %s", c.MetricsInterval, MinMetricsInterval)
+	}
 	if c.Edge && c.EdgeHTTP == "" && c.EdgeHTTPS == "" {
 		c.EdgeHTTP, c.EdgeHTTPS = ":80", ":443"
 	}
@@ -186,6 +198,7 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 			return nil, err
 		}
 	}
+	d.metrics = d.openMetrics()
 	return d, nil
 }
 
@@ -203,6 +216,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		go d.edge.run(ctx, d.cfg.EdgeHTTP, d.cfg.EdgeHTTPS)
 	}
 	go d.autoGC(ctx)
+	go d.metricsLoop(ctx)
 	d.cleanInbox()
 	mux := d.routes()
 	err := wire.Serve(ctx, "node.pid", d.log, func() {

@@ -44,6 +44,10 @@ var masterRoutes = map[string]bool{
 	// forge (edge_cache.go).
 	"GET /v1/edge/cache/outbox": true,
 	"PUT /v1/edge/cache":        true,
+	// The node's own numbers (load, memory, its containers' use, its
+	// routes' request counts): nothing secret, and the master pulls them
+	// into its history (metrics.go).
+	"GET /v1/metrics": true,
 }
 
 // mayCall says whether a role may call the route with this pattern. Root
