@@ -10,6 +10,9 @@
 // one at Hold keeps a firing alert firing but lets a pending one go; a
 // condition gone resolves its alert. The gap between the two levels is
 // the hysteresis that keeps a value hovering at a threshold from flapping.
+// A thing whose state is not known now (its node unreachable, its sample
+// stale) keeps its alert as it was: a master just restarted, or a node
+// away, resolves nothing it cannot see.
 package alert
 
 import (
@@ -58,8 +61,9 @@ type Level int
 
 // Levels.
 const (
-	Hold Level = iota + 1 // past the lower threshold: keeps a firing alert
-	Fire                  // past the threshold: fires (after For)
+	Unknown Level = iota + 1 // not known now (node unreachable, no fresh sample): an alert stays as it was
+	Hold                     // past the lower threshold: keeps a firing alert
+	Fire                     // past the threshold: fires (after For)
 )
 
 // condition is what a rule found about one thing.
@@ -82,6 +86,11 @@ func Evaluate(s Snapshot, prev []Alert) []Alert {
 	for _, c := range conditions(s) {
 		p, had := before[c.Key]
 		switch {
+		case c.level == Unknown:
+			if had {
+				out = append(out, p)
+			}
+			continue
 		case c.level == Hold && !(had && p.Firing):
 			continue // only keeps what fired
 		case had:

@@ -29,7 +29,7 @@ func TestRules(t *testing.T) {
 	nan := math.NaN()
 	now := at(time.Hour)
 	rep := func(f func(*Replica)) Snapshot {
-		r := Replica{ID: "web-a", App: "web", Node: "n1", State: "running", Started: at(0), Mem: nan, MemLimit: nan}
+		r := Replica{ID: "web-a", App: "web", Node: "n1", Known: true, State: "running", Started: at(0), Mem: 10, MemLimit: 100, SampledAt: now}
 		f(&r)
 		return Snapshot{Now: now, Replicas: []Replica{r}, Apps: []App{{Name: "web"}}}
 	}
@@ -58,11 +58,11 @@ func TestRules(t *testing.T) {
 		fresh map[string]bool
 		held  []string
 	}{
-		{"node up", node("up", at(0), nan, nan), map[string]bool{}, nil},
-		{"node down", node("down", now.Add(-time.Second), nan, nan), map[string]bool{"node-down/n1": true}, []string{"node-down/n1"}},
-		{"node reconnecting", node("connecting", now.Add(-time.Second), nan, nan), map[string]bool{}, []string{"node-down/n1"}},
-		{"node just back", node("up", now.Add(-5*time.Second), nan, nan), map[string]bool{}, []string{"node-down/n1"}},
-		{"node back a while", node("up", now.Add(-NodeUpClear), nan, nan), map[string]bool{}, nil},
+		{"node up", node("up", at(0), 10, 100), map[string]bool{}, nil},
+		{"node down", node("down", now.Add(-time.Second), 10, 100), map[string]bool{"node-down/n1": true}, []string{"node-down/n1"}},
+		{"node reconnecting", node("connecting", now.Add(-time.Second), 10, 100), map[string]bool{}, []string{"node-down/n1"}},
+		{"node just back", node("up", now.Add(-5*time.Second), 10, 100), map[string]bool{}, []string{"node-down/n1"}},
+		{"node back a while", node("up", now.Add(-NodeUpClear), 10, 100), map[string]bool{}, nil},
 
 		{"disk 95%", node("up", at(0), 95, 100), map[string]bool{"disk-full/n1": true}, []string{"disk-full/n1"}},
 		{"disk 90%", node("up", at(0), 90, 100), map[string]bool{}, []string{"disk-full/n1"}},
@@ -73,7 +73,7 @@ func TestRules(t *testing.T) {
 			s := node("up", at(0), 99, 100)
 			s.Nodes[0].SampledAt = now.Add(-StaleSample - time.Second)
 			return s
-		}(), map[string]bool{}, nil},
+		}(), map[string]bool{}, []string{"disk-full/n1"}},
 
 		// Memory must last MemoryFor before it fires: pending first.
 		{"memory 95%", mem(95, 0), map[string]bool{"memory-near-limit/web-a": false}, []string{"memory-near-limit/web-a"}},
@@ -82,7 +82,10 @@ func TestRules(t *testing.T) {
 		{"memory 85% of app threshold 80", mem(85, 80), map[string]bool{"memory-near-limit/web-a": false}, []string{"memory-near-limit/web-a"}},
 		{"memory 76% of app threshold 80", mem(76, 80), map[string]bool{}, []string{"memory-near-limit/web-a"}},
 		{"memory no limit", rep(func(r *Replica) { r.Mem, r.MemLimit, r.SampledAt = 100, 0, now }), map[string]bool{}, nil},
-		{"memory not sampled", rep(func(r *Replica) { r.SampledAt = now }), map[string]bool{}, nil},
+		{"memory not sampled", rep(func(r *Replica) { r.Mem = nan }), map[string]bool{}, []string{"memory-near-limit/web-a"}},
+		// A replica whose node is unreachable: every alert of its stays.
+		{"replica not known", rep(func(r *Replica) { r.Known = false }), map[string]bool{},
+			[]string{"crash-loop/web-a", "memory-near-limit/web-a", "oom-kill/web-a", "restarts/web-a"}},
 
 		{"crash loop", rep(func(r *Replica) {
 			r.State, r.Restarts, r.Started, r.Finished = "restarting", 3, now.Add(-2*time.Second), now.Add(-time.Second)
@@ -160,7 +163,7 @@ func TestHysteresis(t *testing.T) {
 	step := func(i int, pct float64) {
 		now := at(time.Duration(i) * 5 * time.Second)
 		s := Snapshot{Now: now, Apps: []App{{Name: "web"}},
-			Replicas: []Replica{{ID: "web-a", App: "web", Node: "n1", State: "running", Mem: pct, MemLimit: 100, SampledAt: now}}}
+			Replicas: []Replica{{ID: "web-a", App: "web", Node: "n1", Known: true, State: "running", Mem: pct, MemLimit: 100, SampledAt: now}}}
 		next := Evaluate(s, prev)
 		fired, resolved := Changes(prev, next)
 		for _, a := range fired {
@@ -187,7 +190,7 @@ func TestHysteresis(t *testing.T) {
 func TestEvaluateKeepsSince(t *testing.T) {
 	s := func(now time.Time) Snapshot {
 		return Snapshot{Now: now, Apps: []App{{Name: "web"}},
-			Replicas: []Replica{{ID: "web-a", App: "web", Mem: 99, MemLimit: 100, SampledAt: now}}}
+			Replicas: []Replica{{ID: "web-a", App: "web", Known: true, Mem: 99, MemLimit: 100, SampledAt: now}}}
 	}
 	a := Evaluate(s(at(0)), nil)
 	if len(a) != 1 || a[0].Firing || !a[0].Since.Equal(at(0)) {

@@ -43,6 +43,8 @@ func crashLoop(s Snapshot) []condition {
 			Value: float64(r.Restarts)}} // Since: first seen
 		shortRun := !r.Finished.IsZero() && !r.Started.After(r.Finished) && r.Finished.Sub(r.Started) < StableRun
 		switch {
+		case !r.Known:
+			c.level = Unknown
 		case r.Restarts < CrashLoopRestarts:
 			continue
 		case (r.State == "restarting" || r.State == "exited") && shortRun:
@@ -78,6 +80,8 @@ func restarts(s Snapshot) []condition {
 			Value: float64(n), Since: first,
 			Summary: fmt.Sprintf("replica %s of %s on %s restarted %d times in the last hour (threshold %d)", r.ID, r.App, r.Node, n, limit)}}
 		switch {
+		case !r.Known:
+			c.level = Unknown
 		case n >= limit:
 			c.level = Fire
 		case n > 0 && n >= (limit+1)/2:
@@ -95,6 +99,10 @@ func restarts(s Snapshot) []condition {
 func oomKill(s Snapshot) []condition {
 	var out []condition
 	for _, r := range s.Replicas {
+		if !r.Known {
+			out = append(out, unknown(OOMKill+"/"+r.ID))
+			continue
+		}
 		if !r.OOMKilled || r.Finished.IsZero() || s.Now.Sub(r.Finished) >= OOMWindow {
 			continue
 		}
@@ -110,7 +118,11 @@ func oomKill(s Snapshot) []condition {
 func diskFull(s Snapshot) []condition {
 	var out []condition
 	for _, n := range s.Nodes {
-		if !fresh(n.SampledAt, s.Now, n.DiskUsed, n.DiskTotal) || n.DiskTotal <= 0 {
+		if !fresh(n.SampledAt, s.Now, n.DiskUsed, n.DiskTotal) {
+			out = append(out, unknown(DiskFull+"/"+n.Name))
+			continue
+		}
+		if n.DiskTotal <= 0 {
 			continue
 		}
 		pct := 100 * n.DiskUsed / n.DiskTotal
@@ -129,7 +141,11 @@ func memoryNearLimit(s Snapshot) []condition {
 	th := thresholds(s)
 	var out []condition
 	for _, r := range s.Replicas {
-		if !fresh(r.SampledAt, s.Now, r.Mem, r.MemLimit) || r.MemLimit <= 0 {
+		if !r.Known || !fresh(r.SampledAt, s.Now, r.Mem, r.MemLimit) {
+			out = append(out, unknown(MemoryNearLimit+"/"+r.ID))
+			continue
+		}
+		if r.MemLimit <= 0 {
 			continue
 		}
 		pct, limit := 100*r.Mem/r.MemLimit, th[r.App].memoryPercent()
@@ -204,5 +220,8 @@ func thresholds(s Snapshot) map[string]Thresholds {
 	}
 	return m
 }
+
+// unknown is a condition not known now: its alert stays as it was.
+func unknown(key string) condition { return condition{level: Unknown, Alert: Alert{Key: key}} }
 
 func round1(f float64) float64 { return math.Round(f*10) / 10 }

@@ -30,8 +30,11 @@ type Node struct {
 // container, and its newest sample.
 type Replica struct {
 	ID, App, Node string
-	State         string // the container's: created, running, restarting, exited; "" when not reported
-	Restarts      int
+	// Known: its node is up and has reported its containers; the fields
+	// below are the container's then, else unknown.
+	Known    bool
+	State    string // the container's: created, running, restarting, exited; "" when it has none yet
+	Restarts int
 	// RestartTimes are when the master saw the replica restart, within
 	// the restarts window (TrackRestarts keeps them).
 	RestartTimes      []time.Time
