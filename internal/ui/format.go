@@ -1,0 +1,44 @@
+package ui
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/moatcloud/moat/internal/errs"
+)
+
+// ago is how long ago t was, short: 12s, 5m, 3h, 4d.
+func ago(t, now time.Time) string {
+	if t.IsZero() {
+		return "–"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", max(0, int(d.Seconds())))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func shortDigest(d string) string {
+	d = strings.TrimPrefix(d, "sha256:")
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return d
+}
+
+// statusOf is the HTTP status of an error from the master: its kind's.
+func statusOf(err error) int {
+	if errors.Is(err, errs.ErrUnavailable) {
+		return http.StatusBadGateway
+	}
+	return errs.HTTPStatus(err)
+}
