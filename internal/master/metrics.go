@@ -2,11 +2,14 @@ package master
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/masterapi"
 	metricstore "github.com/moatcloud/moat/internal/metrics/archive"
 )
 
@@ -134,4 +137,47 @@ func (x *metricsIndex) refresh(m *Master) {
 			x.hosts[strings.ToLower(in.Host)] = a.Name
 		}
 	}
+}
+
+// MetricsHistory reads one entity's history for the caller: an app's
+// name is its name in the caller's tenant; a replica or route of an app
+// the caller's tenant does not see is not found.
+func (m *Master) MetricsHistory(ctx context.Context, q masterapi.MetricsQuery) (masterapi.Metrics, error) {
+	asked := q.Name
+	switch q.Kind {
+	case masterapi.MetricsApp:
+		q.Name = appKey(ctx, q.Name)
+	case masterapi.MetricsReplica:
+		if !seesTenant(ctx, keyTenant(metricstore.AppOf(q.Name))) {
+			return masterapi.Metrics{}, fmt.Errorf("metrics of replica %q: %w", q.Name, errs.ErrNotFound)
+		}
+	case masterapi.MetricsRoute:
+		if app, ok := m.metricsIndex.routeApp(m)(q.Name); !ok || !seesTenant(ctx, keyTenant(app)) {
+			return masterapi.Metrics{}, fmt.Errorf("metrics of route %q: %w", q.Name, errs.ErrNotFound)
+		}
+	}
+	out, err := m.metrics.History(q)
+	out.Name = asked
+	return out, err
+}
+
+// MetricsLatest is the newest sample of every replica and route of the
+// apps the caller's tenant sees (apps named as that tenant sees them),
+// and of every node when nodes is set.
+func (m *Master) MetricsLatest(ctx context.Context, nodes bool) ([]masterapi.Latest, error) {
+	out := []masterapi.Latest{}
+	for _, l := range m.metrics.Latest() {
+		if l.Kind == masterapi.MetricsNode {
+			if nodes {
+				out = append(out, l)
+			}
+			continue
+		}
+		if !seesTenant(ctx, keyTenant(l.App)) {
+			continue
+		}
+		l.App = appName(l.App)
+		out = append(out, l)
+	}
+	return out, nil
 }

@@ -52,6 +52,12 @@ var matrixRequests = map[string]struct{ path, body string }{
 	"POST /v1/nodes/{node}/dial":     {"/v1/nodes/nosuch/dial?container=c&port=8080", ""},
 	"GET /v1/key":                    {"/v1/key", ""},
 
+	"GET /v1/metrics/node/{name}":    {"/v1/metrics/node/nosuch", ""},
+	"GET /v1/metrics/app/{name}":     {"/v1/metrics/app/nosuch", ""},
+	"GET /v1/metrics/replica/{name}": {"/v1/metrics/replica/nosuch-abcdef", ""},
+	"GET /v1/metrics/route/{name}":   {"/v1/metrics/route/nosuch.example", ""},
+	"GET /v1/metrics/latest":         {"/v1/metrics/latest", ""},
+
 	"GET /v1/images":               {"/v1/images", ""},
 	"GET /v1/images/{ref...}":      {"/v1/images/nosuch:1", ""},
 	"POST /v1/images/import":       {"/v1/images/import", "not an archive"},

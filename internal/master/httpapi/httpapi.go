@@ -34,6 +34,7 @@ type ControlPlane interface {
 	RoleControl
 	AuditControl
 	EventControl
+	MetricsControl
 }
 
 // AppControl is apps: their rollouts, replicas, logs and ports.
@@ -123,6 +124,7 @@ func (s *server) handler() http.Handler {
 	s.whoamiRoutes(handle)
 	s.auditRoutes(handle)
 	s.eventRoutes(handle)
+	s.metricsRoutes(handle)
 	// The Go profiler, for operators chasing the master's CPU or memory:
 	// curl --unix-socket /run/moat/master.sock http://m/debug/pprof/heap
 	// Root's only, like /debug/progress (authz.go).
