@@ -11,6 +11,7 @@ import (
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/master/store"
+	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/spec"
 	"github.com/moatcloud/moat/internal/sshx"
@@ -42,29 +43,34 @@ type agent struct {
 	infoWake    chan struct{}          // its images changed: renew, and ask it again, now
 	links       linkPush               // the node's link table (links.go)
 	edgeNode    atomic.Bool            // the node said it is an edge (edge_cache.go pulls only those)
+	noted       sshx.State             // the connection's state last recorded in the event log (run's goroutine only; events.go)
+	pull        pullStats              // the metrics puller's figures (metrics_pull.go)
 }
 
 // agentDeps is what agents need from the master, and all they reach: the
 // master's lifetime, its lease, the bound on node operations, and a few
 // functions. One for all agents.
 type agentDeps struct {
-	ctx      context.Context // the master's: operations end with it
-	leaseTTL time.Duration
-	ops      chan struct{} // node operations (create, start, stop) at once, across agents
-	kick     func()        // a reconcile pass is owed
-	saveInfo func(ctx context.Context, node string, info store.NodeInfo) error
-	specOf   func(store.Revision) (spec.App, error)
-	deliver  func(ctx context.Context, node, manifest, name string) error
-	keep     func(ctx context.Context) (keepList, error)
-	secrets  func(ctx context.Context, app string, sp spec.App) ([]nodeapi.SecretMount, error) // envelopes for a replica
-	edge     *edgeCaches                                                                       // the edges' shared certificate cache (edge_cache.go)
+	ctx         context.Context // the master's: operations end with it
+	leaseTTL    time.Duration
+	ops         chan struct{} // node operations (create, start, stop) at once, across agents
+	kick        func()        // a reconcile pass is owed
+	saveInfo    func(ctx context.Context, node string, info store.NodeInfo) error
+	specOf      func(store.Revision) (spec.App, error)
+	deliver     func(ctx context.Context, node, manifest, name string) error
+	keep        func(ctx context.Context) (keepList, error)
+	secrets     func(ctx context.Context, app string, sp spec.App) ([]nodeapi.SecretMount, error) // envelopes for a replica
+	edge        *edgeCaches                                                                       // the edges' shared certificate cache (edge_cache.go)
+	event       func(masterapi.Event)                                                             // the event log (events.go)
+	replica     func(ctx context.Context, id string) (store.Replica, bool, error)                 // the master's record of a replica
+	pullMetrics func(ctx context.Context, a *agent)                                               // the metrics puller (metrics_pull.go)
 }
 
 // agentDeps is built once, when the master opens.
 func (m *Master) agentDeps() *agentDeps {
 	return &agentDeps{ctx: m.ctx, leaseTTL: m.cfg.LeaseTTL, ops: m.ops, kick: m.kickReconcile,
 		saveInfo: m.db.SetNodeInfo, specOf: m.specOf, deliver: m.delivery.Ensure, keep: m.keep, secrets: m.secretMounts,
-		edge: newEdgeCaches(m.db, m.log)}
+		edge: newEdgeCaches(m.db, m.log), event: m.RecordEvent, replica: m.db.Replica, pullMetrics: m.pullMetrics}
 }
 
 // infoEvery: nodes describe themselves again this often, so disk use in
@@ -111,7 +117,8 @@ func (m *Master) stopAgent(name string) {
 func (a *agent) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		changed := a.conn.Changed()
-		state, _, _ := a.conn.State()
+		state, _, err := a.conn.State()
+		a.noteState(ctx, state, err)
 		if state != sshx.Up {
 			a.setSynced(false, nil)
 			a.deps.kick()
@@ -125,13 +132,15 @@ func (a *agent) run(ctx context.Context) {
 		go a.renew(session)
 		go a.watch(session)
 		go a.edgeCache(session)
+		go a.deps.pullMetrics(session, a)
 		for state == sshx.Up && ctx.Err() == nil {
 			select {
 			case <-changed:
 			case <-ctx.Done():
 			}
 			changed = a.conn.Changed()
-			state, _, _ = a.conn.State()
+			state, _, err = a.conn.State()
+			a.noteState(ctx, state, err)
 		}
 		cancel()
 	}
@@ -182,10 +191,14 @@ func (a *agent) watch(ctx context.Context) {
 				snapshot[e.Container.ID] = *e.Container
 			case e.Type == "container" && e.Container != nil:
 				a.mu.Lock()
-				if old, ok := a.containers[e.Container.ID]; !ok || old.Seq <= e.Container.Seq {
+				old, had := a.containers[e.Container.ID]
+				if !had || old.Seq <= e.Container.Seq {
 					a.writable()[e.Container.ID] = *e.Container
 				}
 				a.mu.Unlock()
+				if had && old.Seq <= e.Container.Seq {
+					a.containerEvents(old, *e.Container) // restarts, OOM kills (events.go)
+				}
 			case e.Type == "removed":
 				a.mu.Lock()
 				delete(a.writable(), e.ID)

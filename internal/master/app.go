@@ -136,6 +136,7 @@ func (m *Master) judge(ctx context.Context, w *world, a appState, step rollout.S
 	switch j.Verdict {
 	case verdictDeployed:
 		m.log.Info("revision deployed", "app", a.Name, "revision", a.Revision)
+		m.appEvent(eventDeployed, a.Name, a.Revision, "rolled out")
 		if err := m.record(ctx, "deployed", a.Name, fmt.Sprintf("revision %d", a.Revision)); err != nil {
 			return false, err
 		}
@@ -161,6 +162,7 @@ func (m *Master) judge(ctx context.Context, w *world, a appState, step rollout.S
 // fail marks the revision failed and goes back to the stable one.
 func (m *Master) fail(ctx context.Context, w *world, a appState, why string) error {
 	m.log.Warn("revision failed", "app", a.Name, "revision", a.Revision, "why", firstLine(why))
+	m.appEvent(eventDeployFailed, a.Name, a.Revision, firstLine(why))
 	if err := m.record(ctx, "deploy failed", a.Name, fmt.Sprintf("revision %d: %s", a.Revision, firstLine(why))); err != nil {
 		return err
 	}
@@ -182,6 +184,7 @@ func (m *Master) fail(ctx context.Context, w *world, a appState, why string) err
 		return err
 	}
 	m.log.Warn("rolled back", "app", a.Name, "from", a.Revision, "to", a.Stable, "revision", back.Revision)
+	m.revisionEvent(back, "master")
 	return nil
 }
 

@@ -79,6 +79,7 @@ func (m *Master) newRevision(ctx context.Context, key string, app spec.App, imag
 		return store.Revision{}, err
 	}
 	m.log.Info("revision made", "app", app.Name, "revision", rev.Revision, "cause", cause, "image", image, "by", actor)
+	m.revisionEvent(rev, actor)
 	m.forgetKeep()
 	m.kickReconcile()
 	return rev, nil

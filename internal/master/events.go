@@ -3,6 +3,7 @@ package master
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/moatcloud/moat/internal/master/broadcast"
 	"github.com/moatcloud/moat/internal/master/store"
 	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/sshx"
 )
 
 // The event log: what happened to nodes and apps (up, down, deploys,
@@ -261,4 +264,92 @@ func (m *Master) FollowEvents(ctx context.Context, q masterapi.EventQuery, nodes
 			}
 		}
 	}
+}
+
+// noteState records the node's connection coming up or going down, once
+// per change (a connection that keeps failing is one node-down). Nothing
+// is recorded while the master stops. The agent's run goroutine only.
+func (a *agent) noteState(ctx context.Context, s sshx.State, err error) {
+	if ctx.Err() != nil || (s != sshx.Up && s != sshx.Down) || s == a.noted {
+		return
+	}
+	e := masterapi.Event{Kind: masterapi.EventNodeUp, Node: a.name, Message: "connected"}
+	if s == sshx.Down {
+		e.Kind, e.Message = masterapi.EventNodeDown, "unreachable"
+		if a.noted == sshx.Up {
+			e.Message = "connection lost"
+		}
+		if err != nil {
+			e.Message += ": " + err.Error()
+		}
+	}
+	a.noted = s
+	a.deps.event(e)
+}
+
+// containerEvents records what a node's newer report of a container says
+// happened since the one before: restarts, an OOM kill. The replica's app
+// is the master's record of it, not what the node says (a node's reports
+// are not trusted to name another tenant's app); a container the master
+// has no replica of on this node records nothing.
+func (a *agent) containerEvents(old, c nodeapi.Container) {
+	restarted := c.Restarts > old.Restarts
+	oom := c.OOMKilled && (!old.OOMKilled || !c.Finished.Equal(old.Finished))
+	if !restarted && !oom {
+		return
+	}
+	r, ok, err := a.deps.replica(a.deps.ctx, c.ID)
+	if err != nil || !ok || r.Node != a.name {
+		return
+	}
+	e := masterapi.Event{Node: a.name, App: r.App, Replica: c.ID, Revision: r.Revision}
+	if oom {
+		e.Kind = masterapi.EventOOM
+		e.Message = "killed for memory"
+		if lim := c.Spec.Resources.MemoryBytes; lim > 0 {
+			e.Message += fmt.Sprintf(" (limit %d MiB)", lim>>20)
+		}
+		a.deps.event(e)
+	}
+	if restarted {
+		e.Kind = masterapi.EventRestart
+		e.Message = fmt.Sprintf("restarted (%d in all)", c.Restarts)
+		switch {
+		case c.OOMKilled:
+			e.Message += " after an OOM kill"
+		case c.Signal != "":
+			e.Message += " after signal " + c.Signal
+		case c.ExitCode != nil:
+			e.Message += fmt.Sprintf(" after exit code %d", *c.ExitCode)
+		}
+		a.deps.event(e)
+	}
+}
+
+// revisionEvent records a revision made: a deploy, scale or rollback
+// (from its cause).
+func (m *Master) revisionEvent(rev store.Revision, actor string) {
+	kind := masterapi.EventDeploy
+	switch {
+	case strings.HasPrefix(rev.Cause, "scale"):
+		kind = masterapi.EventScale
+	case strings.Contains(rev.Cause, "rollback"):
+		kind = masterapi.EventRollback
+	}
+	msg := rev.Cause
+	if actor != "" {
+		msg += " by " + actor
+	}
+	m.RecordEvent(masterapi.Event{Kind: kind, App: rev.App, Revision: rev.Revision, Message: msg})
+}
+
+// Kinds by their names here, for files that need no more of masterapi.
+const (
+	eventDeployed     = masterapi.EventDeployed
+	eventDeployFailed = masterapi.EventDeployFailed
+)
+
+// appEvent records an event of an app's revision (app: its key).
+func (m *Master) appEvent(kind, app string, rev int, msg string) {
+	m.RecordEvent(masterapi.Event{Kind: kind, App: app, Revision: rev, Message: msg})
 }

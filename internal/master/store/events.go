@@ -205,3 +205,22 @@ func (d *DB) RemoveMetricsCursor(ctx context.Context, node string) error {
 	_, err := d.db.ExecContext(ctx, `DELETE FROM metrics_cursors WHERE node = ?`, node)
 	return err
 }
+
+// Replica is one replica's record, from those kept in memory (Replicas
+// reads them first if need be); false when there is none.
+func (d *DB) Replica(ctx context.Context, id string) (Replica, bool, error) {
+	d.replicasMu.Lock()
+	kept := d.replicas != nil
+	r, ok := d.replicas[id]
+	d.replicasMu.Unlock()
+	if kept {
+		return r, ok, nil
+	}
+	if _, err := d.Replicas(ctx); err != nil {
+		return Replica{}, false, err
+	}
+	d.replicasMu.Lock()
+	defer d.replicasMu.Unlock()
+	r, ok = d.replicas[id]
+	return r, ok, nil
+}
