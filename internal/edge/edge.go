@@ -93,6 +93,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	servers []*http.Server
+	stats   map[string]*hostStats // per route host (stats.go)
 }
 
 // New builds a Server with an empty table: every request is a 404 until
@@ -147,6 +148,20 @@ func (s *Server) SetTable(t Table) error {
 			r.proxy = s.newProxy(r)
 		}
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep := map[string]bool{}
+	for _, e := range c.hosts {
+		for _, r := range e.routes {
+			r.stats = s.statsFor(r.Host)
+			keep[r.Host] = true
+		}
+	}
+	for h := range s.stats {
+		if !keep[h] {
+			delete(s.stats, h)
+		}
+	}
 	s.table.Store(c)
 	return nil
 }
@@ -177,11 +192,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "404 not found: no route\n")
 		return
 	}
+	start := time.Now()
 	if !s.noLean && lean(r) {
-		s.forward(w, r, rt)
+		s.forward(w, r, rt, start)
 		return
 	}
-	rt.proxy.ServeHTTP(w, r)
+	rt.proxy.ServeHTTP(&countingWriter{ResponseWriter: w, stats: rt.stats, start: start}, r)
 }
 
 // plainHandler serves the plain listener (port 80): ACME HTTP-01

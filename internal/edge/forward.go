@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // The lean path: most requests (no upgrade, no Expect, a body of known
@@ -83,7 +84,7 @@ func isHex(c byte) bool {
 var reqBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // forward proxies r to rt's upstream on the lean path.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt *route) {
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt *route, start time.Time) {
 	bp := reqBufs.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= 2*maxReplayBody {
@@ -95,6 +96,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt *route) {
 	*bp = req
 	if !ok {
 		if r.Context().Err() == nil {
+			rt.stats.done(start, http.StatusBadRequest)
 			http.Error(w, "400 bad request: the body could not be read", http.StatusBadRequest)
 		}
 		return
@@ -106,9 +108,13 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt *route) {
 	}
 	resp, uc, stop, err := s.roundTrip(w, r, key, req)
 	if err != nil {
+		if r.Context().Err() == nil {
+			rt.stats.done(start, http.StatusBadGateway)
+		}
 		s.upstreamError(w, r, rt, err)
 		return
 	}
+	rt.stats.done(start, resp.StatusCode)
 	s.answer(w, r, resp, uc, stop)
 }
 

@@ -22,7 +22,8 @@ import (
 type route struct {
 	Route
 	proxy *httputil.ReverseProxy
-	host  string // the upstream host, for routes without PROXY headers
+	host  string     // the upstream host, for routes without PROXY headers
+	stats *hostStats // its host's counters (stats.go)
 }
 
 // upstreamSuffix ends every synthetic upstream host. The Transport pools
@@ -152,7 +153,7 @@ func (s *Server) newTransport() *http.Transport {
 // newRoute builds a route's reverse proxy over the Server-wide Transport
 // (set by SetTable through newProxy).
 func newRoute(r Route) *route {
-	return &route{Route: r, host: upstreamHost(r.App, r.Port, 0, netip.AddrPort{}, netip.AddrPort{})}
+	return &route{Route: r, host: upstreamHost(r.App, r.Port, 0, netip.AddrPort{}, netip.AddrPort{}), stats: &hostStats{}}
 }
 
 func (s *Server) newProxy(r *route) *httputil.ReverseProxy {

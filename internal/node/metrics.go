@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moatcloud/moat/internal/edge"
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/metrics/ring"
 	"github.com/moatcloud/moat/internal/metrics/sample"
@@ -47,6 +48,10 @@ type metrics struct {
 
 	mu      sync.Mutex
 	appends chan struct{} // closed and replaced at each append
+
+	// The edge's counters at the previous sample (metrics_edge.go).
+	routePrev map[string]edge.RouteStats
+	routeAt   time.Time
 }
 
 // openMetrics opens (or makes) the node's ring. A ring that cannot be
@@ -158,7 +163,7 @@ func (d *Daemon) sampleGroups(now time.Time) []nodeapi.MetricsGroup {
 		groups = append(groups, nodeapi.MetricsGroup{Kind: nodeapi.GroupContainer, Name: ts[i].target.ID, Values: containerValues(c, ts[i].restarts, ts[i].health)})
 	}
 	if d.edge != nil {
-		groups = append(groups, d.edge.routeGroups(now)...)
+		groups = append(groups, d.metrics.sampleRoutes(now, d.edge.srv)...)
 	}
 	return groups
 }

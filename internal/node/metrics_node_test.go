@@ -2,6 +2,8 @@ package node_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -86,5 +88,40 @@ func TestNodeMetrics(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("the restarted daemon's first sample has no group for the re-adopted %s", c.ID)
+	}
+}
+
+// TestEdgeRouteMetrics: an edge node's samples carry its routes'
+// requests and latency, by host.
+func TestEdgeRouteMetrics(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+	n := newNode(t, "--edge", "--edge-http", addr, "--edge-https", "127.0.0.1:0", "--metrics-interval", "1s")
+	api := app(t, n, "api1", "tenant1.api", []int{8080}, "serve", "127.0.0.1:8080")
+	waitLog(t, n, api.ID, "serving")
+	setLinks(t, n.Client, edgeTable("web.test", "tenant1.api", "api1"))
+	waitFor(t, "web.test answered", 10*time.Second, func() bool {
+		code, _, err := edgeGet(addr, "web.test")
+		return err == nil && code == http.StatusOK
+	})
+	var cursor uint64
+	var route nodeapi.MetricsGroup
+	waitFor(t, "a sample counting web.test's requests", 30*time.Second, func() bool {
+		edgeGet(addr, "web.test")
+		p, recs := pullMetrics(t, n, cursor, 5*time.Second)
+		cursor = p.Newest
+		for _, rec := range recs {
+			for _, g := range rec.Groups {
+				if g.Kind == nodeapi.GroupRoute && g.Name != "web.test" {
+					t.Fatalf("a route group for %q", g.Name)
+				}
+				if g.Kind == nodeapi.GroupRoute && g.Value("requests") > 0 {
+					route = g
+				}
+			}
+		}
+		return route.Name != ""
+	})
+	if route.Value("errors") != 0 || !(route.Value("latency_avg") > 0) || !(route.Value("latency_max") >= route.Value("latency_avg")) || route.Value("latency_max") > 5 {
+		t.Errorf("web.test: %v; want requests, no errors, latencies between 0 and 5 s", route.Values)
 	}
 }

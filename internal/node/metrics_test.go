@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatcloud/moat/internal/edge"
 	"github.com/moatcloud/moat/internal/metrics/ring"
 	"github.com/moatcloud/moat/internal/metrics/sample"
 	"github.com/moatcloud/moat/internal/nodeapi"
@@ -133,4 +134,49 @@ func sampleNode() sample.Node {
 
 func sampleContainer() sample.Container {
 	return sample.Container{CPU: 1, Mem: 32, MemLimit: 64, OOMKills: 0, Pids: 3, NetRx: 6, NetTx: 7}
+}
+
+func TestRouteGroups(t *testing.T) {
+	nan := math.NaN()
+	prev := map[string]edge.RouteStats{
+		"a.test":    {Requests: 100, Errors: 1, LatencySum: 10 * time.Second},
+		"b.test":    {Requests: 5, Errors: 0, LatencySum: time.Second},
+		"c.test":    {Requests: 50},
+		"idle.test": {Requests: 7, LatencySum: time.Second},
+	}
+	cur := map[string]edge.RouteStats{
+		"a.test":    {Requests: 120, Errors: 3, LatencySum: 11 * time.Second, LatencyMax: 200 * time.Millisecond},
+		"b.test":    {Requests: 5, Errors: 0, LatencySum: time.Second},
+		"c.test":    {Requests: 2}, // went backwards
+		"idle.test": {Requests: 7, LatencySum: time.Second},
+		"new.test":  {Requests: 3, LatencySum: time.Second, LatencyMax: time.Second},
+		"bad\x01":   {Requests: 3},
+		"*":         {Requests: 10},
+	}
+	got := routeGroups(cur, prev, 10)
+	want := map[string][]float64{
+		"*":         {nan, nan, nan, nan},
+		"a.test":    {2, 0.2, 0.05, 0.2},
+		"b.test":    {0, 0, nan, nan},
+		"c.test":    {nan, nan, nan, nan},
+		"idle.test": {0, 0, nan, nan},
+		"new.test":  {nan, nan, nan, nan},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d groups, want %d: %v", len(got), len(want), got)
+	}
+	for i, g := range got {
+		if i > 0 && got[i-1].Name >= g.Name || g.Kind != nodeapi.GroupRoute || len(g.Values) != len(nodeapi.RouteFields) {
+			t.Errorf("group %d %+v: out of order, wrong kind or length", i, g)
+		}
+		w := want[g.Name]
+		for j := range w {
+			if d := g.Values[j] - w[j]; !(math.Abs(d) < 1e-9) && !(math.IsNaN(g.Values[j]) && math.IsNaN(w[j])) {
+				t.Errorf("%s %s = %v, want %v", g.Name, nodeapi.RouteFields[j].Name, g.Values[j], w[j])
+			}
+		}
+	}
+	if g := routeGroups(cur, nil, 10); len(g) != 6 || !math.IsNaN(g[1].Values[0]) {
+		t.Errorf("first sample: %v; want every value unknown", g)
+	}
 }
