@@ -59,6 +59,8 @@ const (
 	TenantRemove  Action = "tenant.rm"
 	QuotaRead     Action = "quota.read"
 	QuotaSet      Action = "quota.set"
+	AlertList     Action = "alert.ls"
+	AlertWebhook  Action = "alert.webhook"
 	NodeList      Action = "node.ls"
 	NodeAdd       Action = "node.add"
 	NodeRemove    Action = "node.rm"
@@ -88,6 +90,7 @@ var rules = []Rule{
 	{AppHistory, InTenant, Viewer, "moat history"},
 	{AppProgress, InTenant, Viewer, "moat deploy (its progress)"},
 	{AppLogs, InTenant, Viewer, "moat logs"},
+	{AlertList, InTenant, Viewer, "moat alerts (the tenant's apps'; nodes' for those who may list nodes)"},
 	{QuotaRead, InTenant, Viewer, "moat tenant quota (own tenant's)"},
 	{AppDeploy, InTenant, Deployer, "moat deploy"},
 	{AppScale, InTenant, Deployer, "moat scale"},
@@ -109,6 +112,7 @@ var rules = []Rule{
 	{TenantAdd, Cluster, "", "moat tenant add"},
 	{TenantRemove, Cluster, "", "moat tenant rm"},
 	{QuotaSet, Cluster, "", "moat tenant quota --set"},
+	{AlertWebhook, Cluster, "", "moat alerts webhook add, ls, rm"},
 	{SecretRotate, Cluster, "", "moat secret rotate"},
 	{NodeList, Cluster, "", "moat node ls"},
 	{NodeAdd, Cluster, "", "moat node add"},

@@ -42,7 +42,7 @@ const (
 var want = map[Action]string{
 	"ping": anyone, "whoami": anyone,
 	"app.ls": viewers, "app.ps": viewers, "app.history": viewers, "app.progress": viewers, "app.logs": viewers,
-	"quota.read": viewers,
+	"quota.read": viewers, "alert.ls": viewers, "alert.webhook": cluster,
 	"app.deploy": deployers, "app.scale": deployers, "app.rollback": deployers, "app.promote": deployers,
 	"secret.ls": deployers, "secret.set": deployers, "secret.rm": deployers,
 	"app.rm": admins, "app.dial": admins,

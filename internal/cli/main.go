@@ -87,7 +87,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.nodeCommand(), a.runtimeCommand(), a.imageCommand(), a.debugExecCommand(), a.devCommand(), a.gateCommand(),
 		a.initCommand(), a.masterCommand(), a.deployCommand(), a.appsCommand(), a.psCommand(), a.historyCommand(),
-		a.rollbackCommand(), a.scaleCommand(), a.rmCommand(), a.promoteCommand(), a.logsCommand(), a.debugCommand(), a.dialCommand(), a.apiCommand(), a.userCommand(), a.contextCommand(), a.whoamiCommand(), a.secretCommand(), a.tenantCommand(), a.auditCommand(), a.eventsCommand(), a.tunnelCommand(), a.uiCommand())
+		a.rollbackCommand(), a.scaleCommand(), a.rmCommand(), a.promoteCommand(), a.logsCommand(), a.debugCommand(), a.dialCommand(), a.apiCommand(), a.userCommand(), a.contextCommand(), a.whoamiCommand(), a.secretCommand(), a.tenantCommand(), a.auditCommand(), a.alertsCommand(), a.eventsCommand(), a.tunnelCommand(), a.uiCommand())
 	root.AddCommand(a.metricsCommand(), a.topCommand())
 	checkUsage(root)
 	return root

@@ -119,6 +119,7 @@ type Master struct {
 	sessions  sessions      // operators' open api sessions (apisock.go)
 	dials     dialCounts    // connections open through dial, per replica (dialcount.go)
 	linkKeys  linkKeys      // links' key pairs (links.go)
+	alerts    alerter       // alerts and webhooks (alerts.go)
 	// secretsChanged counts writes of secrets (set, removed, envelopes
 	// replaced); certs, what ingressCerts read, is good while it holds
 	// still (reconcile's goroutine only).
@@ -270,6 +271,9 @@ func (m *Master) Run(ctx context.Context) error {
 		}
 	}
 	if err := m.loadIdentities(ctx); err != nil {
+		return err
+	}
+	if err := m.startAlerts(ctx); err != nil {
 		return err
 	}
 	endpoints := []wire.Endpoint{{Socket: m.cfg.Socket, Handler: httpapi.Handler(m, m.log)}}

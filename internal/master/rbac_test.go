@@ -86,6 +86,11 @@ var matrixRequests = map[string]struct{ path, body string }{
 	"DELETE /v1/tenants/{tenant}":    {"/v1/tenants/nosuch", ""},
 	"PUT /v1/tenants/{tenant}/quota": {"/v1/tenants/nosuch/quota", `{}`},
 
+	"GET /v1/alerts":                    {"/v1/alerts", ""},
+	"GET /v1/alerts/webhooks":           {"/v1/alerts/webhooks", ""},
+	"POST /v1/alerts/webhooks":          {"/v1/alerts/webhooks", `{"name":"Not A Name!","url":"ftp://x"}`},
+	"DELETE /v1/alerts/webhooks/{name}": {"/v1/alerts/webhooks/nosuch", ""},
+
 	"GET /v1/apps/{app}/secrets":           {"/v1/apps/nosuch/secrets", ""},
 	"PUT /v1/apps/{app}/secrets/{name}":    {"/v1/apps/nosuch/secrets/pw", `{"bogus":1}`},
 	"DELETE /v1/apps/{app}/secrets/{name}": {"/v1/apps/nosuch/secrets/pw", ""},

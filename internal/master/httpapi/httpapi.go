@@ -34,6 +34,7 @@ type ControlPlane interface {
 	RoleControl
 	AuditControl
 	EventControl
+	AlertControl
 	MetricsControl
 }
 
@@ -124,6 +125,7 @@ func (s *server) handler() http.Handler {
 	s.whoamiRoutes(handle)
 	s.auditRoutes(handle)
 	s.eventRoutes(handle)
+	s.alertRoutes(handle)
 	s.metricsRoutes(handle)
 	// The Go profiler, for operators chasing the master's CPU or memory:
 	// curl --unix-socket /run/moat/master.sock http://m/debug/pprof/heap
