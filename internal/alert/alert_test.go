@@ -62,6 +62,7 @@ func TestRules(t *testing.T) {
 		{"node down", node("down", now.Add(-time.Second), 10, 100), map[string]bool{"node-down/n1": true}, []string{"node-down/n1"}},
 		{"node reconnecting", node("connecting", now.Add(-time.Second), 10, 100), map[string]bool{}, []string{"node-down/n1"}},
 		{"node just back", node("up", now.Add(-5*time.Second), 10, 100), map[string]bool{}, []string{"node-down/n1"}},
+		{"node not watched yet", node("", now, 10, 100), map[string]bool{}, []string{"node-down/n1"}},
 		{"node back a while", node("up", now.Add(-NodeUpClear), 10, 100), map[string]bool{}, nil},
 
 		{"disk 95%", node("up", at(0), 95, 100), map[string]bool{"disk-full/n1": true}, []string{"disk-full/n1"}},

@@ -24,8 +24,10 @@ func nodeDown(s Snapshot) []condition {
 		case n.State == "connecting" || n.State == "up" && s.Now.Sub(n.Since) < NodeUpClear:
 			c.level = Hold
 			c.Summary = fmt.Sprintf("node %s was down", n.Name)
-		default:
+		case n.State == "up":
 			continue
+		default:
+			c.level = Unknown // not watched (yet): the master is starting
 		}
 		out = append(out, c)
 	}
