@@ -97,3 +97,24 @@ func TestHostStatsConcurrent(t *testing.T) {
 		t.Errorf("requests %d errors %d max %d", h.requests.Load(), h.errors.Load(), h.maxNs.Load())
 	}
 }
+
+// BenchmarkRouteStatsDone is what counting costs a request: a clock read
+// and the atomic adds, alone and from every CPU at once on one host's
+// counters (the worst case: one busy route). Compare with
+// BenchmarkEdge's edge-cpu-us/req.
+func BenchmarkRouteStatsDone(b *testing.B) {
+	b.Run("serial", func(b *testing.B) {
+		var h hostStats
+		for b.Loop() {
+			h.done(time.Now(), 200)
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		var h hostStats
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				h.done(time.Now(), 200)
+			}
+		})
+	})
+}
