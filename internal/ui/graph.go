@@ -35,8 +35,8 @@ type graphData struct {
 
 // Geometry of a full graph (in SVG user units).
 const (
-	graphW, graphH = 640, 180
-	padL, padR     = 64, 10
+	graphW, graphH = 580, 180
+	padL, padR     = 62, 10
 	padT, padB     = 10, 22
 )
 
@@ -83,14 +83,14 @@ func draw(g graphData, w, h int) svgGraph {
 		top = math.Max(top, g.Limit)
 	}
 	out.Empty = !known
-	top, ticks := niceScale(top)
+	top, ticks := scaleFor(top, g.Unit)
 	x0, y0 := float64(out.PlotX), float64(out.PlotY)
 	pw, ph := float64(out.PlotW), float64(out.PlotH)
 	yOf := func(v float64) float64 { return round1(y0 + ph - v/top*ph) }
 	for _, v := range ticks {
 		y := yOf(v)
 		out.Grid = append(out.Grid, svgLine{x0, y, x0 + pw, y})
-		out.YLabels = append(out.YLabels, svgText{x0 - 4, y + 4, formatValue(v, g.Unit)})
+		out.YLabels = append(out.YLabels, svgText{x0 - 4, y + 4, axisLabel(v, g.Unit)})
 	}
 	span := float64(g.End.Unix() - g.Start.Unix())
 	if span <= 0 {
@@ -275,23 +275,54 @@ func legendText(s series, unit string) string {
 }
 
 // niceScale rounds top up to 1, 2, 2.5 or 5 times a power of ten and
-// returns it with the grid values (its quarters).
+// returns it with the grid values: steps of a quarter of 1 or 2, a fifth
+// of 2.5, 5 or 10, so that every label is short.
 func niceScale(top float64) (float64, []float64) {
 	if top <= 0 || math.IsNaN(top) || math.IsInf(top, 0) {
 		top = 1
 	}
 	p := math.Pow(10, math.Floor(math.Log10(top)))
-	for _, m := range []float64{1, 2, 2.5, 5, 10} {
-		if m*p >= top*(1-1e-9) {
-			top = m * p
+	div := 5
+	for _, m := range []struct {
+		f   float64
+		div int
+	}{{1, 4}, {2, 4}, {2.5, 5}, {5, 5}, {10, 5}} {
+		if m.f*p >= top*(1-1e-9) {
+			top, div = m.f*p, m.div
 			break
 		}
 	}
-	ticks := make([]float64, 5)
+	ticks := make([]float64, div+1)
 	for i := range ticks {
-		ticks[i] = top * float64(i) / 4
+		ticks[i] = top * float64(i) / float64(div)
 	}
 	return top, ticks
+}
+
+// scaleFor is niceScale in the binary multiple of bytes that top is
+// shown in (so that a memory axis reads 512 MiB, 1 GiB, not 954 MiB).
+func scaleFor(top float64, unit string) (float64, []float64) {
+	if unit != "bytes" && unit != "bytes/s" || !(top >= 1024) {
+		return niceScale(top)
+	}
+	m := 1.0
+	for top/m >= 1024 && m < 1<<50 {
+		m *= 1024
+	}
+	t, ticks := niceScale(top / m)
+	for i := range ticks {
+		ticks[i] *= m
+	}
+	return t * m, ticks
+}
+
+// axisLabel is a value on an axis: without the unit word for cores (the
+// caption names it).
+func axisLabel(v float64, unit string) string {
+	if unit == "cores" {
+		return short(v)
+	}
+	return formatValue(v, unit)
 }
 
 // formatValue writes a value in its unit, short: 1.5 GiB, 230 KiB/s,

@@ -13,9 +13,20 @@ func TestNiceScale(t *testing.T) {
 		{0, 1}, {math.NaN(), 1}, {0.7, 1}, {1, 1}, {1.01, 2}, {2.2, 2.5}, {3, 5}, {7, 10}, {1234, 2000}, {3e9, 5e9}, {0.023, 0.025},
 	} {
 		top, ticks := niceScale(tt.in)
-		if math.Abs(top-tt.top) > 1e-12*tt.top || len(ticks) != 5 || ticks[4] != top || ticks[0] != 0 {
+		if math.Abs(top-tt.top) > 1e-12*tt.top || len(ticks) < 5 || len(ticks) > 6 || ticks[len(ticks)-1] != top || ticks[0] != 0 {
 			t.Errorf("niceScale(%v) = %v %v, want top %v", tt.in, top, ticks, tt.top)
 		}
+	}
+}
+
+// TestScaleFor: a bytes axis is nice in binary multiples.
+func TestScaleFor(t *testing.T) {
+	top, ticks := scaleFor(1.86*(1<<30), "bytes")
+	if top != 2<<30 || len(ticks) != 5 || formatValue(ticks[1], "bytes") != "512 MiB" {
+		t.Errorf("scaleFor(1.86 GiB) = %v %v", top, ticks)
+	}
+	if top, _ := scaleFor(700, "bytes"); top != 1000 {
+		t.Errorf("scaleFor(700 B) = %v", top)
 	}
 }
 
@@ -94,7 +105,7 @@ func TestXTicks(t *testing.T) {
 		s    span
 		n    int
 		want string
-	}{{day, 8, "00:00"}, {week, 7, "Mon 7"}, {month, 4, "Dec 1"}, {year, 12, "Jan"}} {
+	}{{day, 8, "00:00"}, {week, 7, "Mon 7"}, {month, 4, "Nov 30"}, {year, 12, "Jan"}} {
 		ticks := xTicks(end.Add(-tt.s.length()), end, tt.s)
 		var labels []string
 		for _, x := range ticks {

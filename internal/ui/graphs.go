@@ -18,7 +18,7 @@ type graphDef struct {
 }
 
 var nodeGraphs = []graphDef{
-	{ID: "cpu", Title: "CPU", Unit: "cores", Fields: []string{"cpu"}, Labels: []string{"cpu"}},
+	{ID: "cpu", Title: "CPU (cores)", Unit: "cores", Fields: []string{"cpu"}, Labels: []string{"cpu"}},
 	{ID: "mem", Title: "Memory", Unit: "bytes", Fields: []string{"mem_used"}, Labels: []string{"used"}, Limit: "mem_total"},
 	{ID: "disk", Title: "Disk space", Unit: "bytes", Fields: []string{"disk_used"}, Labels: []string{"used"}, Limit: "disk_total"},
 	{ID: "net", Title: "Network", Unit: "bytes/s", Fields: []string{"net_rx", "net_tx"}, Labels: []string{"in", "out"}},
@@ -30,10 +30,9 @@ var nodeGraphs = []graphDef{
 // An app's series are its replicas' fed into one archive: each step's
 // average is the mean over replicas, so the graphs are per replica.
 var appGraphs = []graphDef{
-	{ID: "cpu", Title: "CPU per replica", Unit: "cores", Fields: []string{"cpu"}, Labels: []string{"cpu"}},
+	{ID: "cpu", Title: "CPU per replica (cores)", Unit: "cores", Fields: []string{"cpu"}, Labels: []string{"cpu"}},
 	{ID: "mem", Title: "Memory per replica", Unit: "bytes", Fields: []string{"mem"}, Labels: []string{"used"}, Limit: "mem_limit"},
 	{ID: "net", Title: "Network per replica", Unit: "bytes/s", Fields: []string{"net_rx", "net_tx"}, Labels: []string{"in", "out"}},
-	{ID: "replicas", Title: "Replicas sampled", Unit: "", Fields: []string{"replicas"}, Labels: []string{"replicas"}},
 	{ID: "restarts", Title: "Restarts", Unit: "", Fields: []string{"restarts"}, Labels: []string{"restarts"}},
 }
 

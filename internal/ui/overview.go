@@ -184,29 +184,33 @@ func newSpark(what string, m masterapi.Metrics, field, totalField string, capaci
 }
 
 // sparkPath draws shares (clamped to 0–1) across sparkW×sparkH, breaking
-// the line where a share is unknown.
+// the line where a share is unknown; a lone known share is a short dash.
 func sparkPath(shares []float64) string {
-	if len(shares) == 0 {
-		return ""
-	}
 	var b []byte
-	pen := false
+	run := 0
 	dx := float64(sparkW) / float64(max(1, len(shares)-1))
+	dash := func() {
+		if run == 1 {
+			b = append(b, "h2"...)
+		}
+	}
 	for i, v := range shares {
 		if math.IsNaN(v) {
-			pen = false
+			dash()
+			run = 0
 			continue
 		}
 		v = math.Max(0, math.Min(1, v))
 		cmd := byte('L')
-		if !pen {
+		if run == 0 {
 			cmd = 'M'
 		}
 		b = append(b, cmd)
-		b = strconv.AppendFloat(b, round1(float64(i)*dx), 'f', -1, 64)
+		b = strconv.AppendFloat(b, round1(math.Min(float64(i)*dx, sparkW-2)), 'f', -1, 64)
 		b = append(b, ' ')
 		b = strconv.AppendFloat(b, round1(sparkH-v*(sparkH-2)-1), 'f', -1, 64)
-		pen = true
+		run++
 	}
+	dash()
 	return string(b)
 }

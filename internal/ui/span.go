@@ -81,7 +81,7 @@ func (s span) tickFormat() string {
 }
 
 // xTicks are the times the x axis marks: every 3 hours of a day, every
-// midnight of a week, the 1st, 8th, 15th, 22nd and 29th of a month, the
+// midnight of a week, every Monday of a month, the
 // first of every month of a year; in the local time of the process (the
 // operator's machine).
 func xTicks(start, end time.Time, s span) []time.Time {
@@ -112,7 +112,7 @@ func keep(t time.Time, s span) bool {
 	case day:
 		return t.Hour()%3 == 0
 	case month:
-		return (t.Day()-1)%7 == 0
+		return t.Weekday() == time.Monday
 	case year:
 		return t.Day() == 1
 	}
