@@ -207,6 +207,20 @@ func (s *Store) table(k key, create bool) (*table, error) {
 	}
 	path := filepath.Join(s.dir, kindDirs[k.kind], k.name)
 	t, err := openTable(path)
+	if err == nil && t.h.kind != k.kind {
+		t.close()
+		err = fmt.Errorf("archive %s: kind %d in a %s file: %w", path, t.h.kind, kindDirs[k.kind], errCorrupt)
+	}
+	if errors.Is(err, errCorrupt) && create {
+		// Kept aside for a look (a name with a leading dot is never an
+		// entity's), and the entity starts anew rather than never again.
+		aside := filepath.Join(filepath.Dir(path), "."+k.name+".corrupt")
+		s.o.Log.Warn("metrics archive corrupt, set aside", "path", path, "aside", aside, "err", err)
+		if rerr := os.Rename(path, aside); rerr != nil {
+			return nil, fmt.Errorf("%w; setting it aside: %w", err, rerr)
+		}
+		err = os.ErrNotExist
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		if !create {
 			return nil, nil
@@ -216,10 +230,6 @@ func (s *Store) table(k key, create bool) (*table, error) {
 	}
 	if err != nil {
 		return nil, err
-	}
-	if t.h.kind != k.kind {
-		t.close()
-		return nil, fmt.Errorf("archive %s: kind %d in a %s file: %w", path, t.h.kind, kindDirs[k.kind], errCorrupt)
 	}
 	s.tables[k] = t
 	return t, nil

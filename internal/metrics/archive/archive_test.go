@@ -2,6 +2,7 @@ package archive
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -22,7 +23,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // open opens a store in a fresh directory with a clock at t0 and the
@@ -271,6 +272,63 @@ func TestFileSizes(t *testing.T) {
 		h := header{kind: c.kind, fields: len(fieldsOf(c.kind)), spec: c.spec}
 		if h.size() != c.want {
 			t.Errorf("kind %d: %d bytes, want %d", c.kind, h.size(), c.want)
+		}
+	}
+}
+
+func masterapiQuery(kind, name string) masterapi.MetricsQuery {
+	return masterapi.MetricsQuery{Kind: kind, Name: name, Since: t0, Until: t0.Add(time.Hour)}
+}
+
+// TestConcurrentIngestHistory: nodes ingesting, readers reading, an app
+// removed, all at once (run with -race); every sample of the nodes
+// that stay is kept.
+func TestConcurrentIngestHistory(t *testing.T) {
+	placed := map[string]string{}
+	for n := range 4 {
+		placed[fmt.Sprintf("web-aaaa%02d", n)] = fmt.Sprintf("n%d", n)
+	}
+	s, c := open(t, t.TempDir(), placed)
+	c.set(t0.Add(time.Hour))
+	var wg sync.WaitGroup
+	for n := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			node := fmt.Sprintf("n%d", n)
+			for i := range 200 {
+				at := t0.Add(time.Duration(i) * 10 * time.Second)
+				if err := s.Ingest(node, rec(at, nodeGroup(node, float64(i)), ctrGroup(fmt.Sprintf("web-aaaa%02d", n), 1, 1))); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				s.History(masterapiQuery("node", "n0"))
+				s.History(masterapiQuery("app", "web"))
+				s.Latest()
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 5 {
+			s.RemoveApp("web")
+		}
+	}()
+	wg.Wait()
+	for n := range 4 {
+		m := history(t, s, "node", fmt.Sprintf("n%d", n), t0, t0.Add(1990*time.Second))
+		for i, v := range m.Avg[0] {
+			if float64(v) != float64(i) {
+				t.Fatalf("n%d step %d: cpu %v, want %d", n, i, v, i)
+			}
 		}
 	}
 }
