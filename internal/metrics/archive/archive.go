@@ -25,10 +25,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moatcloud/moat/internal/errs"
@@ -74,7 +76,11 @@ type Options struct {
 	// GCInterval is how often replica files not written for longer than
 	// their spec spans are removed (default 1 h; negative: never).
 	GCInterval time.Duration
-	Log        *slog.Logger
+	// MaxMapped bounds the files mapped at once (default 20,000; one
+	// mapping each, and vm.max_map_count is 65,530 by default): past it
+	// the least recently used is unmapped, and mapped again when needed.
+	MaxMapped int
+	Log       *slog.Logger
 }
 
 type key struct {
@@ -86,6 +92,9 @@ type key struct {
 type Store struct {
 	dir string
 	o   Options
+
+	uses   atomic.Uint64 // counts uses of tables, for the LRU
+	idleAt uint64        // uses when the collector last ran: tables not used since are unmapped
 
 	mu     sync.Mutex
 	tables map[key]*table
@@ -120,6 +129,9 @@ func Open(dir string, o Options) (*Store, error) {
 	}
 	if o.GCInterval == 0 {
 		o.GCInterval = time.Hour
+	}
+	if o.MaxMapped <= 0 {
+		o.MaxMapped = 20000
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -203,7 +215,11 @@ func (s *Store) table(k key, create bool) (*table, error) {
 		return nil, fmt.Errorf("metrics store closed: %w", errs.ErrUnavailable)
 	}
 	if t := s.tables[k]; t != nil {
+		t.used.Store(s.uses.Add(1))
 		return t, nil
+	}
+	if len(s.tables) >= s.o.MaxMapped {
+		s.evictLRU()
 	}
 	path := filepath.Join(s.dir, kindDirs[k.kind], k.name)
 	t, err := openTable(path)
@@ -231,8 +247,41 @@ func (s *Store) table(k key, create bool) (*table, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.used.Store(s.uses.Add(1))
 	s.tables[k] = t
 	return t, nil
+}
+
+// evictLRU unmaps the least recently used table (s.mu held).
+func (s *Store) evictLRU() {
+	var lru key
+	var min uint64 = math.MaxUint64
+	for k, t := range s.tables {
+		if u := t.used.Load(); u < min {
+			lru, min = k, u
+		}
+	}
+	if t := s.tables[lru]; t != nil {
+		delete(s.tables, lru)
+		t.evict()
+	}
+}
+
+// unmapIdle unmaps the tables not used since the last call: a replica
+// gone, a node removed.
+func (s *Store) unmapIdle() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k, t := range s.tables {
+		if t.used.Load() <= s.idleAt {
+			delete(s.tables, k)
+			t.evict()
+			n++
+		}
+	}
+	s.idleAt = s.uses.Load()
+	return n
 }
 
 // validName: what may name a file of the store (names come from nodes).

@@ -332,3 +332,39 @@ func TestConcurrentIngestHistory(t *testing.T) {
 		}
 	}
 }
+
+// TestMappingsBounded: past MaxMapped the least recently used file is
+// unmapped and mapped again when needed, losing nothing; the collector
+// unmaps files not used since its last run.
+func TestMappingsBounded(t *testing.T) {
+	c := &clock{t: t0.Add(time.Hour)}
+	s, err := Open(t.TempDir(), Options{Now: c.now, GCInterval: -1, MaxMapped: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 30 {
+		for n := range 3 {
+			node := fmt.Sprintf("n%d", n)
+			if err := s.Ingest(node, rec(t0.Add(time.Duration(i)*10*time.Second), nodeGroup(node, float64(i)))); err != nil {
+				t.Fatal(err)
+			}
+			if st := s.Stats(); st.Archives > 2 {
+				t.Fatalf("%d files mapped, bound 2", st.Archives)
+			}
+		}
+	}
+	for n := range 3 {
+		m := history(t, s, "node", fmt.Sprintf("n%d", n), t0, t0.Add(290*time.Second))
+		for i, v := range m.Avg[0] {
+			if float64(v) != float64(i) {
+				t.Fatalf("n%d step %d: %v", n, i, v)
+			}
+		}
+	}
+	s.unmapIdle()
+	s.History(masterapiQuery("node", "n0"))
+	if n := s.unmapIdle(); n != 1 || s.Stats().Archives != 1 {
+		t.Fatalf("unmapped %d idle, %d left; want the one not read since", n, s.Stats().Archives)
+	}
+}

@@ -47,18 +47,26 @@ func (s *Store) History(q masterapi.MetricsQuery) (masterapi.Metrics, error) {
 	case q.Points == 0:
 		q.Points = DefaultPoints
 	}
-	t, err := s.table(key{kind, q.Name}, false)
-	if err != nil {
-		return m, err
+	var t *table
+	for t == nil {
+		var err error
+		if t, err = s.table(key{kind, q.Name}, false); err != nil {
+			return m, err
+		}
+		if t == nil {
+			return m, fmt.Errorf("metrics of %s %q: %w", q.Kind, q.Name, errs.ErrNotFound)
+		}
+		t.mu.RLock()
+		if t.b == nil {
+			evicted := t.evicted
+			t.mu.RUnlock()
+			if !evicted {
+				return m, fmt.Errorf("metrics of %s %q: %w", q.Kind, q.Name, errs.ErrNotFound)
+			}
+			t = nil
+		}
 	}
-	if t == nil {
-		return m, fmt.Errorf("metrics of %s %q: %w", q.Kind, q.Name, errs.ErrNotFound)
-	}
-	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if t.b == nil {
-		return m, fmt.Errorf("metrics of %s %q: %w", q.Kind, q.Name, errs.ErrNotFound)
-	}
 	from, to := q.Since.UnixNano(), q.Until.UnixNano()
 	i := t.choose(from, to, q.Step, q.Points)
 	a := t.h.spec[i]

@@ -108,14 +108,9 @@ func (s *Store) group(node string, ns int64, g nodeapi.MetricsGroup, c *Stats) (
 // one as new, a replica's to its app's table too, and keeps it as the
 // entity's latest.
 func (s *Store) feed(k key, node, app, src string, ns int64, vals []float64, c *Stats) error {
-	t, err := s.table(k, true)
-	if err != nil {
-		return err
-	}
-	t.mu.Lock()
-	if t.b == nil { // removed meanwhile
-		t.mu.Unlock()
-		return nil
+	t, err := s.lockTable(k)
+	if t == nil {
+		return err // nil: removed meanwhile
 	}
 	if !t.accept(src, ns) {
 		t.mu.Unlock()
@@ -129,10 +124,6 @@ func (s *Store) feed(k key, node, app, src string, ns int64, vals []float64, c *
 	if k.kind != kindReplica {
 		return nil
 	}
-	at, err := s.table(key{kindApp, app}, true)
-	if err != nil {
-		return err
-	}
 	var buf [maxFields]float64
 	av := buf[:len(appFields)]
 	for i := range av {
@@ -142,12 +133,33 @@ func (s *Store) feed(k key, node, app, src string, ns int64, vals []float64, c *
 		}
 	}
 	av[len(av)-1] = 1 // the "replicas" field counts samples (see History)
-	at.mu.Lock()
-	if at.b != nil {
-		at.add(ns, av)
+	at, err := s.lockTable(key{kindApp, app})
+	if at == nil {
+		return err
 	}
+	at.add(ns, av)
 	at.mu.Unlock()
 	return nil
+}
+
+// lockTable returns the entity's table mapped and locked, making it if
+// needed; nil when it was removed meanwhile (and the error, if any).
+func (s *Store) lockTable(k key) (*table, error) {
+	for {
+		t, err := s.table(k, true)
+		if err != nil {
+			return nil, err
+		}
+		t.mu.Lock()
+		if t.b != nil {
+			return t, nil
+		}
+		evicted := t.evicted
+		t.mu.Unlock()
+		if !evicted {
+			return nil, nil
+		}
+	}
 }
 
 func (s *Store) setLatest(k key, node, app string, ns int64, vals []float64) {

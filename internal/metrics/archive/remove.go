@@ -156,10 +156,12 @@ func (s *Store) gcLoop() {
 		case <-s.stop:
 			return
 		case <-tick.C:
-			if n, err := s.GC(s.o.Now()); err != nil {
+			n, err := s.GC(s.o.Now())
+			if err != nil {
 				s.o.Log.Warn("metrics gc", "err", err)
-			} else if n > 0 {
-				s.o.Log.Info("metrics gc", "removed", n)
+			}
+			if idle := s.unmapIdle(); n > 0 || idle > 0 {
+				s.o.Log.Info("metrics gc", "removed", n, "unmapped", idle)
 			}
 		}
 	}

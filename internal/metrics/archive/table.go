@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -115,12 +116,14 @@ func parseHeader(b []byte, fileSize int64) (header, error) {
 }
 
 type table struct {
-	mu     sync.RWMutex
-	path   string
-	h      header
-	b      []byte // the mapping; nil once closed
-	offs   []int  // byte offset of each archive's rows
-	rowLen int    // fields × cellSize
+	mu      sync.RWMutex
+	used    atomic.Uint64 // the store's use count when last used (LRU)
+	evicted bool          // unmapped to bound the mappings: map it again
+	path    string
+	h       header
+	b       []byte // the mapping; nil once closed
+	offs    []int  // byte offset of each archive's rows
+	rowLen  int    // fields × cellSize
 }
 
 // createTable makes the file whole under a temporary name and renames it
@@ -179,6 +182,19 @@ func openTable(path string) (*table, error) {
 		off += a.Rows * t.rowLen
 	}
 	return t, nil
+}
+
+// evict closes the table for the LRU: whoever holds it maps it again.
+// Unmapping a shared mapping loses nothing: its dirty pages are the
+// file's, written back by the kernel; only Close waits for them.
+func (t *table) evict() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.b != nil {
+		unix.Munmap(t.b)
+		t.b = nil
+	}
+	t.evicted = true
 }
 
 // close syncs and unmaps; later calls do nothing.
