@@ -368,3 +368,41 @@ func TestMappingsBounded(t *testing.T) {
 		t.Fatalf("unmapped %d idle, %d left; want the one not read since", n, s.Stats().Archives)
 	}
 }
+
+// TestHistoryConsolidates: more steps than points, or a step coarser than
+// the archive's, merge k steps per point: avg weighted by count, min of
+// mins, max of maxes, aligned to k steps.
+func TestHistoryConsolidates(t *testing.T) {
+	s, c := open(t, t.TempDir(), nil)
+	c.set(t0.Add(time.Hour))
+	for i := range 60 {
+		if err := s.Ingest("n1", rec(t0.Add(time.Duration(i)*10*time.Second), nodeGroup("n1", float64(i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		name   string
+		q      masterapi.MetricsQuery
+		step   float64
+		points int
+		avg0   float64
+		max0   float64
+	}{
+		{"fits", masterapi.MetricsQuery{Since: t0, Until: t0.Add(590 * time.Second)}, 10, 60, 0, 0},
+		{"six points", masterapi.MetricsQuery{Since: t0, Until: t0.Add(590 * time.Second), Points: 6}, 120, 5, 5.5, 11},
+		{"a step of 24h", masterapi.MetricsQuery{Since: t0, Until: t0.Add(590 * time.Second), Step: 24 * time.Hour}, 86400, 1, 29.5, 59},
+		{"a step of 30s", masterapi.MetricsQuery{Since: t0, Until: t0.Add(590 * time.Second), Step: 30 * time.Second}, 30, 20, 1, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.q.Kind, tt.q.Name = "node", "n1"
+			m, err := s.History(tt.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Step != tt.step || len(m.Times) != tt.points || float64(m.Avg[0][0]) != tt.avg0 || float64(m.Max[0][0]) != tt.max0 || m.Min[0][0] != 0 {
+				t.Fatalf("step %v, %d points, first avg %v min %v max %v; want step %v, %d points, avg %v max %v",
+					m.Step, len(m.Times), m.Avg[0][0], m.Min[0][0], m.Max[0][0], tt.step, tt.points, tt.avg0, tt.max0)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/moatcloud/moat/internal/errs"
@@ -16,12 +17,16 @@ const (
 	DefaultSpan   = 24 * time.Hour
 )
 
-// History reads one entity's fields from the finest archive that reaches
-// back to q.Since in at most q.Points points with a step not below q.Step;
-// when none does, the coarsest that fits the points, and failing that the
-// coarsest, its newest q.Points steps. An app's "replicas" field is its
-// replica samples per step of the finest archive (one per replica when
-// they are sampled at that step, 10 s by default).
+// History reads one entity's fields, consolidated to at most q.Points
+// points of at least q.Step each. It reads the coarsest archive whose
+// step is not above the step asked (the larger of q.Step and the range
+// over q.Points) among those reaching back to q.Since, else the finest
+// that reaches back, else the coarsest; then merges k of its steps into
+// one point when it still has too many or too fine (avg weighted by
+// count, min of mins, max of maxes, aligned to k steps), so a year in 600
+// points is 600 points of 15 h. An app's "replicas" field is its replica
+// samples per finest step (one per replica when they are sampled at
+// that step, 10 s by default).
 func (s *Store) History(q masterapi.MetricsQuery) (masterapi.Metrics, error) {
 	var m masterapi.Metrics
 	kind, err := storeKind(q.Kind)
@@ -68,57 +73,80 @@ func (s *Store) History(q masterapi.MetricsQuery) (masterapi.Metrics, error) {
 	}
 	defer t.mu.RUnlock()
 	from, to := q.Since.UnixNano(), q.Until.UnixNano()
-	i := t.choose(from, to, q.Step, q.Points)
-	a := t.h.spec[i]
-	step := int64(a.Step)
-	k1 := floorDiv(to, step)
-	n := k1 - floorDiv(from, step) + 1
-	if n > int64(q.Points) || n <= 0 {
-		n = int64(q.Points)
+	want := max(int64(q.Step), (to-from)/int64(q.Points))
+	i := t.choose(from, want)
+	step := int64(t.h.spec[i].Step)
+	k := max(1, want/step)
+	for floorDiv(to, k*step)-floorDiv(from, k*step)+1 > int64(q.Points) {
+		k++
 	}
-	k0 := k1 - n + 1
+	b1 := floorDiv(to, k*step)
+	b0 := floorDiv(from, k*step)
+	n := b1 - b0 + 1
+	if n <= 0 { // an overflow at the ends of int64
+		n, b0 = 1, b1
+	}
+	return t.read(kind, q, i, k, b0, n), nil
+}
+
+// read merges k steps of archive i per point, for n points from block b0.
+func (t *table) read(kind byte, q masterapi.MetricsQuery, i int, k, b0, n int64) masterapi.Metrics {
+	step := int64(t.h.spec[i].Step)
 	fields := fieldsOf(kind)
-	m = masterapi.Metrics{Kind: q.Kind, Name: q.Name, Step: a.Step.Seconds(), Fields: fields, Times: make([]int64, n)}
+	m := masterapi.Metrics{Kind: q.Kind, Name: q.Name, Step: time.Duration(k * step).Seconds(), Fields: fields, Times: make([]int64, n)}
 	m.Avg, m.Min, m.Max = make([][]masterapi.Value, len(fields)), make([][]masterapi.Value, len(fields)), make([][]masterapi.Value, len(fields))
 	for f := range fields {
 		m.Avg[f], m.Min[f], m.Max[f] = make([]masterapi.Value, n), make([]masterapi.Value, n), make([]masterapi.Value, n)
 	}
-	perFinest := float64(t.h.spec[0].Step) / float64(a.Step)
+	perFinest := float64(t.h.spec[0].Step) / float64(k*step)
 	for j := range n {
-		k := k0 + j
-		m.Times[j] = time.Duration(k*step).Milliseconds() / 1000
+		first := (b0 + j) * k
+		m.Times[j] = floorDiv(first*step, int64(time.Second))
 		for f := range fields {
-			avg, lo, hi, c := t.cell(i, k, f)
-			if kind == kindApp && f == len(fields)-1 && c > 0 {
+			sum, lo, hi, c := 0.0, math.Inf(1), math.Inf(-1), 0
+			for kk := first; kk < first+k; kk++ {
+				avg, mn, mx, cn := t.cell(i, kk, f)
+				if cn == 0 {
+					continue
+				}
+				sum += avg * float64(cn)
+				lo, hi, c = min(lo, mn), max(hi, mx), c+cn
+			}
+			avg := math.NaN()
+			if c == 0 {
+				lo, hi = math.NaN(), math.NaN()
+			} else if kind == kindApp && f == len(fields)-1 {
 				avg = float64(c) * perFinest
 				lo, hi = avg, avg
+			} else {
+				avg = sum / float64(c)
 			}
 			m.Avg[f][j], m.Min[f][j], m.Max[f][j] = masterapi.Value(avg), masterapi.Value(lo), masterapi.Value(hi)
 		}
 	}
-	return m, nil
+	return m
 }
 
-// choose picks the archive as History says.
-func (t *table) choose(from, to int64, minStep time.Duration, points int) int {
-	fit := -1
+// choose picks the coarsest archive whose step is not above want among
+// those that reach back to from; else the finest that reaches back; else
+// the coarsest.
+func (t *table) choose(from, want int64) int {
+	pick := -1
 	for i, a := range t.h.spec {
-		if a.Step < minStep && i < len(t.h.spec)-1 {
+		if !t.reaches(i, a, from) {
 			continue
 		}
-		step := int64(a.Step)
-		if floorDiv(to, step)-floorDiv(from, step)+1 > int64(points) {
-			continue
+		if int64(a.Step) <= want || pick < 0 {
+			pick = i
 		}
-		if t.reaches(i, a, from) {
-			return i
+		if int64(a.Step) >= want {
+			break
 		}
-		fit = i
 	}
-	if fit >= 0 {
-		return fit
+	if pick < 0 {
+		return len(t.h.spec) - 1
 	}
-	return len(t.h.spec) - 1
+	return pick
 }
 
 // reaches: from's step is still in archive i's ring (an empty table
