@@ -53,6 +53,22 @@ type alertRecord struct {
 // startAlerts loads the alerts firing and the webhooks, and starts
 // evaluating and delivering.
 func (m *Master) startAlerts(ctx context.Context) error {
+	if err := m.loadAlerts(ctx); err != nil {
+		return err
+	}
+	hooks, _, err := m.db.Webhooks(ctx)
+	if err != nil {
+		return fmt.Errorf("load webhooks: %w", err)
+	}
+	for _, h := range hooks {
+		m.startWebhook(ctx, h)
+	}
+	go m.alertLoop(ctx)
+	return nil
+}
+
+// loadAlerts loads the alerts firing, as the evaluation before the next.
+func (m *Master) loadAlerts(ctx context.Context) error {
 	a := &m.alerts
 	a.ids, a.fired, a.hooks, a.restarts = map[string]int64{}, map[string]time.Time{}, map[string]*webhookRun{}, map[string]alert.RestartHistory{}
 	rows, err := m.db.Alerts(ctx, time.Now())
@@ -68,14 +84,6 @@ func (m *Master) startAlerts(ctx context.Context) error {
 		a.last = append(a.last, rec.Alert)
 		a.ids[rec.Key], a.fired[rec.Key] = r.ID, r.Fired
 	}
-	hooks, _, err := m.db.Webhooks(ctx)
-	if err != nil {
-		return fmt.Errorf("load webhooks: %w", err)
-	}
-	for _, h := range hooks {
-		m.startWebhook(ctx, h)
-	}
-	go m.alertLoop(ctx)
 	return nil
 }
 
@@ -96,14 +104,19 @@ func (m *Master) alertLoop(ctx context.Context) {
 	}
 }
 
-// evaluateAlerts runs the rules once and records what changed.
+// evaluateAlerts takes a snapshot and judges it.
 func (m *Master) evaluateAlerts(ctx context.Context) error {
 	w, err := m.look(ctx)
 	if err != nil {
 		return err
 	}
+	m.judgeAlerts(ctx, m.alertSnapshot(w, m.alertSamples()))
+	return nil
+}
+
+// judgeAlerts runs the rules on a snapshot and records what changed.
+func (m *Master) judgeAlerts(ctx context.Context, s alert.Snapshot) {
 	a := &m.alerts
-	s := m.alertSnapshot(w)
 	next := alert.Evaluate(s, a.last)
 	fired, resolved := alert.Changes(a.last, next)
 	for _, x := range fired {
@@ -125,7 +138,6 @@ func (m *Master) evaluateAlerts(ctx context.Context) error {
 	if len(fired)+len(resolved) > 0 {
 		m.wakeWebhooks()
 	}
-	return nil
 }
 
 // fireAlert records an alert that began firing and queues its notice.
@@ -190,10 +202,10 @@ func apiAlert(rec alertRecord) masterapi.Alert {
 
 // alertSnapshot is what the rules judge: the master's own look at the
 // world, and the newest samples.
-func (m *Master) alertSnapshot(w *world) alert.Snapshot {
+func (m *Master) alertSnapshot(w *world, samples []masterapi.Latest) alert.Snapshot {
 	s := alert.Snapshot{Now: w.now}
 	nodeSample, replicaSample := map[string]masterapi.Latest{}, map[string]masterapi.Latest{}
-	for _, l := range m.alertSamples() {
+	for _, l := range samples {
 		switch l.Kind {
 		case masterapi.MetricsNode:
 			nodeSample[l.Name] = l
