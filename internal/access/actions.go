@@ -76,6 +76,7 @@ const (
 	ImageRemove   Action = "image.rm"
 	ImageGC       Action = "image.gc"
 	DeliveryStats Action = "delivery.stats"
+	Prometheus    Action = "metrics.prometheus"
 	Debug         Action = "debug"
 )
 
@@ -129,6 +130,9 @@ var rules = []Rule{
 	{ImageRemove, Cluster, "", "moat image rm"},
 	{ImageGC, Cluster, "", "moat image gc"},
 	{DeliveryStats, Cluster, "", "(image delivery counters)"},
+	// Every tenant's apps and every node, in one scrape: not filtered by
+	// tenant, so a cluster admin's only.
+	{Prometheus, Cluster, "", "(GET /v1/prometheus: every node, app and replica for Prometheus)"},
 
 	{Debug, LocalOnly, "", "/debug/pprof, /debug/progress"},
 }

@@ -53,7 +53,8 @@ var want = map[Action]string{
 	"node.audit": cluster, "node.dial": cluster, "master.key": cluster,
 	"image.ls": cluster, "image.inspect": cluster, "image.import": cluster, "image.sign": cluster,
 	"image.rm": cluster, "image.gc": cluster, "delivery.stats": cluster,
-	"debug": localOnly,
+	"metrics.prometheus": cluster,
+	"debug":              localOnly,
 }
 
 // TestAllow: every action × every caller, in the caller's tenant.

@@ -81,5 +81,6 @@ master is down; a restarted master adopts what runs.`,
 	f.IntVar(&cfg.GCThreshold, "gc-threshold", 85, "collect unused images when the master's disk is this full (percent; 0: only on moat image gc)")
 	f.DurationVar(&cfg.GCInterval, "gc-interval", master.DefaultGCInterval, "how often the master looks at its disk for --gc-threshold")
 	f.DurationVar(cfg.GCGrace, "gc-grace", gcGrace, "images imported or pulled more recently than this are never collected")
+	f.StringVar(&cfg.PrometheusListen, "prometheus-listen", "", "also serve Prometheus' /metrics on 127.0.0.1:PORT (loopback only) or unix:/path (mode 0660); remote scrapers use ssh -L")
 	return cmd
 }

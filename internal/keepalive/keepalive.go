@@ -33,6 +33,7 @@ const maxProbes = 16
 type Heard struct {
 	at   atomic.Int64 // since epoch
 	late atomic.Int64 // since epoch: when Watch last ran late (see Watch)
+	rtt  atomic.Int64 // the last probe's round trip (0: none answered yet)
 }
 
 // NewHeard starts the clock now: a connection just made counts as heard.
@@ -61,6 +62,10 @@ func (h *Heard) Last() time.Time { return epoch.Add(time.Duration(h.at.Load())) 
 func (h *Heard) SilentSince() time.Time {
 	return epoch.Add(time.Duration(max(h.at.Load(), h.late.Load())))
 }
+
+// RoundTrip is the last answered probe's round trip; 0 when no probe has
+// been answered (a busy connection is never probed).
+func (h *Heard) RoundTrip() time.Duration { return time.Duration(h.rtt.Load()) }
 
 // Wrap returns conn, recording in h every read that returns bytes.
 func (h *Heard) Wrap(conn net.Conn) net.Conn { return heardConn{Conn: conn, heard: h} }
@@ -136,7 +141,10 @@ func Watch(ctx context.Context, client *ssh.Client, heard *Heard, cfg Config) er
 		go func() {
 			// Any reply, even "unknown request", proves the peer alive;
 			// its bytes are counted as they are read.
-			client.SendRequest("keepalive@openssh.com", true, nil)
+			sent := time.Now()
+			if _, _, err := client.SendRequest("keepalive@openssh.com", true, nil); err == nil {
+				heard.rtt.Store(int64(max(time.Since(sent), 1)))
+			}
 			probes.Add(-1)
 		}()
 	}

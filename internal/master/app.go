@@ -133,6 +133,9 @@ func (m *Master) judge(ctx context.Context, w *world, a appState, step rollout.S
 	} else {
 		m.unplacedSince[key] = j.UnplacedSince
 	}
+	if j.Verdict == verdictDeployed || j.Verdict == verdictFailed {
+		m.timings.Deployed(string(j.Verdict), w.now.Sub(a.rev.Created).Seconds())
+	}
 	switch j.Verdict {
 	case verdictDeployed:
 		m.log.Info("revision deployed", "app", a.Name, "revision", a.Revision)

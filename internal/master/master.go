@@ -27,6 +27,7 @@ import (
 	"github.com/moatcloud/moat/internal/master/httpapi"
 	"github.com/moatcloud/moat/internal/master/store"
 	metricstore "github.com/moatcloud/moat/internal/metrics/archive"
+	"github.com/moatcloud/moat/internal/metrics/prom"
 	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/sshx"
 	"github.com/moatcloud/moat/internal/wire"
@@ -66,6 +67,10 @@ type Config struct {
 	APISocket  string
 	APIUser    string
 	UserCAFile string
+	// PrometheusListen, when set, is where the master serves /metrics
+	// besides its API's GET /v1/prometheus: 127.0.0.1:PORT (loopback
+	// only) or unix:/path (package prom).
+	PrometheusListen string
 }
 
 // Defaults.
@@ -125,7 +130,8 @@ type Master struct {
 	// still (reconcile's goroutine only).
 	secretsChanged atomic.Int64
 	certs          certCache
-	events         eventLog // the event log's writing end (events.go)
+	events         eventLog      // the event log's writing end (events.go)
+	timings        *prom.Timings // reconcile and deploy histograms (prom.go)
 }
 
 // maxOps bounds the node operations under way at once, across nodes:
@@ -205,6 +211,11 @@ func Open(cfg Config) (*Master, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.PrometheusListen != "" {
+		if _, _, err := prom.ParseListen(cfg.PrometheusListen); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := os.Stat(filepath.Join(cfg.Dir, DBFile)); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no master state in %s: run moat init first", cfg.Dir)
 	}
@@ -241,7 +252,7 @@ func Open(cfg Config) (*Master, error) {
 	m := &Master{
 		cfg: cfg, log: cfg.Log, db: db, images: images, key: key, peer: peer, peerPEM: peerPEM,
 		kick: make(chan struct{}, 1), agents: map[string]*agent{}, failures: map[string]string{}, unplacedSince: map[string]time.Time{}, balanced: map[string]string{}, drainSince: map[string]time.Time{},
-		ops: make(chan struct{}, maxOps),
+		ops: make(chan struct{}, maxOps), timings: prom.NewTimings(),
 	}
 	if err := m.openMetrics(); err != nil {
 		db.Close()
@@ -285,6 +296,11 @@ func (m *Master) Run(ctx context.Context) error {
 		if ok {
 			endpoints = append(endpoints, api)
 		}
+	}
+	if e, ok, err := m.promEndpoint(); err != nil {
+		return err
+	} else if ok {
+		endpoints = append(endpoints, e)
 	}
 	go m.reconcileLoop(ctx)
 	go m.autoGC(ctx)

@@ -57,6 +57,7 @@ var matrixRequests = map[string]struct{ path, body string }{
 	"GET /v1/metrics/replica/{name}": {"/v1/metrics/replica/nosuch-abcdef", ""},
 	"GET /v1/metrics/route/{name}":   {"/v1/metrics/route/nosuch.example", ""},
 	"GET /v1/metrics/latest":         {"/v1/metrics/latest", ""},
+	"GET /v1/prometheus":             {"/v1/prometheus", ""},
 
 	"GET /v1/images":               {"/v1/images", ""},
 	"GET /v1/images/{ref...}":      {"/v1/images/nosuch:1", ""},

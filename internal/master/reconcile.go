@@ -23,7 +23,9 @@ func (m *Master) reconcileLoop(ctx context.Context) {
 	defer tick.Stop()
 	woken := true
 	for {
+		start := time.Now()
 		changed, err := m.reconcile(ctx)
+		m.timings.Reconciled(time.Since(start).Seconds(), err != nil)
 		if err != nil && ctx.Err() == nil {
 			m.log.Error("reconcile", "err", err)
 		}

@@ -18,6 +18,11 @@ func (m *Master) Apps(ctx context.Context) ([]masterapi.App, error) {
 	if err != nil {
 		return nil, err
 	}
+	return appsIn(ctx, w), nil
+}
+
+// appsIn describes the apps of w the caller sees.
+func appsIn(ctx context.Context, w *world) []masterapi.App {
 	out := []masterapi.App{}
 	for _, a := range w.apps {
 		if !seesTenant(ctx, keyTenant(a.Name)) {
@@ -30,7 +35,7 @@ func (m *Master) Apps(ctx context.Context) ([]masterapi.App, error) {
 			Created: a.Created, Strategy: a.spec.Update.Strategy,
 		})
 	}
-	return out, nil
+	return out
 }
 
 // Progress describes how a revision's rollout goes.
@@ -123,6 +128,12 @@ func (m *Master) Replicas(ctx context.Context, app string) ([]masterapi.Replica,
 	if app != "" {
 		app = appKey(ctx, app)
 	}
+	return replicasIn(ctx, w, app), nil
+}
+
+// replicasIn describes the replicas of w of one app (its key), or of all
+// ("") the caller's tenant sees.
+func replicasIn(ctx context.Context, w *world, app string) []masterapi.Replica {
 	out := []masterapi.Replica{}
 	for _, r := range w.replicas {
 		if app != "" && r.App != app || app == "" && !seesTenant(ctx, keyTenant(r.App)) {
@@ -152,7 +163,7 @@ func (m *Master) Replicas(ctx context.Context, app string) ([]masterapi.Replica,
 		}
 		out = append(out, rep)
 	}
-	return out, nil
+	return out
 }
 
 // Nodes describes every node.
@@ -161,6 +172,11 @@ func (m *Master) Nodes(ctx context.Context) ([]masterapi.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	return nodesIn(w), nil
+}
+
+// nodesIn describes every node of w.
+func nodesIn(w *world) []masterapi.Node {
 	byNode := map[string]*masterapi.Node{}
 	out := []masterapi.Node{}
 	for _, n := range w.nodes {
@@ -195,7 +211,7 @@ func (m *Master) Nodes(ctx context.Context) ([]masterapi.Node, error) {
 		}
 	}
 	sortNodes(out)
-	return out, nil
+	return out
 }
 
 func short(digest string) string {

@@ -52,6 +52,7 @@ type Conn struct {
 	since   time.Time
 	lastErr error
 	changed chan struct{}
+	ups     int64 // times it came up
 }
 
 func newConn(p *Pool, t Target) *Conn {
@@ -84,6 +85,24 @@ func (c *Conn) Quiet() time.Duration {
 	return c.heard.Quiet()
 }
 
+// Connects counts the times the connection came up: 1 + reconnects.
+func (c *Conn) Connects() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ups
+}
+
+// RoundTrip is the last answered keepalive's round trip while up; 0 when
+// not known (down, or busy enough never to be probed).
+func (c *Conn) RoundTrip() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != Up || c.heard == nil {
+		return 0
+	}
+	return c.heard.RoundTrip()
+}
+
 // Changed returns a channel closed at the next state change.
 func (c *Conn) Changed() <-chan struct{} {
 	c.mu.Lock()
@@ -95,6 +114,9 @@ func (c *Conn) setState(s State, client *ssh.Client, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state != s {
+		if s == Up {
+			c.ups++
+		}
 		c.since = time.Now()
 		close(c.changed)
 		c.changed = make(chan struct{})

@@ -124,6 +124,7 @@ func (s *server) handler() http.Handler {
 	s.userRoutes(handle)
 	s.whoamiRoutes(handle)
 	s.auditRoutes(handle)
+	s.prometheusRoutes(handle)
 	s.eventRoutes(handle)
 	s.alertRoutes(handle)
 	s.metricsRoutes(handle)

@@ -1,0 +1,77 @@
+package prom
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Timings are the master's own histograms, observed where the work
+// happens: each reconcile pass, and each rollout judged.
+type Timings struct {
+	reg       *prometheus.Registry
+	reconcile prometheus.Histogram
+	errors    prometheus.Counter
+	deploys   *prometheus.HistogramVec
+}
+
+// NewTimings makes the master's histograms, and a registry holding them
+// with the Go runtime's and the process's collectors.
+func NewTimings() *Timings {
+	t := &Timings{
+		reg: prometheus.NewRegistry(),
+		reconcile: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "moat_reconcile_duration_seconds", Help: "Time a reconcile pass took.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1 ms to 33 s
+		}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "moat_reconcile_errors_total", Help: "Reconcile passes that ended in an error.",
+		}),
+		deploys: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "moat_deploy_duration_seconds", Help: "Time from a revision's creation to its rollout's verdict, by outcome (deployed, failed).",
+			Buckets: []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600},
+		}, []string{"outcome"}),
+	}
+	t.reg.MustRegister(t.reconcile, t.errors, t.deploys,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, o := range []string{"deployed", "failed"} {
+		t.deploys.WithLabelValues(o) // shown from the start, at 0
+	}
+	return t
+}
+
+// Reconciled observes a reconcile pass that took d and failed or not.
+func (t *Timings) Reconciled(d float64, failed bool) {
+	if t == nil {
+		return
+	}
+	t.reconcile.Observe(d)
+	if failed {
+		t.errors.Inc()
+	}
+}
+
+// Deployed observes a rollout judged (outcome deployed or failed) d
+// seconds after its revision was made.
+func (t *Timings) Deployed(outcome string, d float64) {
+	if t == nil {
+		return
+	}
+	t.deploys.WithLabelValues(outcome).Observe(d)
+}
+
+// Handler serves the Prometheus exposition of the snapshot source takes
+// at each request, with t's histograms and collectors (t may be nil).
+func Handler(source Source, t *Timings) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collector{ctx: r.Context(), source: source})
+		g := prometheus.Gatherers{reg}
+		if t != nil {
+			g = append(g, t.reg)
+		}
+		promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}).ServeHTTP(w, r)
+	})
+}
