@@ -59,7 +59,7 @@ func (h *Handler) graph(w http.ResponseWriter, r *http.Request) {
 
 var viewTitle = map[span]string{
 	day:   "Daily (5 minute average)",
-	week:  "Weekly (1 hour average)",
-	month: "Monthly (1 hour average)",
-	year:  "Yearly (1 hour average)",
+	week:  "Weekly (30 minute average)",
+	month: "Monthly (2 hour average)",
+	year:  "Yearly (1 day average)",
 }

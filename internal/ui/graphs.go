@@ -53,12 +53,11 @@ func findGraph(kind, id string) (graphDef, bool) {
 	return graphDef{}, false
 }
 
-// history asks the master for a thing's series over a view: from its
-// archive step, with room for every step, so that no view loses its oldest
-// part (the graph merges steps into pixel columns).
+// history asks the master for a thing's series over a view, at the view's
+// step (the graph merges what still falls in one pixel column).
 func (h *Handler) history(ctx context.Context, kind, name string, sp span, now time.Time) (masterapi.Metrics, error) {
 	return h.c.MetricsHistory(ctx, masterapi.MetricsQuery{Kind: kind, Name: name, Since: now.Add(-sp.length()), Until: now,
-		Step: sp.archiveStep(), Points: sp.points()})
+		Step: sp.mrtgStep(), Points: maxPoints})
 }
 
 // build turns a thing's history into what one of its graphs shows.

@@ -37,9 +37,9 @@ func (s span) length() time.Duration {
 	return 24 * time.Hour
 }
 
-// step is the resolution asked of the master: about MRTG's (5 min a day,
-// 30 min a week, 2 h a month, a day a year), which the archives round to
-// theirs; points bounds what comes back.
+// mrtgStep is the resolution asked of the master, MRTG's: 5 min a day,
+// 30 min a week, 2 h a month, a day a year. The master reads the coarsest
+// archive not above it and merges its steps up to it.
 func (s span) mrtgStep() time.Duration {
 	switch s {
 	case week:
@@ -52,21 +52,9 @@ func (s span) mrtgStep() time.Duration {
 	return 5 * time.Minute
 }
 
-// points is the most steps a view may need at its archive's resolution:
-// enough for a year at one hour, should the master not consolidate
-// further, so that no view loses its oldest part.
-func (s span) points() int {
-	return int(s.length()/s.archiveStep()) + 2
-}
-
-// archiveStep is the coarsest archive step that is not above the view's
-// step (the master's archives: 10 s, 1 min, 5 min, 1 h).
-func (s span) archiveStep() time.Duration {
-	if s == day {
-		return 5 * time.Minute
-	}
-	return time.Hour
-}
+// maxPoints bounds the steps of a view: a year of days, and never more
+// than a graph has pixel columns to spare.
+const maxPoints = 600
 
 func (s span) tickFormat() string {
 	switch s {
