@@ -75,7 +75,9 @@ func (a *app) runUI(ctx context.Context, listen string, open bool) error {
 		return err
 	}
 	if open {
-		openBrowser(url, log)
+		if dir := openBrowser(url, log); dir != "" {
+			defer os.RemoveAll(dir)
+		}
 	}
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -104,32 +106,28 @@ func loopbackOnly(listen string) error {
 
 // openBrowser starts the desktop's browser on the dashboard when there is
 // one. The URL (and its token) goes through a file only this user can
-// read, as Jupyter does, never on a command line that ps shows to everyone.
-func openBrowser(url string, log *slog.Logger) {
+// read, as Jupyter does, never on a command line that ps shows to everyone;
+// it returns the file's directory, removed when moat ui ends.
+func openBrowser(url string, log *slog.Logger) string {
 	opener, err := exec.LookPath("xdg-open")
 	if err != nil {
 		if opener, err = exec.LookPath("open"); err != nil {
-			return
+			return ""
 		}
 	}
 	dir, err := os.MkdirTemp("", "moat-ui-")
 	if err != nil {
-		return
+		return ""
 	}
 	page := filepath.Join(dir, "open.html")
 	html := `<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=` + url + `"><a href="` + url + `">moat dashboard</a>`
-	if err := os.WriteFile(page, []byte(html), 0o600); err != nil {
-		return
+	if err := os.WriteFile(page, []byte(html), 0o600); err == nil {
+		cmd := exec.Command(opener, page)
+		if err := cmd.Start(); err != nil {
+			log.Debug("open browser", "err", err)
+		} else {
+			go cmd.Wait()
+		}
 	}
-	cmd := exec.Command(opener, page)
-	if err := cmd.Start(); err != nil {
-		log.Debug("open browser", "err", err)
-		return
-	}
-	go func() {
-		cmd.Wait()
-		// The browser has read the page (or never will): a minute is plenty.
-		time.Sleep(time.Minute)
-		os.RemoveAll(dir)
-	}()
+	return dir
 }
