@@ -1,11 +1,16 @@
 package prom
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"sort"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
@@ -13,7 +18,7 @@ import (
 
 // emit sends every series of s.
 func emit(s Snapshot, ch chan<- prometheus.Metric) {
-	e := emitter{ch: ch}
+	e := &emitter{ch: ch}
 	e.nodes(s)
 	e.apps(s.Apps)
 	e.replicas(s)
@@ -21,26 +26,78 @@ func emit(s Snapshot, ch chan<- prometheus.Metric) {
 	e.master(s)
 }
 
-type emitter struct{ ch chan<- prometheus.Metric }
+// emitter sends series, sharing one set of label pairs among the series
+// of a thing with the same labels (a replica's dozen): client_golang's
+// const metrics make their own each, most of a big scrape's garbage.
+type emitter struct {
+	ch     chan<- prometheus.Metric
+	names  []string // of the last label pairs made
+	values []string
+	pairs  []*dto.LabelPair // nil: values not all UTF-8
+}
 
-func (e emitter) gauge(d *prometheus.Desc, v float64, labels ...string) {
+func (e *emitter) gauge(d *prometheus.Desc, v float64, labels ...string) {
 	e.send(d, prometheus.GaugeValue, v, labels)
 }
 
-func (e emitter) counter(d *prometheus.Desc, v float64, labels ...string) {
+func (e *emitter) counter(d *prometheus.Desc, v float64, labels ...string) {
 	e.send(d, prometheus.CounterValue, v, labels)
 }
 
 // send sends one series; one whose labels cannot be shown (a name from a
 // node that is not UTF-8) is left out rather than failing the scrape.
-func (e emitter) send(d *prometheus.Desc, t prometheus.ValueType, v float64, labels []string) {
-	if m, err := prometheus.NewConstMetric(d, t, v, labels...); err == nil {
-		e.ch <- m
+func (e *emitter) send(d *prometheus.Desc, t prometheus.ValueType, v float64, values []string) {
+	names := labelNames[d]
+	if len(names) != len(values) {
+		return // a programming error; the tests see the series missing
 	}
+	if !slices.Equal(names, e.names) || !slices.Equal(values, e.values) {
+		// Pairs point into a copy: the caller may reuse values.
+		e.names, e.values = names, slices.Clone(values)
+		e.pairs = labelPairs(e.names, e.values)
+	}
+	if e.pairs == nil && len(names) > 0 {
+		return
+	}
+	e.ch <- &series{desc: d, labels: e.pairs, counter: t == prometheus.CounterValue, value: v}
+}
+
+// labelPairs are the pairs of names and values sorted by name, as the
+// exposition wants them; nil if a value is not UTF-8.
+func labelPairs(names, values []string) []*dto.LabelPair {
+	out := make([]*dto.LabelPair, len(names))
+	for i := range names {
+		if !utf8.ValidString(values[i]) {
+			return nil
+		}
+		out[i] = &dto.LabelPair{Name: &names[i], Value: &values[i]}
+	}
+	slices.SortFunc(out, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return out
+}
+
+// series is one series: a const metric whose label pairs it shares.
+type series struct {
+	desc    *prometheus.Desc
+	labels  []*dto.LabelPair // not to be changed
+	counter bool
+	value   float64
+}
+
+func (s *series) Desc() *prometheus.Desc { return s.desc }
+
+func (s *series) Write(out *dto.Metric) error {
+	out.Label = s.labels
+	if s.counter {
+		out.Counter = &dto.Counter{Value: &s.value}
+	} else {
+		out.Gauge = &dto.Gauge{Value: &s.value}
+	}
+	return nil
 }
 
 // set sends a state set: 1 for the state in, 0 for the others.
-func (e emitter) set(d *prometheus.Desc, states []string, in string, labels ...string) {
+func (e *emitter) set(d *prometheus.Desc, states []string, in string, labels ...string) {
 	l := append(labels, "")
 	for _, s := range states {
 		l[len(l)-1] = s
@@ -58,7 +115,7 @@ func b2f(b bool) float64 {
 // fields sends a sample's values as its kind's field metrics; unknown
 // (NaN) values are left out, and so are values a node could not have
 // meant (infinities).
-func (e emitter) fields(kind byte, l masterapi.Latest, labels ...string) {
+func (e *emitter) fields(kind byte, l masterapi.Latest, labels ...string) {
 	for i, f := range fields[kind] {
 		if f == nil || i >= len(l.Values) {
 			continue
@@ -75,7 +132,7 @@ func (e emitter) fields(kind byte, l masterapi.Latest, labels ...string) {
 	}
 }
 
-func (e emitter) nodes(s Snapshot) {
+func (e *emitter) nodes(s Snapshot) {
 	latest := map[string]masterapi.Latest{}
 	for _, l := range s.Latest {
 		if l.Kind == masterapi.MetricsNode && l.Name == l.Node {
@@ -107,7 +164,11 @@ func (e emitter) nodes(s Snapshot) {
 	}
 }
 
-func (e emitter) apps(apps []masterapi.App) {
+func (e *emitter) apps(apps []masterapi.App) {
+	apps = slices.Clone(apps)
+	slices.SortFunc(apps, func(a, b masterapi.App) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Tenant, b.Tenant))
+	})
 	for _, a := range apps {
 		id := []string{a.Name, a.Tenant}
 		e.gauge(appDesired, float64(a.Desired), id...)
@@ -131,16 +192,24 @@ func health(h string) (float64, bool) {
 	return 0, false
 }
 
-func (e emitter) replicas(s Snapshot) {
+func (e *emitter) replicas(s Snapshot) {
 	latest := map[string]masterapi.Latest{}
 	for _, l := range s.Latest {
 		if l.Kind == masterapi.MetricsReplica {
 			latest[l.Name] = l.Latest
 		}
 	}
-	for _, r := range s.Replicas {
+	// In the order the exposition sorts series in (by label values, the
+	// labels by name): its sort then finds them sorted.
+	reps := slices.Clone(s.Replicas)
+	slices.SortFunc(reps, func(a, b masterapi.Replica) int {
+		return cmp.Or(strings.Compare(a.App, b.App), strings.Compare(a.Node, b.Node), strings.Compare(a.ID, b.ID), strings.Compare(a.Tenant, b.Tenant))
+	})
+	for _, r := range reps {
 		id := []string{r.ID, r.App, r.Tenant, r.Node}
-		e.set(replicaState, replicaStates, r.State, id...)
+		// One series, of the state it is in: a full state set would be
+		// most of a big cluster's series (six per replica).
+		e.gauge(replicaState, 1, append(id, r.State)...)
 		e.gauge(replicaRevision, float64(r.Revision), id...)
 		e.counter(replicaRestarts, float64(r.Restarts), id...)
 		if h, ok := health(r.Health); ok {
@@ -154,7 +223,7 @@ func (e emitter) replicas(s Snapshot) {
 	}
 }
 
-func (e emitter) routes(latest []Sample) {
+func (e *emitter) routes(latest []Sample) {
 	seen := map[[2]string]bool{}
 	for _, l := range latest {
 		// One series per route and edge node, whatever the samples say.
@@ -168,7 +237,7 @@ func (e emitter) routes(latest []Sample) {
 	}
 }
 
-func (e emitter) master(s Snapshot) {
+func (e *emitter) master(s Snapshot) {
 	states := map[string]int{"up": 0, "down": 0, "connecting": 0}
 	for _, c := range s.SSH {
 		states[c.State]++

@@ -16,16 +16,24 @@ var (
 	routeLabels   = []string{"host", "app", "tenant", "node"}
 )
 
+// labelNames are each family's label names, in the order values are
+// given (emitter.send).
+var labelNames = map[*prometheus.Desc][]string{}
+
 func desc(name, help string, labels []string, extra ...string) *prometheus.Desc {
-	return prometheus.NewDesc(name, help, append(append([]string(nil), labels...), extra...), nil)
+	names := append(append([]string(nil), labels...), extra...)
+	d := prometheus.NewDesc(name, help, names, nil)
+	labelNames[d] = names
+	return d
 }
 
-// States of a node, an app's target revision and a replica, each shown
-// as a state set: one series per state, 1 for the one it is in.
+// States of a node and of an app's target revision, each shown as a
+// state set: one series per state, 1 for the one it is in. A replica has
+// one series, of its state (pending, starting, ready, failed, unknown,
+// stopping).
 var (
-	nodeStates    = []string{"up", "down", "connecting", "unwatched"}
-	appStatuses   = []string{"progressing", "canary", "promoted", "deployed", "failed", "superseded"}
-	replicaStates = []string{"pending", "starting", "ready", "failed", "unknown", "stopping"}
+	nodeStates  = []string{"up", "down", "connecting", "unwatched"}
+	appStatuses = []string{"progressing", "canary", "promoted", "deployed", "failed", "superseded"}
 )
 
 var (
@@ -47,7 +55,7 @@ var (
 	appRevision     = desc("moat_app_revision", "The app's target revision.", appLabels)
 	appStable       = desc("moat_app_stable_revision", "The app's last fully healthy revision (0: none yet).", appLabels)
 	appStatus       = desc("moat_app_status", "The status of the app's target revision: 1 for the one it has.", appLabels, "status")
-	replicaState    = desc("moat_replica_state", "The replica's state: 1 for the one it is in.", replicaLabels, "state")
+	replicaState    = desc("moat_replica_state", "The replica's state (pending, starting, ready, failed, unknown, stopping): one series, 1, of the state it is in.", replicaLabels, "state")
 	replicaRevision = desc("moat_replica_revision", "The app revision the replica runs.", replicaLabels)
 	replicaRestarts = desc("moat_replica_restarts_total", "Times the replica's container was restarted by its node.", replicaLabels)
 	replicaHealth   = desc("moat_replica_health", "The replica's health check: 1 healthy, 0.5 starting, 0 unhealthy (absent without a check).", replicaLabels)

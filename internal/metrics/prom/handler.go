@@ -11,7 +11,7 @@ import (
 // Timings are the master's own histograms, observed where the work
 // happens: each reconcile pass, and each rollout judged.
 type Timings struct {
-	reg       *prometheus.Registry
+	all       []prometheus.Collector // these and the Go and process collectors
 	reconcile prometheus.Histogram
 	errors    prometheus.Counter
 	deploys   *prometheus.HistogramVec
@@ -21,7 +21,6 @@ type Timings struct {
 // with the Go runtime's and the process's collectors.
 func NewTimings() *Timings {
 	t := &Timings{
-		reg: prometheus.NewRegistry(),
 		reconcile: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "moat_reconcile_duration_seconds", Help: "Time a reconcile pass took.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1 ms to 33 s
@@ -34,8 +33,8 @@ func NewTimings() *Timings {
 			Buckets: []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600},
 		}, []string{"outcome"}),
 	}
-	t.reg.MustRegister(t.reconcile, t.errors, t.deploys,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	t.all = []prometheus.Collector{t.reconcile, t.errors, t.deploys,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
 	for _, o := range []string{"deployed", "failed"} {
 		t.deploys.WithLabelValues(o) // shown from the start, at 0
 	}
@@ -66,12 +65,14 @@ func (t *Timings) Deployed(outcome string, d float64) {
 // at each request, with t's histograms and collectors (t may be nil).
 func Handler(source Source, t *Timings) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// One registry a scrape, whose collector reads the state within
+		// the request; one registry, not several gathered together,
+		// which would check every series twice.
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collector{ctx: r.Context(), source: source})
-		g := prometheus.Gatherers{reg}
 		if t != nil {
-			g = append(g, t.reg)
+			reg.MustRegister(t.all...)
 		}
-		promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}).ServeHTTP(w, r)
+		promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}).ServeHTTP(w, r)
 	})
 }

@@ -147,6 +147,8 @@ func TestScrape(t *testing.T) {
 		{"moat_app_status", with(web, "status", "progressing"), 1},
 		{"moat_app_status", with(web, "status", "deployed"), 0},
 		{"moat_replica_state", with(ra, "state", "ready"), 1},
+		{"moat_replica_state", with(ra, "state", "failed"), math.NaN()},
+		{"moat_replica_state", with(rb, "state", "unknown"), 1},
 		{"moat_replica_restarts_total", ra, 2},
 		{"moat_replica_health", ra, 1},
 		{"moat_replica_health", rb, math.NaN()},
