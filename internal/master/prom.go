@@ -24,9 +24,7 @@ func (m *Master) Prometheus() http.Handler {
 // promSnapshot is every tenant's nodes, apps, replicas and newest
 // samples, and the master's own health, from one look at the state.
 func (m *Master) promSnapshot(ctx context.Context) (prom.Snapshot, error) {
-	c := access.Root
-	c.Tenant = AllTenants
-	ctx = access.WithCaller(ctx, c)
+	ctx = allTenants(ctx)
 	w, err := m.look(ctx)
 	if err != nil {
 		return prom.Snapshot{}, err
@@ -51,6 +49,13 @@ func (m *Master) promSnapshot(ctx context.Context) (prom.Snapshot, error) {
 		}
 	}
 	return s, nil
+}
+
+// allTenants is ctx as root acting in every tenant.
+func allTenants(ctx context.Context) context.Context {
+	c := access.Root
+	c.Tenant = AllTenants
+	return access.WithCaller(ctx, c)
 }
 
 // latestSamples is the newest sample of every node, replica and route,
