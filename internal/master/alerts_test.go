@@ -221,6 +221,15 @@ func TestAlertCrashLoop(t *testing.T) {
 	if err != nil || !slices.Contains(kinds, masterapi.EventAlert) || !slices.Contains(kinds, masterapi.EventAlertResolved) {
 		t.Errorf("events of web: %v, %v; want alert and alert-resolved", kinds, err)
 	}
+	if _, errOut, code := e.moatCLI("alerts", "webhook", "rm", "ops"); code != 0 {
+		t.Errorf("moat alerts webhook rm: exit %d\n%s", code, errOut)
+	}
+	if hooks, err := e.m.Client.Webhooks(context.Background()); err != nil || len(hooks) != 0 {
+		t.Errorf("webhooks after rm: %+v, %v", hooks, err)
+	}
+	if _, errOut, code := e.moatCLI("alerts", "webhook", "add", "ftp://x/"); code == 0 || !strings.Contains(errOut, "http") {
+		t.Errorf("an ftp webhook: exit %d\n%s", code, errOut)
+	}
 }
 
 // TestAlertNodeDownWebhookOutage: nodes stopped and cut off fire node-down
