@@ -31,12 +31,15 @@ func TestEventLog(t *testing.T) {
 	r1 := e.deploy(spec("web", 1))
 	e.wait("web", r1.Revision)
 	// A revision whose process is killed for memory: it fails, and the
-	// master rolls back to the first.
+	// master rolls back to the first. (Its health check never passes, so
+	// it is not taken for ready in the moment before the kill.)
 	oom := `name: web
 image: probe:1
 replicas: 1
 args: [oom]
 resources: {cpu: 100m, memory: 32Mi}
+ports: [{name: http, port: 8080}]
+health: {http: /, port: http, interval: 200ms, timeout: 150ms, retries: 2}
 update: {deadline: 20s}
 `
 	r2 := e.deploy(oom)

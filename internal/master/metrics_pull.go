@@ -136,7 +136,10 @@ func (m *Master) PullStats() []PullStat {
 
 // metricsSink is what the puller feeds: the archive (nil: none).
 func (m *Master) metricsSink() MetricsSink {
-	return nil // B's archive: m.MetricsStore() once it is wired
+	if s := m.MetricsStore(); s != nil {
+		return s
+	}
+	return nil
 }
 
 // pullMetrics is the agent's pull loop while its connection is up (one
@@ -387,6 +390,13 @@ func ingestPage(node string, cursor uint64, max int, page nodeapi.MetricsPage, s
 			res.undecodable++
 			res.note(fmt.Sprintf("record %d: %v", raw.Seq, err))
 			continue
+		}
+		// A node's own group is the node's the connection reaches,
+		// whatever it calls itself (the daemon says "node").
+		for i := range rec.Groups {
+			if rec.Groups[i].Kind == nodeapi.GroupNode {
+				rec.Groups[i].Name = node
+			}
 		}
 		if err := sink.Ingest(node, rec); err != nil {
 			res.refused++
