@@ -132,6 +132,15 @@ func TestQuietPeerIsProbedAndKept(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+	// Each answered probe's round trip is kept (the last).
+	for deadline := time.Now().Add(10 * time.Second); p.heard.RoundTrip() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no round trip known after answered probes")
+		}
+	}
+	if rtt := p.heard.RoundTrip(); rtt >= 10*time.Second {
+		t.Errorf("round trip %s over loopback", rtt)
+	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("after cancel: %v", err)
@@ -178,6 +187,9 @@ func TestBusyPeerIsNotProbed(t *testing.T) {
 	Watch(ctx, p.client, p.heard, Config{Interval: time.Second, DownAfter: 2 * time.Second, Beat: beat})
 	if n := p.seen(); n != 0 {
 		t.Errorf("%d probes to a peer heard from at every beat", n)
+	}
+	if rtt := p.heard.RoundTrip(); rtt != 0 {
+		t.Errorf("round trip %s known without a probe", rtt)
 	}
 }
 
