@@ -106,6 +106,9 @@ func TestDeadNodeDetected(t *testing.T) {
 // connection with it.
 func TestNodeRebootReconnects(t *testing.T) {
 	c, _, conn := upNode(t)
+	if n := conn.Connects(); n != 1 {
+		t.Errorf("up once: %d connects; want 1", n)
+	}
 	if err := c.StopNode("n1"); err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +117,9 @@ func TestNodeRebootReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, conn, sshx.Up, 30*time.Second)
+	if n := conn.Connects(); n != 2 {
+		t.Errorf("up again after a reboot: %d connects; want 2", n)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := conn.NodeAPI().Ping(ctx); err != nil {
