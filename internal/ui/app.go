@@ -21,8 +21,15 @@ type appPage struct {
 	Logs      []masterapi.LogLine
 	Views     viewLinks
 	Graphs    []svgGraph
+	Routes    []routeGraphs
 	Events    feed[eventRow]
 	Notes     []string
+}
+
+// routeGraphs are the graphs of one of an app's edge routes.
+type routeGraphs struct {
+	Host   string
+	Graphs []svgGraph
 }
 
 // logLines is how many of an app's newest log lines its page shows.
@@ -71,6 +78,15 @@ func (h *Handler) app(w http.ResponseWriter, r *http.Request) {
 	m, err := h.history(ctx, masterapi.MetricsApp, name, sp, now)
 	note("history", err)
 	p.Graphs = drawAll(appGraphs, m, sp, now, "/graphs/app/"+url.PathEscape(name)+"/")
+	for _, l := range latest {
+		if l.Kind != masterapi.MetricsRoute || l.App != name {
+			continue
+		}
+		m, err := h.history(ctx, masterapi.MetricsRoute, l.Name, sp, now)
+		note("route "+l.Name, err)
+		p.Routes = append(p.Routes, routeGraphs{Host: l.Name, Graphs: drawAll(routeGraphDefs, m, sp, now, "/graphs/route/"+url.PathEscape(l.Name)+"/")})
+	}
+	sort.Slice(p.Routes, func(i, j int) bool { return p.Routes[i].Host < p.Routes[j].Host })
 	p.Events = h.events(ctx, 20, masterapi.EventQuery{App: name})
 	h.render(w, http.StatusOK, "app", p)
 }

@@ -23,8 +23,8 @@ func (h *Handler) graph(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.context(r)
 	defer cancel()
 	kind, name := r.PathValue("kind"), r.PathValue("name")
-	if kind != masterapi.MetricsNode && kind != masterapi.MetricsApp {
-		h.fail(w, "graph", errs.Invalid("kind", "%q: want node or app", kind))
+	if kind != masterapi.MetricsNode && kind != masterapi.MetricsApp && kind != masterapi.MetricsRoute {
+		h.fail(w, "graph", errs.Invalid("kind", "%q: want node, app or route", kind))
 		return
 	}
 	def, ok := findGraph(kind, r.PathValue("graph"))
@@ -34,6 +34,9 @@ func (h *Handler) graph(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.now()
 	p := graphPage{Title: def.Title + " of " + kind + " " + name, Now: now, Back: "/" + kind + "s/" + url.PathEscape(name)}
+	if kind == masterapi.MetricsRoute {
+		p.Back = "/" // a route has no page of its own: its app's lists it
+	}
 	p.Graphs = make([]svgGraph, len(spans))
 	errors := make([]error, len(spans))
 	var wg sync.WaitGroup

@@ -36,10 +36,19 @@ var appGraphs = []graphDef{
 	{ID: "restarts", Title: "Restarts", Unit: "", Fields: []string{"restarts"}, Labels: []string{"restarts"}},
 }
 
+// An edge route's graphs: its traffic over all edges.
+var routeGraphDefs = []graphDef{
+	{ID: "requests", Title: "Requests", Unit: "1/s", Fields: []string{"requests", "errors"}, Labels: []string{"requests", "errors"}},
+	{ID: "latency", Title: "Latency", Unit: "s", Fields: []string{"latency_avg", "latency_max"}, Labels: []string{"average", "slowest"}},
+}
+
 // graphsOf returns the graphs of a kind of thing.
 func graphsOf(kind string) []graphDef {
-	if kind == masterapi.MetricsNode {
+	switch kind {
+	case masterapi.MetricsNode:
 		return nodeGraphs
+	case masterapi.MetricsRoute:
+		return routeGraphDefs
 	}
 	return appGraphs
 }

@@ -17,7 +17,7 @@ const hostile = `<script>alert("pwned")</script><img src=x onerror=alert(1)>`
 // synthetic answers any history query with a wave on every field, at the
 // step asked (5 min at least), unknown in its first tenth.
 func synthetic(q masterapi.MetricsQuery) (masterapi.Metrics, error) {
-	kind := map[string]byte{masterapi.MetricsNode: nodeapi.GroupNode, masterapi.MetricsApp: nodeapi.GroupContainer}[q.Kind]
+	kind := map[string]byte{masterapi.MetricsNode: nodeapi.GroupNode, masterapi.MetricsApp: nodeapi.GroupContainer, masterapi.MetricsRoute: nodeapi.GroupRoute}[q.Kind]
 	fields := nodeapi.FieldsOf(kind)
 	if q.Kind == masterapi.MetricsApp {
 		fields = append(fields[:len(fields):len(fields)], nodeapi.Field{Name: "replicas"})
@@ -65,7 +65,8 @@ func testMaster() *fakeMaster {
 		events: []masterapi.Event{{ID: 1, Time: now, Kind: masterapi.EventDeploy, App: "web", Revision: 3, Message: hostile}},
 		alerts: masterapi.AlertList{Active: []masterapi.Alert{{Rule: "node-down", Severity: "critical", Node: "n2", Summary: "node n2 is down", Since: now}}},
 		latest: []masterapi.Latest{{Kind: masterapi.MetricsNode, Name: "n1", Node: "n1", Time: now,
-			Values: []masterapi.Value{3.8, 1, 1 << 30, 2 << 30, 10, 100, 0, 0, 0, 0, 2}}},
+			Values: []masterapi.Value{3.8, 1, 1 << 30, 2 << 30, 10, 100, 0, 0, 0, 0, 2}},
+			{Kind: masterapi.MetricsRoute, Name: "web.example", Node: "edge1", App: "web", Time: now, Values: []masterapi.Value{12, 0.5, 0.02, 0.3}}},
 		history: synthetic,
 	}
 }
@@ -88,7 +89,8 @@ func TestPages(t *testing.T) {
 		{"/", []string{`href="/nodes/n1"`, ">n2<", `class="ready">2/3<`, "node n2 is down", `class="sparkline" d="M`, ">95%<", "Recent events"}},
 		{"/nodes/n1", []string{"<h1>n1</h1>", "web-aaaaaa", `class="avg s0" d="M`, `class="band s0" d="M`, `class="limit"`, `href="/graphs/node/n1/cpu"`}},
 		{"/nodes/n1?range=year", []string{`aria-current="page">year<`, `class="avg s0" d="M`}},
-		{"/apps/web", []string{"<h1>web</h1>", `class="ready">2/3<`, "3 (target)", "hello", `class="avg s1" d="M`, "web-bbbbbb"}},
+		{"/apps/web", []string{"<h1>web</h1>", `class="ready">2/3<`, "3 (target)", "hello", `class="avg s1" d="M`, "web-bbbbbb", "Route web.example", `href="/graphs/route/web.example/latency"`}},
+		{"/graphs/route/web.example/requests", []string{"Yearly", `class="avg s1" d="M`}},
 		{"/graphs/app/web/mem", []string{"Daily", "Weekly", "Monthly", "Yearly", `class="avg s0" d="M`}},
 	}
 	for _, tt := range tests {
