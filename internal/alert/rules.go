@@ -41,8 +41,7 @@ func nodeDown(s Snapshot) []condition {
 func crashLoop(s Snapshot) []condition {
 	var out []condition
 	for _, r := range s.Replicas {
-		c := condition{Alert: Alert{Rule: CrashLoop, Key: CrashLoop + "/" + r.ID, Severity: Critical, App: r.App, Node: r.Node, Replica: r.ID,
-			Value: float64(r.Restarts)}} // Since: first seen
+		var c condition
 		shortRun := !r.Finished.IsZero() && !r.Started.After(r.Finished) && r.Finished.Sub(r.Started) < StableRun
 		switch {
 		case !r.Known:
@@ -56,7 +55,9 @@ func crashLoop(s Snapshot) []condition {
 		default:
 			continue
 		}
-		c.Summary = fmt.Sprintf("replica %s of %s on %s is crash-looping (%d restarts)", r.ID, r.App, r.Node, r.Restarts)
+		c.Alert = Alert{Rule: CrashLoop, Key: CrashLoop + "/" + r.ID, Severity: Critical, App: r.App, Node: r.Node, Replica: r.ID,
+			Value:   float64(r.Restarts), // Since: first seen
+			Summary: fmt.Sprintf("replica %s of %s on %s is crash-looping (%d restarts)", r.ID, r.App, r.Node, r.Restarts)}
 		out = append(out, c)
 	}
 	return out
@@ -78,20 +79,20 @@ func restarts(s Snapshot) []condition {
 				n++
 			}
 		}
-		c := condition{Alert: Alert{Rule: Restarts, Key: Restarts + "/" + r.ID, Severity: Warning, App: r.App, Node: r.Node, Replica: r.ID,
-			Value: float64(n), Since: first,
-			Summary: fmt.Sprintf("replica %s of %s on %s restarted %d times in the last hour (threshold %d)", r.ID, r.App, r.Node, n, limit)}}
+		var level Level
 		switch {
 		case !r.Known:
-			c.level = Unknown
+			level = Unknown
 		case n >= limit:
-			c.level = Fire
+			level = Fire
 		case n > 0 && n >= (limit+1)/2:
-			c.level = Hold
+			level = Hold
 		default:
 			continue
 		}
-		out = append(out, c)
+		out = append(out, condition{level: level, Alert: Alert{Rule: Restarts, Key: Restarts + "/" + r.ID, Severity: Warning, App: r.App, Node: r.Node, Replica: r.ID,
+			Value: float64(n), Since: first,
+			Summary: fmt.Sprintf("replica %s of %s on %s restarted %d times in the last hour (threshold %d)", r.ID, r.App, r.Node, n, limit)}})
 	}
 	return out
 }
@@ -128,10 +129,9 @@ func diskFull(s Snapshot) []condition {
 			continue
 		}
 		pct := 100 * n.DiskUsed / n.DiskTotal
-		c := condition{Alert: Alert{Rule: DiskFull, Key: DiskFull + "/" + n.Name, Severity: Critical, Node: n.Name, Value: round1(pct), Since: n.SampledAt,
-			Summary: fmt.Sprintf("node %s's disk is %.1f%% full (threshold %d%%)", n.Name, pct, DiskPercent)}}
-		if c.level = percentLevel(pct, DiskPercent); c.level != 0 {
-			out = append(out, c)
+		if level := percentLevel(pct, DiskPercent); level != 0 {
+			out = append(out, condition{level: level, Alert: Alert{Rule: DiskFull, Key: DiskFull + "/" + n.Name, Severity: Critical, Node: n.Name, Value: round1(pct), Since: n.SampledAt,
+				Summary: fmt.Sprintf("node %s's disk is %.1f%% full (threshold %d%%)", n.Name, pct, DiskPercent)}})
 		}
 	}
 	return out
@@ -151,11 +151,10 @@ func memoryNearLimit(s Snapshot) []condition {
 			continue
 		}
 		pct, limit := 100*r.Mem/r.MemLimit, th[r.App].memoryPercent()
-		c := condition{forTime: MemoryFor, Alert: Alert{Rule: MemoryNearLimit, Key: MemoryNearLimit + "/" + r.ID, Severity: Warning,
-			App: r.App, Node: r.Node, Replica: r.ID, Value: round1(pct), Since: r.SampledAt,
-			Summary: fmt.Sprintf("replica %s of %s on %s uses %.1f%% of its memory limit (threshold %.0f%%)", r.ID, r.App, r.Node, pct, limit)}}
-		if c.level = percentLevel(pct, limit); c.level != 0 {
-			out = append(out, c)
+		if level := percentLevel(pct, limit); level != 0 {
+			out = append(out, condition{level: level, forTime: MemoryFor, Alert: Alert{Rule: MemoryNearLimit, Key: MemoryNearLimit + "/" + r.ID, Severity: Warning,
+				App: r.App, Node: r.Node, Replica: r.ID, Value: round1(pct), Since: r.SampledAt,
+				Summary: fmt.Sprintf("replica %s of %s on %s uses %.1f%% of its memory limit (threshold %.0f%%)", r.ID, r.App, r.Node, pct, limit)}})
 		}
 	}
 	return out
