@@ -63,26 +63,9 @@ func bigSnapshot(nodes, perNode int) Snapshot {
 func BenchmarkScrape(b *testing.B) {
 	s := bigSnapshot(1000, 10)
 	source := func(context.Context) (Snapshot, error) { return s, nil }
-	b.Run("prometheus", func(b *testing.B) {
-		h := Handler(source, NewTimings())
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-		if rec.Code != 200 {
-			b.Fatalf("%d %.300s", rec.Code, rec.Body)
-		}
-		series := countSeries(rec.Body.String())
-		var size int
-		req := httptest.NewRequest("GET", "/metrics", nil)
-		cpu := cpuTime()
-		for b.Loop() {
-			w := &countWriter{header: http.Header{}}
-			h.ServeHTTP(w, req)
-			size = w.n
-		}
-		b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
-		b.ReportMetric(float64(size), "bytes/scrape")
-		b.ReportMetric(float64(series), "series")
-	})
+	for _, enc := range []string{"", "gzip"} {
+		b.Run("prometheus"+map[string]string{"gzip": "-gzip"}[enc], func(b *testing.B) { benchScrape(b, source, enc) })
+	}
 	b.Run("json-baseline", func(b *testing.B) {
 		var size int
 		cpu := cpuTime()
@@ -125,3 +108,29 @@ type countWriter struct {
 func (w *countWriter) Header() http.Header         { return w.header }
 func (w *countWriter) WriteHeader(int)             {}
 func (w *countWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+
+// benchScrape scrapes source's state, the answer encoded as enc asks
+// ("gzip": as Prometheus asks).
+func benchScrape(b *testing.B, source Source, enc string) {
+	h := Handler(source, NewTimings())
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 {
+		b.Fatalf("%d %.300s", rec.Code, rec.Body)
+	}
+	series := countSeries(rec.Body.String())
+	var size int
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	if enc != "" {
+		req.Header.Set("Accept-Encoding", enc)
+	}
+	cpu := cpuTime()
+	for b.Loop() {
+		w := &countWriter{header: http.Header{}}
+		h.ServeHTTP(w, req)
+		size = w.n
+	}
+	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(size), "bytes/scrape")
+	b.ReportMetric(float64(series), "series")
+}
