@@ -63,7 +63,7 @@ func BenchmarkMasterScale(b *testing.B) {
 // startSimCluster starts n simulated nodes and a real master, registers
 // the nodes and waits until the master has every one up. It returns how
 // long that took from the first registration: connecting is part of it.
-func startSimCluster(b *testing.B, n int) (*fakeNodes, *testcluster.Master, time.Duration) {
+func startSimCluster(b testing.TB, n int) (*fakeNodes, *testcluster.Master, time.Duration) {
 	b.Helper()
 	keyPath := filepath.Join(b.TempDir(), "master_ed25519")
 	masterKey, err := sshkey.GenerateKey(keyPath, "moat-master")

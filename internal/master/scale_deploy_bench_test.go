@@ -134,7 +134,7 @@ update: {deadline: 10m}
 
 // waitDescribed waits until every node has told the master its capacity,
 // which the scheduler needs.
-func waitDescribed(b *testing.B, m *testcluster.Master, n int) {
+func waitDescribed(b testing.TB, m *testcluster.Master, n int) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		ns, err := m.Client.Nodes(context.Background())

@@ -25,7 +25,7 @@ type fakeNodes struct {
 	stats   simStats
 }
 
-func startFakeNodes(b *testing.B, n int, master ssh.PublicKey) *fakeNodes {
+func startFakeNodes(b testing.TB, n int, master ssh.PublicKey) *fakeNodes {
 	hk, err := sshkey.GenerateKey(filepath.Join(b.TempDir(), "host"), "fake")
 	if err != nil {
 		b.Fatal(err)

@@ -32,6 +32,7 @@ type simNode struct {
 	containers map[string]*nodeapi.Container
 	images     map[string]nodeapi.Image // by digest and by name
 	subs       map[chan nodeapi.Event]struct{}
+	metrics    simMetrics // its metrics ring (scale_metrics_test.go)
 }
 
 // simHealthyAfter: a started container with a health check passes its
@@ -87,6 +88,7 @@ func (n *simNode) routes() http.Handler {
 		return wire.WriteJSON(w, http.StatusOK, nodeapi.GCResult{Images: []nodeapi.Image{}})
 	})
 	handle("GET /v1/events", n.handleEvents)
+	handle("GET /v1/metrics", n.handleMetrics)
 	n.imageRoutes(handle)
 	n.containerRoutes(handle)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
