@@ -3,6 +3,7 @@ package ui
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -29,6 +30,7 @@ type fakeMaster struct {
 	latest    []masterapi.Latest
 	history   func(masterapi.MetricsQuery) (masterapi.Metrics, error)
 	noFeeds   bool // a master without the events and alerts routes
+	noNodes   bool // a caller who may not list nodes
 }
 
 // client serves f on a unix socket for the test and returns a client.
@@ -57,7 +59,13 @@ func (f *fakeMaster) mux() *http.ServeMux {
 		json.NewEncoder(w).Encode(v)
 	}
 	m.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) { reply(w, map[string]string{}, nil) })
-	m.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) { reply(w, f.nodes, nil) })
+	m.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) {
+		if f.noNodes {
+			reply(w, nil, fmt.Errorf("node.ls: %w", errs.ErrForbidden))
+			return
+		}
+		reply(w, f.nodes, nil)
+	})
 	m.HandleFunc("GET /v1/apps", func(w http.ResponseWriter, r *http.Request) { reply(w, f.apps, nil) })
 	m.HandleFunc("GET /v1/replicas", func(w http.ResponseWriter, r *http.Request) {
 		app := r.URL.Query().Get("app")

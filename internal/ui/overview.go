@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net/http"
 	"net/url"
@@ -67,11 +68,16 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
 	go func() { defer wg.Done(); p.Alerts = h.alerts(ctx) }()
 	go func() { defer wg.Done(); p.Events = h.events(ctx, 20) }()
 	wg.Wait()
-	if errN != nil {
-		h.fail(w, "list nodes", errN)
+	// A tenant's operator may not list nodes (a cluster action): the
+	// overview shows what they may see, and fails only when that is
+	// nothing.
+	switch {
+	case errN != nil && errA != nil:
+		h.fail(w, "list nodes and apps", errors.Join(errN, errA))
 		return
-	}
-	if errA != nil {
+	case errN != nil:
+		p.Notes = append(p.Notes, "nodes: "+errN.Error())
+	case errA != nil:
 		p.Notes = append(p.Notes, "apps: "+errA.Error())
 	}
 	if errL != nil {

@@ -145,6 +145,14 @@ func TestPageErrors(t *testing.T) {
 	if body := get(t, h, "/nodes/n1").Body.String(); !strings.Contains(body, "no data") {
 		t.Errorf("a node without history shows no empty graph")
 	}
+	// A tenant's operator, who may not list nodes, still has an overview
+	// of their apps.
+	f = testMaster()
+	f.noNodes = true
+	h = New(f.client(t), nil)
+	if w := get(t, h, "/"); w.Code != 200 || !strings.Contains(w.Body.String(), `href="/apps/web"`) || !strings.Contains(w.Body.String(), "nodes: node.ls") {
+		t.Errorf("overview without nodes: %d\n%s", w.Code, w.Body)
+	}
 	for _, p := range []string{"/static/ui.css", "/static/favicon.svg", "/favicon.ico"} {
 		if w := get(t, h, p); w.Code != 200 {
 			t.Errorf("%s: %d", p, w.Code)
