@@ -101,6 +101,8 @@ var matrixRequests = map[string]struct{ path, body string }{
 	"GET /v1/audit":        {"/v1/audit?limit=1", ""},
 	"GET /v1/audit/verify": {"/v1/audit/verify", ""},
 
+	"GET /v1/events": {"/v1/events?limit=1", ""},
+
 	"GET /debug/pprof/":        {"/debug/pprof/", ""},
 	"GET /debug/pprof/profile": {"/debug/pprof/profile?seconds=1", ""},
 	"GET /debug/progress":      {"/debug/progress", ""},
