@@ -269,3 +269,42 @@ func Promtool(text string) (string, error) {
 	err := cmd.Run()
 	return out.String(), err
 }
+
+// TestMaxScrapes: past MaxScrapes at once, across the master's handlers
+// (one a request on the API), a scrape is answered 503 at once; once one
+// ends, the next is served.
+func TestMaxScrapes(t *testing.T) {
+	tm := NewTimings()
+	entered, release := make(chan struct{}), make(chan struct{})
+	source := func(context.Context) (Snapshot, error) {
+		entered <- struct{}{}
+		<-release
+		return snapshot(), nil
+	}
+	done := make(chan int, MaxScrapes)
+	for range MaxScrapes {
+		go func() {
+			rec := httptest.NewRecorder()
+			Handler(source, tm).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+			done <- rec.Code
+		}()
+		<-entered
+	}
+	rec := httptest.NewRecorder()
+	Handler(source, tm).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("scrape %d at once: %d; want 503", MaxScrapes+1, rec.Code)
+	}
+	close(release)
+	for range MaxScrapes {
+		if code := <-done; code != http.StatusOK {
+			t.Errorf("a scrape let in: %d", code)
+		}
+	}
+	go func() { <-entered }()
+	rec = httptest.NewRecorder()
+	Handler(source, tm).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("a scrape after the others ended: %d", rec.Code)
+	}
+}
