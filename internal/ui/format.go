@@ -27,10 +27,12 @@ func ago(t, now time.Time) string {
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
+// shortDigest shortens a digest to 12 hex digits; a name (the master's
+// "probe:1 (c9bf380f02b4)") is left as it is.
 func shortDigest(d string) string {
-	d = strings.TrimPrefix(d, "sha256:")
-	if len(d) > 12 {
-		return d[:12]
+	h, ok := strings.CutPrefix(d, "sha256:")
+	if ok && len(h) > 12 {
+		return h[:12]
 	}
 	return d
 }
