@@ -276,9 +276,14 @@ func contains(t *testing.T, page, text string, want ...string) {
 // master with a real cluster in headless Chromium, as `moat ui` serves it:
 // the content is there, graphs are drawn from the master's history, no
 // page logs an error or fails a request, and what an app prints stays
-// text.
+// text. Then the token: nothing is served without it.
 func TestDashboardInBrowser(t *testing.T) {
 	d := startDashboard(t)
+	t.Run("pages", func(t *testing.T) { testPages(t, d) })
+	t.Run("token", func(t *testing.T) { testToken(t, d) })
+}
+
+func testPages(t *testing.T, d *dashboard) {
 	b := newBrowser(t)
 	n1 := d.nodes[0]
 
@@ -329,10 +334,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 }
 
-// TestDashboardToken: `moat ui` serves nothing without its token, nor to a
-// request naming another host (DNS rebinding), token or not.
-func TestDashboardToken(t *testing.T) {
-	d := startDashboard(t)
+// testToken: `moat ui` serves nothing without its token, nor to a request
+// naming another host (DNS rebinding), token or not.
+func testToken(t *testing.T, d *dashboard) {
 	tests := []struct {
 		name, url, host string
 		code            int
