@@ -299,3 +299,30 @@ func TestAlertNodeDownWebhookOutage(t *testing.T) {
 		t.Errorf("moat alerts webhook ls:\n%s", out)
 	}
 }
+
+// TestAlertMemoryNearLimit: a replica holding more than its app's memory
+// threshold (alerts: {memory: 50%}) is alerted from the samples its node
+// takes every 10 s and the master pulls, within 30 s of the replica
+// starting; scaled away, it resolves.
+func TestAlertMemoryNearLimit(t *testing.T) {
+	e := newEnv(t, 1)
+	h := newHook(t, false)
+	e.addHook("ops", h)
+	e.deploy("name: mem\nimage: probe:1\nargs: [burn, '20']\nresources: {cpu: 100m, memory: 32Mi}\nalerts: {memory: 50%}\n")
+	reps := e.waitReplicas("mem", "running", 30*time.Second, func(reps []masterapi.Replica) bool {
+		return len(reps) == 1 && reps[0].State == "ready"
+	})
+	started := reps[0].Started
+	n := h.wait("firing", "memory-near-limit/"+reps[0].ID, 45*time.Second)
+	t.Logf("memory near limit: notified %s after the replica started (value %.1f%%)", n.at.Sub(started).Round(time.Millisecond), n.Alert.Value)
+	if took := n.at.Sub(started); took > 30*time.Second {
+		t.Errorf("notified %s after the replica started, over 30 s", took)
+	}
+	if n.Alert.Value <= 50 || n.Alert.Value > 100 || !strings.Contains(n.Alert.Summary, "threshold 50%") {
+		t.Errorf("memory notice: %+v", n.Alert)
+	}
+	r := e.deploy("name: mem\nimage: probe:1\nreplicas: 0\nargs: [burn, '20']\nresources: {cpu: 100m, memory: 32Mi}\nalerts: {memory: 50%}\n")
+	e.wait("mem", r.Revision)
+	h.wait("resolved", n.Alert.Key, 30*time.Second)
+	once(t, "ops", h.notices())
+}
