@@ -13,7 +13,6 @@ import (
 	"github.com/moatcloud/moat/internal/alert"
 	"github.com/moatcloud/moat/internal/master/store"
 	"github.com/moatcloud/moat/internal/masterapi"
-	metricstore "github.com/moatcloud/moat/internal/metrics/archive"
 	"github.com/moatcloud/moat/internal/sshx"
 )
 
@@ -268,11 +267,10 @@ func (m *Master) alertSnapshot(w *world, samples []masterapi.Latest) alert.Snaps
 // alertSamples is the newest sample of every node and replica, from the
 // metrics archive (none while it is not open).
 func (m *Master) alertSamples() []masterapi.Latest {
-	hm, ok := any(m).(interface{ MetricsStore() *metricstore.Store })
-	if !ok || hm.MetricsStore() == nil {
-		return nil
+	if s := m.MetricsStore(); s != nil {
+		return s.Latest()
 	}
-	return hm.MetricsStore().Latest()
+	return nil
 }
 
 // Alerts lists the alerts firing and those resolved in the last day that
