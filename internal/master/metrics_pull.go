@@ -142,6 +142,14 @@ func (m *Master) metricsSink() MetricsSink {
 	return nil
 }
 
+// forgetMetricsCursor forgets a removed node's cursor: a node added again
+// under its name (perhaps another machine) is pulled from its ring's start.
+func (m *Master) forgetMetricsCursor(ctx context.Context, node string) {
+	if err := m.db.RemoveMetricsCursor(ctx, node); err != nil {
+		m.log.Warn("metrics cursor not removed", "node", node, "err", err)
+	}
+}
+
 // pullMetrics is the agent's pull loop while its connection is up (one
 // session of agent.run). Without an archive there is nothing to pull for.
 func (m *Master) pullMetrics(ctx context.Context, a *agent) {

@@ -68,6 +68,7 @@ func (m *Master) RemoveNode(ctx context.Context, name, actor string) error {
 	}
 	m.stopAgent(name)
 	m.removeMetrics("node", name)
+	m.forgetMetricsCursor(ctx, name)
 	m.log.Info("node removed", "node", name, "by", actor)
 	m.kickReconcile()
 	return nil
