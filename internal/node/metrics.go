@@ -28,9 +28,10 @@ import (
 // file under its state (metrics.ring) that the master pulls with GET
 // /v1/metrics from its cursor. The ring's geometry does not depend on the
 // interval, so changing the interval never remakes it: 2 × a day's
-// samples at 10 s, of 4 KiB slots (67.5 MiB), holds 48 h of a node with up
-// to about 50 containers (a sample of ~100 takes two slots: 24 h); at 1 s
-// it holds about 4.8 h (2.4 h with ~100 containers).
+// samples at 10 s, of 4 KiB slots (67.5 MiB). A slot holds the node and
+// about 70 containers (a container group is 39 bytes and its ID), so at
+// 10 s the ring holds 48 h of a node with up to ~70 containers and 24 h up
+// to ~150; at 1 s, 4.8 h (2.4 h past ~70 containers).
 
 // Metrics defaults.
 const (
