@@ -72,6 +72,9 @@ func TestPrometheus(t *testing.T) {
 			return time.Since(time.Unix(int64(v), 0)) < time.Minute
 		})
 		promWant(t, fams, "moat_ssh_connects_total", map[string]string{"node": n}, func(v float64) bool { return v >= 1 })
+		promWant(t, fams, "moat_metrics_pull_bytes_total", map[string]string{"node": n}, func(v float64) bool { return v > 0 })
+		promWant(t, fams, "moat_metrics_pull_lag_seconds", map[string]string{"node": n}, func(v float64) bool { return v >= 0 && v < 60 })
+		promWant(t, fams, "moat_metrics_pull_records_total", map[string]string{"node": n, "outcome": "ingested"}, func(v float64) bool { return v >= 1 })
 	}
 	app := map[string]string{"app": "web", "tenant": "default"}
 	promWant(t, fams, "moat_app_replicas_desired", app, func(v float64) bool { return v == 2 })
@@ -90,6 +93,8 @@ func TestPrometheus(t *testing.T) {
 	}
 	promWant(t, fams, "moat_ssh_connections", map[string]string{"state": "up"}, func(v float64) bool { return v == 2 })
 	promWant(t, fams, "moat_master_state_bytes", map[string]string{"file": "master.db"}, func(v float64) bool { return v > 0 })
+	promWant(t, fams, "moat_metrics_ingested_groups_total", map[string]string{"outcome": "taken"}, func(v float64) bool { return v >= 4 })
+	promWant(t, fams, "moat_metrics_archives", map[string]string{}, func(v float64) bool { return v >= 4 })
 	if h := promHistogram(fams, "moat_reconcile_duration_seconds", nil); h == nil || h.GetSampleCount() == 0 {
 		t.Errorf("no reconcile passes in moat_reconcile_duration_seconds: %v", h)
 	}
