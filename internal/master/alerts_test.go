@@ -254,6 +254,15 @@ func TestAlertNodeDownWebhookOutage(t *testing.T) {
 	// neither forgets the alert nor sends it again.
 	e.m.Kill9()
 	e.m.Start()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		nodes, err := e.m.Client.Nodes(context.Background())
+		if err == nil && slices.ContainsFunc(nodes, func(n masterapi.Node) bool { return n.Name == "n1" && n.State == "up" }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n1 not up after the master restarted: %+v, %v", nodes, err)
+		}
+	}
 	t1 := time.Now()
 	if err := e.c.CutLink("n1"); err != nil {
 		t.Fatal(err)
