@@ -157,14 +157,14 @@ func crashLoop(t *testing.T, e *env, node, id string, stop <-chan struct{}) (fir
 
 // TestAlertCrashLoop: a replica deployed healthy that then crash-loops
 // fires crash-loop, and the webhook has it within 30 s of the first
-// crash; a deploy that fails fires failed-deploy; moat alerts lists them;
-// good revisions resolve both, once each, and the event log has both
-// ends.
+// crash, and restarts past its app's threshold (alerts: {restarts: 3});
+// a deploy that fails fires failed-deploy; moat alerts lists them; good
+// revisions resolve each, once, and the event log has both ends.
 func TestAlertCrashLoop(t *testing.T) {
 	e := newEnv(t, 1)
 	h := newHook(t, false)
 	e.addHook("ops", h)
-	r := e.deploy(spec("web", 1))
+	r := e.deploy(spec("web", 1, "alerts: {restarts: 3}"))
 	e.wait("web", r.Revision)
 	e.deploy(badSpec("bad"))
 	failed := h.wait("firing", "failed-deploy/bad", 30*time.Second)
@@ -176,7 +176,12 @@ func TestAlertCrashLoop(t *testing.T) {
 	stop := make(chan struct{})
 	t0, killer := crashLoop(t, e, replica.Node, replica.ID, stop)
 	loop := h.wait("firing", "crash-loop/"+replica.ID, 30*time.Second)
+	// The app's own threshold: 3 restarts within the hour.
+	restarts := h.wait("firing", "restarts/"+replica.ID, 30*time.Second)
 	close(stop)
+	if restarts.Alert.Value < 3 || !strings.Contains(restarts.Alert.Summary, "threshold 3") {
+		t.Errorf("restarts notice: %+v", restarts.Alert)
+	}
 	<-killer
 	t.Logf("crash loop: notified %s after the first crash (condition since %s after, fired %s after that)", loop.at.Sub(t0).Round(time.Millisecond),
 		loop.Alert.Since.Sub(t0).Round(time.Millisecond), loop.Alert.Fired.Sub(loop.Alert.Since).Round(time.Millisecond))
@@ -207,10 +212,11 @@ func TestAlertCrashLoop(t *testing.T) {
 	r = e.deploy(spec("bad", 1))
 	e.wait("bad", r.Revision)
 	h.wait("resolved", loop.Alert.Key, 30*time.Second)
+	h.wait("resolved", restarts.Alert.Key, 30*time.Second)
 	h.wait("resolved", "failed-deploy/bad", 30*time.Second)
 	once(t, "ops", h.notices())
 	list, err := e.m.Client.Alerts(context.Background())
-	if err != nil || len(list.Active) != 0 || len(list.Resolved) != 2 {
+	if err != nil || len(list.Active) != 0 || len(list.Resolved) != 3 {
 		t.Errorf("alerts after the fix: %+v, %v", list, err)
 	}
 	events, err := e.m.Client.Events(context.Background(), masterapi.EventQuery{App: "web"})
