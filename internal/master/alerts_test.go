@@ -3,6 +3,7 @@ package master_test
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -34,8 +35,13 @@ type received struct {
 }
 
 func newHook(t *testing.T, down bool) *hook {
+	return newHookOn(t, down, nil)
+}
+
+// newHookOn is a hook listening on ln (nil: a port of its own).
+func newHookOn(t *testing.T, down bool, ln net.Listener) *hook {
 	h := &hook{t: t, down: down}
-	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var n masterapi.AlertNotice
 		if err := json.NewDecoder(r.Body).Decode(&n); err != nil || r.Header.Get("Content-Type") != "application/json" {
 			t.Errorf("webhook got a post that is not a JSON notice: %v", err)
@@ -49,6 +55,11 @@ func newHook(t *testing.T, down bool) *hook {
 		}
 		h.got = append(h.got, received{n, time.Now()})
 	}))
+	if ln != nil {
+		h.srv.Listener.Close()
+		h.srv.Listener = ln
+	}
+	h.srv.Start()
 	t.Cleanup(h.srv.Close)
 	return h
 }
@@ -239,8 +250,9 @@ func TestAlertCrashLoop(t *testing.T) {
 }
 
 // TestAlertNodeDownWebhookOutage: nodes stopped and cut off fire node-down
-// within 30 s; a webhook answering 503 meanwhile, and across a restart of
-// the master, receives every notice once it answers again, each once,
+// within 30 s; a webhook answering 503 meanwhile, and one not listening,
+// across a restart of the master, receive every notice once they answer
+// again, each once,
 // in the order the webhook that was up received them; the restarted
 // master sends nothing twice.
 func TestAlertNodeDownWebhookOutage(t *testing.T) {
@@ -248,6 +260,16 @@ func TestAlertNodeDownWebhookOutage(t *testing.T) {
 	up, flaky := newHook(t, false), newHook(t, true)
 	e.addHook("up", up)
 	e.addHook("flaky", flaky)
+	// And one not listening at all until the end.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goneAddr := ln.Addr().String()
+	ln.Close()
+	if _, errOut, code := e.moatCLI("alerts", "webhook", "add", "http://"+goneAddr+"/gone", "--name", "gone"); code != 0 {
+		t.Fatalf("moat alerts webhook add: exit %d\n%s", code, errOut)
+	}
 
 	t0 := time.Now()
 	if err := e.c.StopNode("n2"); err != nil {
@@ -292,11 +314,20 @@ func TestAlertNodeDownWebhookOutage(t *testing.T) {
 	}
 	back := time.Now()
 	flaky.setDown(false)
+	ln, err = net.Listen("tcp", goneAddr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", goneAddr, err)
+	}
+	gone := newHookOn(t, false, ln)
 	want := noticeIDs(up.notices())
 	deadline := time.Now().Add(60 * time.Second)
-	for len(flaky.notices()) < len(want) && time.Now().Before(deadline) {
+	for (len(flaky.notices()) < len(want) || len(gone.notices()) < len(want)) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
+	if g := noticeIDs(gone.notices()); strings.Join(g, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the webhook that was not listening got\n%s\nwant\n%s", strings.Join(g, "\n"), strings.Join(want, "\n"))
+	}
+	once(t, "gone", gone.notices())
 	got := flaky.notices()
 	if len(got) > 0 {
 		t.Logf("the flaky webhook, back, had its %d queued notices %s later (after %d refusals)", len(got), got[len(got)-1].at.Sub(back).Round(time.Millisecond), refused)
