@@ -183,6 +183,15 @@ func TestAlertCrashLoop(t *testing.T) {
 		t.Errorf("failed deploy notice: %+v", failed)
 	}
 
+	// Deployed healthy, then killed for memory 5 s after each start.
+	leak := strings.Replace(spec("leak", 1), `args: [serve, ":8080"]`, `args: [leak, 5s]`, 1)
+	if p := e.wait("leak", e.deploy(leak).Revision); p.Status != "deployed" {
+		t.Fatalf("the leaking app's deploy: %+v", p)
+	}
+	t1 := time.Now()
+	oom := h.wait("firing", "oom-kill/leak-", 40*time.Second)
+	t.Logf("OOM kill: notified %s after the deploy ended (the kill comes about 5 s after the start)", oom.at.Sub(t1).Round(time.Millisecond))
+
 	replica := e.replicas("web")[0]
 	stop := make(chan struct{})
 	t0, killer := crashLoop(t, e, replica.Node, replica.ID, stop)
@@ -222,12 +231,15 @@ func TestAlertCrashLoop(t *testing.T) {
 	e.wait("web", r.Revision)
 	r = e.deploy(spec("bad", 1))
 	e.wait("bad", r.Revision)
+	r = e.deploy(spec("leak", 1))
+	e.wait("leak", r.Revision)
+	h.wait("resolved", oom.Alert.Key, 30*time.Second)
 	h.wait("resolved", loop.Alert.Key, 30*time.Second)
 	h.wait("resolved", restarts.Alert.Key, 30*time.Second)
 	h.wait("resolved", "failed-deploy/bad", 30*time.Second)
 	once(t, "ops", h.notices())
 	list, err := e.m.Client.Alerts(context.Background())
-	if err != nil || len(list.Active) != 0 || len(list.Resolved) != 3 {
+	if err != nil || len(list.Active) != 0 || len(list.Resolved) < 4 {
 		t.Errorf("alerts after the fix: %+v, %v", list, err)
 	}
 	events, err := e.m.Client.Events(context.Background(), masterapi.EventQuery{App: "web"})

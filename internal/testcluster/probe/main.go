@@ -72,6 +72,22 @@ func main() {
 		for x := uint64(1); ; x = x*6364136223846793005 + uint64(len(keep)) {
 			_ = x
 		}
+	case "leak": // serves, and after the duration given allocates until the kernel kills it
+		d, err := time.ParseDuration(arg)
+		if err != nil {
+			d = time.Second
+		}
+		go serve(":8080")
+		time.Sleep(d)
+		fmt.Println("leaking")
+		var keep [][]byte
+		for {
+			b := make([]byte, 1<<20)
+			for i := range b {
+				b[i] = 1
+			}
+			keep = append(keep, b)
+		}
 	case "oom":
 		var keep [][]byte
 		for {
