@@ -104,7 +104,21 @@ func metricsTable(w *output, m masterapi.Metrics) error {
 	if m.Step < 60 {
 		layout = "2006-01-02 15:04:05"
 	}
-	for i, t := range m.Times {
+	// Steps before the first sample (the thing did not exist yet) and the
+	// step still being sampled are left out of the table, not of --json.
+	first, last := 0, len(m.Times)-1
+	for first <= last && !sampledAt(m, first) {
+		first++
+	}
+	for last >= first && !sampledAt(m, last) {
+		last--
+	}
+	if first > last {
+		fmt.Fprintf(w, "%s %s: no sample in this range\n", m.Kind, m.Name)
+		return nil
+	}
+	for i := first; i <= last; i++ {
+		t := m.Times[i]
 		row := []string{time.Unix(t, 0).Format(layout)}
 		for f, field := range m.Fields {
 			row = append(row, humanValue(float64(m.Avg[f][i]), field.Unit))
@@ -118,6 +132,16 @@ func metricsTable(w *output, m masterapi.Metrics) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// sampledAt says whether any field has a value at step i.
+func sampledAt(m masterapi.Metrics, i int) bool {
+	for f := range m.Fields {
+		if i < len(m.Avg[f]) && !math.IsNaN(float64(m.Avg[f][i])) {
+			return true
+		}
+	}
+	return false
 }
 
 // humanValue prints a value in its unit: cores, bytes as KiB/MiB/GiB,

@@ -215,3 +215,26 @@ func TestTopLive(t *testing.T) {
 		}
 	}
 }
+
+// Steps before the first sample and after the last are not rows of the
+// table; a range with none says so.
+func TestMetricsTableTrims(t *testing.T) {
+	nan := masterapi.Value(math.NaN())
+	m := masterapi.Metrics{Kind: "node", Name: "n1", Step: 10, Times: []int64{0, 10, 20, 30, 40},
+		Fields: []nodeapi.Field{{Name: "cpu", Unit: "cores"}, {Name: "load1"}},
+		Avg:    [][]masterapi.Value{{nan, nan, 1, nan, nan}, {nan, nan, nan, 2, nan}}}
+	var o output
+	if err := metricsTable(&o, m); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(o.buf.String()), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[2], "1.00") || !strings.Contains(lines[3], "2") {
+		t.Errorf("table:\n%s\nwant the head and the two sampled steps", o.buf.String())
+	}
+	m.Avg = [][]masterapi.Value{{nan, nan, nan, nan, nan}, {nan, nan, nan, nan, nan}}
+	var none output
+	metricsTable(&none, m)
+	if got := none.buf.String(); got != "node n1: no sample in this range\n" {
+		t.Errorf("no samples: %q", got)
+	}
+}
