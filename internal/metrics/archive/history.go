@@ -72,6 +72,12 @@ func (s *Store) History(q masterapi.MetricsQuery) (masterapi.Metrics, error) {
 		}
 	}
 	defer t.mu.RUnlock()
+	err = t.guard(func() { m = t.history(kind, q) })
+	return m, err
+}
+
+// history reads q from the table (mapped, its lock held).
+func (t *table) history(kind byte, q masterapi.MetricsQuery) masterapi.Metrics {
 	from, to := q.Since.UnixNano(), q.Until.UnixNano()
 	want := max(int64(q.Step), (to-from)/int64(q.Points))
 	i := t.choose(from, want)
@@ -86,7 +92,7 @@ func (s *Store) History(q masterapi.MetricsQuery) (masterapi.Metrics, error) {
 	if n <= 0 { // an overflow at the ends of int64
 		n, b0 = 1, b1
 	}
-	return t.read(kind, q, i, k, b0, n), nil
+	return t.read(kind, q, i, k, b0, n)
 }
 
 // read merges k steps of archive i per point, for n points from block b0.

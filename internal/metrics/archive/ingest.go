@@ -112,13 +112,20 @@ func (s *Store) feed(k key, node, app, src string, ns int64, vals []float64, c *
 	if t == nil {
 		return err // nil: removed meanwhile
 	}
-	if !t.accept(src, ns) {
-		t.mu.Unlock()
+	took := false
+	err = t.guard(func() {
+		if took = t.accept(src, ns); took {
+			t.add(ns, vals)
+		}
+	})
+	t.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if !took {
 		c.Dropped++
 		return nil
 	}
-	t.add(ns, vals)
-	t.mu.Unlock()
 	c.Samples++
 	s.setLatest(k, node, app, ns, vals)
 	if k.kind != kindReplica {
@@ -137,9 +144,9 @@ func (s *Store) feed(k key, node, app, src string, ns int64, vals []float64, c *
 	if at == nil {
 		return err
 	}
-	at.add(ns, av)
+	err = at.guard(func() { at.add(ns, av) })
 	at.mu.Unlock()
-	return nil
+	return err
 }
 
 // lockTable returns the entity's table mapped and locked, making it if

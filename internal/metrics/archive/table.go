@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -212,6 +213,32 @@ func (t *table) close() error {
 	if err != nil {
 		return fmt.Errorf("close archive %s: %w", t.path, err)
 	}
+	return nil
+}
+
+// errFault is wrapped by the error of an access to a mapping that faulted.
+var errFault = errors.New("archive mapping faulted")
+
+// guard runs f, which reads or writes the mapping, and turns a fault on it
+// into an error rather than a crash of the master: a file is sparse, so
+// the first write to one of its pages takes a block, and when the
+// filesystem has none left (disk full) the kernel answers with SIGBUS; the
+// same happens when the file was cut short under the mapping. Only the
+// page touched is lost: the caller reports the error, and the next write
+// succeeds once there is space.
+func (t *table) guard(f func()) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			e, ok := r.(interface{ Addr() uintptr })
+			if !ok {
+				panic(r)
+			}
+			err = fmt.Errorf("archive %s: %w at %#x (disk full, or the file cut short): %v", t.path, errFault, e.Addr(), r)
+		}
+	}()
+	f()
 	return nil
 }
 
