@@ -229,6 +229,11 @@ func (d *Daemon) handleMetrics(w http.ResponseWriter, r *http.Request) error {
 			q.wait = 0
 		case <-r.Context().Done():
 			return nil
+		case <-d.ctx.Done():
+			// The daemon stops: the poll is answered now, with nothing,
+			// so the server's shutdown does not wait for it (and the
+			// ring, which the sampling loop closes, is not read again).
+			return writeJSON(w, http.StatusOK, nodeapi.MetricsPage{Oldest: m.ring.Oldest(), Newest: m.ring.Newest(), Interval: nodeapi.Duration(m.interval), Raw: []nodeapi.RawRecord{}})
 		}
 	}
 }
