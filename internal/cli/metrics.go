@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,7 +55,7 @@ prints every field's average, minimum and maximum.`,
 			return metricsTable(a.stdout, m)
 		},
 	}
-	cmd.Flags().StringVar(&since, "since", "24h", "from: a duration ago (24h, 7d) or a time (RFC 3339)")
+	cmd.Flags().StringVar(&since, "since", "24h", "from: a duration ago (24h, 7d) or a time (RFC 3339, or a date: midnight UTC)")
 	cmd.Flags().StringVar(&until, "until", "", "to: a duration ago or a time (default now)")
 	cmd.Flags().DurationVar(&step, "step", 0, "at least this step (10s, 1m, 5m, 1h)")
 	cmd.Flags().IntVar(&points, "points", 0, "at most this many rows (default 600)")
@@ -62,7 +63,8 @@ prints every field's average, minimum and maximum.`,
 }
 
 // whenFlag reads a time flag: empty is zero (the master's default), a
-// duration is that long before now ("7d" counts days), else RFC 3339.
+// duration is that long before now ("7d" counts days), else an RFC 3339
+// time or a date (midnight UTC, as moat events and moat audit read one).
 func whenFlag(name, s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
@@ -71,23 +73,30 @@ func whenFlag(name, s string, now time.Time) (time.Time, error) {
 	if err == nil {
 		return now.Add(-d), nil
 	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
+	for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
 	}
-	return time.Time{}, usageError{fmt.Errorf("--%s %q: not a duration (24h, 7d) or an RFC 3339 time", name, s)}
+	return time.Time{}, usageError{fmt.Errorf("--%s %q: not a duration (24h, 7d) or a time (RFC 3339, or a date)", name, s)}
 }
 
+// maxAgo bounds a duration back from now: beyond, time.Duration overflows.
+const maxAgo = 100000 * 24 * time.Hour
+
+// parseAgo reads a duration back from now: a Go duration, or a number
+// of days ("7d", "1.5d"). Pure.
 func parseAgo(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var n float64
-		if _, err := fmt.Sscanf(days, "%g", &n); err != nil || n < 0 {
+		n, err := strconv.ParseFloat(days, 64)
+		if err != nil || !(n >= 0 && n <= float64(maxAgo/(24*time.Hour))) {
 			return 0, fmt.Errorf("bad days %q", s)
 		}
 		return time.Duration(n * float64(24*time.Hour)), nil
 	}
 	d, err := time.ParseDuration(s)
-	if err == nil && d < 0 {
-		err = fmt.Errorf("negative %q", s)
+	if err == nil && (d < 0 || d > maxAgo) {
+		err = fmt.Errorf("%q: not between 0 and %d days", s, maxAgo/(24*time.Hour))
 	}
 	return d, err
 }
