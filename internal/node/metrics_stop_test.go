@@ -31,10 +31,18 @@ func TestMetricsPollAnsweredOnStop(t *testing.T) {
 	}
 	got := make(chan answer, 1)
 	go func() {
-		p, err := n.Client.Metrics(ctx, first.Newest, nodeapi.MaxMetricsPage, nodeapi.MaxMetricsWait)
+		// A connection of its own: one the daemon's shutdown could take
+		// for idle would be retried by the transport, after the socket
+		// is gone.
+		p, err := nodeapi.UnixClient(n.Socket).Metrics(ctx, first.Newest, nodeapi.MaxMetricsPage, nodeapi.MaxMetricsWait)
 		got <- answer{p, err}
 	}()
 	<-written
+	// A request on another new connection answered: the daemon accepted
+	// the poll's connection (accepted in order) and reads its request.
+	if _, err := nodeapi.UnixClient(n.Socket).Metrics(context.Background(), 0, 1, 0); err != nil {
+		t.Fatal(err)
+	}
 	if err := syscall.Kill(n.Pid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
