@@ -36,7 +36,12 @@ type webhookRun struct {
 	lastErr   string
 }
 
-var webhookClient = &http.Client{Timeout: webhookTimeout}
+// webhookClient follows no redirect: a notice goes to the URL a cluster
+// admin gave, never on to wherever that server points (the master's own
+// loopback, its network); a 3xx is a failed delivery.
+var webhookClient = &http.Client{Timeout: webhookTimeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+	return http.ErrUseLastResponse
+}}
 
 func (m *Master) startWebhook(ctx context.Context, w store.Webhook) {
 	ctx, cancel := context.WithCancel(ctx)
