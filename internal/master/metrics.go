@@ -90,15 +90,13 @@ func (x *metricsIndex) routeApp(m *Master) func(host string) (string, bool) {
 	}
 }
 
+// host is the app of a route host exactly as a spec names it: an edge
+// counts a wildcard route under its own name ("*.example.com"), so a
+// name under a wildcard is no edge's report, and each would be an
+// archive of its own, without bound.
 func (x *metricsIndex) host(h string) (string, bool) {
-	if app, ok := x.hosts[h]; ok {
-		return app, true
-	}
-	if _, rest, ok := strings.Cut(h, "."); ok {
-		app, ok := x.hosts["*."+rest]
-		return app, ok
-	}
-	return "", false
+	app, ok := x.hosts[h]
+	return app, ok
 }
 
 // refresh reads the records again unless it did a moment ago (x.mu held).
@@ -147,6 +145,9 @@ func (m *Master) MetricsHistory(ctx context.Context, q masterapi.MetricsQuery) (
 	switch q.Kind {
 	case masterapi.MetricsApp:
 		q.Name = appKey(ctx, q.Name)
+		if !seesTenant(ctx, keyTenant(q.Name)) {
+			return masterapi.Metrics{}, fmt.Errorf("metrics of app %q: %w", asked, errs.ErrNotFound)
+		}
 	case masterapi.MetricsReplica:
 		if !seesTenant(ctx, keyTenant(metricstore.AppOf(q.Name))) {
 			return masterapi.Metrics{}, fmt.Errorf("metrics of replica %q: %w", q.Name, errs.ErrNotFound)
