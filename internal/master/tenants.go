@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/moatcloud/moat/internal/access"
 	"github.com/moatcloud/moat/internal/errs"
@@ -42,8 +43,17 @@ func seesTenant(ctx context.Context, tenant string) bool {
 	return tenant == callerTenant(ctx)
 }
 
-// appKey is the store's key of the caller's app called name.
+// appKey is the store's key of the caller's app called name. The
+// default tenant's keys are bare names and other tenants' "tenant.app",
+// so a name with a dot (no app's name has one) would be another tenant's
+// key: only a caller who sees every tenant (or root on the local socket)
+// may name an app by its key; for anyone else it is a key no app has.
 func appKey(ctx context.Context, name string) string {
+	if strings.Contains(name, ".") {
+		if c, ok := access.CallerFrom(ctx); ok && c.Tenant != AllTenants && !c.Local {
+			return "." + name // SplitAppKey: tenant "", which no caller is in
+		}
+	}
 	return store.AppKey(callerTenant(ctx), name)
 }
 
