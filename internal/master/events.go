@@ -87,14 +87,19 @@ func (m *Master) RecordEvent(e masterapi.Event) {
 	}
 }
 
-// startEvents starts the log's writer (Run) and returns what stops it,
-// once it has written what was queued.
+// startEvents starts the event log's writer and the metrics cursors'
+// (metrics_pull.go) for Run, and returns what stops them, once they have
+// written what was waiting.
 func (m *Master) startEvents(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
+	m.events.init()
+	cursorsDone := make(chan struct{})
 	go m.runEvents(ctx)
+	go m.runCursors(ctx, cursorsDone)
 	return func() {
 		cancel()
 		<-m.events.done
+		<-cursorsDone
 	}
 }
 

@@ -131,6 +131,7 @@ type Master struct {
 	secretsChanged atomic.Int64
 	certs          certCache
 	events         eventLog      // the event log's writing end (events.go)
+	cursors        cursorBook    // metrics cursors waiting to be written (metrics_pull.go)
 	timings        *prom.Timings // reconcile and deploy histograms (prom.go)
 }
 

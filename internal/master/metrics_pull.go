@@ -145,6 +145,7 @@ func (m *Master) metricsSink() MetricsSink {
 // forgetMetricsCursor forgets a removed node's cursor: a node added again
 // under its name (perhaps another machine) is pulled from its ring's start.
 func (m *Master) forgetMetricsCursor(ctx context.Context, node string) {
+	m.cursors.forget(node)
 	if err := m.db.RemoveMetricsCursor(ctx, node); err != nil {
 		m.log.Warn("metrics cursor not removed", "node", node, "err", err)
 	}
@@ -159,8 +160,11 @@ func (m *Master) pullMetrics(ctx context.Context, a *agent) {
 	}
 	p := &puller{
 		node: a.name, http: a.conn.HTTP(), sink: sink, stats: &a.pull, log: a.log,
-		load:  func(ctx context.Context) (uint64, error) { return m.db.MetricsCursor(ctx, a.name) },
-		save:  func(ctx context.Context, seq uint64) error { return m.db.SetMetricsCursor(ctx, a.name, seq) },
+		load: func(ctx context.Context) (uint64, error) { return m.db.MetricsCursor(ctx, a.name) },
+		save: func(_ context.Context, seq uint64, soon bool) error {
+			m.cursors.set(a.name, seq, soon)
+			return nil
+		},
 		event: m.RecordEvent,
 	}
 	p.run(ctx)
@@ -174,7 +178,10 @@ type puller struct {
 	stats *pullStats
 	log   *slog.Logger
 	load  func(ctx context.Context) (uint64, error)
-	save  func(ctx context.Context, seq uint64) error
+	// save records the cursor after a page; soon: a backfill page (the
+	// first of a session, or one after a full page), to be written at
+	// once rather than with the next batch.
+	save  func(ctx context.Context, seq uint64, soon bool) error
 	event func(masterapi.Event)
 	page  int // records asked for (pullPage; less after an answer too big)
 }
@@ -197,6 +204,7 @@ func (p *puller) run(ctx context.Context) {
 	}
 	retry := pullRetry
 	var last time.Time // when the last request was sent
+	backfill := true   // the first page of a session, or one after a full page
 	for ctx.Err() == nil {
 		pace := time.Second / pullRate
 		if !sleep(ctx, time.Until(last.Add(pace))) {
@@ -234,11 +242,12 @@ func (p *puller) run(ctx context.Context) {
 			p.stats.mu.Lock()
 			p.stats.st.Cursor = next
 			p.stats.mu.Unlock()
-			if err := p.save(ctx, next); err != nil && ctx.Err() == nil {
+			if err := p.save(ctx, next, backfill); err != nil && ctx.Err() == nil {
 				p.log.Warn("metrics pull: cursor not saved", "seq", next, "err", err)
 			}
 			cursor = next
 		}
+		backfill = full
 		if !full {
 			p.page = pullPage
 			if !sleep(ctx, time.Until(last.Add(pullIdleGap))) {
@@ -463,5 +472,86 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// cursorFlushEvery: the cursors pulls moved are written together, in one
+// transaction, this often (a thousand nodes sampling every 10 s move a
+// hundred a second). A master killed loses at most this much of the
+// cursors' progress: it pulls those records again, and the archive keeps
+// each sample once.
+const cursorFlushEvery = time.Second
+
+// cursorBook holds the cursors waiting to be written.
+type cursorBook struct {
+	mu    sync.Mutex
+	dirty map[string]uint64
+	soon  chan struct{} // a backfill page: write now
+}
+
+func (b *cursorBook) init() {
+	b.mu.Lock()
+	if b.soon == nil {
+		b.soon = make(chan struct{}, 1)
+	}
+	b.mu.Unlock()
+}
+
+func (b *cursorBook) set(node string, seq uint64, soon bool) {
+	b.init()
+	b.mu.Lock()
+	if b.dirty == nil {
+		b.dirty = map[string]uint64{}
+	}
+	b.dirty[node] = seq
+	b.mu.Unlock()
+	if soon {
+		select {
+		case b.soon <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (b *cursorBook) forget(node string) {
+	b.mu.Lock()
+	delete(b.dirty, node)
+	b.mu.Unlock()
+}
+
+func (b *cursorBook) take() map[string]uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	d := b.dirty
+	b.dirty = nil
+	return d
+}
+
+// runCursors writes the cursors until ctx ends, and once more then.
+func (m *Master) runCursors(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	b := &m.cursors
+	b.init()
+	tick := time.NewTicker(cursorFlushEvery)
+	defer tick.Stop()
+	flush := func(ctx context.Context) {
+		if d := b.take(); len(d) > 0 {
+			if err := m.db.SetMetricsCursors(ctx, d); err != nil {
+				m.log.Warn("metrics cursors not saved", "nodes", len(d), "err", err)
+			}
+		}
+	}
+	for {
+		select {
+		case <-tick.C:
+			flush(ctx)
+		case <-b.soon:
+			flush(ctx)
+		case <-ctx.Done():
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			flush(wctx)
+			cancel()
+			return
+		}
 	}
 }

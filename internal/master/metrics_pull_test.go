@@ -260,7 +260,7 @@ func startPull(t *testing.T, ring *fakeRing, stored uint64) *pullTest {
 		node: "n1", http: &http.Client{Transport: rewrite{srv.URL}}, sink: pt.sink, stats: &pullStats{},
 		log:  slog.New(slog.DiscardHandler),
 		load: func(context.Context) (uint64, error) { return stored, nil },
-		save: func(_ context.Context, seq uint64) error {
+		save: func(_ context.Context, seq uint64, _ bool) error {
 			pt.mu.Lock()
 			pt.saved = append(pt.saved, seq)
 			pt.mu.Unlock()

@@ -200,6 +200,30 @@ func (d *DB) SetMetricsCursor(ctx context.Context, node string, seq uint64) erro
 	return nil
 }
 
+// SetMetricsCursors records where the pulls of several nodes stand, in
+// one transaction.
+func (d *DB) SetMetricsCursors(ctx context.Context, cursors map[string]uint64) error {
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO metrics_cursors (node, seq, updated) VALUES (?, ?, ?)
+			ON CONFLICT (node) DO UPDATE SET seq = excluded.seq, updated = excluded.updated`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		now := time.Now().UnixNano()
+		for node, seq := range cursors {
+			if _, err := stmt.ExecContext(ctx, node, int64(seq), now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record the metrics cursors of %d nodes: %w", len(cursors), err)
+	}
+	return nil
+}
+
 // RemoveMetricsCursor forgets a node's cursor (the node was removed).
 func (d *DB) RemoveMetricsCursor(ctx context.Context, node string) error {
 	_, err := d.db.ExecContext(ctx, `DELETE FROM metrics_cursors WHERE node = ?`, node)

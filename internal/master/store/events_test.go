@@ -95,6 +95,14 @@ func TestMetricsCursors(t *testing.T) {
 			t.Fatalf("cursor %d, %v; want %d", c, err, seq)
 		}
 	}
+	if err := d.SetMetricsCursors(ctx, map[string]uint64{"n1": 7, "n2": 9}); err != nil {
+		t.Fatal(err)
+	}
+	for node, want := range map[string]uint64{"n1": 7, "n2": 9} {
+		if c, err := d.MetricsCursor(ctx, node); err != nil || c != want {
+			t.Fatalf("%s's cursor %d, %v after a batch; want %d", node, c, err, want)
+		}
+	}
 	if err := d.RemoveMetricsCursor(ctx, "n1"); err != nil {
 		t.Fatal(err)
 	}
