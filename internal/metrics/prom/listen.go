@@ -55,8 +55,15 @@ func Listen(s string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(addr), 0o750); err != nil {
 		return nil, fmt.Errorf("prometheus listener: %w", err)
 	}
-	if err := os.Remove(addr); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("prometheus listener: %w", err)
+	// Only a socket is replaced: a mistyped path naming a file (the
+	// master's database) is refused, not removed.
+	if fi, err := os.Lstat(addr); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("prometheus listener: %s exists and is not a socket: %w", addr, errs.ErrInvalid)
+		}
+		if err := os.Remove(addr); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("prometheus listener: %w", err)
+		}
 	}
 	ln, err := net.Listen("unix", addr)
 	if err != nil {

@@ -60,7 +60,13 @@ func TestListen(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(sock, nil, 0o644) // stale
+	// A stale socket: a listener gone without removing its file.
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	stale.Close()
 	for _, spec := range []string{"127.0.0.1:0", "unix:" + sock} {
 		ln, err := Listen(spec)
 		if err != nil {
