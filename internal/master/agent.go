@@ -45,6 +45,9 @@ type agent struct {
 	edgeNode    atomic.Bool            // the node said it is an edge (edge_cache.go pulls only those)
 	noted       sshx.State             // the connection's state last recorded in the event log (run's goroutine only; events.go)
 	pull        pullStats              // the metrics puller's figures (metrics_pull.go)
+
+	// restarts and OOM kills the node's reports may record (event_budget.go)
+	reportEvents eventBudget
 }
 
 // agentDeps is what agents need from the master, and all they reach: the

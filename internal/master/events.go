@@ -303,6 +303,18 @@ func (a *agent) containerEvents(old, c nodeapi.Container) {
 	if !restarted && !oom {
 		return
 	}
+	// Within the node's budget (event_budget.go), before the database is
+	// read: a node's stream is not trusted to be sparing.
+	ok, dropped := a.reportEvents.take(time.Now())
+	switch {
+	case !ok && dropped == 1:
+		a.log.Warn("node reports more restarts and OOM kills than the event log takes from a node; the rest are counted, not recorded")
+	case ok && dropped > 0:
+		a.log.Warn("restarts and OOM kills reported by the node not recorded in the event log", "count", dropped)
+	}
+	if !ok {
+		return
+	}
 	r, ok, err := a.deps.replica(a.deps.ctx, c.ID)
 	if err != nil || !ok || r.Node != a.name {
 		return
