@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -47,7 +48,14 @@ func (m *Master) removeMetrics(kind, name string) {
 	if kind == "node" {
 		err = m.metrics.RemoveNode(name)
 	} else {
-		err = m.metrics.RemoveApp(name)
+		// Forgotten first: samples of its replicas still running (being
+		// stopped) and of its routes are refused from now on, rather than
+		// making its files again once removed (and the next app of that
+		// name, or the next to serve a host, inheriting them).
+		for _, host := range m.metricsIndex.forgetApp(name) {
+			err = errors.Join(err, m.metrics.RemoveRoute(host))
+		}
+		err = errors.Join(err, m.metrics.RemoveApp(name))
 	}
 	if err != nil {
 		m.log.Warn("metrics not removed", kind, name, "err", err)
@@ -99,6 +107,26 @@ func (x *metricsIndex) host(h string) (string, bool) {
 	return app, ok
 }
 
+// forgetApp forgets a removed app's replicas and route hosts, and
+// returns the hosts.
+func (x *metricsIndex) forgetApp(app string) []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for id := range x.replicas {
+		if metricstore.AppOf(id) == app {
+			delete(x.replicas, id)
+		}
+	}
+	var hosts []string
+	for h, a := range x.hosts {
+		if a == app {
+			hosts = append(hosts, h)
+			delete(x.hosts, h)
+		}
+	}
+	return hosts
+}
+
 // refresh reads the records again unless it did a moment ago (x.mu held).
 func (x *metricsIndex) refresh(m *Master) {
 	if time.Since(x.read) < metricsIndexAge {
@@ -112,14 +140,22 @@ func (x *metricsIndex) refresh(m *Master) {
 		m.log.Warn("metrics index", "err", err)
 		return
 	}
-	x.replicas = make(map[string]string, len(reps))
-	for _, r := range reps {
-		x.replicas[r.ID] = r.Node
-	}
 	apps, err := m.db.Apps(ctx)
 	if err != nil {
 		m.log.Warn("metrics index", "err", err)
 		return
+	}
+	// A removed app's replicas stay in the records, being stopped, for a
+	// while: their samples would make its archives again.
+	live := make(map[string]bool, len(apps))
+	for _, a := range apps {
+		live[a.Name] = true
+	}
+	x.replicas = make(map[string]string, len(reps))
+	for _, r := range reps {
+		if live[r.App] {
+			x.replicas[r.ID] = r.Node
+		}
 	}
 	x.hosts = map[string]string{}
 	for _, a := range apps {

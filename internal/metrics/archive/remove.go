@@ -59,6 +59,19 @@ func (s *Store) RemoveApp(name string) error {
 	return err
 }
 
+// RemoveRoute removes a route host's archive and its latest sample (its
+// app was removed).
+func (s *Store) RemoveRoute(host string) error {
+	if !validName(host) {
+		return errs.Invalid("route", "%q is not a valid route host", host)
+	}
+	k := key{kindRoute, host}
+	s.mu.Lock()
+	delete(s.latest, k)
+	s.mu.Unlock()
+	return s.remove(k)
+}
+
 // remove unmaps and deletes one entity's file; missing is fine.
 func (s *Store) remove(k key) error {
 	s.mu.Lock()
