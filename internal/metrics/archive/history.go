@@ -72,8 +72,36 @@ func (s *Store) History(q masterapi.MetricsQuery) (masterapi.Metrics, error) {
 		}
 	}
 	defer t.mu.RUnlock()
+	q.Since, q.Until = clampRange(q.Since, q.Until, s.o.Now(), t.h.spec)
 	err = t.guard(func() { m = t.history(kind, q) })
 	return m, err
+}
+
+// clampRange bounds a range asked for to what an archive of spec can
+// hold: since no earlier than the longest archive's span before until,
+// and until within a span of now (two before it: a clock set back keeps
+// what was sampled before), so both stay where UnixNano holds them. Any
+// caller may ask, and a range of centuries (1678 to 2262, or times past
+// what UnixNano holds, which wrap) read every step of the coarsest
+// archive in it: most of a second of CPU a request, or far more. Pure.
+func clampRange(since, until, now time.Time, spec rrd.Spec) (time.Time, time.Time) {
+	var span time.Duration
+	for _, a := range spec {
+		span = max(span, a.Step*time.Duration(a.Rows+1))
+	}
+	if lim := now.Add(span); until.After(lim) {
+		until = lim
+	}
+	if lim := now.Add(-2 * span); until.Before(lim) {
+		until = lim
+	}
+	if lim := until.Add(-span); since.Before(lim) {
+		since = lim
+	}
+	if since.After(until) {
+		since = until
+	}
+	return since, until
 }
 
 // history reads q from the table (mapped, its lock held).
