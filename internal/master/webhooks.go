@@ -8,8 +8,11 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/moatcloud/moat/internal/alert"
 	"github.com/moatcloud/moat/internal/errs"
@@ -131,7 +134,14 @@ func post(ctx context.Context, url string, body []byte) error {
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("webhook answered %s", resp.Status)
+		// The status line is the webhook server's text, shown by moat
+		// alerts webhook ls on a terminal: quoted if it holds anything
+		// a terminal would act on.
+		status := resp.Status
+		if strings.IndexFunc(status, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+			status = strconv.Quote(status)
+		}
+		return fmt.Errorf("webhook answered %s", status)
 	}
 	return nil
 }
