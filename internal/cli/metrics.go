@@ -126,6 +126,15 @@ func metricsTable(w *output, m masterapi.Metrics) error {
 		fmt.Fprintf(w, "%s %s: no sample in this range\n", m.Kind, m.Name)
 		return nil
 	}
+	// Local times; across a change of the UTC offset (summer time ending
+	// repeats an hour) each carries its zone, so no two rows read alike.
+	_, off := time.Unix(m.Times[first], 0).Zone()
+	for i := first + 1; i <= last; i++ {
+		if _, o := time.Unix(m.Times[i], 0).Zone(); o != off {
+			layout += " MST"
+			break
+		}
+	}
 	for i := first; i <= last; i++ {
 		t := m.Times[i]
 		row := []string{time.Unix(t, 0).Format(layout)}

@@ -1,8 +1,13 @@
 package cli
 
 import (
+	"strings"
 	"testing"
 	"time"
+	_ "time/tzdata" // Europe/Paris wherever the tests run
+
+	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/nodeapi"
 )
 
 // TestWhenFlag: moat metrics --since/--until read a duration back from
@@ -45,5 +50,46 @@ func TestWhenFlag(t *testing.T) {
 		case !c.bad && !got.Equal(c.want):
 			t.Errorf("--since %q: %v; want %v", c.in, got, c.want)
 		}
+	}
+}
+
+// TestMetricsTableSummerTimeEnds: in a zone leaving summer time the
+// hour repeats; the table's local times carry their zone then, so no two
+// rows read alike, and only then.
+func TestMetricsTableSummerTimeEnds(t *testing.T) {
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(l *time.Location) { time.Local = l }(time.Local)
+	time.Local = paris
+	table := func(from time.Time) []string {
+		m := masterapi.Metrics{Kind: "node", Name: "n1", Step: 3600, Fields: []nodeapi.Field{{Name: "load1"}}, Avg: [][]masterapi.Value{{}}}
+		for i := range 4 {
+			m.Times = append(m.Times, from.Add(time.Duration(i)*time.Hour).Unix())
+			m.Avg[0] = append(m.Avg[0], 1)
+		}
+		var o output
+		if err := metricsTable(&o, m); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(o.buf.String()), "\n")
+		times := map[string]bool{}
+		for _, l := range lines[2:] {
+			times[strings.TrimSpace(l[:strings.LastIndex(strings.TrimSpace(l), " ")])] = true
+		}
+		if len(times) != 4 {
+			t.Errorf("rows:\n%s\nwant 4 different times", o.buf.String())
+		}
+		return lines
+	}
+	// 2026-10-25 01:00 UTC is 03:00 CEST, then 02:00 CET: 02:00 twice.
+	lines := table(time.Date(2026, 10, 25, 0, 0, 0, 0, time.UTC))
+	if !strings.Contains(lines[2], "CEST") || !strings.Contains(lines[5], "CET") {
+		t.Errorf("rows across the change without their zones:\n%s", strings.Join(lines, "\n"))
+	}
+	lines = table(time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC))
+	if strings.Contains(strings.Join(lines, "\n"), "CET") {
+		t.Errorf("a zone on rows in one offset:\n%s", strings.Join(lines, "\n"))
 	}
 }
