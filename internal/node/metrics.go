@@ -206,6 +206,10 @@ func (d *Daemon) handleMetrics(w http.ResponseWriter, r *http.Request) error {
 	if m == nil || m.ring == nil {
 		return fmt.Errorf("metrics: no ring on this node (see its log): %w", errs.ErrUnavailable)
 	}
+	var stopping <-chan struct{} // the daemon's end (none before Serve)
+	if d.ctx != nil {
+		stopping = d.ctx.Done()
+	}
 	timer := time.NewTimer(q.wait)
 	defer timer.Stop()
 	for {
@@ -229,7 +233,7 @@ func (d *Daemon) handleMetrics(w http.ResponseWriter, r *http.Request) error {
 			q.wait = 0
 		case <-r.Context().Done():
 			return nil
-		case <-d.ctx.Done():
+		case <-stopping:
 			// The daemon stops: the poll is answered now, with nothing,
 			// so the server's shutdown does not wait for it (and the
 			// ring, which the sampling loop closes, is not read again).
