@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/metrics/ring"
 	"github.com/moatcloud/moat/internal/nodeapi"
 )
 
@@ -45,9 +46,9 @@ const (
 	pullWait = 30 * time.Second
 	// pullMaxBytes bounds the answer the master reads for one page
 	// (256 records of a 4 KiB ring slot, base64 in JSON, are 1.4 MB),
-	// and pullMaxRecord one record.
+	// and pullMaxRecord one record: no more than a ring slot holds.
 	pullMaxBytes  = 4 << 20
-	pullMaxRecord = 64 << 10
+	pullMaxRecord = ring.DefaultSlotSize
 	// A node answers at most pullRate pages a second while backfilling
 	// (256 × 20 = 5,120 records/s: a day at 10 s in under two seconds),
 	// and when caught up (a page not full) no more than one request per
@@ -99,6 +100,8 @@ type pullStats struct {
 	unlogged  int
 	lostSince uint64
 	gapAt     time.Time
+
+	budget recordBudget // records the node may still send (pull_budget.go)
 }
 
 // PullStats are the figures of every node's metrics pull, by node name:
@@ -184,6 +187,10 @@ type puller struct {
 	save  func(ctx context.Context, seq uint64, soon bool) error
 	event func(masterapi.Event)
 	page  int // records asked for (pullPage; less after an answer too big)
+
+	// The records budget (pull_budget.go); zero: pullBudgetBurst and
+	// pullBudgetRate.
+	burst, rate float64
 }
 
 // run pulls until ctx ends.
@@ -208,6 +215,9 @@ func (p *puller) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		pace := time.Second / pullRate
 		if !sleep(ctx, time.Until(last.Add(pace))) {
+			return
+		}
+		if !sleep(ctx, p.stats.budget.wait(time.Now(), p.budget())) {
 			return
 		}
 		last = time.Now()
@@ -255,6 +265,18 @@ func (p *puller) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// budget is the puller's records budget: burst and rate.
+func (p *puller) budget() budgetLimits {
+	l := budgetLimits{p.burst, p.rate}
+	if l.burst <= 0 {
+		l.burst = pullBudgetBurst
+	}
+	if l.rate <= 0 {
+		l.rate = pullBudgetRate
+	}
+	return l
 }
 
 // cursor is where the pull stands: the agent's figure, or the stored one
@@ -323,6 +345,7 @@ func (p *puller) pullPage(ctx context.Context, cursor uint64) (uint64, bool, err
 	if err != nil {
 		return cursor, false, err
 	}
+	p.stats.budget.spend(time.Now(), min(len(page.Raw), p.page), p.budget())
 	next, res := ingestPage(p.node, cursor, p.page, page, p.sink)
 	if res.gap {
 		p.gap(cursor, next, res.lost, res.why)
