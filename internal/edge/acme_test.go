@@ -140,6 +140,19 @@ func testACME(t *testing.T, challenge string) {
 
 	checkCacheSealed(t, cacheDir, cacheKey, host, leaf)
 
+	// The route's certificate expiry, for the node's metrics, is the
+	// certificate served; the renewed one's is noted as autocert stores
+	// it, before any client is served it.
+	if got := s.RouteStats()[host].CertNotAfter; !got.Equal(leaf.NotAfter) {
+		t.Errorf("RouteStats cert expiry %v, want the served certificate's %v", got, leaf.NotAfter)
+	}
+	for !s.RouteStats()[host].CertNotAfter.After(leaf.NotAfter) {
+		if time.Now().After(leaf.NotAfter.Add(-2 * time.Second)) {
+			t.Fatalf("RouteStats cert expiry still %v: the renewal was not noted", s.RouteStats()[host].CertNotAfter)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the renewal timer, with a deadline
+	}
+
 	// Renewal: the edge serves a new certificate before the first expires.
 	deadline := leaf.NotAfter.Add(-2 * time.Second)
 	for {
@@ -147,6 +160,9 @@ func testACME(t *testing.T, challenge string) {
 		if next.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
 			if !next.NotAfter.After(leaf.NotAfter) {
 				t.Errorf("renewed certificate expires %v, not after the first's %v", next.NotAfter, leaf.NotAfter)
+			}
+			if got := s.RouteStats()[host].CertNotAfter; !got.Equal(next.NotAfter) {
+				t.Errorf("RouteStats cert expiry %v, want the renewed certificate's %v", got, next.NotAfter)
 			}
 			break
 		}

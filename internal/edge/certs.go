@@ -48,7 +48,7 @@ func (a *ACME) manager(s *Server) (*autocert.Manager, error) {
 	}
 	return &autocert.Manager{
 		Prompt:      autocert.AcceptTOS,
-		Cache:       cache,
+		Cache:       watchedCache{cache, s},
 		HostPolicy:  s.acmePolicy,
 		RenewBefore: a.RenewBefore,
 		Email:       a.Email,
@@ -94,10 +94,15 @@ func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	case e.acme:
 		// The Manager also answers TLS-ALPN-01 handshakes from the CA,
 		// which must not wait for an order (claim.go).
-		if c, ok := s.acme.Cache.(*Cache); ok && !slices.Equal(hello.SupportedProtos, []string{acme.ALPNProto}) {
+		challenge := slices.Equal(hello.SupportedProtos, []string{acme.ALPNProto})
+		if c, ok := s.acme.Cache.(watchedCache); ok && !challenge {
 			c.BeforeOrder(hello.Context(), canonicalHost(hello.ServerName))
 		}
-		return s.acme.GetCertificate(hello)
+		c, err := s.acme.GetCertificate(hello)
+		if err == nil && !challenge {
+			s.noteACMECert(canonicalHost(hello.ServerName), leafNotAfter(c))
+		}
+		return c, err
 	default:
 		return e.cert, nil
 	}

@@ -84,6 +84,10 @@ type Server struct {
 	noLean   bool
 	acme     *autocert.Manager
 	acmeHTTP http.Handler // the Manager's HTTP-01 answerer
+	// acmeExpiry is the NotAfter of each ACME host's certificate as
+	// autocert last handed it over (certexpiry.go): canonical host →
+	// time.Time.
+	acmeExpiry sync.Map
 
 	// ctx is every request's base context; cancelled when the Server
 	// stops, it ends upgraded connections (WebSockets), which

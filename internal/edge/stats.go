@@ -21,6 +21,9 @@ type RouteStats struct {
 	Requests, Errors uint64
 	LatencySum       time.Duration // over Requests
 	LatencyMax       time.Duration
+	// CertNotAfter is when the certificate the edge would serve the host
+	// now expires; zero without TLS or a certificate yet (certexpiry.go).
+	CertNotAfter time.Time
 }
 
 // hostStats are the live counters of one host, shared by its routes and
@@ -59,17 +62,20 @@ func (s *Server) statsFor(host string) *hostStats {
 }
 
 // RouteStats returns the counters of every host in the table, by host as
-// the table has it ("*.example.com", "*" included).
+// the table has it ("*.example.com", "*" included), and the expiry of the
+// certificate each is served with.
 func (s *Server) RouteStats() map[string]RouteStats {
+	t := s.table.Load()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make(map[string]RouteStats, len(s.stats))
 	for host, h := range s.stats {
 		out[host] = RouteStats{
-			Requests:   h.requests.Load(),
-			Errors:     h.errors.Load(),
-			LatencySum: time.Duration(h.latencyNs.Load()),
-			LatencyMax: time.Duration(h.maxNs.Swap(0)),
+			Requests:     h.requests.Load(),
+			Errors:       h.errors.Load(),
+			LatencySum:   time.Duration(h.latencyNs.Load()),
+			LatencyMax:   time.Duration(h.maxNs.Swap(0)),
+			CertNotAfter: s.certNotAfter(t, host),
 		}
 	}
 	return out

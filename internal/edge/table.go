@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Route sends requests for Host whose path lies under Path to an app's port.
@@ -70,8 +71,10 @@ type table struct {
 type hostEntry struct {
 	routes []*route
 	cert   *tls.Certificate // from files
-	acme   bool
-	hasTLS bool
+	// notAfter is cert's leaf's expiry, parsed once when loaded.
+	notAfter time.Time
+	acme     bool
+	hasTLS   bool
 }
 
 func compile(t Table) (*table, error) {
@@ -173,7 +176,7 @@ func addTLS(entry func(string) *hostEntry, h TLSHost) error {
 		if err != nil {
 			return fmt.Errorf("certificate: %w", err)
 		}
-		e.cert = &cert
+		e.cert, e.notAfter = &cert, leafNotAfter(&cert)
 	case h.ACME && strings.HasPrefix(h.Host, "*"):
 		return fmt.Errorf("ACME for a wildcard needs DNS-01, which the edge does not do: list the names")
 	case h.ACME:
@@ -185,7 +188,7 @@ func addTLS(entry func(string) *hostEntry, h TLSHost) error {
 		if err != nil {
 			return fmt.Errorf("load certificate: %w", err)
 		}
-		e.cert = &cert
+		e.cert, e.notAfter = &cert, leafNotAfter(&cert)
 	}
 	return nil
 }

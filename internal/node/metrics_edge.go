@@ -14,14 +14,27 @@ import (
 func (m *metrics) sampleRoutes(now time.Time, srv *edge.Server) []nodeapi.MetricsGroup {
 	cur := srv.RouteStats()
 	groups := routeGroups(cur, m.routePrev, now.Sub(m.routeAt).Seconds())
+	for _, g := range groups {
+		g.Values[len(g.Values)-1] = certLeft(cur[g.Name].CertNotAfter, now)
+	}
 	m.routePrev, m.routeAt = cur, now
 	return groups
+}
+
+// certLeft is the cert_expiry of a route: seconds from now to notAfter
+// (negative once expired), unknown for a zero notAfter (no TLS, or no
+// certificate yet). Pure.
+func certLeft(notAfter, now time.Time) float64 {
+	if notAfter.IsZero() {
+		return math.NaN()
+	}
+	return notAfter.Sub(now).Seconds()
 }
 
 // routeGroups are the route groups of a sample, by host in order, values
 // in nodeapi.RouteFields order: requests and errors per second, the
 // average time to an answer's head over the interval and the slowest, in
-// seconds. A host not in prev (the first sample, a new route) or whose
+// seconds (cert_expiry, unknown here, is sampleRoutes'). A host not in prev (the first sample, a new route) or whose
 // counters went backwards has its values unknown, as have the latencies
 // of an interval without requests. A host whose name the wire cannot
 // carry is left out. Pure.
@@ -37,7 +50,10 @@ func routeGroups(cur, prev map[string]edge.RouteStats, dt float64) []nodeapi.Met
 	out := make([]nodeapi.MetricsGroup, 0, len(hosts))
 	for _, h := range hosts {
 		c := cur[h]
-		v := []float64{nan, nan, nan, nan}
+		v := make([]float64, len(nodeapi.RouteFields))
+		for i := range v {
+			v[i] = nan
+		}
 		if p, ok := prev[h]; ok && dt > 0 && c.Requests >= p.Requests && c.Errors >= p.Errors && c.LatencySum >= p.LatencySum {
 			n := c.Requests - p.Requests
 			v[0] = float64(n) / dt

@@ -70,6 +70,10 @@ var RouteFields = []Field{
 	{"errors", "1/s"}, // answers 5xx, and requests no replica answered
 	{"latency_avg", "s"},
 	{"latency_max", "s"},
+	// Seconds until the certificate the edge would serve the host now
+	// expires (negative: it has); unknown without TLS or a certificate
+	// yet (an ACME host before its first handshake or order).
+	{"cert_expiry", "s"},
 }
 
 // Field is one value of a group: a name and its unit.

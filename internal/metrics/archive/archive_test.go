@@ -266,7 +266,7 @@ func TestFileSizes(t *testing.T) {
 	}{
 		{kindNode, rrd.Default, 4096 + 80880*11*14},
 		{kindApp, rrd.Default, 4096 + 80880*10*14},
-		{kindRoute, rrd.Default, 4096 + 80880*4*14},
+		{kindRoute, rrd.Default, 4096 + 80880*5*14},
 		{kindReplica, ReplicaSpec, 4096 + 5040*9*14},
 	} {
 		h := header{kind: c.kind, fields: len(fieldsOf(c.kind)), spec: c.spec}

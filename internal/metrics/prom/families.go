@@ -118,6 +118,7 @@ var fieldNames = map[byte]map[string][3]string{
 		"errors":      {"moat_route_errors_per_second", "Requests per second answered 5xx, or by no replica."},
 		"latency_avg": {"moat_route_latency_average_seconds", "Mean time to answer a request of the route."},
 		"latency_max": {"moat_route_latency_max_seconds", "Longest time to answer a request of the route."},
+		"cert_expiry": {"moat_route_certificate_expiry_seconds", "Seconds until the certificate the edge serves the route's host with expires (absent: no TLS, or none yet)."},
 	},
 }
 
