@@ -72,13 +72,12 @@ func waitCursor(t *testing.T, m *testcluster.Master, node string, seq uint64, wi
 }
 
 // TestMetricsOutageNoGap: a node sampling every second while the master
-// is stopped for 40 s (longer than a long poll, and nothing in the pull
-// depends on the outage's length: backfilling many pages is
-// TestPullerBackfill's): once it is back, it backfills from its stored
-// cursor to the node's newest record, and the node's history at 10 s
-// steps has every step from before the outage to after it.
+// is stopped for 2 minutes, the outage issue 14 names (backfilling many
+// pages is TestPullerBackfill's): once it is back, it backfills from its
+// stored cursor to the node's newest record, and the node's history at
+// 10 s steps has every step from before the outage to after it.
 func TestMetricsOutageNoGap(t *testing.T) {
-	const outage = 40 * time.Second
+	const outage = 2 * time.Minute
 	c, m := pullCluster(t)
 	ctx := context.Background()
 	// The master pulls: its cursor follows the node's ring, for 25 s of
