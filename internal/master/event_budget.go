@@ -3,6 +3,7 @@ package master
 import (
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // The events a node's own reports make (restarts, OOM kills) are recorded
@@ -48,4 +49,21 @@ func (b *eventBudget) take(now time.Time) (ok bool, dropped int) {
 	b.tokens--
 	dropped, b.dropped = b.dropped, 0
 	return true, dropped
+}
+
+// maxEventMessage bounds an event's message: some carry what a node said
+// (the signal a container died of), and a node's word has no length.
+const maxEventMessage = 1024
+
+// boundMessage cuts a message to maxEventMessage bytes, on a character's
+// boundary, marked with "…". Pure.
+func boundMessage(s string) string {
+	if len(s) <= maxEventMessage {
+		return s
+	}
+	cut := maxEventMessage - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -3,8 +3,10 @@ package master
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/moatcloud/moat/internal/master/store"
 	"github.com/moatcloud/moat/internal/masterapi"
@@ -72,5 +74,42 @@ func TestContainerEventsFlood(t *testing.T) {
 	}
 	if events < reportEventBurst {
 		t.Errorf("%d events recorded; want the burst, %d", events, reportEventBurst)
+	}
+}
+
+func TestBoundMessage(t *testing.T) {
+	long := strings.Repeat("é", 1000) // 2,000 bytes
+	for _, tt := range []struct {
+		in   string
+		want int // bytes
+	}{{"", 0}, {"restarted (3 in all) after signal SIGKILL", 41}, {strings.Repeat("x", 1024), 1024}, {strings.Repeat("x", 1025), 1024}, {long, 1023}} {
+		got := boundMessage(tt.in)
+		if len(got) != tt.want || !utf8.ValidString(got) {
+			t.Errorf("boundMessage(%d bytes): %d bytes, valid %t; want %d", len(tt.in), len(got), utf8.ValidString(got), tt.want)
+		}
+	}
+}
+
+// TestContainerEventHugeSignal: the signal a node says a container died
+// of goes into the event's message, bounded (a node's word has no length,
+// and the event log keeps 100,000 events).
+func TestContainerEventHugeSignal(t *testing.T) {
+	m := &Master{}
+	a := &agent{name: "n1", log: slog.New(slog.DiscardHandler), deps: &agentDeps{ctx: context.Background(), event: m.RecordEvent,
+		replica: func(context.Context, string) (store.Replica, bool, error) {
+			return store.Replica{ID: "web-aaaaaa", App: "web", Node: "n1"}, true, nil
+		}}}
+	old := nodeapi.Container{ID: "web-aaaaaa"}
+	c := old
+	c.Restarts, c.Signal = 1, strings.Repeat("SIG", 1<<20)
+	a.containerEvents(old, c)
+	m.events.mu.Lock()
+	defer m.events.mu.Unlock()
+	if len(m.events.queue) != 1 || len(m.events.queue[0].Message) > maxEventMessage {
+		n := 0
+		if len(m.events.queue) > 0 {
+			n = len(m.events.queue[0].Message)
+		}
+		t.Errorf("%d events queued, the first's message %d bytes; want one of at most %d", len(m.events.queue), n, maxEventMessage)
 	}
 }

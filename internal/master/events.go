@@ -65,7 +65,7 @@ func (m *Master) RecordEvent(e masterapi.Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	row := store.Event{Time: e.Time.UTC(), Kind: e.Kind, Node: e.Node, App: e.App, Replica: e.Replica, Revision: e.Revision, Message: e.Message}
+	row := store.Event{Time: e.Time.UTC(), Kind: e.Kind, Node: e.Node, App: e.App, Replica: e.Replica, Revision: e.Revision, Message: boundMessage(e.Message)}
 	if e.App != "" {
 		row.Tenant = keyTenant(e.App)
 	}
