@@ -3,6 +3,7 @@ package master
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -120,8 +121,8 @@ func (m *Master) sendWebhook(ctx context.Context, h *webhookRun) {
 }
 
 // post sends one notice; only a 2xx answer counts.
-func post(ctx context.Context, url string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+func post(ctx context.Context, target string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -129,6 +130,13 @@ func post(ctx context.Context, url string, body []byte) error {
 	req.Header.Set("User-Agent", "moat-alerts")
 	resp, err := webhookClient.Do(req)
 	if err != nil {
+		// A webhook's URL often holds its secret (a chat's hook token in
+		// its path or query): the error, logged and shown by moat alerts
+		// webhook ls, names only its scheme and host.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = redactURL(ue.URL)
+		}
 		return err
 	}
 	defer resp.Body.Close()
@@ -144,6 +152,18 @@ func post(ctx context.Context, url string, body []byte) error {
 		return fmt.Errorf("webhook answered %s", status)
 	}
 	return nil
+}
+
+// redactURL is a URL's scheme and host, the rest left out. Pure.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return "(a webhook URL)"
+	}
+	if u.Path == "" && u.RawQuery == "" && u.User == nil {
+		return u.Scheme + "://" + u.Host
+	}
+	return u.Scheme + "://" + u.Host + "/…"
 }
 
 // Webhooks lists the alert webhooks, with their queues.
