@@ -76,9 +76,30 @@ func Listen(s string) (net.Listener, error) {
 	return ln, nil
 }
 
-// MetricsOnly serves h at GET /metrics and nothing else (404).
+// MetricsOnly serves h at GET /metrics and nothing else (404), on TCP to
+// requests whose Host is an IP address or localhost: a web page a browser
+// on this machine loaded from a name its owner then points at 127.0.0.1
+// (DNS rebinding) sends that name, and is refused (421), so it cannot
+// read every tenant's names through the browser.
 func MetricsOnly(h http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); (!ok || a.Network() != "unix") && !localHost(r.Host) {
+			http.Error(w, "this endpoint answers only to an IP address or localhost", http.StatusMisdirectedRequest)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// localHost says whether a Host header names an IP address or localhost
+// (with or without a port), or nothing (a unix socket's client may send
+// none). Pure.
+func localHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	return host == "" || strings.EqualFold(host, "localhost") || net.ParseIP(host) != nil
 }

@@ -87,7 +87,7 @@ func TestListen(t *testing.T) {
 			return (&net.Dialer{}).DialContext(ctx, network, addr)
 		}}}
 		for path, want := range map[string]int{"/metrics": 200, "/": 404, "/v1/prometheus": 404, "/metrics/x": 404, "/debug/pprof/": 404} {
-			resp, err := c.Get("http://x" + path)
+			resp, err := c.Get("http://localhost" + path)
 			if err != nil {
 				t.Fatalf("%s %s: %v", spec, path, err)
 			}
