@@ -39,6 +39,8 @@ type alerter struct {
 	hooks map[string]*webhookRun // by name (webhooks.go)
 	// restarts: each replica's restarts, as seen between evaluations.
 	restarts map[string]alert.RestartHistory
+	// certs: the route certificates' expiry per edge (alerts_certs.go).
+	certs certsSeen
 }
 
 // alertRecord is an alert instance as the alerts table keeps it.
@@ -258,9 +260,14 @@ func (m *Master) alertSnapshot(w *world, samples []masterapi.Latest) alert.Snaps
 		}
 		s.Apps = append(s.Apps, x)
 	}
-	// Certificates: the master holds those of ingress routes only sealed
-	// (secrets' envelopes, the edges' ACME cache): no expiry to read, so
-	// none yet. See the design notes.
+	// Certificates: the master holds those of ingress routes only
+	// sealed; the edges report their expiry (alerts_certs.go).
+	a.certs.noteRouteSamples(samples)
+	apps := make(map[string]bool, len(w.apps))
+	for _, app := range w.apps {
+		apps[app.Name] = true
+	}
+	s.Certs = a.certs.certs(w.now, func(node string) bool { return w.nodes[node].Info.Edge }, func(app string) bool { return apps[app] })
 	return s
 }
 

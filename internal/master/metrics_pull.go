@@ -140,7 +140,7 @@ func (m *Master) PullStats() []PullStat {
 // metricsSink is what the puller feeds: the archive (nil: none).
 func (m *Master) metricsSink() MetricsSink {
 	if s := m.MetricsStore(); s != nil {
-		return s
+		return certSink{s, m} // route samples' certificate expiry noted per edge (alerts_certs.go)
 	}
 	return nil
 }
