@@ -176,6 +176,12 @@ func humanValue(v float64, unit string) string {
 		return humanBytes(v) + "/s"
 	case unit == "1/s":
 		return trimFloat(v) + "/s"
+	case unit == "s" && math.Abs(v) >= 2*86400: // a certificate's time left
+		return trimFloat(v/86400) + "d"
+	case unit == "s" && math.Abs(v) >= 2*3600:
+		return trimFloat(v/3600) + "h"
+	case unit == "s" && math.Abs(v) >= 120:
+		return trimFloat(v/60) + "min"
 	case unit == "s":
 		return trimFloat(v*1000) + "ms"
 	}
