@@ -168,3 +168,22 @@ func TestCertAlertFromSamples(t *testing.T) {
 		t.Fatalf("alerts %+v; want none once e2's certificate is renewed", a)
 	}
 }
+
+// FuzzCertNotAfter: any cert_expiry a node sends is NaN (none) or an
+// expiry within maxCertLeft of its sample's time; never a panic, never a
+// wrapped time.
+func FuzzCertNotAfter(f *testing.F) {
+	for _, v := range []float64{0, -1, 86400 * 10, math.NaN(), math.Inf(1), math.Inf(-1), 1e300, -1e300, math.MaxFloat64, math.SmallestNonzeroFloat64} {
+		f.Add(v)
+	}
+	at := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, left float64) {
+		got, ok := certNotAfter(at, left)
+		if ok == math.IsNaN(left) {
+			t.Fatalf("%v: ok %v", left, ok)
+		}
+		if ok && (got.Before(at.Add(-maxCertLeft)) || got.After(at.Add(maxCertLeft)) || (left > 0) != got.After(at) && math.Abs(left) >= 1e-9) {
+			t.Fatalf("%v: %v, not within %v of %v on its side", left, got, maxCertLeft, at)
+		}
+	})
+}
