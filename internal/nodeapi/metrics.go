@@ -42,9 +42,9 @@ var NodeFields = []Field{
 	{"mem_total", "bytes"},
 	{"disk_used", "bytes"}, // the filesystem holding the node's state
 	{"disk_total", "bytes"},
-	{"disk_read", "bytes/s"}, // all block devices
+	{"disk_read", "bytes/s"}, // whole physical disks (not partitions, loop, ram, dm, md)
 	{"disk_write", "bytes/s"},
-	{"net_rx", "bytes/s"}, // every interface of the host but loopback
+	{"net_rx", "bytes/s"}, // the host's interfaces but loopback and virtual ones (veth, bridges)
 	{"net_tx", "bytes/s"},
 	{"containers", ""}, // running
 }
