@@ -86,7 +86,7 @@ var rules = []Rule{
 	{Ping, Anyone, "", "(every command: is the master there)"},
 	{WhoAmI, Anyone, "", "moat whoami"},
 
-	{AppList, InTenant, Viewer, "moat apps, moat events, moat top, moat metrics app|route, moat ui"},
+	{AppList, InTenant, Viewer, "moat apps, moat events, moat top, moat metrics app or route, moat ui"},
 	{AppPS, InTenant, Viewer, "moat ps, moat metrics replica"},
 	{AppHistory, InTenant, Viewer, "moat history"},
 	{AppProgress, InTenant, Viewer, "moat deploy (its progress)"},
