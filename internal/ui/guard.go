@@ -54,6 +54,12 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, "this dashboard answers only on its loopback address")
 		return
 	}
+	// The icon is the binary's, the same for everyone: a browser asks for
+	// it on its own, on the refusal page too, and need not see a 403.
+	if r.URL.Path == "/favicon.ico" && r.URL.RawQuery == "" {
+		g.next.ServeHTTP(w, r)
+		return
+	}
 	if t, ok := r.URL.Query()["token"]; ok {
 		if len(t) != 1 || !g.match(t[0]) {
 			refuse(w, "wrong token: open the URL moat ui printed")

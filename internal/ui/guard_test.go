@@ -30,6 +30,9 @@ func TestGuard(t *testing.T) {
 		{"rebound name", "evil.example:4242", "/", cookie, 403, ""},
 		{"rebound name with token", "evil.example:4242", "/?token=s3cret", "", 403, ""},
 		{"other port", "127.0.0.1:80", "/", cookie, 403, ""},
+		{"the icon, no token", "127.0.0.1:4242", "/favicon.ico", "", 200, ""},
+		{"the icon with a query", "127.0.0.1:4242", "/favicon.ico?x=1", "", 403, ""},
+		{"the icon, rebound name", "evil.example:4242", "/favicon.ico", "", 403, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
