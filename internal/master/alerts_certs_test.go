@@ -2,9 +2,7 @@ package master
 
 import (
 	"context"
-	"log/slog"
 	"math"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -113,18 +111,7 @@ func TestCertSinkNotes(t *testing.T) {
 // renewed certificate resolves it.
 func TestCertAlertFromSamples(t *testing.T) {
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "master")
-	if _, _, err := Init(ctx, dir); err != nil {
-		t.Fatal(err)
-	}
-	m, err := Open(Config{Dir: dir, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.db.Close()
-	if err := m.loadAlerts(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m := alertsMaster(t)
 	t0 := time.Now().Add(-time.Minute)
 	up := view{state: sshx.Up, since: t0.Add(-time.Hour), synced: true}
 	w := &world{now: t0,

@@ -40,18 +40,7 @@ func sample(kind, name string, at time.Time, fields map[string]float64) masterap
 // loads the table again neither forgets nor fires again.
 func TestAlertsFromSamples(t *testing.T) {
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "master")
-	if _, _, err := Init(ctx, dir); err != nil {
-		t.Fatal(err)
-	}
-	m, err := Open(Config{Dir: dir, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.db.Close()
-	if err := m.loadAlerts(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m := alertsMaster(t)
 	if _, err := m.db.AddWebhook(ctx, "ops", "http://127.0.0.1:9/"); err != nil {
 		t.Fatal(err)
 	}
@@ -139,4 +128,23 @@ func TestAlertsFromSamples(t *testing.T) {
 	if list, _ := m.Alerts(ctx, false); len(list.Active) != 0 {
 		t.Errorf("a caller who may not list nodes sees %+v", list.Active)
 	}
+}
+
+// alertsMaster is a master opened on a fresh state, not running, with its
+// alerts table loaded: the alert judgement without a cluster.
+func alertsMaster(t *testing.T) *Master {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "master")
+	if _, _, err := Init(context.Background(), dir); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(Config{Dir: dir, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.db.Close() })
+	if err := m.loadAlerts(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

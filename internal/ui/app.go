@@ -8,7 +8,6 @@ import (
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/masterapi"
-	"github.com/moatcloud/moat/internal/nodeapi"
 )
 
 // appPage is one app: replicas, revisions, the tail of its logs, graphs.
@@ -34,8 +33,6 @@ type routeGraphs struct {
 
 // logLines is how many of an app's newest log lines its page shows.
 const logLines = 100
-
-func logOptions(n int) nodeapi.LogOptions { return nodeapi.LogOptions{Tail: n} }
 
 func (h *Handler) app(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.context(r)

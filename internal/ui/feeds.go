@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/nodeapi"
 )
 
 type alertRow struct {
@@ -74,7 +75,7 @@ func (h *Handler) logTail(ctx context.Context, app string, n int) ([]masterapi.L
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var lines []masterapi.LogLine
-	err := h.c.Logs(ctx, app, logOptions(n), func(l masterapi.LogLine) error {
+	err := h.c.Logs(ctx, app, nodeapi.LogOptions{Tail: n}, func(l masterapi.LogLine) error {
 		lines = append(lines, l)
 		return nil
 	})
