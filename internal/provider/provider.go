@@ -115,3 +115,18 @@ func (e *RateLimited) Error() string {
 	return fmt.Sprintf("rate limited by the provider (retry after %s): %v", e.RetryAfter, e.Err)
 }
 func (e *RateLimited) Unwrap() error { return e.Err }
+
+// Machines are what stands behind a cloud API served on this machine for
+// tests (the fake DigitalOcean and Hetzner APIs): a server created through
+// the official client becomes a real machine here (provider/local's Cloud
+// implements it), so create → boot → enrol runs for real.
+type Machines interface {
+	// Boot makes a machine from an image ("debian-12" or a snapshot),
+	// applies the user data as the image's boot would, starts its sshd
+	// (and the node daemon if the image has moat), and returns its address.
+	Boot(ctx context.Context, name, image, userData string) (ipv4 string, err error)
+	// Destroy removes the machine and its disk; an unknown name is not an error.
+	Destroy(ctx context.Context, name string) error
+	// Snapshot copies a machine's disk into a new image and returns its id.
+	Snapshot(ctx context.Context, name string) (image string, err error)
+}
