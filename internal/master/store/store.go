@@ -51,6 +51,8 @@ var migrations = []string{
 	edgeCacheV7,  // the edges' shared certificate cache, sealed (edge_cache.go)
 	eventsV8,     // the event log, metrics cursors per node (events.go)
 	alertsV9,     // alerts, webhooks and their queued notices (alerts.go)
+	reserved,     // 10: pools (pools.go)
+	reserved,     // 11: pool servers (pool manager)
 }
 
 // schemaV1 is the first schema.
