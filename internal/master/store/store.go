@@ -51,7 +51,7 @@ var migrations = []string{
 	edgeCacheV7,  // the edges' shared certificate cache, sealed (edge_cache.go)
 	eventsV8,     // the event log, metrics cursors per node (events.go)
 	alertsV9,     // alerts, webhooks and their queued notices (alerts.go)
-	reserved,     // 10: pools (pools.go)
+	poolsV10,     // pools, their sealed provider tokens (pools.go)
 	reserved,     // 11: pool servers (pool manager)
 }
 
