@@ -67,6 +67,7 @@ func (p *parser) top() []field {
 		{"links", p.links},
 		{"ingress", p.ingress},
 		{"alerts", p.alerts},
+		{"autoscale", p.autoscale},
 	}
 }
 

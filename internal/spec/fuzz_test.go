@@ -20,6 +20,8 @@ func FuzzParse(f *testing.F) {
 		base + "ports: [{port: 53, protocol: udp}, {port: 80}]\nhealth: {tcp: true, interval: 150ms}\n",
 		base + "singleton: true\nvolumes: [&v {node: n1, source: /a, target: /a}]\n",
 		base + "env: &e {A: b}\nplacement: {labels: *e}\n",
+		base + "replicas: 3\nautoscale: {min: 2, max: 20, cpu: 70%}\n",
+		base + "ports: [{port: 80}]\ningress: [{host: a.b, port: 80}]\nautoscale: {max: 4, rps: 2.5}\n",
 	}, docExamples(f)...) {
 		f.Add([]byte(s))
 	}

@@ -105,7 +105,7 @@ func (p *parser) locate(e *Error) *Error {
 // port and timeout, the update's surge and unavailability.
 func (p *parser) resolve() []*Error {
 	var out []*Error
-	for _, err := range []*Error{p.resolveHealth(), p.resolveUpdate(), p.resolveIngress()} {
+	for _, err := range []*Error{p.resolveAutoscale(), p.resolveHealth(), p.resolveUpdate(), p.resolveIngress()} {
 		if err != nil {
 			out = append(out, err)
 		}

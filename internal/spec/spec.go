@@ -29,10 +29,11 @@ type App struct {
 	Volumes   []Volume          `json:"volumes,omitempty"`
 	Singleton bool              `json:"singleton,omitempty"`
 	Security  Security          `json:"security,omitzero"`
-	Secrets   []Secret          `json:"secrets,omitempty"` // secrets.go
-	Links     []Link            `json:"links,omitempty"`   // links.go
-	Ingress   []Ingress         `json:"ingress,omitempty"` // ingress.go
-	Alerts    Alerts            `json:"alerts,omitzero"`   // alerts.go
+	Secrets   []Secret          `json:"secrets,omitempty"`   // secrets.go
+	Links     []Link            `json:"links,omitempty"`     // links.go
+	Ingress   []Ingress         `json:"ingress,omitempty"`   // ingress.go
+	Alerts    Alerts            `json:"alerts,omitzero"`     // alerts.go
+	Autoscale *Autoscale        `json:"autoscale,omitempty"` // autoscale.go
 }
 
 // Security can only narrow what the app's containers may do: an image

@@ -58,6 +58,7 @@ func (a App) check() []*Error {
 	c.links(a)
 	c.ingress(a)
 	c.alerts(a.Alerts)
+	c.autoscale(a)
 	for i, d := range a.Security.Drop {
 		if _, err := privilege.ParseList([]string{d}); err != nil {
 			c.add(fmt.Sprintf("security.drop[%d]", i), "%s", strings.TrimPrefix(err.Error(), ": "))
