@@ -60,6 +60,7 @@ func (d *Daemon) routeTable() []route {
 		{"GET /v1/edge/cache/outbox", d.handleEdgeCacheOutbox},
 		{"PUT /v1/edge/cache", d.handleInstallEdgeCache},
 		{"GET /v1/metrics", d.handleMetrics},
+		{"POST /v1/hostkey", d.handleHostKey},
 	}
 }
 

@@ -48,6 +48,10 @@ var masterRoutes = map[string]bool{
 	// routes' request counts): nothing secret, and the master pulls them
 	// into its history (metrics.go).
 	"GET /v1/metrics": true,
+	// A pool node's one-time host key, which the master put in the user
+	// data it created the server with, replaced once by a key the node
+	// generates (hostkey.go); refused for any other key.
+	"POST /v1/hostkey": true,
 }
 
 // mayCall says whether a role may call the route with this pattern. Root
