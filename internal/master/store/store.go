@@ -42,17 +42,17 @@ type DB struct {
 // in schema_migrations. Never edit one that has shipped: add another.
 // Each domain keeps its own in its file; versions are assigned here.
 var migrations = []string{
-	schemaV1,     // nodes, apps, revisions, replicas, audit (this file)
-	auditChainV2, // hash-chained audit log (audit.go)
-	usersV3,      // users, keys, certificate authorities, roles (users.go)
-	secretsV4,    // secrets' ciphertexts (secrets.go)
-	tenantsV5,    // tenants of apps and nodes, quotas (tenants.go)
-	linksV6,      // link keys (links.go)
-	edgeCacheV7,  // the edges' shared certificate cache, sealed (edge_cache.go)
-	eventsV8,     // the event log, metrics cursors per node (events.go)
-	alertsV9,     // alerts, webhooks and their queued notices (alerts.go)
-	poolsV10,     // pools, their sealed provider tokens (pools.go)
-	reserved,     // 11: pool servers (pool manager)
+	schemaV1,       // nodes, apps, revisions, replicas, audit (this file)
+	auditChainV2,   // hash-chained audit log (audit.go)
+	usersV3,        // users, keys, certificate authorities, roles (users.go)
+	secretsV4,      // secrets' ciphertexts (secrets.go)
+	tenantsV5,      // tenants of apps and nodes, quotas (tenants.go)
+	linksV6,        // link keys (links.go)
+	edgeCacheV7,    // the edges' shared certificate cache, sealed (edge_cache.go)
+	eventsV8,       // the event log, metrics cursors per node (events.go)
+	alertsV9,       // alerts, webhooks and their queued notices (alerts.go)
+	poolsV10,       // pools, their sealed provider tokens (pools.go)
+	poolServersV11, // pool servers, create calls, the cluster id (pool_servers.go)
 }
 
 // schemaV1 is the first schema.
