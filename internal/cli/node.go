@@ -15,7 +15,7 @@ import (
 
 func (a *app) nodeCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Run and manage nodes"}
-	cmd.AddCommand(a.nodeServeCommand(), a.nodeAddCommand(), a.nodeRmCommand(), a.nodeLsCommand(), a.nodeAuditCommand(), a.nodeDialCommand(),
+	cmd.AddCommand(a.nodeServeCommand(), a.nodeAddCommand(), a.nodeRmCommand(), a.nodeLsCommand(), a.nodeAuditCommand(), a.nodeDialCommand(), a.nodeFirstbootCommand(),
 		a.nodeVerbCommand("cordon", "Place no new replicas on a node"),
 		a.nodeVerbCommand("uncordon", "Place replicas on a node again"),
 		a.nodeVerbCommand("drain", "Move a node's replicas off it, under each app's update rules, and cordon it"))
