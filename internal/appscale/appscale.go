@@ -289,3 +289,18 @@ func short(d time.Duration) string {
 	}
 	return s
 }
+
+// Status is where one autoscaled app stands: its last decision, for moat
+// autoscaler status.
+type Status struct {
+	App       string     `json:"app"` // the app's key in the master's store
+	Min       int        `json:"min"`
+	Max       int        `json:"max"`
+	Current   int        `json:"current"` // the count when it decided
+	Desired   int        `json:"desired"`
+	Metrics   []Observed `json:"metrics,omitempty"`
+	Decided   time.Time  `json:"decided"`
+	Reason    string     `json:"reason"`
+	Changed   bool       `json:"changed"`            // this decision changed the count
+	LastScale time.Time  `json:"lastScale,omitzero"` // when it last changed the count
+}

@@ -146,6 +146,7 @@ func (s certSink) Ingest(node string, rec nodeapi.MetricsRecord) error {
 		}
 		if app, ok := routeApp(g.Name); ok {
 			s.m.alerts.certs.note(node, g.Name, app, rec.Time, g.Value("cert_expiry"))
+			s.m.appScale.noteRate(node, g.Name, rec.Time, g.Value("requests")) // appscale.go
 		}
 	}
 	return err

@@ -49,6 +49,9 @@ func (m *Master) Deploy(ctx context.Context, yaml []byte, file, actor string) (m
 				target.Revision, app.Name, app.Name, errs.ErrConflict)
 		}
 	}
+	if n, ok := m.autoscaledCount(ctx, key); ok && app.Autoscale != nil {
+		app.Replicas = min(max(n, app.Autoscale.Min), app.Autoscale.Max) // the count reached, not the spec's start
+	}
 	if err := m.checkQuota(ctx, key, app, "this deploy"); err != nil {
 		return masterapi.DeployResponse{}, err
 	}
@@ -109,6 +112,9 @@ func (m *Master) Scale(ctx context.Context, name string, replicas int, actor str
 	_, rev, sp, err := m.targetSpec(ctx, key)
 	if err != nil {
 		return masterapi.DeployResponse{}, err
+	}
+	if sp.Autoscale != nil {
+		return masterapi.DeployResponse{}, refuseAutoscaled(name, sp.Autoscale)
 	}
 	sp.Replicas = replicas
 	if err := sp.Validate(); err != nil {

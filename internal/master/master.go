@@ -71,6 +71,11 @@ type Config struct {
 	// besides its API's GET /v1/prometheus: 127.0.0.1:PORT (loopback
 	// only) or unix:/path (package prom).
 	PrometheusListen string
+	// AppScaleInterval is how often the app autoscaler decides (default
+	// appscale.DefaultPeriod, 15 s); AppScaleWindow its scale-down
+	// stabilisation (default appscale.DefaultWindow, 5 min).
+	AppScaleInterval time.Duration
+	AppScaleWindow   time.Duration
 }
 
 // Defaults.
@@ -125,6 +130,7 @@ type Master struct {
 	dials     dialCounts    // connections open through dial, per replica (dialcount.go)
 	linkKeys  linkKeys      // links' key pairs (links.go)
 	alerts    alerter       // alerts and webhooks (alerts.go)
+	appScale  appScaler     // the app autoscaler (appscale.go)
 	// secretsChanged counts writes of secrets (set, removed, envelopes
 	// replaced); certs, what ingressCerts read, is good while it holds
 	// still (reconcile's goroutine only).
@@ -305,6 +311,7 @@ func (m *Master) Run(ctx context.Context) error {
 	}
 	go m.reconcileLoop(ctx)
 	go m.autoGC(ctx)
+	go m.appScaleLoop(ctx)
 	err = wire.Serve(ctx, "master.pid", m.log, func() {
 		m.log.Info("master serving", "socket", m.cfg.Socket, "api", m.cfg.APISocket, "nodes", len(nodes))
 	}, endpoints...)

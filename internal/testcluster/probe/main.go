@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -126,6 +127,14 @@ func serve(addr string) {
 		w.WriteHeader(resp.StatusCode)
 		io.Copy(w, resp.Body)
 	})
+	// /burn?ms=N uses N ms of CPU (the thread's own time, so a busy
+	// machine does not make it use less) before it answers: load whose
+	// CPU follows the requests, for the app autoscaler's tests.
+	http.HandleFunc("/burn", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		burnCPU(time.Duration(min(max(ms, 0), 10_000)) * time.Millisecond)
+		fmt.Fprintf(w, "probe %s burned %dms\n", host, ms)
+	})
 	// /stream answers a line ("HOST N") every 100 ms until the client
 	// goes: a long response, like an event stream, for tests of what
 	// happens to one under way.
@@ -169,6 +178,26 @@ func serve(addr string) {
 	if err := http.ListenAndServe(addr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+// burnCPU spins until the calling thread has used d of CPU.
+func burnCPU(d time.Duration) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	const rusageThread = 1 // RUSAGE_THREAD
+	used := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+			return 0
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	start, stop := used(), time.Now().Add(10*d) // without rusage, by the clock
+	for x := uint64(1); used()-start < d && time.Now().Before(stop); x = x*6364136223846793005 + 1 {
+		for range 10_000 {
+			x = x*6364136223846793005 + 1
+		}
 	}
 }
 
