@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,26 +25,25 @@ import (
 	"github.com/moatcloud/moat/internal/provider"
 )
 
-// Options tune a Cloud; the zero value is right for the real API.
-type Options struct {
-	// Policy retries each call (default provider.DefaultPolicy).
-	Policy provider.Policy
-	// HTTPTimeout bounds one HTTP request (default 30 s): a create whose
-	// answer never comes is retried, and the retry adopts the server the
-	// first one made (names are unique in a Hetzner project).
-	HTTPTimeout time.Duration
-	// Poll is the interval between two looks at a running action
-	// (default 1 s; Hetzner's actions take seconds).
-	Poll time.Duration
-	// ActionTimeout bounds the wait for one action, e.g. a server's
-	// create (default 5 min).
-	ActionTimeout time.Duration
-}
+// maxPages bounds a listing, against an API whose next_page never ends.
+const maxPages = 1000
 
 // Cloud is one Hetzner Cloud project (one API token).
 type Cloud struct {
+	// Policy bounds the calls made for one request (a rate limit waits
+	// one refill of Hetzner's bucket, server errors back off with jitter).
+	Policy provider.Policy
+	// CallTimeout bounds one HTTP request: one unanswered by then counts
+	// as a temporary failure, and a create sent again then finds its name
+	// taken and adopts the server the first made (names are unique in a
+	// Hetzner project).
+	CallTimeout time.Duration
+	// ActionPoll is how often a running action is looked at; ActionTimeout
+	// is how long one (a create, a snapshot) may run.
+	ActionPoll    time.Duration
+	ActionTimeout time.Duration
+
 	client *hcloud.Client
-	opt    Options
 	calls  atomic.Int64
 }
 
@@ -53,37 +53,33 @@ var (
 )
 
 // New opens the project the token belongs to; endpoint "" is Hetzner's
-// API, anything else (a fake on 127.0.0.1 in tests) replaces it.
-func New(token, endpoint string) (*Cloud, error) { return NewWith(token, endpoint, Options{}) }
-
-// NewWith is New with options.
-func NewWith(token, endpoint string, o Options) (*Cloud, error) {
+// API (https://api.hetzner.cloud/v1), anything else (a fake's URL in
+// tests) replaces it.
+func New(token, endpoint string) (*Cloud, error) {
+	token = strings.TrimSpace(token)
 	if token == "" {
 		return nil, fmt.Errorf("hetzner: no API token: %w", provider.ErrAuth)
 	}
-	if o.Policy.Attempts == 0 {
-		o.Policy = provider.DefaultPolicy
+	c := &Cloud{
+		Policy:        provider.DefaultPolicy,
+		CallTimeout:   60 * time.Second,
+		ActionPoll:    time.Second,
+		ActionTimeout: 10 * time.Minute,
 	}
-	if o.HTTPTimeout <= 0 {
-		o.HTTPTimeout = 30 * time.Second
-	}
-	if o.Poll <= 0 {
-		o.Poll = time.Second
-	}
-	if o.ActionTimeout <= 0 {
-		o.ActionTimeout = 5 * time.Minute
-	}
-	c := &Cloud{opt: o}
-	hc := &http.Client{Timeout: o.HTTPTimeout, Transport: counting{http.DefaultTransport, &c.calls}}
+	hc := &http.Client{Transport: counting{http.DefaultTransport, &c.calls}}
 	opts := []hcloud.ClientOption{
 		hcloud.WithToken(token),
 		hcloud.WithHTTPClient(hc),
 		hcloud.WithApplication("moat", ""),
-		// One layer of retries: ours. hcloud-go would retry 429s and
-		// 502/504 five times itself, under each of our attempts.
+		// One layer of retries: ours. hcloud-go would retry 429s, conflicts
+		// and 502/504 five times itself, under each of our attempts.
 		hcloud.WithRetryOpts(hcloud.RetryOpts{MaxRetries: 0}),
 	}
 	if endpoint != "" {
+		u, err := url.Parse(endpoint)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("hetzner: endpoint %q is not an http(s) URL", endpoint)
+		}
 		opts = append(opts, hcloud.WithEndpoint(endpoint))
 	}
 	c.client = hcloud.NewClient(opts...)
@@ -110,10 +106,21 @@ func (c *Cloud) Kind() string { return "hetzner" }
 
 // do runs one API call under the policy, its error classified.
 func (c *Cloud) do(ctx context.Context, what string, f func(context.Context) error) error {
-	return c.opt.Policy.Do(ctx, "hetzner: "+what, func(ctx context.Context) error {
-		err := f(ctx)
-		if err != nil && ctx.Err() != nil {
+	return c.Policy.Do(ctx, "hetzner: "+what, func(ctx context.Context) error {
+		cctx := ctx
+		if c.CallTimeout > 0 {
+			var cancel context.CancelFunc
+			cctx, cancel = context.WithTimeout(ctx, c.CallTimeout)
+			defer cancel()
+		}
+		err := f(cctx)
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
 			return err // the caller's context ended: nothing to retry
+		case cctx.Err() != nil:
+			return fmt.Errorf("%w: no answer within %s: %w", provider.ErrTemporary, c.CallTimeout, err)
 		}
 		return classify(err, time.Now())
 	})
@@ -229,7 +236,7 @@ func retryAfterHeaders(h http.Header, now time.Time) time.Duration {
 // pool's image and moat's binary are x86.
 func (c *Cloud) Types(ctx context.Context) ([]provider.ServerType, error) {
 	var all []*hcloud.ServerType
-	for page := 1; page > 0; {
+	for page := 1; page > 0 && page <= maxPages; {
 		var next int
 		err := c.do(ctx, "list server types", func(ctx context.Context) error {
 			got, resp, err := c.client.ServerType.List(ctx, hcloud.ServerTypeListOpts{ListOpts: hcloud.ListOpts{Page: page, PerPage: 50}})
@@ -354,7 +361,7 @@ func (c *Cloud) Create(ctx context.Context, req provider.CreateRequest) (provide
 	if err != nil {
 		return provider.Server{}, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, c.opt.ActionTimeout)
+	wctx, cancel := context.WithTimeout(ctx, c.ActionTimeout)
 	defer cancel()
 	if action != nil {
 		err = c.wait(wctx, what, action)
@@ -371,7 +378,7 @@ func (c *Cloud) Create(ctx context.Context, req provider.CreateRequest) (provide
 	s := toServer(srv)
 	// The server exists but did not come up: destroy it, on a context of
 	// its own (ctx may be what ended).
-	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), c.opt.ActionTimeout)
+	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), c.ActionTimeout)
 	defer dcancel()
 	if derr := c.Destroy(dctx, s.ID); derr != nil {
 		return s, fmt.Errorf("%w (and destroying server %s failed: %v)", err, s.ID, derr)
@@ -399,7 +406,7 @@ func hasLabels(have, want map[string]string) bool {
 // error (final: the same action will not succeed on a second look).
 func (c *Cloud) wait(ctx context.Context, what string, a *hcloud.Action) error {
 	for a.Status == hcloud.ActionStatusRunning {
-		t := time.NewTimer(c.opt.Poll)
+		t := time.NewTimer(c.ActionPoll)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -438,7 +445,7 @@ func (c *Cloud) waitCreated(ctx context.Context, what string, id int64) error {
 		if s.Status != provider.Pending {
 			return nil
 		}
-		t := time.NewTimer(c.opt.Poll)
+		t := time.NewTimer(c.ActionPoll)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -485,7 +492,7 @@ func (c *Cloud) Get(ctx context.Context, id string) (provider.Server, error) {
 func (c *Cloud) List(ctx context.Context, labels map[string]string) ([]provider.Server, error) {
 	sel := selector(labels)
 	var out []provider.Server
-	for page := 1; page > 0; {
+	for page := 1; page > 0 && page <= maxPages; {
 		var next int
 		err := c.do(ctx, fmt.Sprintf("list servers %q page %d", sel, page), func(ctx context.Context) error {
 			got, resp, err := c.client.Server.List(ctx, hcloud.ServerListOpts{ListOpts: hcloud.ListOpts{Page: page, PerPage: 50, LabelSelector: sel}})
@@ -560,7 +567,7 @@ func (c *Cloud) Destroy(ctx context.Context, id string) error {
 	if a == nil {
 		return nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, c.opt.ActionTimeout)
+	wctx, cancel := context.WithTimeout(ctx, c.ActionTimeout)
 	defer cancel()
 	return c.wait(wctx, "destroy server "+id, a)
 }
@@ -572,7 +579,7 @@ func (c *Cloud) Snapshot(ctx context.Context, serverID, name string) (string, er
 	if err != nil {
 		return "", err
 	}
-	wctx, cancel := context.WithTimeout(ctx, 2*c.opt.ActionTimeout)
+	wctx, cancel := context.WithTimeout(ctx, 2*c.ActionTimeout)
 	defer cancel()
 	srv := &hcloud.Server{ID: n}
 	var off *hcloud.Action

@@ -15,11 +15,27 @@ import (
 	"github.com/moatcloud/moat/internal/provider/hetzner/fake"
 )
 
+// Options are what a test changes in a Cloud.
+type Options struct {
+	Policy        provider.Policy
+	CallTimeout   time.Duration
+	ActionTimeout time.Duration
+}
+
 var testOpts = Options{
 	Policy:        provider.Policy{Attempts: 5, Base: time.Millisecond, Max: 20 * time.Millisecond},
-	HTTPTimeout:   5 * time.Second,
-	Poll:          5 * time.Millisecond,
+	CallTimeout:   5 * time.Second,
 	ActionTimeout: 10 * time.Second,
+}
+
+func newCloud(t *testing.T, token, endpoint string, o Options) *Cloud {
+	t.Helper()
+	c, err := New(token, endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Policy, c.CallTimeout, c.ActionTimeout, c.ActionPoll = o.Policy, o.CallTimeout, o.ActionTimeout, 5*time.Millisecond
+	return c
 }
 
 type env struct {
@@ -38,10 +54,7 @@ func newEnv(t *testing.T, fo fake.Options, o Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewWith(f.Token(), f.URL(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newCloud(t, f.Token(), f.URL(), o)
 	e := &env{c: c, f: f, mem: mem, known: map[string]bool{}}
 	t.Cleanup(func() {
 		e.noneUnknown(t)
@@ -272,10 +285,7 @@ func TestCapacity(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	e := newEnv(t, fake.Options{}, testOpts)
-	bad, err := NewWith("wrong", e.f.URL(), testOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bad := newCloud(t, "wrong", e.f.URL(), testOpts)
 	if _, err := bad.List(context.Background(), labels("web")); !errors.Is(err, provider.ErrAuth) {
 		t.Fatalf("wrong token: %v", err)
 	}
@@ -291,7 +301,7 @@ func TestAuth(t *testing.T) {
 // timeout, a retry, the name taken, the server adopted. One server.
 func TestCreateTimeoutAdopts(t *testing.T) {
 	o := testOpts
-	o.HTTPTimeout = 300 * time.Millisecond
+	o.CallTimeout = 300 * time.Millisecond
 	o.Policy = provider.Policy{Attempts: 30, Base: 20 * time.Millisecond, Max: 50 * time.Millisecond}
 	e := newEnv(t, fake.Options{}, o)
 	e.f.Inject(fake.Failure{Route: "POST /servers", Kind: fake.Hang})
