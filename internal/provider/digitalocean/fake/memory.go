@@ -1,0 +1,83 @@
+package fake
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/moatcloud/moat/internal/provider"
+)
+
+// Memory is a provider.Machines that boots nothing: a machine is a name
+// with an address (10.99.x.y), its image and user data kept for tests to
+// read. For tests of the API's behaviour; provider/local's Cloud is the
+// one whose machines are real. (The same as provider/hetzner/fake's.)
+type Memory struct {
+	mu       sync.Mutex
+	n        int
+	machines map[string]MemMachine
+	snaps    int
+	// Fail, if set, is what Boot returns for a name (nil: boots).
+	Fail func(name string) error
+}
+
+var _ provider.Machines = (*Memory)(nil)
+
+// MemMachine is one machine Memory holds.
+type MemMachine struct {
+	IPv4, Image, UserData string
+}
+
+// Boot records the machine.
+func (m *Memory) Boot(ctx context.Context, name, image, userData string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.Fail != nil {
+		if err := m.Fail(name); err != nil {
+			return "", err
+		}
+	}
+	if m.machines == nil {
+		m.machines = map[string]MemMachine{}
+	}
+	if _, dup := m.machines[name]; dup {
+		return "", fmt.Errorf("machine %s exists", name)
+	}
+	m.n++
+	ip := fmt.Sprintf("10.99.%d.%d", m.n/250, m.n%250+1)
+	m.machines[name] = MemMachine{IPv4: ip, Image: image, UserData: userData}
+	return ip, nil
+}
+
+// Destroy forgets the machine.
+func (m *Memory) Destroy(_ context.Context, name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.machines, name)
+	return nil
+}
+
+// Snapshot names a new image after the machine.
+func (m *Memory) Snapshot(_ context.Context, name string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.machines[name]; !ok {
+		return "", fmt.Errorf("no machine %s", name)
+	}
+	m.snaps++
+	return fmt.Sprintf("snap-%d-%s", m.snaps, name), nil
+}
+
+// Machines is a copy of what Memory holds, by name.
+func (m *Memory) Machines() map[string]MemMachine {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]MemMachine, len(m.machines))
+	for k, v := range m.machines {
+		out[k] = v
+	}
+	return out
+}
