@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Memory is a provider.Machines that boots nothing: a machine is a name
@@ -17,6 +18,8 @@ type Memory struct {
 	snaps    int
 	// Fail, if set, is what Boot returns for a name (nil: boots).
 	Fail func(name string) error
+	// BootDelay is how long a boot takes (a real cloud's create: seconds).
+	BootDelay time.Duration
 }
 
 // MemMachine is one machine Memory holds.
@@ -26,6 +29,14 @@ type MemMachine struct {
 
 // Boot records the machine.
 func (m *Memory) Boot(ctx context.Context, name, image, userData string) (string, error) {
+	if m.BootDelay > 0 {
+		t := time.NewTimer(m.BootDelay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
