@@ -21,10 +21,28 @@ func TestOpenRefuses(t *testing.T) {
 		{"hetzner", "http://", "", "endpoint"},
 		{"local", "", "", "local-dir"},
 		{"local", "", "relative/dir", "local-dir"},
+		{"hetzner", "http://127.0.0.1:1", "", ""}, // no token: ErrAuth below
 	} {
+		if c.field == "" {
+			continue
+		}
 		_, err := Open(c.kind, "tok", c.endpoint, c.dir, "")
 		if !errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("Open(%q, endpoint %q, dir %q) = %v, want invalid naming %s", c.kind, c.endpoint, c.dir, err, c.field)
+		}
+	}
+}
+
+// TestOpenKinds: each cloud opens on its kind (pointed at an endpoint
+// that is never called); without a token it is refused.
+func TestOpenKinds(t *testing.T) {
+	for _, kind := range []string{"digitalocean", "hetzner"} {
+		p, err := Open(kind, "secret-token-123", "http://127.0.0.1:1", "", "")
+		if err != nil || p.Kind() != kind {
+			t.Errorf("Open(%s) = %v, %v", kind, p, err)
+		}
+		if _, err := Open(kind, "", "http://127.0.0.1:1", "", ""); err == nil {
+			t.Errorf("Open(%s) without a token: no error", kind)
 		}
 	}
 }
