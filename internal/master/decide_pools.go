@@ -162,6 +162,14 @@ func planPool(in poolInput) poolPlan {
 		case store.ServerReady:
 			ready = append(ready, s)
 		default:
+			if s.ProviderID == "" && !in.Busy[s.Name] {
+				// A create call not under way in this master whose
+				// answer was lost (it timed out, or the master died):
+				// not counted, so a replacement is made; the orphan pass
+				// finds the server by name (adopted, then in excess) or
+				// forgets the row.
+				continue
+			}
 			if in.BootDeadline > 0 && in.Now.Sub(s.Created) > in.BootDeadline && s.ProviderID != "" && !in.Busy[s.Name] {
 				// Past its deadline: destroyed, and not counted, so a
 				// replacement is created in the same pass.

@@ -112,7 +112,7 @@ func TestPlanPool(t *testing.T) {
 			poolPlan{Desired: 1, Create: 1}},
 		{"desired clamped to max", poolInput{Min: 1, Max: 4, Desired: 9, PerHour: 10},
 			poolPlan{Desired: 4, Create: 4}},
-		{"pending servers count", poolInput{Min: 0, Max: 4, Desired: 3, PerHour: 10, Servers: []store.PoolServer{
+		{"pending servers count", poolInput{Min: 0, Max: 4, Desired: 3, PerHour: 10, Busy: map[string]bool{"b": true}, Servers: []store.PoolServer{
 			srv("a", store.ServerReady, "1", time.Hour), srv("b", store.ServerCreating, "", time.Second), srv("c", store.ServerBooting, "3", time.Second)}},
 			poolPlan{Desired: 3, Active: 3}},
 		{"retiring and destroying do not count", poolInput{Min: 0, Max: 4, Desired: 2, PerHour: 10, Servers: []store.PoolServer{
@@ -128,13 +128,16 @@ func TestPlanPool(t *testing.T) {
 		{"past the deadline but being brought up: its goroutine decides", poolInput{Min: 1, Max: 2, PerHour: 10, BootDeadline: 5 * time.Minute, Busy: map[string]bool{"a": true}, Servers: []store.PoolServer{
 			srv("a", store.ServerEnrolling, "1", 6*time.Minute)}},
 			poolPlan{Desired: 1, Active: 1}},
-		{"no id past the deadline is left to the orphan pass", poolInput{Min: 1, Max: 2, PerHour: 10, BootDeadline: 5 * time.Minute, Servers: []store.PoolServer{
+		{"a lost create (no id, no call under way) is not counted: replaced, left to the orphan pass", poolInput{Min: 1, Max: 2, PerHour: 10, BootDeadline: 5 * time.Minute, Servers: []store.PoolServer{
+			srv("a", store.ServerCreating, "", 6*time.Minute)}},
+			poolPlan{Desired: 1, Create: 1}},
+		{"a create call under way counts", poolInput{Min: 1, Max: 2, PerHour: 10, BootDeadline: 5 * time.Minute, Busy: map[string]bool{"a": true}, Servers: []store.PoolServer{
 			srv("a", store.ServerCreating, "", 6*time.Minute)}},
 			poolPlan{Desired: 1, Active: 1}},
 		{"a ready server is never destroyed for the deadline", poolInput{Min: 1, Max: 2, PerHour: 10, BootDeadline: 5 * time.Minute, Servers: []store.PoolServer{
 			srv("a", store.ServerReady, "1", 6*time.Hour)}},
 			poolPlan{Desired: 1, Active: 1}},
-		{"scale down: pending first, then the least loaded, newest", poolInput{Min: 1, Max: 5, Desired: 1, PerHour: 10,
+		{"scale down: pending first, then the least loaded, newest", poolInput{Min: 1, Max: 5, Desired: 1, PerHour: 10, Busy: map[string]bool{"e": true},
 			Replicas: map[string]int{"a": 3, "b": 1, "c": 1},
 			Servers: []store.PoolServer{
 				srv("a", store.ServerReady, "1", 3*time.Hour), srv("b", store.ServerReady, "2", 2*time.Hour), srv("c", store.ServerReady, "3", time.Hour),
