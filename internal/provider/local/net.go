@@ -21,34 +21,45 @@ const subnetBase = "10.250."
 // under a lock, so clusters created at once (parallel test packages) never
 // share a subnet.
 func (c *Cluster) createBridge() error {
+	if linkExists(c.Bridge) {
+		return fmt.Errorf("create bridge: %s already exists (another cluster named %s? moat dev down removes it)", c.Bridge, c.Name)
+	}
+	var err error
+	c.Subnet, c.Gateway, err = createBridge(c.Bridge)
+	return err
+}
+
+// createBridge makes a bridge on a free /24 (under the machine's lock) and
+// returns the subnet and the bridge's address on it.
+func createBridge(bridge string) (netip.Prefix, netip.Addr, error) {
 	lock, err := os.OpenFile(lockFile, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return fmt.Errorf("create bridge: %w", err)
+		return netip.Prefix{}, netip.Addr{}, fmt.Errorf("create bridge: %w", err)
 	}
 	defer lock.Close()
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return fmt.Errorf("create bridge: lock: %w", err)
+		return netip.Prefix{}, netip.Addr{}, fmt.Errorf("create bridge: lock: %w", err)
 	}
 	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
 	subnet, err := freeSubnet()
 	if err != nil {
-		return err
+		return netip.Prefix{}, netip.Addr{}, err
 	}
-	c.Subnet = subnet
-	c.Gateway = subnet.Addr().Next()
-	if linkExists(c.Bridge) {
-		return fmt.Errorf("create bridge: %s already exists (another cluster named %s? moat dev down removes it)", c.Bridge, c.Name)
+	gateway := subnet.Addr().Next()
+	if linkExists(bridge) {
+		return netip.Prefix{}, netip.Addr{}, fmt.Errorf("create bridge: %s already exists", bridge)
 	}
 	for _, args := range [][]string{
-		{"link", "add", c.Bridge, "type", "bridge"},
-		{"addr", "add", netip.PrefixFrom(c.Gateway, 24).String(), "dev", c.Bridge},
-		{"link", "set", c.Bridge, "up"},
+		{"link", "add", bridge, "type", "bridge"},
+		{"addr", "add", netip.PrefixFrom(gateway, 24).String(), "dev", bridge},
+		{"link", "set", bridge, "up"},
 	} {
 		if err := run("ip", args...); err != nil {
-			return fmt.Errorf("create bridge: %w", err)
+			run("ip", "link", "del", bridge)
+			return netip.Prefix{}, netip.Addr{}, fmt.Errorf("create bridge: %w", err)
 		}
 	}
-	return nil
+	return subnet, gateway, nil
 }
 
 // freeSubnet returns a 10.250.X.0/24 no interface of this machine uses.
@@ -77,12 +88,14 @@ func freeSubnet() (netip.Prefix, error) {
 
 // createNetwork gives node i its namespace, a veth to the bridge, and an
 // address. No default route: the node reaches the bridge and nothing else.
-func (c *Cluster) createNetwork(n *Node) error {
+func (c *Cluster) createNetwork(n *Node) error { return createNetwork(c.Bridge, n) }
+
+func createNetwork(bridge string, n *Node) error {
 	ns := []string{"-n", n.NetNS}
 	for _, args := range [][]string{
 		{"netns", "add", n.NetNS},
 		{"link", "add", n.HostVeth, "type", "veth", "peer", "name", "eth0", "netns", n.NetNS},
-		{"link", "set", n.HostVeth, "master", c.Bridge, "up"},
+		{"link", "set", n.HostVeth, "master", bridge, "up"},
 		append(ns, "addr", "add", netip.PrefixFrom(n.Addr, 24).String(), "dev", "eth0"),
 		append(ns, "link", "set", "eth0", "up"),
 		append(ns, "link", "set", "lo", "up"),

@@ -45,6 +45,11 @@ var privateDirs = []struct {
 	// would see /run/systemd/system and install the node's daemon as a
 	// unit of the machine's own init, outside the node.
 	{"run-systemd", "/run/systemd", 0o755, true},
+	// Where enrolment in image mode (moat pool image) puts the node's
+	// units and cloud-init's settings: the node's, not the machine's.
+	{"etc-systemd-system", "/etc/systemd/system", 0o755, false},
+	{"etc-cloud", "/etc/cloud", 0o755, true},
+	// Last: the node's directory may be under /tmp, which this hides.
 	{"tmp", "/tmp", 0o1777, false},
 }
 
@@ -114,6 +119,13 @@ func (c *Cluster) createNode(i int, authorizedKeys []string) (*Node, error) {
 // startSSHD starts the node's sshd in the node's namespaces and waits until
 // it accepts connections.
 func (c *Cluster) startSSHD(n *Node) error {
+	if err := startSSHD(c.Moat, n); err != nil {
+		return err
+	}
+	return c.save()
+}
+
+func startSSHD(moat string, n *Node) error {
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // sshd's privilege separation directory
 		return err
 	}
@@ -122,7 +134,7 @@ func (c *Cluster) startSSHD(n *Node) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(c.Moat, "dev", "node-init", "--netns", n.NetNS, "--dir", n.Dir, "--hostname", n.Name, "--",
+	cmd := exec.Command(moat, "dev", "node-init", "--netns", n.NetNS, "--dir", n.Dir, "--hostname", n.Name, "--",
 		"/usr/sbin/sshd", "-D", "-e", "-f", "/etc/ssh/sshd_config")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// A mount namespace of its own (Go makes / private in it), where
@@ -137,7 +149,7 @@ func (c *Cluster) startSSHD(n *Node) error {
 		log, _ := os.ReadFile(logf.Name())
 		return fmt.Errorf("node %s sshd: %w\n%s", n.Name, err, log)
 	}
-	return c.save()
+	return nil
 }
 
 func waitTCP(ap netip.AddrPort, timeout time.Duration) error {
@@ -162,8 +174,12 @@ func (c *Cluster) Command(name string, args ...string) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
+	return n.command(args...)
+}
+
+func (n *Node) command(args ...string) (*exec.Cmd, error) {
 	if n.SSHDPid == 0 || !alive(n.SSHDPid) {
-		return nil, fmt.Errorf("node %s is stopped", name)
+		return nil, fmt.Errorf("node %s is stopped", n.Name)
 	}
 	return exec.Command("nsenter", append([]string{"-t", strconv.Itoa(n.SSHDPid), "-m", "-n", "-u", "--"}, args...)...), nil
 }
@@ -175,7 +191,11 @@ func (c *Cluster) StartDaemon(name string) error {
 	if err != nil {
 		return err
 	}
-	cmd, err := c.Command(name, nodeapi.BinaryPath, "node", "serve")
+	return startDaemon(n)
+}
+
+func startDaemon(n *Node) error {
+	cmd, err := n.command(nodeapi.BinaryPath, "node", "serve")
 	if err != nil {
 		return err
 	}
@@ -187,7 +207,7 @@ func (c *Cluster) StartDaemon(name string) error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("node %s daemon: %w", name, err)
+		return fmt.Errorf("node %s daemon: %w", n.Name, err)
 	}
 	go cmd.Wait()
 	return waitUnix(filepath.Join(n.Dir, "run-moat", "node.sock"), 15*time.Second)
@@ -246,7 +266,10 @@ func (c *Cluster) StartNode(name string) error {
 // the node daemon, shims) until none is left — first, so nothing restarts
 // a container meanwhile — then the containers, which live in namespaces of
 // their own, then their cgroups.
-func (c *Cluster) killNode(n *Node) error {
+func (c *Cluster) killNode(n *Node) error { return killNode(n, "moat-"+c.Name+"-"+n.Name) }
+
+// killNode kills a node's processes, and those in its cgroup parent.
+func killNode(n *Node, cgroupParent string) error {
 	if netnsExists(n.NetNS) {
 		for range 50 {
 			out, err := exec.Command("ip", "netns", "pids", n.NetNS).Output()
@@ -274,7 +297,7 @@ func (c *Cluster) killNode(n *Node) error {
 	// the daemon was starting as it was killed is not in the node's
 	// network namespace nor yet in runc's state directory: its `runc
 	// init` is found in the node's cgroups.
-	parent := "moat-" + c.Name + "-" + n.Name
+	parent := cgroupParent
 	var err error
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		killCgroupProcs(parent)

@@ -39,6 +39,17 @@ func NodeInit(netns, dir, hostname string, args []string) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("node-init: make / private: %w", err)
 	}
+	// A cloud machine's /etc/hostname is its own (firstboot writes it):
+	// the machine's stays untouched. (Before /tmp, where dir may be, is
+	// covered.)
+	if hn := filepath.Join(dir, hostnameFile); fileExists(hn) {
+		if !fileExists("/etc/hostname") {
+			return fmt.Errorf("node-init: this machine has no /etc/hostname to mount the node's over")
+		}
+		if err := unix.Mount(hn, "/etc/hostname", "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("node-init: bind /etc/hostname: %w", err)
+		}
+	}
 	for _, d := range privateDirs {
 		if err := os.MkdirAll(d.target, 0o755); err != nil {
 			return fmt.Errorf("node-init: %w", err)
@@ -48,4 +59,12 @@ func NodeInit(netns, dir, hostname string, args []string) error {
 		}
 	}
 	return syscall.Exec(args[0], args, os.Environ())
+}
+
+// hostnameFile is a cloud machine's /etc/hostname, in its directory.
+const hostnameFile = "etc-hostname"
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -1,0 +1,67 @@
+package testcluster
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/moatcloud/moat/internal/provider/local"
+)
+
+// Clouds of killed test runs are swept by the next run.
+const cloudGlob = "/tmp/moat-cloud-*"
+
+// NewCloud opens a local cloud (provider/local's Cloud) for a test, and
+// destroys every server, image, namespace, link, cgroup and process it
+// made when the test ends, fails, or is interrupted.
+func NewCloud(t testing.TB) *local.Cloud {
+	t.Helper()
+	RequireRoot(t)
+	for _, bin := range []string{"/usr/sbin/sshd", "ip", "ssh-keygen", "nsenter", "cp"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("needs %s: apt-get install openssh-server openssh-client iproute2 util-linux (CI installs them)", bin)
+		}
+	}
+	if err := local.SweepStaleClouds(filepath.Join(cloudGlob, "cloud")); err != nil {
+		t.Logf("sweeping stale clouds: %v", err)
+	}
+	moat := Moat(t)
+	dir, err := os.MkdirTemp("", "moat-cloud-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := local.OpenCloud(filepath.Join(dir, "cloud"), moat)
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatalf("open cloud: %v", err)
+	}
+	stop := onInterrupt(func() { c.DestroyAll(); os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			dumpCloudLogs(t, c)
+		}
+		if err := c.DestroyAll(); err != nil {
+			t.Errorf("destroy cloud: %v", err)
+		}
+		os.RemoveAll(dir)
+	})
+	return c
+}
+
+func dumpCloudLogs(t testing.TB, c *local.Cloud) {
+	servers, _ := c.List(context.Background(), nil)
+	for _, s := range servers {
+		n, err := c.Machine(s.ID)
+		if err != nil {
+			continue
+		}
+		for _, f := range []string{"console.log", "sshd.log", "node.log", "var-log/moat-node.log"} {
+			if b, err := os.ReadFile(filepath.Join(n.Dir, f)); err == nil && len(b) > 0 {
+				t.Logf("server %s (%s) %s:\n%s", s.ID, s.Name, f, tail(string(b), 80))
+			}
+		}
+	}
+}
