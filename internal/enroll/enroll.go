@@ -87,15 +87,11 @@ func Add(ctx context.Context, opts Options) (inventory.Node, error) {
 	if err := checkSigning(opts); err != nil {
 		return inventory.Node{}, err
 	}
-	r, err := newRemote(opts.Access, opts.ExtraSSH)
+	r, m, binary, err := open(ctx, opts.Access, opts.ExtraSSH, opts.Binary)
 	if err != nil {
 		return inventory.Node{}, err
 	}
 	defer r.close()
-	m, err := inspect(ctx, r)
-	if err != nil {
-		return inventory.Node{}, err
-	}
 	name := opts.Name
 	if name == "" {
 		name = strings.ToLower(m.hostname)
@@ -103,27 +99,10 @@ func Add(ctx context.Context, opts Options) (inventory.Node, error) {
 	if !nodeNameRE().MatchString(name) {
 		return inventory.Node{}, errs.Invalid("name", "%q: a node name is lowercase letters, digits and '-' (use --name)", name)
 	}
-	binary := opts.Binary
-	if binary == "" {
-		if binary, err = os.Executable(); err != nil {
-			return inventory.Node{}, err
-		}
-	}
-	if err := checkArch(binary, m.arch); err != nil {
-		return inventory.Node{}, err
-	}
-	if opts.HardenSSHD {
-		what, err := hardenSSHD(ctx, r, dropInFor)
-		if err != nil {
-			return inventory.Node{}, err
-		}
-		log(what)
-	}
-	changed, err := installBinary(ctx, r, binary, opts.Progress)
+	changed, err := hardenAndInstall(ctx, r, opts.HardenSSHD, binary, opts.Progress, log)
 	if err != nil {
 		return inventory.Node{}, err
 	}
-	log(map[bool]string{true: "installed " + BinaryPath, false: BinaryPath + " already up to date"}[changed])
 	if err := installKeys(ctx, r, opts); err != nil {
 		return inventory.Node{}, err
 	}
@@ -135,11 +114,7 @@ func Add(ctx context.Context, opts Options) (inventory.Node, error) {
 	if err != nil {
 		return inventory.Node{}, err
 	}
-	if opts.RequireSigned {
-		log("the node runs only images signed by a key in " + AllowedSigners)
-	} else {
-		log("the node runs unsigned images (require-signed=false in " + NodeConf + ")")
-	}
+	log(signingPolicy(opts.RequireSigned))
 	edgeChanged, err := installEdge(ctx, r, opts.Edge)
 	if err != nil {
 		return inventory.Node{}, err
@@ -185,6 +160,54 @@ func Add(ctx context.Context, opts Options) (inventory.Node, error) {
 		Name: name, Addr: addr, User: "root", HostKey: sshkey.AuthorizedKey(hostKey),
 		Labels: opts.Labels, Enrolled: time.Now().UTC(), Operator: opts.Access,
 	}, nil
+}
+
+// open connects to the machine through the operator's ssh, learns what
+// it is, and checks the binary to install (default: this executable) can
+// run there. The caller closes the remote.
+func open(ctx context.Context, access inventory.Access, extraSSH []string, binary string) (*remote, machine, string, error) {
+	r, err := newRemote(access, extraSSH)
+	if err != nil {
+		return nil, machine{}, "", err
+	}
+	m, err := inspect(ctx, r)
+	if err == nil && binary == "" {
+		binary, err = os.Executable()
+	}
+	if err == nil {
+		err = checkArch(binary, m.arch)
+	}
+	if err != nil {
+		r.close()
+		return nil, machine{}, "", err
+	}
+	return r, m, binary, nil
+}
+
+// hardenAndInstall hardens sshd (if asked) and installs the binary,
+// saying whether the binary changed.
+func hardenAndInstall(ctx context.Context, r *remote, harden bool, binary string, progress func(int64) io.Writer, log func(string)) (bool, error) {
+	if harden {
+		what, err := hardenSSHD(ctx, r, dropInFor)
+		if err != nil {
+			return false, err
+		}
+		log(what)
+	}
+	changed, err := installBinary(ctx, r, binary, progress)
+	if err != nil {
+		return false, err
+	}
+	log(map[bool]string{true: "installed " + BinaryPath, false: BinaryPath + " already up to date"}[changed])
+	return changed, nil
+}
+
+// signingPolicy says what installSigning set up, for the operator.
+func signingPolicy(requireSigned bool) string {
+	if requireSigned {
+		return "the node runs only images signed by a key in " + AllowedSigners
+	}
+	return "the node runs unsigned images (require-signed=false in " + NodeConf + ")"
 }
 
 func inspect(ctx context.Context, r *remote) (machine, error) {
