@@ -61,6 +61,12 @@ const (
 	QuotaSet      Action = "quota.set"
 	AlertList     Action = "alert.ls"
 	AlertWebhook  Action = "alert.webhook"
+	PoolList      Action = "pool.ls"
+	PoolAdd       Action = "pool.add"
+	PoolSet       Action = "pool.set"
+	PoolRemove    Action = "pool.rm"
+	PoolScale     Action = "pool.scale"
+	CostRead      Action = "cost.read"
 	NodeList      Action = "node.ls"
 	NodeAdd       Action = "node.add"
 	NodeRemove    Action = "node.rm"
@@ -93,6 +99,7 @@ var rules = []Rule{
 	{AppLogs, InTenant, Viewer, "moat logs"},
 	{AlertList, InTenant, Viewer, "moat alerts (the tenant's apps'; nodes' for those who may list nodes)"},
 	{QuotaRead, InTenant, Viewer, "moat tenant quota (own tenant's)"},
+	{CostRead, InTenant, Viewer, "moat cost (the tenant's pools; every pool's for a viewer of all tenants)"},
 	{AppDeploy, InTenant, Deployer, "moat deploy"},
 	{AppScale, InTenant, Deployer, "moat scale"},
 	{AppRollback, InTenant, Deployer, "moat rollback"},
@@ -115,6 +122,12 @@ var rules = []Rule{
 	{QuotaSet, Cluster, "", "moat tenant quota --set"},
 	{AlertWebhook, Cluster, "", "moat alerts webhook add, ls, rm"},
 	{SecretRotate, Cluster, "", "moat secret rotate"},
+	// Pools create machines, which costs money: a cluster admin's.
+	{PoolList, Cluster, "", "moat pool ls"},
+	{PoolAdd, Cluster, "", "moat pool add"},
+	{PoolSet, Cluster, "", "moat pool set, moat pool image (records the image)"},
+	{PoolRemove, Cluster, "", "moat pool rm"},
+	{PoolScale, Cluster, "", "moat pool scale"},
 	{NodeList, Cluster, "", "moat node ls, moat metrics node (and nodes in top, events, alerts)"},
 	{NodeAdd, Cluster, "", "moat node add"},
 	{NodeRemove, Cluster, "", "moat node rm"},

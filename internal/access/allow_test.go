@@ -54,7 +54,9 @@ var want = map[Action]string{
 	"image.ls": cluster, "image.inspect": cluster, "image.import": cluster, "image.sign": cluster,
 	"image.rm": cluster, "image.gc": cluster, "delivery.stats": cluster,
 	"metrics.prometheus": cluster,
-	"debug":              localOnly,
+	"pool.ls":            cluster, "pool.add": cluster, "pool.set": cluster, "pool.rm": cluster, "pool.scale": cluster,
+	"cost.read": viewers,
+	"debug":     localOnly,
 }
 
 // TestAllow: every action × every caller, in the caller's tenant.

@@ -28,6 +28,7 @@ func (a *app) nodeAddCommand() *cobra.Command {
 	var allowUnsigned, noHarden bool
 	var tenant string // and shared: whose replicas the node runs
 	var shared, edge bool
+	var pool string
 	cmd := &cobra.Command{
 		Use:   "add [flags] USER@HOST[:PORT]",
 		Short: "Enrol a machine you can SSH into as a node",
@@ -100,6 +101,9 @@ sealed with it, and the master never has it.`,
 			if opts.Labels, err = parseKV(labels, "--label"); err != nil {
 				return usageError{err}
 			}
+			if err := staticPool(ctx, c, pool, &opts.Labels); err != nil {
+				return err
+			}
 			for _, o := range sshOpts {
 				opts.ExtraSSH = append(opts.ExtraSSH, "-o", o)
 			}
@@ -155,6 +159,7 @@ sealed with it, and the master never has it.`,
 	f.StringArrayVarP(&sshOpts, "ssh-option", "o", nil, "extra ssh option, as for ssh -o (repeatable)")
 	f.StringVar(&opts.Address, "address", "", "HOST:PORT the master connects to (default: what ssh resolves)")
 	f.StringArrayVarP(&labels, "label", "l", nil, "node label K=V (repeatable)")
+	f.StringVar(&pool, "pool", "static", "the static pool the node joins (moat pool add NAME --provider static)")
 	f.StringVar(&opts.Binary, "binary", "", "moat binary to install, e.g. one built for arm64 (default: this one)")
 	f.StringVar(&signersFile, "allowed-signers", os.Getenv("MOAT_ALLOWED_SIGNERS"), "who may sign images the node runs (OpenSSH allowed_signers file; default $MOAT_ALLOWED_SIGNERS)")
 	f.BoolVar(&allowUnsigned, "allow-unsigned", false, "let the node run unsigned images")

@@ -71,6 +71,9 @@ type Config struct {
 	// besides its API's GET /v1/prometheus: 127.0.0.1:PORT (loopback
 	// only) or unix:/path (package prom).
 	PrometheusListen string
+	// MoatBinary is the moat a local pool's machines run (default: this
+	// executable).
+	MoatBinary string
 	// AppScaleInterval is how often the app autoscaler decides (default
 	// appscale.DefaultPeriod, 15 s); AppScaleWindow its scale-down
 	// stabilisation (default appscale.DefaultWindow, 5 min).
@@ -130,6 +133,7 @@ type Master struct {
 	dials     dialCounts    // connections open through dial, per replica (dialcount.go)
 	linkKeys  linkKeys      // links' key pairs (links.go)
 	alerts    alerter       // alerts and webhooks (alerts.go)
+	poolData  poolState     // pools' sealed tokens, providers and prices (pools.go)
 	appScale  appScaler     // the app autoscaler (appscale.go)
 	// secretsChanged counts writes of secrets (set, removed, envelopes
 	// replaced); certs, what ingressCerts read, is good while it holds

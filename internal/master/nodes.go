@@ -45,6 +45,9 @@ func (m *Master) RegisterNode(ctx context.Context, n inventory.Node, actor strin
 	if _, err := n.Target(); err != nil {
 		return errs.Invalid("hostKey", "%v", err)
 	}
+	if err := m.checkNodePool(ctx, n.Labels); err != nil {
+		return err
+	}
 	row := nodeRow(n)
 	if row.Tenant == "" {
 		row.Tenant = callerTenant(ctx)

@@ -10,7 +10,7 @@ import (
 // Private files of the master's state: whoever reads them holds the
 // master's authority (its key) or learns the cluster's shape (its
 // database).
-var privateFiles = []string{MasterKeyFile, PeerKeyFile, DBFile}
+var privateFiles = []string{MasterKeyFile, PeerKeyFile, DBFile, PoolTokenKeyFile}
 
 // checkPrivate refuses to run on state others can read or write: the
 // directory must be 0700 and the keys and the database 0600 (or

@@ -92,6 +92,13 @@ var matrixRequests = map[string]struct{ path, body string }{
 	"POST /v1/alerts/webhooks":          {"/v1/alerts/webhooks", `{"name":"Not A Name!","url":"ftp://x"}`},
 	"DELETE /v1/alerts/webhooks/{name}": {"/v1/alerts/webhooks/nosuch", ""},
 
+	"GET /v1/pools":           {"/v1/pools", ""},
+	"POST /v1/pools":          {"/v1/pools", `{"name":"Not A Name","provider":"local"}`},
+	"PATCH /v1/pools/{pool}":  {"/v1/pools/nosuch", `{"max":2}`},
+	"DELETE /v1/pools/{pool}": {"/v1/pools/nosuch", ""},
+	"POST /v1/pools/scale":    {"/v1/pools/scale", `{"desired":{"nosuch":1}}`},
+	"GET /v1/cost":            {"/v1/cost", ""},
+
 	"GET /v1/apps/{app}/secrets":           {"/v1/apps/nosuch/secrets", ""},
 	"PUT /v1/apps/{app}/secrets/{name}":    {"/v1/apps/nosuch/secrets/pw", `{"bogus":1}`},
 	"DELETE /v1/apps/{app}/secrets/{name}": {"/v1/apps/nosuch/secrets/pw", ""},
@@ -284,7 +291,7 @@ func mustDo(t *testing.T, c *http.Client, method, path, body string, want int) {
 // images, users, CAs, tenants, as root sees them.
 func matrixState(t *testing.T, root *http.Client) string {
 	var b strings.Builder
-	for _, path := range []string{"/v1/apps", "/v1/nodes", "/v1/images", "/v1/users", "/v1/cas", "/v1/tenants"} {
+	for _, path := range []string{"/v1/apps", "/v1/nodes", "/v1/images", "/v1/users", "/v1/cas", "/v1/tenants", "/v1/pools"} {
 		code, body := do(t, root, "GET", path, "")
 		fmt.Fprintf(&b, "%s %d %s\n", path, code, body)
 	}
@@ -333,6 +340,8 @@ func checkCommands(t *testing.T, h *testcluster.MasterHost, users map[string]*te
 		{[]string{"node", "ls"}, access.NodeList},
 		{[]string{"user", "ls"}, access.UserList},
 		{[]string{"whoami"}, access.WhoAmI},
+		{[]string{"pool", "ls"}, access.PoolList},
+		{[]string{"cost"}, access.CostRead},
 	}
 	// A context acting in tenant shop, as an operator would add it.
 	config := t.TempDir()

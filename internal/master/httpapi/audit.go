@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -157,7 +159,7 @@ func describeRequest(route string, r *http.Request) (target, detail string) {
 	for _, name := range wildcards(route) {
 		v := r.PathValue(name)
 		switch {
-		case target == "" && (name == "app" || name == "node" || name == "ref"):
+		case target == "" && (name == "app" || name == "node" || name == "ref" || name == "pool"):
 			target = v
 		default:
 			details = append(details, name+" "+v)
@@ -187,6 +189,13 @@ func describeRequest(route string, r *http.Request) (target, detail string) {
 		if peekJSON(r, &req) {
 			target = req.Name
 			details = append(details, "addr "+req.Addr)
+		}
+	case "POST /v1/pools/scale":
+		var req masterapi.PoolScale
+		if peekJSON(r, &req) {
+			for _, p := range slices.Sorted(maps.Keys(req.Desired)) {
+				details = append(details, fmt.Sprintf("%s=%d", p, req.Desired[p]))
+			}
 		}
 	case "POST /v1/images/gc":
 		var req masterapi.GCRequest

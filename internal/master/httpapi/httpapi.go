@@ -36,6 +36,7 @@ type ControlPlane interface {
 	EventControl
 	AlertControl
 	MetricsControl
+	PoolControl
 }
 
 // AppControl is apps: their rollouts, replicas, logs and ports.
@@ -128,6 +129,7 @@ func (s *server) handler() http.Handler {
 	s.eventRoutes(handle)
 	s.alertRoutes(handle)
 	s.metricsRoutes(handle)
+	s.poolRoutes(handle)
 	// The Go profiler, for operators chasing the master's CPU or memory:
 	// curl --unix-socket /run/moat/master.sock http://m/debug/pprof/heap
 	// Root's only, like /debug/progress (authz.go).

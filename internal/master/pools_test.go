@@ -1,0 +1,233 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/moatcloud/moat/internal/errs"
+	"github.com/moatcloud/moat/internal/master/store"
+	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/provider"
+)
+
+func fp(v float64) *float64 { return &v }
+
+// TestCostTable: servers priced by type and region; static machines and
+// unlisted types counted, not summed; tenants and totals per currency.
+func TestCostTable(t *testing.T) {
+	hetzner := []provider.ServerType{
+		{Name: "cx22", Regions: []string{"fsn1"}, Monthly: 4.51, Currency: "EUR"},
+		{Name: "cx22", Regions: []string{"ash"}, Monthly: 5.49, Currency: "EUR"},
+		{Name: "cx32", Regions: []string{"fsn1"}, Hourly: 0.0113, Currency: "EUR"}, // hourly only
+	}
+	do := []provider.ServerType{{Name: "s-1vcpu-1gb", Regions: []string{"fra1", "ams3"}, Monthly: 6, Currency: "USD"}}
+	pool := func(name, prov, tenant string) store.Pool {
+		return store.Pool{Name: name, Provider: prov, Tenant: tenant}
+	}
+	for _, c := range []struct {
+		name string
+		in   []costPool
+		want masterapi.Cost
+	}{
+		{"empty", nil, masterapi.Cost{Pools: []masterapi.CostRow{}, Tenants: []masterapi.CostRow{}, Totals: map[string]float64{}}},
+		{"static", []costPool{{pool: pool("static", "static", ""), nodes: 3}}, masterapi.Cost{
+			Pools:   []masterapi.CostRow{{Pool: "static", Provider: "static", Tenant: "default", Nodes: 3, Unpriced: 3, Note: "machines moat did not create: their price is not known"}},
+			Tenants: []masterapi.CostRow{{Tenant: "default", Nodes: 3, Unpriced: 3}},
+			Totals:  map[string]float64{},
+		}},
+		{"by region, hourly, unlisted", []costPool{{pool: pool("web", "hetzner", "shop"), types: hetzner, servers: []costServer{
+			{"cx22", "fsn1"}, {"cx22", "ash"}, {"cx32", "fsn1"}, {"cx52", "fsn1"},
+		}}}, masterapi.Cost{
+			Pools: []masterapi.CostRow{{Pool: "web", Provider: "hetzner", Tenant: "shop", Nodes: 4, Monthly: fp(4.51 + 5.49 + 0.0113*730), Currency: "EUR",
+				Unpriced: 1, Note: "1 servers of a type or region the provider does not list"}},
+			Tenants: []masterapi.CostRow{{Tenant: "shop", Nodes: 4, Monthly: fp(4.51 + 5.49 + 0.0113*730), Currency: "EUR", Unpriced: 1}},
+			Totals:  map[string]float64{"EUR": 4.51 + 5.49 + 0.0113*730},
+		}},
+		{"no servers costs 0", []costPool{{pool: pool("idle", "digitalocean", "")}}, masterapi.Cost{
+			Pools:   []masterapi.CostRow{{Pool: "idle", Provider: "digitalocean", Tenant: "default", Monthly: fp(0)}},
+			Tenants: []masterapi.CostRow{{Tenant: "default", Monthly: fp(0)}},
+			Totals:  map[string]float64{},
+		}},
+		{"prices unknown", []costPool{{pool: pool("web", "hetzner", ""), typesErr: errors.New("401"), servers: []costServer{{"cx22", "fsn1"}}}}, masterapi.Cost{
+			Pools:   []masterapi.CostRow{{Pool: "web", Provider: "hetzner", Tenant: "default", Nodes: 1, Unpriced: 1, Note: "prices not known: 401"}},
+			Tenants: []masterapi.CostRow{{Tenant: "default", Nodes: 1, Unpriced: 1}},
+			Totals:  map[string]float64{},
+		}},
+		{"tenants and currencies", []costPool{
+			{pool: pool("a", "digitalocean", "shop"), types: do, servers: []costServer{{"s-1vcpu-1gb", "fra1"}, {"s-1vcpu-1gb", "ams3"}}},
+			{pool: pool("b", "hetzner", "shop"), types: hetzner, servers: []costServer{{"cx22", "fsn1"}}},
+			{pool: pool("c", "digitalocean", "blog"), types: do, servers: []costServer{{"s-1vcpu-1gb", "fra1"}}},
+			{pool: pool("static", "static", ""), nodes: 1},
+		}, masterapi.Cost{
+			Pools: []masterapi.CostRow{
+				{Pool: "a", Provider: "digitalocean", Tenant: "shop", Nodes: 2, Monthly: fp(12), Currency: "USD"},
+				{Pool: "b", Provider: "hetzner", Tenant: "shop", Nodes: 1, Monthly: fp(4.51), Currency: "EUR"},
+				{Pool: "c", Provider: "digitalocean", Tenant: "blog", Nodes: 1, Monthly: fp(6), Currency: "USD"},
+				{Pool: "static", Provider: "static", Tenant: "default", Nodes: 1, Unpriced: 1, Note: "machines moat did not create: their price is not known"},
+			},
+			Tenants: []masterapi.CostRow{
+				{Tenant: "blog", Nodes: 1, Monthly: fp(6), Currency: "USD"},
+				{Tenant: "default", Nodes: 1, Unpriced: 1},
+				{Tenant: "shop", Nodes: 1, Monthly: fp(4.51), Currency: "EUR"},
+				{Tenant: "shop", Nodes: 2, Monthly: fp(12), Currency: "USD"},
+			},
+			Totals: map[string]float64{"USD": 18, "EUR": 4.51},
+		}},
+	} {
+		got := costTable(c.in, time.Time{})
+		if d := cmp.Diff(c.want, got, cmp.Comparer(func(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 })); d != "" {
+			t.Errorf("%s (-want +got):\n%s", c.name, d)
+		}
+	}
+}
+
+// poolsMaster is a master opened on a fresh state, not running.
+func poolsMaster(t *testing.T) *Master {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "master")
+	if _, _, err := Init(context.Background(), dir); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(Config{Dir: dir, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.db.Close() })
+	return m
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestPoolToken: the token is sealed with a key file beside the master's
+// key (0600), bound to its pool; the database file holds no trace of
+// it; the API says only that one is set.
+func TestPoolToken(t *testing.T) {
+	m := poolsMaster(t)
+	ctx := context.Background()
+	const token = "hcloud-TOKEN-0123456789abcdefghij"
+	p, err := m.AddPool(ctx, masterapi.PoolSpec{Name: "web", Provider: "hetzner", Max: ptr(3), Types: ptr([]string{"cx22"}),
+		Regions: ptr([]string{"fsn1"}), Token: ptr(token)}, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.TokenSet || p.MaxCreatesPerHour != 6 || p.Desired != 0 || time.Duration(p.IdleAfter) != 10*time.Minute || !p.KeepBilledHour {
+		t.Errorf("added: %+v", p)
+	}
+	st, err := os.Stat(filepath.Join(m.cfg.Dir, PoolTokenKeyFile))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("the key file: %v %v", st, err)
+	}
+	row, err := m.db.GetPool(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.poolToken(row); got != token || err != nil {
+		t.Errorf("poolToken = %q, %v", got, err)
+	}
+	// A sealed token moved to another pool's row does not open there.
+	moved := row
+	moved.Name = "other"
+	if _, err := m.poolToken(moved); err == nil || strings.Contains(err.Error(), token) {
+		t.Errorf("a token moved to another pool: %v", err)
+	}
+	// Another master's key does not open it either.
+	other := poolsMaster(t)
+	if _, err := other.poolToken(row); err == nil {
+		t.Error("another master's key opened the token")
+	}
+	m.db.Close()
+	for _, f := range []string{DBFile, DBFile + "-wal", DBFile + "-shm"} {
+		b, err := os.ReadFile(filepath.Join(m.cfg.Dir, f))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), token) || strings.Contains(string(b), token[7:20]) {
+			t.Errorf("%s holds the token", f)
+		}
+	}
+}
+
+// TestPoolSpecs: what add and set do with a spec: defaults, the cap
+// following max, desired brought within min..max, the tenant checked,
+// bad specs refused naming the field and changing nothing.
+func TestPoolSpecs(t *testing.T) {
+	m := poolsMaster(t)
+	ctx := context.Background()
+	add := func(s masterapi.PoolSpec) (masterapi.Pool, error) { return m.AddPool(ctx, s, "root") }
+	set := func(s masterapi.PoolSpec) (masterapi.Pool, error) { return m.SetPool(ctx, s, "root") }
+	p, err := add(masterapi.PoolSpec{Name: "try", Provider: "local", Min: ptr(1), Max: ptr(4), Types: ptr([]string{"local-1"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Desired != 1 || p.MaxCreatesPerHour != 8 || p.LocalDir != filepath.Join(m.cfg.Dir, "pools", "try") || p.TokenSet {
+		t.Errorf("local pool added: %+v", p)
+	}
+	for _, c := range []struct {
+		name  string
+		spec  masterapi.PoolSpec
+		field string
+	}{
+		{"no provider", masterapi.PoolSpec{Name: "x", Max: ptr(1), Types: ptr([]string{"a"})}, "provider"},
+		{"no token", masterapi.PoolSpec{Name: "x", Provider: "digitalocean", Max: ptr(1), Types: ptr([]string{"s-1"}), Regions: ptr([]string{"fra1"})}, "token"},
+		{"local token", masterapi.PoolSpec{Name: "x", Provider: "local", Max: ptr(1), Types: ptr([]string{"a"}), Token: ptr("t")}, "token"},
+		{"token spaces", masterapi.PoolSpec{Name: "x", Provider: "hetzner", Max: ptr(1), Types: ptr([]string{"a"}), Regions: ptr([]string{"fsn1"}), Token: ptr("a b")}, "token"},
+		{"no such tenant", masterapi.PoolSpec{Name: "x", Provider: "local", Max: ptr(1), Types: ptr([]string{"a"}), Tenant: ptr("nosuch")}, "tenant"},
+		{"no max", masterapi.PoolSpec{Name: "x", Provider: "local", Types: ptr([]string{"a"})}, "max"},
+		{"exists", masterapi.PoolSpec{Name: "try", Provider: "local", Max: ptr(1), Types: ptr([]string{"a"})}, "exists"},
+	} {
+		if _, err := add(c.spec); err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("add %s: %v, want an error naming %s", c.name, err, c.field)
+		}
+	}
+	// Narrowing max brings desired down; the default cap follows max.
+	if _, err := m.ScalePools(ctx, masterapi.PoolScale{Desired: map[string]int{"try": 4}}, "root"); err != nil {
+		t.Fatal(err)
+	}
+	p, err = set(masterapi.PoolSpec{Name: "try", Max: ptr(2)})
+	if err != nil || p.Desired != 2 || p.MaxCreatesPerHour != 4 {
+		t.Errorf("set max 2: %+v %v", p, err)
+	}
+	// An explicit cap stays when max changes.
+	if p, err = set(masterapi.PoolSpec{Name: "try", MaxCreatesPerHour: ptr(3)}); err != nil || p.MaxCreatesPerHour != 3 {
+		t.Errorf("set cap: %+v %v", p, err)
+	}
+	if p, err = set(masterapi.PoolSpec{Name: "try", Max: ptr(10)}); err != nil || p.MaxCreatesPerHour != 3 {
+		t.Errorf("set max 10: %+v %v", p, err)
+	}
+	before, _ := m.db.GetPool(ctx, "try")
+	for _, c := range []struct {
+		name  string
+		spec  masterapi.PoolSpec
+		field string
+	}{
+		{"provider", masterapi.PoolSpec{Name: "try", Provider: "hetzner"}, "provider"},
+		{"min over max", masterapi.PoolSpec{Name: "try", Min: ptr(11)}, "min"},
+		{"no types", masterapi.PoolSpec{Name: "try", Types: ptr([]string{})}, "type"},
+		{"label", masterapi.PoolSpec{Name: "try", Labels: ptr(map[string]string{"moat-pool": "x"})}, "label"},
+		{"idle", masterapi.PoolSpec{Name: "try", IdleAfter: ptr(nodeapi.Duration(0))}, "idle-after"},
+		{"no such pool", masterapi.PoolSpec{Name: "nosuch", Max: ptr(3)}, "nosuch"},
+	} {
+		if _, err := set(c.spec); err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("set %s: %v, want an error naming %s", c.name, err, c.field)
+		}
+	}
+	if after, _ := m.db.GetPool(ctx, "try"); !cmp.Equal(before, after) {
+		t.Errorf("refused sets changed the pool:\n%s", cmp.Diff(before, after))
+	}
+	// Removing a pool without nodes removes it at once.
+	if rm, err := m.RemovePool(ctx, "try", "root"); err != nil || !rm.Removed {
+		t.Errorf("rm: %+v %v", rm, err)
+	}
+	if _, err := m.RemovePool(ctx, "static", "root"); !errors.Is(err, errs.ErrInvalid) {
+		t.Errorf("rm static: %v", err)
+	}
+}
