@@ -26,7 +26,7 @@ func (a *app) nodeServeCommand() *cobra.Command {
 	var cfg node.Config
 	gcGrace := node.DefaultGCGrace
 	cfg.GCGrace = &gcGrace
-	var logMax, maxLayer, configFile, allowPrivileges string
+	var logMax, maxLayer, configFile, allowPrivileges, memory string
 	cmd := &cobra.Command{
 		Use:         "serve --root DIR [--socket PATH]",
 		Annotations: map[string]string{daemon: "yes"},
@@ -47,6 +47,11 @@ outlive it: a restarted daemon re-adopts them.`,
 			}
 			if cfg.MaxLayer, err = quantity.ParseBytes(maxLayer); err != nil {
 				return usageError{err}
+			}
+			if memory != "" {
+				if cfg.Memory, err = quantity.ParseBytes(memory); err != nil {
+					return usageError{fmt.Errorf("memory: %w", err)}
+				}
 			}
 			if cfg.AllowPrivileges, err = privilege.Parse(allowPrivileges); err != nil {
 				return usageError{fmt.Errorf("allow-privileges: %w", err)}
@@ -70,6 +75,7 @@ outlive it: a restarted daemon re-adopts them.`,
 	f.StringVar(&configFile, "config", nodeapi.ConfigFile, "settings file: one flag=value per line; flags given on the command line win")
 	f.StringSliceVar(&cfg.AllowBind, "allow-bind", nil, "host directory containers may bind-mount from (repeatable; default ROOT/volumes)")
 	f.IntVar(&cfg.CPUs, "cpus", 0, "CPU capacity, in cores, the scheduler may place on this node (default: the machine's CPUs)")
+	f.StringVar(&memory, "memory", "", "memory capacity the scheduler may place on this node, e.g. 2Gi (default: the machine's memory)")
 	f.StringVar(&allowPrivileges, "allow-privileges", "", "privileges any container on this node may ask for, declared by its image or not: cap:NAME, root, writable-root, new-privileges, seccomp-unconfined, host-network (comma-separated)")
 	f.BoolVar(&cfg.RequireSigned, "require-signed", true, "run only images signed by a key in the allowed signers file")
 	f.StringVar(&cfg.AllowedSigners, "allowed-signers", node.DefaultAllowedSigners, "who may sign images this node runs (OpenSSH allowed_signers format)")

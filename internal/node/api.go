@@ -104,6 +104,9 @@ func (d *Daemon) handleInfo(w http.ResponseWriter, r *http.Request) error {
 	if unix.Sysinfo(&si) == nil {
 		info.MemoryBytes = int64(si.Totalram) * int64(si.Unit)
 	}
+	if d.cfg.Memory > 0 {
+		info.MemoryBytes = d.cfg.Memory
+	}
 	var fs unix.Statfs_t
 	if unix.Statfs(d.cfg.Root, &fs) == nil {
 		info.DiskBytes = int64(fs.Blocks) * fs.Bsize

@@ -54,6 +54,10 @@ type Config struct {
 	// CPUs is the CPU capacity the node offers the scheduler, in cores:
 	// the machine's when 0. More overcommits, fewer holds some back.
 	CPUs int
+	// Memory is the memory capacity the node offers the scheduler, in
+	// bytes: the machine's when 0 (a local cloud's server of a smaller
+	// type says its type's).
+	Memory int64
 	// AllowPrivileges are privileges the operator grants on this node to
 	// any container that asks, declared by its image or not (package
 	// privilege). Empty: only what images declare.

@@ -106,12 +106,12 @@ func (c *Cloud) writeNodeConf(m *machine, typ provider.ServerType) error {
 	var buf bytes.Buffer
 	for _, line := range strings.Split(string(old), "\n") {
 		key, _, _ := strings.Cut(strings.TrimSpace(line), "=")
-		if line == "" || key == "cpus" || key == "cgroup-parent" {
+		if line == "" || key == "cpus" || key == "memory" || key == "cgroup-parent" {
 			continue
 		}
 		buf.WriteString(line + "\n")
 	}
-	fmt.Fprintf(&buf, "cgroup-parent=%s\ncpus=%d\n", c.cgroupParent(m), typ.CPUMilli/1000)
+	fmt.Fprintf(&buf, "cgroup-parent=%s\ncpus=%d\nmemory=%d\n", c.cgroupParent(m), typ.CPUMilli/1000, typ.MemoryBytes)
 	return os.WriteFile(path, buf.Bytes(), 0o644)
 }
 

@@ -291,8 +291,8 @@ func TestCloudSnapshotFirstboot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the master through the gate, one-time host key pinned: %v", err)
 	}
-	if info.CPUs != 2 || info.Hostname != "web-1" || !info.RequireSigned {
-		t.Errorf("node reports cpus %d, hostname %q, require-signed %v; want 2, web-1, true", info.CPUs, info.Hostname, info.RequireSigned)
+	if info.CPUs != 2 || info.MemoryBytes != 2<<30 || info.Hostname != "web-1" || !info.RequireSigned {
+		t.Errorf("node reports cpus %d, memory %d, hostname %q, require-signed %v; want 2, 2Gi, web-1, true", info.CPUs, info.MemoryBytes, info.Hostname, info.RequireSigned)
 	}
 	if out, err := sshRun(s.IPv4, operator, d.HostKeyPublic, "true"); err != nil {
 		t.Errorf("the operator's key from the image: %v %s", err, out)
