@@ -363,6 +363,17 @@ func fewest(p Pool, reqs []sched.Request) (int, int, []sched.Request, []*hyp) {
 		return 0, 0, reqs, nil
 	}
 	lo, hi := 1, room
+	if most == total {
+		// Every replica placed: no fewer nodes than their sum over a
+		// node's size.
+		var cpu, mem int64
+		for _, r := range reqs {
+			cpu += int64(r.Count) * max(r.Resources.MilliCPU, 0)
+			mem += int64(r.Count) * max(r.Resources.MemoryBytes, 0)
+		}
+		t := p.Types[0]
+		lo = min(max(1, ceilDiv(cpu, t.MilliCPU), ceilDiv(mem, t.MemoryBytes)), room)
+	}
 	for lo < hi {
 		mid := (lo + hi) / 2
 		if placed, _, _ := try(mid); placed >= most {
@@ -381,6 +392,14 @@ func fewest(p Pool, reqs []sched.Request) (int, int, []sched.Request, []*hyp) {
 		}
 	}
 	return len(used), most, rest, used
+}
+
+// ceilDiv is a/b rounded up; 0 when b is not positive.
+func ceilDiv(a, b int64) int {
+	if b <= 0 || a <= 0 {
+		return 0
+	}
+	return int((a + b - 1) / b)
 }
 
 // simulate places the requests on the hypothetical nodes with the real
