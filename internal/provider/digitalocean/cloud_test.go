@@ -544,6 +544,62 @@ func TestSnapshot(t *testing.T) {
 	only(t, f, m)
 }
 
+// Both actions' answers lost (the actions were made): the power_off sent
+// again is refused (a pending event) and the droplet waited on until off;
+// the snapshot is found among the droplet's actions, not made twice.
+func TestSnapshotLostAnswers(t *testing.T) {
+	m := &fake.Memory{}
+	f, err := fake.New(m, fake.Options{ActionDelay: 400 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	c, err := digitalocean.New(f.Token(), f.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Policy = provider.Policy{Attempts: 5, Base: time.Millisecond, Max: time.Second}
+	c.ActionPoll = 5 * time.Millisecond
+	ctx := ctxT(t)
+	b, err := c.Create(ctx, req("builder"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	running(t, c, b.ID)
+	c.CallTimeout = 150 * time.Millisecond
+	// The power_off's answer lost: sent again, refused (a pending event), waited on.
+	f.Inject(fake.Failure{Route: "POST /v2/droplets/{id}/actions", Kind: fake.Hang})
+	img, err := c.Snapshot(ctx, b.ID, "moat-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.Requests("POST /v2/droplets/{id}/actions"); n != 3 {
+		t.Fatalf("%d actions sent, want 3 (power_off twice, snapshot once)", n)
+	}
+	// The snapshot's answer lost: found among the droplet's actions.
+	f.Inject(fake.Failure{Route: "POST /v2/droplets/{id}/actions", Kind: fake.Hang})
+	img2, err := c.Snapshot(ctx, b.ID, "moat-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.Requests("POST /v2/droplets/{id}/actions"); n != 4 {
+		t.Fatalf("%d actions sent, want 4 (the lost snapshot not sent again)", n)
+	}
+	if got := f.Images(); len(got) != 2 || strconv.Itoa(got[0]) != img || strconv.Itoa(got[1]) != img2 {
+		t.Fatalf("images %v, want %s and %s", got, img, img2)
+	}
+	for _, i := range []string{img, img2} {
+		if err := c.DeleteImage(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.CallTimeout = 10 * time.Second
+	if err := c.Destroy(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	only(t, f, m)
+}
+
 // The fake's own budget: past the per-minute limit it answers 429 with
 // Retry-After and DigitalOcean's headers.
 func TestFakeRateLimit(t *testing.T) {

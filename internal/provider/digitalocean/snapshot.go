@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -86,8 +87,9 @@ func (c *Cloud) Snapshot(ctx context.Context, serverID, name string) (string, er
 }
 
 // powerOff sends the power_off action and waits for it. A power_off
-// refused (DigitalOcean answers 422 for a droplet already off) is fine if
-// the droplet is off now.
+// refused with 422 (DigitalOcean refuses one for a droplet already off, or
+// while an earlier one whose answer was lost is under way) waits for the
+// droplet to be off instead.
 func (c *Cloud) powerOff(ctx context.Context, id int) error {
 	var action *godo.Action
 	err := c.do(ctx, fmt.Sprintf("power off droplet %d", id), func(ctx context.Context) error {
@@ -95,13 +97,40 @@ func (c *Cloud) powerOff(ctx context.Context, id int) error {
 		action = a
 		return err
 	})
+	var er *godo.ErrorResponse
+	if errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusUnprocessableEntity {
+		return c.waitOff(ctx, id, err)
+	}
 	if err != nil {
-		if s, gerr := c.Get(ctx, strconv.Itoa(id)); gerr == nil && s.Status == provider.Off {
-			return nil
-		}
 		return err
 	}
 	return c.waitAction(ctx, action.ID, fmt.Sprintf("power off of droplet %d", id))
+}
+
+// waitOff polls the droplet until it is off, for ActionTimeout at most;
+// refused is the error to return if it never is.
+func (c *Cloud) waitOff(ctx context.Context, id int, refused error) error {
+	if c.ActionTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.ActionTimeout)
+		defer cancel()
+	}
+	for {
+		s, err := c.Get(ctx, strconv.Itoa(id))
+		if err != nil {
+			return fmt.Errorf("%w (then: %v)", refused, err)
+		}
+		if s.Status == provider.Off {
+			return nil
+		}
+		t := time.NewTimer(max(c.ActionPoll, time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (droplet still %s: %v)", refused, s.Status, ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // snapshotActions is the set of the droplet's snapshot actions' ids.

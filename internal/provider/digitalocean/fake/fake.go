@@ -783,6 +783,13 @@ func (f *Fake) dropletAction(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		return
 	}
+	for _, a := range f.actions {
+		if a.Droplet == d.ID && a.Status == "in-progress" && a.Type != "create" {
+			f.mu.Unlock()
+			writeError(w, http.StatusUnprocessableEntity, "unprocessable_entity", "Droplet already has a pending event.")
+			return
+		}
+	}
 	switch req.Type {
 	case "power_off":
 		if d.Status == "off" {
