@@ -3,10 +3,12 @@ package digitalocean_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -598,6 +600,56 @@ func TestSnapshotLostAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	only(t, f, m)
+}
+
+// Creates from many goroutines (the pool manager's scale-up), listed
+// while they happen; then destroyed the same way.
+func TestConcurrent(t *testing.T) {
+	c, f, m := setup(t)
+	ctx := ctxT(t)
+	const n = 12
+	ids := make([]string, n)
+	errs := make(chan error, 2*n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			s, err := c.Create(ctx, req(fmt.Sprintf("c-%d", i)))
+			ids[i] = s.ID
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := c.List(ctx, labels)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := c.List(ctx, labels)
+	if err != nil || len(got) != n {
+		t.Fatalf("listed %d of %d (%v)", len(got), n, err)
+	}
+	only(t, f, m, ids...)
+	derrs := make([]error, n)
+	for i, id := range ids {
+		wg.Add(1)
+		go func() { defer wg.Done(); derrs[i] = c.Destroy(ctx, id) }()
+	}
+	wg.Wait()
+	if err := errors.Join(derrs...); err != nil {
+		t.Fatal(err)
+	}
+	only(t, f, m)
+	if c.Calls() != int64(f.Requests("")) {
+		t.Fatalf("counted %d calls, the fake answered %d", c.Calls(), f.Requests(""))
+	}
 }
 
 // The fake's own budget: past the per-minute limit it answers 429 with
