@@ -444,14 +444,6 @@ func TestSnapshot(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	resp := func(status int, h map[string]string) *hcloud.Response {
-		r := &http.Response{StatusCode: status, Header: http.Header{}}
-		for k, v := range h {
-			r.Header.Set(k, v)
-		}
-		return &hcloud.Response{Response: r}
-	}
-	_ = resp
 	cases := []struct {
 		err  error
 		want error
@@ -585,5 +577,43 @@ func TestCalls(t *testing.T) {
 	// (and once more if a wait ran late), 1 GET of the server.
 	if create < 3 || create > 9 || destroy > 3 || list != 3 {
 		t.Errorf("calls: create %d (want 3-9), destroy %d (want ≤ 3), list %d (want 3 pages of 50)", create, destroy, list)
+	}
+}
+
+// TestCreateLostEverywhere: the create's answer lost, then the lookup of
+// the name answered 500 and the adopted server's first look 429: still
+// one server, adopted.
+func TestCreateLostEverywhere(t *testing.T) {
+	o := testOpts
+	o.CallTimeout = 300 * time.Millisecond
+	e := newEnv(t, fake.Options{}, o)
+	e.f.Inject(fake.Failure{Route: "POST /servers", Kind: fake.Hang})
+	e.f.Inject(fake.Failure{Route: "GET /servers", Kind: fake.ServerError})
+	e.f.Inject(fake.Failure{Route: "GET /servers/{id}", Kind: fake.RateLimit})
+	s, err := e.create(t, "a", "cx22", "fsn1", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.f.Servers(); len(got) != 1 || fmt.Sprint(got[0].ID) != s.ID {
+		t.Fatalf("server %+v; the fake holds %+v", s, got)
+	}
+	if n := e.f.Requests("GET /servers"); n != 2 {
+		t.Errorf("the name was looked up %d times, want 2 (one 500)", n)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	for in, want := range map[hcloud.ServerStatus]provider.Status{
+		hcloud.ServerStatusInitializing: provider.Pending,
+		hcloud.ServerStatusStarting:     provider.Pending,
+		hcloud.ServerStatusRunning:      provider.Running,
+		hcloud.ServerStatusOff:          provider.Off,
+		hcloud.ServerStatusStopping:     provider.Off,
+		hcloud.ServerStatusDeleting:     provider.Deleting,
+		hcloud.ServerStatusUnknown:      provider.Pending,
+	} {
+		if got := status(in); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
 	}
 }
