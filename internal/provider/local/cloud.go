@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/moatcloud/moat/internal/provider"
 )
 
@@ -30,22 +32,27 @@ import (
 // by running its own `moat node firstboot` inside, as a pool server does.
 // It implements provider.Provider and provider.Imager, and Machines is it
 // as provider.Machines (what the fake DigitalOcean and Hetzner APIs stand
-// on). Safe for concurrent use; one process opens a state directory.
+// on).
+//
+// The state is the state file, read and written under a lock on the
+// directory for every change: Clouds opened on the same directory, in
+// one process or several (the master and moat pool image), see one
+// cloud, and creates and destroys may run at once.
 type Cloud struct {
-	mu    sync.Mutex
-	state cloudState
-	log   *slog.Logger
+	mu     sync.Mutex // in-process side of the lock
+	name   string
+	dir    string
+	moat   string
+	bridge string
+	log    *slog.Logger
 }
 
 // cloudState is what the state file holds.
 type cloudState struct {
 	Name       string              `json:"name"`
-	Dir        string              `json:"dir"`
-	Moat       string              `json:"moat"`
-	Bridge     string              `json:"bridge"`
 	Subnet     netip.Prefix        `json:"subnet"`
 	Gateway    netip.Addr          `json:"gateway"`
-	Owner      int                 `json:"owner"`
+	Owner      int                 `json:"owner"` // the process that last opened it, for sweeping after crashes
 	NextServer int                 `json:"nextServer"`
 	NextImage  int                 `json:"nextImage"`
 	Machines   map[string]*machine `json:"machines"` // by server id
@@ -55,7 +62,7 @@ type cloudState struct {
 type machine struct {
 	Server provider.Server `json:"server"`
 	Num    int             `json:"num"`
-	Node   *Node           `json:"node"`
+	Node   Node            `json:"node"`
 	// Firstboot is what the machine's firstboot said when it refused.
 	Firstboot string `json:"firstboot,omitempty"`
 }
@@ -96,35 +103,90 @@ func OpenCloud(dir, moat string) (*Cloud, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "images"), 0o700); err != nil {
-		return nil, fmt.Errorf("open cloud: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "machines"), 0o700); err != nil {
-		return nil, fmt.Errorf("open cloud: %w", err)
-	}
-	c := &Cloud{log: slog.Default().With("cloud", dir)}
-	b, err := os.ReadFile(filepath.Join(dir, cloudStateFile))
-	switch {
-	case err == nil:
-		if err := json.Unmarshal(b, &c.state); err != nil {
-			return nil, fmt.Errorf("open cloud %s: %w", dir, err)
+	for _, d := range []string{"images", "machines"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("open cloud: %w", err)
 		}
-	case errors.Is(err, os.ErrNotExist):
-		c.state = cloudState{Name: "c" + randomLetters(6), NextServer: 1, NextImage: 1}
-	default:
-		return nil, fmt.Errorf("open cloud: %w", err)
 	}
-	c.state.Dir, c.state.Moat, c.state.Owner = dir, moat, os.Getpid()
-	c.state.Bridge = "mc" + c.state.Name
-	if c.state.Machines == nil {
-		c.state.Machines = map[string]*machine{}
+	c := &Cloud{dir: dir, moat: moat, log: slog.Default().With("cloud", dir)}
+	err = c.update(func(st *cloudState) error {
+		if st.Name == "" {
+			*st = cloudState{Name: "c" + randomLetters(6), NextServer: 1, NextImage: 1}
+		}
+		st.Owner = os.Getpid()
+		c.name = st.Name
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open cloud %s: %w", dir, err)
 	}
-	if c.state.Images == nil {
-		c.state.Images = map[string]*image{}
-	}
+	c.bridge = "mc" + c.name
+	return c, nil
+}
+
+// update runs f on the state under the lock, and saves it if f succeeds.
+func (c *Cloud) update(f func(st *cloudState) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c, c.saveLocked()
+	lock, err := os.OpenFile(filepath.Join(c.dir, "cloud.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock cloud state: %w", err)
+	}
+	st, err := readCloudState(c.dir)
+	if err != nil {
+		return err
+	}
+	if err := f(&st); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(c.dir, cloudStateFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("save cloud state: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(c.dir, cloudStateFile)); err != nil {
+		return fmt.Errorf("save cloud state: %w", err)
+	}
+	return nil
+}
+
+// read returns the state as it is.
+func (c *Cloud) read() (cloudState, error) {
+	var out cloudState
+	err := c.update(func(st *cloudState) error { out = *st; return errReadOnly })
+	if errors.Is(err, errReadOnly) {
+		err = nil
+	}
+	return out, err
+}
+
+var errReadOnly = errors.New("read only")
+
+func readCloudState(dir string) (cloudState, error) {
+	var st cloudState
+	b, err := os.ReadFile(filepath.Join(dir, cloudStateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		err = nil
+	} else if err == nil {
+		err = json.Unmarshal(b, &st)
+	}
+	if err != nil {
+		return st, fmt.Errorf("cloud state in %s: %w", dir, err)
+	}
+	if st.Machines == nil {
+		st.Machines = map[string]*machine{}
+	}
+	if st.Images == nil {
+		st.Images = map[string]*image{}
+	}
+	return st, nil
 }
 
 func randomLetters(n int) string {
@@ -138,25 +200,10 @@ func randomLetters(n int) string {
 }
 
 // Dir is the cloud's state directory.
-func (c *Cloud) Dir() string { return c.state.Dir }
+func (c *Cloud) Dir() string { return c.dir }
 
 // Bridge is the name of the cloud's bridge (made by the first Create).
-func (c *Cloud) Bridge() string { return c.state.Bridge }
-
-func (c *Cloud) saveLocked() error {
-	b, err := json.MarshalIndent(c.state, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(c.state.Dir, cloudStateFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("save cloud state: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(c.state.Dir, cloudStateFile)); err != nil {
-		return fmt.Errorf("save cloud state: %w", err)
-	}
-	return nil
-}
+func (c *Cloud) Bridge() string { return c.bridge }
 
 // Kind is "local".
 func (c *Cloud) Kind() string { return "local" }
@@ -179,7 +226,7 @@ var hostnameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // Create makes a server and boots it: it returns once its sshd answers
 // (or once its firstboot refused the user data: the server then runs
-// without sshd, as a real one would, and Console tells why).
+// without sshd, as a real one would, and Firstboot tells why).
 func (c *Cloud) Create(ctx context.Context, req provider.CreateRequest) (provider.Server, error) {
 	if !hostnameRE.MatchString(req.Name) {
 		return provider.Server{}, fmt.Errorf("create %q: a server name is a host name: lowercase letters, digits and dashes, at most 63", req.Name)
@@ -195,105 +242,121 @@ func (c *Cloud) Create(ctx context.Context, req provider.CreateRequest) (provide
 	if err != nil {
 		return provider.Server{}, err
 	}
-	// Booting changes the node (its sshd, host key): a copy, put back
-	// under the lock.
-	c.mu.Lock()
-	n := *m.Node
-	c.mu.Unlock()
-	if err := c.boot(ctx, m, &n, typ, req.UserData); err != nil {
-		c.mu.Lock()
-		m.Node = &n
-		c.mu.Unlock()
-		c.destroy(m)
+	refused, err := c.boot(ctx, &m, typ, req.UserData)
+	if err != nil {
+		c.destroy(m.Server.ID, &m.Node)
 		return provider.Server{}, fmt.Errorf("create %s: %w", req.Name, err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m.Node = &n
-	m.Server.Status = provider.Running
-	if err := c.saveLocked(); err != nil {
+	var out provider.Server
+	err = c.update(func(st *cloudState) error {
+		sm := st.Machines[m.Server.ID]
+		if sm == nil {
+			return fmt.Errorf("create %s: destroyed while it booted: %w", req.Name, provider.ErrNotFound)
+		}
+		sm.Node, sm.Firstboot = m.Node, refused
+		if sm.Server.Status == provider.Pending {
+			sm.Server.Status = provider.Running
+		}
+		out = cloneServer(sm.Server)
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, provider.ErrNotFound) {
+			c.destroy(m.Server.ID, &m.Node) // what it started after the destroy
+		}
 		return provider.Server{}, err
 	}
-	c.log.Info("server created", "id", m.Server.ID, "name", m.Server.Name, "image", m.Server.Image, "ipv4", m.Server.IPv4)
-	return cloneServer(m.Server), nil
+	if refused != "" {
+		c.log.Warn("server's firstboot refused its user data: no sshd", "id", out.ID, "name", out.Name, "refusal", refused)
+	}
+	c.log.Info("server created", "id", out.ID, "name", out.Name, "image", out.Image, "ipv4", out.IPv4)
+	return out, nil
 }
 
 // reserve records a new server, Pending, with its number and address,
 // making the bridge if this is the first.
-func (c *Cloud) reserve(req provider.CreateRequest) (*machine, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if req.Image != BaseImage && c.state.Images[req.Image] == nil {
-		return nil, fmt.Errorf("create %s: image %q: %w", req.Name, req.Image, provider.ErrNotFound)
-	}
-	used := map[netip.Addr]bool{}
-	for _, m := range c.state.Machines {
-		if m.Server.Name == req.Name {
-			return nil, fmt.Errorf("create %s: a server of that name exists (%s)", req.Name, m.Server.ID)
+func (c *Cloud) reserve(req provider.CreateRequest) (machine, error) {
+	var m machine
+	err := c.update(func(st *cloudState) error {
+		if req.Image != BaseImage && st.Images[req.Image] == nil {
+			return fmt.Errorf("create %s: image %q: %w", req.Name, req.Image, provider.ErrNotFound)
 		}
-		used[m.Node.Addr] = true
-	}
-	if !linkExists(c.state.Bridge) {
-		var err error
-		if c.state.Subnet, c.state.Gateway, err = createBridge(c.state.Bridge); err != nil {
-			return nil, err
+		used := map[netip.Addr]bool{}
+		for _, m := range st.Machines {
+			if m.Server.Name == req.Name {
+				return fmt.Errorf("create %s: a server of that name exists (%s)", req.Name, m.Server.ID)
+			}
+			used[m.Node.Addr] = true
 		}
-	}
-	addr := c.state.Gateway
-	for range 10 {
-		addr = addr.Next()
-	}
-	for used[addr] {
-		addr = addr.Next()
-	}
-	if !c.state.Subnet.Contains(addr) || addr.As4()[3] == 255 {
-		return nil, fmt.Errorf("create %s: the local cloud's subnet %s is full: %w", req.Name, c.state.Subnet, provider.ErrCapacity)
-	}
-	num := c.state.NextServer
-	c.state.NextServer++
-	id := strconv.Itoa(num)
-	m := &machine{
-		Num: num,
-		Server: provider.Server{
-			ID: id, Name: req.Name, Type: req.Type, Region: Region, Image: req.Image,
-			Labels: maps.Clone(req.Labels), Status: provider.Pending, IPv4: addr.String(), Created: time.Now().UTC(),
-		},
-		Node: &Node{
-			Name: req.Name, Addr: addr,
-			NetNS:    fmt.Sprintf("moat-%s-m%d", c.state.Name, num),
-			HostVeth: fmt.Sprintf("m%sm%d", c.state.Name, num),
-			Dir:      filepath.Join(c.state.Dir, "machines", id),
-		},
-	}
-	c.state.Machines[id] = m
-	return m, c.saveLocked()
+		if !linkExists(c.bridge) {
+			var err error
+			if st.Subnet, st.Gateway, err = createBridge(c.bridge); err != nil {
+				return err
+			}
+		}
+		addr := st.Gateway
+		for range 10 {
+			addr = addr.Next()
+		}
+		for used[addr] {
+			addr = addr.Next()
+		}
+		if !st.Subnet.Contains(addr) || addr.As4()[3] == 255 {
+			return fmt.Errorf("create %s: the local cloud's subnet %s is full: %w", req.Name, st.Subnet, provider.ErrCapacity)
+		}
+		num := st.NextServer
+		st.NextServer++
+		id := strconv.Itoa(num)
+		m = machine{
+			Num: num,
+			Server: provider.Server{
+				ID: id, Name: req.Name, Type: req.Type, Region: Region, Image: req.Image,
+				Labels: maps.Clone(req.Labels), Status: provider.Pending, IPv4: addr.String(), Created: time.Now().UTC(),
+			},
+			Node: Node{
+				Name: req.Name, Addr: addr,
+				NetNS:    fmt.Sprintf("moat-%s-m%d", c.name, num),
+				HostVeth: fmt.Sprintf("m%sm%d", c.name, num),
+				Dir:      filepath.Join(c.dir, "machines", id),
+			},
+		}
+		sm := m
+		sm.Server.Labels = maps.Clone(req.Labels)
+		st.Machines[id] = &sm
+		return nil
+	})
+	return m, err
 }
 
 // cgroupParent is where a machine's containers go: nodes sharing this
 // kernel must not share cgroups.
-func (c *Cloud) cgroupParent(m *machine) string {
-	return fmt.Sprintf("moat-%s-m%d", c.state.Name, m.Num)
+func (c *Cloud) cgroupParent(num int) string {
+	return fmt.Sprintf("moat-%s-m%d", c.name, num)
 }
 
 // Get reports one server.
 func (c *Cloud) Get(_ context.Context, id string) (provider.Server, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m, ok := c.state.Machines[id]
+	st, err := c.read()
+	if err != nil {
+		return provider.Server{}, err
+	}
+	m, ok := st.Machines[id]
 	if !ok {
 		return provider.Server{}, fmt.Errorf("server %s: %w", id, provider.ErrNotFound)
 	}
-	return cloneServer(m.Server), nil
+	return m.Server, nil
 }
 
 // List returns the servers carrying all the labels, by id.
 func (c *Cloud) List(_ context.Context, labels map[string]string) ([]provider.Server, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	st, err := c.read()
+	if err != nil {
+		return nil, err
+	}
 	var out []provider.Server
-	for _, m := range c.state.Machines {
+	for _, m := range st.Machines {
 		if hasLabels(m.Server.Labels, labels) {
-			out = append(out, cloneServer(m.Server))
+			out = append(out, m.Server)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -321,32 +384,30 @@ func cloneServer(s provider.Server) provider.Server {
 // Destroy kills a server and removes it and its disk; one already gone is
 // not an error.
 func (c *Cloud) Destroy(_ context.Context, id string) error {
-	c.mu.Lock()
-	m, ok := c.state.Machines[id]
-	if ok {
-		if m.Server.Status == provider.Deleting {
-			c.mu.Unlock()
-			return nil // another call is at it
+	var n *Node
+	err := c.update(func(st *cloudState) error {
+		m, ok := st.Machines[id]
+		if !ok {
+			return nil
 		}
 		m.Server.Status = provider.Deleting
-		c.saveLocked()
-	}
-	c.mu.Unlock()
-	if !ok {
+		node := m.Node
+		n = &node
 		return nil
+	})
+	if err != nil || n == nil {
+		return err
 	}
-	return c.destroy(m)
+	return c.destroy(id, n)
 }
 
 // destroy kills a machine's processes, removes its namespace, link,
 // cgroups and directory, and forgets it. On error the machine stays
-// recorded (Deleting), for another Destroy to finish.
-func (c *Cloud) destroy(m *machine) error {
-	c.mu.Lock()
-	n := *m.Node
-	c.mu.Unlock()
+// recorded (Off), for another Destroy to finish.
+func (c *Cloud) destroy(id string, n *Node) error {
+	num, _ := strconv.Atoi(id)
 	var errs []error
-	errs = append(errs, killNode(&n, c.cgroupParent(m)))
+	errs = append(errs, killNode(n, c.cgroupParent(num)))
 	if err := run("ip", "netns", "del", n.NetNS); err != nil && netnsExists(n.NetNS) {
 		errs = append(errs, err)
 	}
@@ -354,63 +415,59 @@ func (c *Cloud) destroy(m *machine) error {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		c.mu.Lock()
-		m.Server.Status = provider.Off
-		c.saveLocked()
-		c.mu.Unlock()
-		return fmt.Errorf("destroy server %s (%s): %w", m.Server.ID, m.Server.Name, err)
+		c.update(func(st *cloudState) error {
+			if m := st.Machines[id]; m != nil {
+				m.Server.Status = provider.Off
+			}
+			return nil
+		})
+		return fmt.Errorf("destroy server %s (%s): %w", id, n.Name, err)
 	}
 	if err := os.RemoveAll(n.Dir); err != nil {
-		return fmt.Errorf("destroy server %s: %w", m.Server.ID, err)
+		return fmt.Errorf("destroy server %s: %w", id, err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.state.Machines, m.Server.ID)
-	c.log.Info("server destroyed", "id", m.Server.ID, "name", m.Server.Name)
-	return c.saveLocked()
+	c.log.Info("server destroyed", "id", id, "name", n.Name)
+	return c.update(func(st *cloudState) error {
+		delete(st.Machines, id)
+		return nil
+	})
 }
 
 // DestroyAll destroys every server, the images, the bridge and the state
 // directory: what a test made, gone.
 func (c *Cloud) DestroyAll() error {
-	c.mu.Lock()
-	ms := slices.Collect(maps.Values(c.state.Machines))
-	c.mu.Unlock()
-	var errs []error
-	for _, m := range ms {
-		errs = append(errs, c.destroy(m))
+	st, err := c.read()
+	if err != nil {
+		return err
 	}
-	if err := run("ip", "link", "del", c.state.Bridge); err != nil && linkExists(c.state.Bridge) {
+	var errs []error
+	for id, m := range st.Machines {
+		errs = append(errs, c.destroy(id, &m.Node))
+	}
+	if err := run("ip", "link", "del", c.bridge); err != nil && linkExists(c.bridge) {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w (the cloud's state is kept in %s: destroy it again)", err, c.state.Dir)
+		return fmt.Errorf("%w (the cloud's state is kept in %s: destroy it again)", err, c.dir)
 	}
-	if err := os.RemoveAll(c.state.Dir); err != nil {
-		return fmt.Errorf("remove %s: %w", c.state.Dir, err)
+	if err := os.RemoveAll(c.dir); err != nil {
+		return fmt.Errorf("remove %s: %w", c.dir, err)
 	}
 	tidyMachine()
 	return nil
 }
 
 // SweepStaleClouds destroys the clouds in the directories matching glob
-// whose opening process is gone: what a killed test run left behind.
+// whose last opening process is gone: what a killed test run left behind.
 func SweepStaleClouds(glob string) error {
 	dirs, _ := filepath.Glob(glob)
 	var errs []error
 	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, cloudStateFile))
-		if err != nil {
+		st, err := readCloudState(d)
+		if err != nil || st.Name == "" || st.Owner == 0 || alive(st.Owner) {
 			continue
 		}
-		var st cloudState
-		if json.Unmarshal(b, &st) != nil || st.Owner == 0 || alive(st.Owner) {
-			continue
-		}
-		c := &Cloud{state: st, log: slog.Default().With("cloud", d)}
-		if c.state.Machines == nil {
-			c.state.Machines = map[string]*machine{}
-		}
+		c := &Cloud{dir: d, name: st.Name, bridge: "mc" + st.Name, log: slog.Default().With("cloud", d)}
 		errs = append(errs, c.DestroyAll())
 	}
 	return errors.Join(errs...)
@@ -419,35 +476,41 @@ func SweepStaleClouds(glob string) error {
 // Machine is a server's local node, for tests: its directory, address,
 // namespace, sshd.
 func (c *Cloud) Machine(id string) (Node, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m, ok := c.state.Machines[id]
+	st, err := c.read()
+	if err != nil {
+		return Node{}, err
+	}
+	m, ok := st.Machines[id]
 	if !ok {
 		return Node{}, fmt.Errorf("server %s: %w", id, provider.ErrNotFound)
 	}
-	return *m.Node, nil
+	return m.Node, nil
 }
 
 // Firstboot is what the server's firstboot said when it refused the user
 // data ("" if it did not refuse).
 func (c *Cloud) Firstboot(id string) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m, ok := c.state.Machines[id]
+	st, err := c.read()
+	if err != nil {
+		return "", err
+	}
+	m, ok := st.Machines[id]
 	if !ok {
 		return "", fmt.Errorf("server %s: %w", id, provider.ErrNotFound)
 	}
 	return m.Firstboot, nil
 }
 
-// byName finds a live server by name.
-func (c *Cloud) byName(name string) (*machine, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, m := range c.state.Machines {
+// byName finds a server's id by its name.
+func (c *Cloud) byName(name string) (string, bool, error) {
+	st, err := c.read()
+	if err != nil {
+		return "", false, err
+	}
+	for id, m := range st.Machines {
 		if m.Server.Name == name {
-			return m, true
+			return id, true, nil
 		}
 	}
-	return nil, false
+	return "", false, nil
 }

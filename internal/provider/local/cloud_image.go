@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,66 +35,63 @@ const consoleFile = "console.log"
 // applied (by the base image's cloud-init from outside, or by the image's
 // own moat node firstboot inside), then sshd, then the node daemon if the
 // image has moat.
-func (c *Cloud) boot(ctx context.Context, m *machine, n *Node, typ provider.ServerType, userData string) error {
+func (c *Cloud) boot(ctx context.Context, m *machine, typ provider.ServerType, userData string) (refused string, err error) {
+	n := &m.Node
 	for _, d := range privateDirs {
 		if err := os.MkdirAll(filepath.Join(n.Dir, d.sub), d.mode); err != nil {
-			return err
+			return "", err
 		}
 	}
 	if m.Server.Image != BaseImage {
-		src := filepath.Join(c.state.Dir, "images", m.Server.Image)
+		src := filepath.Join(c.dir, "images", m.Server.Image)
 		for _, d := range diskDirs {
 			if _, err := os.Stat(filepath.Join(src, d)); err != nil {
 				continue
 			}
 			if err := run("cp", "-a", "--reflink=auto", filepath.Join(src, d)+"/.", filepath.Join(n.Dir, d)); err != nil {
-				return fmt.Errorf("image %s: %w", m.Server.Image, err)
+				return "", fmt.Errorf("image %s: %w", m.Server.Image, err)
 			}
 		}
 	}
 	sshdConf := filepath.Join(n.Dir, "etc-ssh", "sshd_config")
 	if _, err := os.Stat(sshdConf); errors.Is(err, os.ErrNotExist) {
 		if err := os.WriteFile(sshdConf, []byte(fmt.Sprintf(sshdConfig, n.NetNS)), 0o600); err != nil {
-			return err
+			return "", err
 		}
 	}
 	if err := c.writeNodeConf(m, typ); err != nil {
-		return err
+		return "", err
 	}
 	if err := os.WriteFile(filepath.Join(n.Dir, hostnameFile), []byte(n.Name+"\n"), 0o644); err != nil {
-		return err
+		return "", err
 	}
-	if err := createNetwork(c.state.Bridge, n); err != nil {
-		return err
+	if err := createNetwork(c.bridge, n); err != nil {
+		return "", err
 	}
 	hasMoat := fileExists(filepath.Join(n.Dir, "usr-local-bin", "moat"))
 	if hasMoat {
 		refused, err := c.firstboot(ctx, n, userData)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if refused != "" {
-			c.mu.Lock()
-			m.Firstboot = refused
-			c.mu.Unlock()
-			c.log.Warn("server's firstboot refused its user data: no sshd", "id", m.Server.ID, "name", m.Server.Name, "refusal", refused)
-			return nil
+			return refused, nil
 		}
 	} else if err := c.cloudInit(n, userData); err != nil {
-		return err
+		return "", err
 	}
 	pub, err := os.ReadFile(filepath.Join(n.Dir, "etc-ssh", "ssh_host_ed25519_key.pub"))
 	if err != nil {
-		return fmt.Errorf("no host key after the user data: %w", err)
+		return "", fmt.Errorf("no host key after the user data: %w", err)
 	}
 	n.HostKey = strings.TrimSpace(string(pub))
-	if err := startSSHD(c.state.Moat, n); err != nil {
-		return err
+	if err := startSSHD(c.moat, n); err != nil {
+		return "", err
 	}
 	if hasMoat {
-		return startDaemon(n)
+		return "", startDaemon(n)
 	}
-	return nil
+	return "", nil
 }
 
 // writeNodeConf keeps the image's node.conf lines (require-signed, ...)
@@ -111,7 +110,7 @@ func (c *Cloud) writeNodeConf(m *machine, typ provider.ServerType) error {
 		}
 		buf.WriteString(line + "\n")
 	}
-	fmt.Fprintf(&buf, "cgroup-parent=%s\ncpus=%d\nmemory=%d\n", c.cgroupParent(m), typ.CPUMilli/1000, typ.MemoryBytes)
+	fmt.Fprintf(&buf, "cgroup-parent=%s\ncpus=%d\nmemory=%d\n", c.cgroupParent(m.Num), typ.CPUMilli/1000, typ.MemoryBytes)
 	return os.WriteFile(path, buf.Bytes(), 0o644)
 }
 
@@ -156,7 +155,7 @@ func (c *Cloud) firstboot(ctx context.Context, n *Node, userData string) (refuse
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, c.state.Moat, "dev", "node-init", "--netns", n.NetNS, "--dir", n.Dir, "--hostname", n.Name, "--",
+	cmd := exec.CommandContext(ctx, c.moat, "dev", "node-init", "--netns", n.NetNS, "--dir", n.Dir, "--hostname", n.Name, "--",
 		nodeapi.BinaryPath, "node", "firstboot", "--user-data", "/run/moat/user-data")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -190,18 +189,22 @@ func (c *Cloud) Console(id string) (string, error) {
 // Snapshot copies a server's disk into a new image. (A real cloud wants
 // it powered off; here a running one's files are copied as they are.)
 func (c *Cloud) Snapshot(ctx context.Context, serverID, name string) (string, error) {
-	c.mu.Lock()
-	m, ok := c.state.Machines[serverID]
-	if !ok {
-		c.mu.Unlock()
-		return "", fmt.Errorf("snapshot server %s: %w", serverID, provider.ErrNotFound)
+	var id, dir string
+	err := c.update(func(st *cloudState) error {
+		m, ok := st.Machines[serverID]
+		if !ok {
+			return fmt.Errorf("snapshot server %s: %w", serverID, provider.ErrNotFound)
+		}
+		id = strconv.Itoa(st.NextImage)
+		st.NextImage++
+		dir = m.Node.Dir
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
-	id := strconv.Itoa(c.state.NextImage)
-	c.state.NextImage++
-	dir := m.Node.Dir
-	c.mu.Unlock()
-	dst := filepath.Join(c.state.Dir, "images", id)
-	err := func() error {
+	dst := filepath.Join(c.dir, "images", id)
+	err = func() error {
 		if err := os.MkdirAll(dst, 0o700); err != nil {
 			return err
 		}
@@ -220,38 +223,43 @@ func (c *Cloud) Snapshot(ctx context.Context, serverID, name string) (string, er
 		os.RemoveAll(dst)
 		return "", fmt.Errorf("snapshot server %s: %w", serverID, err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.state.Images[id] = &image{ID: id, Name: name, From: serverID, Created: time.Now().UTC()}
+	err = c.update(func(st *cloudState) error {
+		st.Images[id] = &image{ID: id, Name: name, From: serverID, Created: time.Now().UTC()}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
 	c.log.Info("image made", "image", id, "name", name, "from", serverID)
-	return id, c.saveLocked()
+	return id, nil
 }
 
 // DeleteImage removes an image; one already gone is not an error.
 func (c *Cloud) DeleteImage(_ context.Context, id string) error {
-	c.mu.Lock()
-	_, ok := c.state.Images[id]
-	delete(c.state.Images, id)
-	err := c.saveLocked()
-	c.mu.Unlock()
-	if !ok {
+	var ok bool
+	err := c.update(func(st *cloudState) error {
+		_, ok = st.Images[id]
+		delete(st.Images, id)
 		return nil
+	})
+	if err != nil || !ok {
+		return err
 	}
-	if rmErr := os.RemoveAll(filepath.Join(c.state.Dir, "images", id)); rmErr != nil {
-		return fmt.Errorf("delete image %s: %w", id, rmErr)
+	if err := os.RemoveAll(filepath.Join(c.dir, "images", id)); err != nil {
+		return fmt.Errorf("delete image %s: %w", id, err)
 	}
-	return err
+	return nil
 }
 
-// Images lists the image ids (base image not included).
-func (c *Cloud) Images() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var ids []string
-	for id := range c.state.Images {
-		ids = append(ids, id)
+// Images lists the image ids (the base image not included).
+func (c *Cloud) Images() ([]string, error) {
+	st, err := c.read()
+	if err != nil {
+		return nil, err
 	}
-	return ids
+	ids := slices.Collect(maps.Keys(st.Images))
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // Machines is the cloud as provider.Machines (servers by name), what a
@@ -269,17 +277,20 @@ func (b machinesByName) Boot(ctx context.Context, name, image, userData string) 
 }
 
 func (b machinesByName) Destroy(ctx context.Context, name string) error {
-	m, ok := b.c.byName(name)
-	if !ok {
-		return nil
+	id, ok, err := b.c.byName(name)
+	if err != nil || !ok {
+		return err
 	}
-	return b.c.Destroy(ctx, m.Server.ID)
+	return b.c.Destroy(ctx, id)
 }
 
 func (b machinesByName) Snapshot(ctx context.Context, name string) (string, error) {
-	m, ok := b.c.byName(name)
+	id, ok, err := b.c.byName(name)
+	if err != nil {
+		return "", err
+	}
 	if !ok {
 		return "", fmt.Errorf("snapshot %s: %w", name, provider.ErrNotFound)
 	}
-	return b.c.Snapshot(ctx, m.Server.ID, name)
+	return b.c.Snapshot(ctx, id, name)
 }

@@ -135,6 +135,15 @@ func TestCloudBaseImage(t *testing.T) {
 	if got := names(nil); len(got) != 5 {
 		t.Errorf("all: %v", got)
 	}
+	// Another Cloud on the same directory (another process: moat pool
+	// image beside the master) sees the same servers.
+	again, err := local.OpenCloud(cloud.Dir(), testcluster.Moat(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, err := again.List(ctx, map[string]string{provider.LabelPool: "db"}); err != nil || len(list) != 2 {
+		t.Errorf("the same cloud opened again lists %v, %v", list, err)
+	}
 	if _, err := cloud.Create(ctx, provider.CreateRequest{Name: "n0", Type: "local-1", Image: local.BaseImage}); err == nil {
 		t.Error("a second server named n0 was created")
 	}
@@ -356,7 +365,7 @@ func TestCloudSnapshotFirstboot(t *testing.T) {
 	if err := cloud.DeleteImage(ctx, img); err != nil {
 		t.Error(err)
 	}
-	if ids := cloud.Images(); len(ids) != 0 {
+	if ids, err := cloud.Images(); err != nil || len(ids) != 0 {
 		t.Errorf("images left: %v", ids)
 	}
 }
