@@ -312,7 +312,8 @@ func nextPage(resp *hcloud.Response) int {
 // Create creates the server, started, and waits for Hetzner's create
 // action. A retried create (the first answer lost: 5xx, a timeout) finds
 // the name taken and adopts that server when it carries the request's
-// labels, so a lost answer leaks nothing. If the create action fails or
+// labels (a request without labels adopts nothing), so a lost answer
+// leaks nothing. If the create action fails or
 // never ends, Create destroys the server and returns the error (and the
 // server, so a caller can try the destroy again if that failed too).
 func (c *Cloud) Create(ctx context.Context, req provider.CreateRequest) (provider.Server, error) {
@@ -353,7 +354,7 @@ func (c *Cloud) Create(ctx context.Context, req provider.CreateRequest) (provide
 			// Not listed yet (lists lag behind creates): look again later.
 			return fmt.Errorf("%w: name %s taken but not listed yet: %w", provider.ErrTemporary, req.Name, err)
 		}
-		if !hasLabels(got.Labels, req.Labels) {
+		if len(req.Labels) == 0 || !hasLabels(got.Labels, req.Labels) {
 			return fmt.Errorf("hetzner: a server named %s exists without this pool's labels: %w", req.Name, err)
 		}
 		slog.Info("hetzner create adopted", "server", req.Name, "id", got.ID)
