@@ -79,18 +79,21 @@ func Create(opts Options) (c *Cluster, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create cluster: %w", err)
 	}
-	c = &Cluster{Name: opts.Name, Dir: dir, Moat: opts.Moat, Bridge: "mb" + opts.Name}
+	made := &Cluster{Name: opts.Name, Dir: dir, Moat: opts.Moat, Bridge: "mb" + opts.Name}
 	if !opts.Keep {
-		c.Owner = os.Getpid()
+		made.Owner = os.Getpid()
 	}
-	defer func() {
-		if err != nil {
-			c.Destroy()
-		}
-	}()
-	if err := c.createBridge(); err != nil {
+	// A bridge already there is another cluster's: nothing is undone.
+	if err := made.createBridge(); err != nil {
 		return nil, err
 	}
+	c = made
+	// Not c: a failed Create returns nil.
+	defer func() {
+		if err != nil {
+			made.Destroy()
+		}
+	}()
 	for i := 1; i <= opts.Nodes; i++ {
 		n, err := c.createNode(i, opts.AuthorizedKeys)
 		if err != nil {
