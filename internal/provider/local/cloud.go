@@ -436,6 +436,9 @@ func (c *Cloud) destroy(id string, n *Node) error {
 // DestroyAll destroys every server, the images, the bridge and the state
 // directory: what a test made, gone.
 func (c *Cloud) DestroyAll() error {
+	if _, err := os.Stat(c.dir); errors.Is(err, os.ErrNotExist) {
+		return nil // destroyed already (swept)
+	}
 	st, err := c.read()
 	if err != nil {
 		return err

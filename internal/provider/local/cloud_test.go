@@ -369,3 +369,45 @@ func TestCloudSnapshotFirstboot(t *testing.T) {
 		t.Errorf("images left: %v", ids)
 	}
 }
+
+// TestSweepStaleClouds: a cloud whose process is gone (a killed test run)
+// is destroyed by the next sweep, servers and all; a live one is not.
+func TestSweepStaleClouds(t *testing.T) {
+	cloud := testcluster.NewCloud(t)
+	ctx := context.Background()
+	s, err := cloud.Create(ctx, provider.CreateRequest{Name: "left", Type: "local-1", Image: local.BaseImage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := cloud.Machine(s.ID)
+	if err := local.SweepStaleClouds(cloud.Dir()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cloud.Get(ctx, s.ID); err != nil {
+		t.Fatalf("a live cloud was swept: %v", err)
+	}
+	// Its owner gone: a process that ran and exited.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(cloud.Dir(), "cloud.json")
+	b, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = []byte(strings.Replace(string(b), fmt.Sprintf(`"owner": %d`, os.Getpid()), fmt.Sprintf(`"owner": %d`, dead.Process.Pid), 1))
+	if err := os.WriteFile(state, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := local.SweepStaleClouds(cloud.Dir()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cloud.Dir()); !os.IsNotExist(err) {
+		t.Errorf("the stale cloud's directory is left: %v", err)
+	}
+	if _, err := net.InterfaceByName(cloud.Bridge()); err == nil {
+		t.Errorf("bridge %s left", cloud.Bridge())
+	}
+	assertGone(t, []local.Node{n})
+}
