@@ -67,6 +67,7 @@ const (
 	PoolRemove    Action = "pool.rm"
 	PoolScale     Action = "pool.scale"
 	CostRead      Action = "cost.read"
+	AutoscaleRead Action = "autoscaler.read"
 	NodeList      Action = "node.ls"
 	NodeAdd       Action = "node.add"
 	NodeRemove    Action = "node.rm"
@@ -99,6 +100,7 @@ var rules = []Rule{
 	{AppLogs, InTenant, Viewer, "moat logs"},
 	{AlertList, InTenant, Viewer, "moat alerts (the tenant's apps'; nodes' for those who may list nodes)"},
 	{QuotaRead, InTenant, Viewer, "moat tenant quota (own tenant's)"},
+	{AutoscaleRead, InTenant, Viewer, "moat autoscaler status (the tenant's apps; pools, nodes and actions for those who may list nodes)"},
 	{CostRead, InTenant, Viewer, "moat cost (the tenant's pools; every pool's for a viewer of all tenants)"},
 	{AppDeploy, InTenant, Deployer, "moat deploy"},
 	{AppScale, InTenant, Deployer, "moat scale"},

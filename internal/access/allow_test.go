@@ -55,8 +55,8 @@ var want = map[Action]string{
 	"image.rm": cluster, "image.gc": cluster, "delivery.stats": cluster,
 	"metrics.prometheus": cluster,
 	"pool.ls":            cluster, "pool.add": cluster, "pool.set": cluster, "pool.rm": cluster, "pool.scale": cluster,
-	"cost.read": viewers,
-	"debug":     localOnly,
+	"cost.read": viewers, "autoscaler.read": viewers,
+	"debug": localOnly,
 }
 
 // TestAllow: every action × every caller, in the caller's tenant.

@@ -89,7 +89,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.initCommand(), a.masterCommand(), a.deployCommand(), a.appsCommand(), a.psCommand(), a.historyCommand(),
 		a.rollbackCommand(), a.scaleCommand(), a.rmCommand(), a.promoteCommand(), a.logsCommand(), a.debugCommand(), a.dialCommand(), a.apiCommand(), a.userCommand(), a.contextCommand(), a.whoamiCommand(), a.secretCommand(), a.tenantCommand(), a.auditCommand(), a.alertsCommand(), a.eventsCommand(), a.tunnelCommand(), a.uiCommand())
 	root.AddCommand(a.metricsCommand(), a.topCommand())
-	root.AddCommand(a.poolCommand(), a.costCommand())
+	root.AddCommand(a.poolCommand(), a.costCommand(), a.autoscalerCommand())
 	checkUsage(root)
 	return root
 }

@@ -97,6 +97,9 @@ func (m *Master) place(ctx context.Context, w *world, a appState, mine []store.R
 		m.log.Info("replicas placed", "app", a.Name, "count", len(placed), "nodes", countNodes(placed), "revision", a.Revision)
 	}
 	if res.Unplaced > 0 {
+		left := req
+		left.Count = res.Unplaced
+		w.unplaced = append(w.unplaced, left)
 		return fmt.Sprintf("%d replicas cannot be placed: %s", res.Unplaced, res.Reason), nil
 	}
 	return "", nil
@@ -115,11 +118,20 @@ func (m *Master) judge(ctx context.Context, w *world, a appState, step rollout.S
 		return false, nil // judged already: nothing to ask
 	}
 	key := fmt.Sprintf("%s@%d", a.Name, a.Revision)
+	// Replicas the cluster autoscaler is getting nodes for wait for them
+	// (autoscaler.go), saying so.
+	waiting := ""
+	if unplaced != "" {
+		waiting = m.waitingFor(a.Name)
+	}
+	if waiting != "" {
+		unplaced += ": " + waiting
+	}
 	j := judgeRevision(judgeInput{
 		App: a.Name, Status: a.rev.Status, Message: a.rev.Message, Created: a.rev.Created,
 		Deadline: a.spec.Update.Deadline, AutoPromote: a.spec.Update.Promote == "auto",
 		Phase: step.Phase, Failing: failing, Unplaced: unplaced, UnplacedSince: m.unplacedSince[key],
-		CouldGrow: couldGrow(w), Now: w.now,
+		CouldGrow: couldGrow(w) || waiting != "", WaitingForNodes: waiting != "", Now: w.now,
 	})
 	// One entry per app at most, and none once its revision is judged:
 	// an earlier revision's (superseded while it waited) goes too.

@@ -84,7 +84,12 @@ type judgeInput struct {
 	// unplaceable, as remembered from earlier passes; zero: they were not.
 	UnplacedSince time.Time
 	CouldGrow     bool // room may still appear by itself (couldGrow)
-	Now           time.Time
+	// WaitingForNodes: the cluster autoscaler is getting nodes for the
+	// unplaced replicas; the revision waits for them past its deadline
+	// (a pool whose creations keep failing opens its breaker, and then
+	// nothing waits).
+	WaitingForNodes bool
+	Now             time.Time
 }
 
 // judgment is the verdict on a revision.
@@ -108,7 +113,8 @@ const failFastAfter = 2 * time.Second
 
 // judgeRevision decides how a revision's rollout goes, in this order:
 // deployed once the planner is done; failed at the first current replica
-// that failed, or past its deadline (saying what could not be placed);
+// that failed, or past its deadline (saying what could not be placed)
+// unless new nodes are on their way for it;
 // failed early when replicas stayed unplaceable for failFastAfter and no
 // node that is away could bring room back (waiting out the deadline would
 // only make the operator wait); promoted or waiting for promotion when
@@ -127,7 +133,7 @@ func judgeRevision(in judgeInput) judgment {
 	case in.Failing != "":
 		j.Verdict, j.Failing = verdictFailed, in.Failing
 		return j
-	case in.Now.Sub(in.Created) > in.Deadline:
+	case in.Now.Sub(in.Created) > in.Deadline && !in.WaitingForNodes:
 		j.Verdict, j.Message = verdictFailed, fmt.Sprintf("not healthy within the %s deadline", in.Deadline)
 		if in.Unplaced != "" {
 			j.Message += ": " + in.Unplaced

@@ -76,6 +76,15 @@ func TestJudgeRevision(t *testing.T) {
 		{"unplaced, a node down, message differs: notes it", judging(func(in *judgeInput) {
 			in.Unplaced, in.UnplacedSince, in.CouldGrow = unplaced, ago(30*time.Second), true
 		}), judgment{Verdict: verdictMessage, Message: unplaced, UnplacedSince: ago(30 * time.Second)}},
+		{"waiting for new nodes: no fail fast, the message says what for", judging(func(in *judgeInput) {
+			in.Unplaced, in.UnplacedSince, in.CouldGrow, in.WaitingForNodes = unplaced+": waiting for 2 new nodes in pool p1", ago(30*time.Second), true, true
+		}), judgment{Verdict: verdictMessage, Message: unplaced + ": waiting for 2 new nodes in pool p1", UnplacedSince: ago(30 * time.Second)}},
+		{"waiting for new nodes: past the deadline it still waits", judging(func(in *judgeInput) {
+			in.Created, in.Unplaced, in.Message, in.UnplacedSince, in.CouldGrow, in.WaitingForNodes = ago(2*time.Minute), unplaced, unplaced, ago(time.Minute), true, true
+		}), judgment{UnplacedSince: ago(time.Minute)}},
+		{"waiting for new nodes, a replica failing: fails", judging(func(in *judgeInput) {
+			in.Unplaced, in.Failing, in.CouldGrow, in.WaitingForNodes = unplaced, "r1", true, true
+		}), judgment{Verdict: verdictFailed, Failing: "r1"}},
 		{"placed again: the clock stops", judging(func(in *judgeInput) { in.UnplacedSince = ago(time.Second) }), judgment{}},
 		{"placed again: an old message stays (nothing clears it)", judging(func(in *judgeInput) {
 			in.Message, in.UnplacedSince = unplaced, ago(time.Second)

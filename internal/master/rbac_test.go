@@ -98,6 +98,7 @@ var matrixRequests = map[string]struct{ path, body string }{
 	"DELETE /v1/pools/{pool}": {"/v1/pools/nosuch", ""},
 	"POST /v1/pools/scale":    {"/v1/pools/scale", `{"desired":{"nosuch":1}}`},
 	"GET /v1/cost":            {"/v1/cost", ""},
+	"GET /v1/autoscaler":      {"/v1/autoscaler", ""},
 
 	"GET /v1/apps/{app}/secrets":           {"/v1/apps/nosuch/secrets", ""},
 	"PUT /v1/apps/{app}/secrets/{name}":    {"/v1/apps/nosuch/secrets/pw", `{"bogus":1}`},

@@ -51,6 +51,10 @@ type world struct {
 	apps     []appState
 	replicas []store.Replica
 	alloc    map[string]sched.Resources // per node, what its replicas reserve; by allocated()
+	// unplaced are the replicas this pass could place nowhere, one
+	// request per app, Count how many: what the cluster autoscaler is
+	// asked about (autoscaler.go).
+	unplaced []sched.Request
 }
 
 // allocated is what the replicas the master wants running reserve on each
@@ -171,6 +175,7 @@ func (m *Master) reconcile(ctx context.Context) (bool, error) {
 	if err := m.refresh(ctx, w); err != nil {
 		return changed, err
 	}
+	m.autoscale(ctx, w)
 	fencing := m.fence(ctx, w)
 	m.converge(ctx, w, fencing)
 	m.syncLinks(ctx, w)

@@ -37,6 +37,7 @@ type ControlPlane interface {
 	AlertControl
 	MetricsControl
 	PoolControl
+	AutoscalerControl
 }
 
 // AppControl is apps: their rollouts, replicas, logs and ports.
@@ -130,6 +131,7 @@ func (s *server) handler() http.Handler {
 	s.alertRoutes(handle)
 	s.metricsRoutes(handle)
 	s.poolRoutes(handle)
+	s.autoscalerRoutes(handle)
 	// The Go profiler, for operators chasing the master's CPU or memory:
 	// curl --unix-socket /run/moat/master.sock http://m/debug/pprof/heap
 	// Root's only, like /debug/progress (authz.go).
