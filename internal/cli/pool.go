@@ -34,7 +34,7 @@ master (never in its database, never shown).
 Pools create machines, which costs money: only a cluster admin manages
 them. moat cost estimates what they cost a month.`,
 	}
-	cmd.AddCommand(a.poolAddCommand(), a.poolLsCommand(), a.poolSetCommand(), a.poolRmCommand(), a.poolScaleCommand())
+	cmd.AddCommand(a.poolAddCommand(), a.poolLsCommand(), a.poolSetCommand(), a.poolRmCommand(), a.poolScaleCommand(), a.poolImageCommand())
 	return cmd
 }
 
