@@ -25,7 +25,7 @@ var metadataURLs = map[string]string{
 }
 
 // firstbootMarker says firstboot ran: it runs once per server.
-var firstbootMarker = filepath.Join(nodeapi.StateDir, "firstboot.done")
+const firstbootMarker = nodeapi.FirstbootDone
 
 func (a *app) nodeFirstbootCommand() *cobra.Command {
 	var file, metadata string

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/moatcloud/moat/internal/nodeapi"
 )
 
 // Paths are where Apply writes.
@@ -21,7 +23,7 @@ type Paths struct {
 // OneTimePath is where Apply records the one-time host key's fingerprint:
 // the node replaces that key once, over the master's first connection,
 // and only while this file names the key sshd has.
-const OneTimePath = "/etc/moat/hostkey.onetime"
+const OneTimePath = nodeapi.HostKeyOnetime
 
 // PathsUnder are the paths of a machine whose root is root ("/" on a node).
 func PathsUnder(root string) Paths {
