@@ -82,6 +82,7 @@ master is down; a restarted master adopts what runs.`,
 	f.IntVar(&cfg.GCThreshold, "gc-threshold", 85, "collect unused images when the master's disk is this full (percent; 0: only on moat image gc)")
 	f.DurationVar(&cfg.AppScaleInterval, "app-autoscale-interval", appscale.DefaultPeriod, "how often the app autoscaler decides the replicas of apps with autoscale")
 	f.DurationVar(&cfg.AppScaleWindow, "app-autoscale-window", appscale.DefaultWindow, "the app autoscaler's scale-down stabilisation: it scales down only to the highest count it recommended over this window")
+	f.BoolVar(&cfg.AppScalePeriodOnly, "app-autoscale-period-only", false, "the app autoscaler decides only every --app-autoscale-interval, not also scale-ups as soon as fresh samples arrive")
 	f.DurationVar(&cfg.GCInterval, "gc-interval", master.DefaultGCInterval, "how often the master looks at its disk for --gc-threshold")
 	f.DurationVar(cfg.GCGrace, "gc-grace", gcGrace, "images imported or pulled more recently than this are never collected")
 	f.StringVar(&cfg.PrometheusListen, "prometheus-listen", "", "also serve Prometheus' /metrics on 127.0.0.1:PORT (loopback only) or unix:/path (mode 0660); remote scrapers use ssh -L")

@@ -149,5 +149,6 @@ func (s certSink) Ingest(node string, rec nodeapi.MetricsRecord) error {
 			s.m.appScale.noteRate(node, g.Name, rec.Time, g.Value("requests")) // appscale.go
 		}
 	}
+	s.m.appScale.sampled(rec.Groups)
 	return err
 }

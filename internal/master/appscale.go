@@ -8,12 +8,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moatcloud/moat/internal/appscale"
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/master/store"
 	"github.com/moatcloud/moat/internal/masterapi"
+	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/spec"
 )
 
@@ -48,6 +50,39 @@ type appScaler struct {
 	past   map[string][]appscale.Recommendation
 	status map[string]appscale.Status
 	rates  map[string]map[string]routeRate // host → edge → rate
+
+	// any: some app is autoscaled (the last pass saw one), so samples
+	// arriving kick a scale-up pass.
+	any      atomic.Bool
+	kickOnce sync.Once
+	kick     chan struct{}
+}
+
+// sampleSettle is how long a pass kicked by a sample waits for the
+// samples other nodes took at about the same time.
+const sampleSettle = time.Second
+
+func (s *appScaler) kicks() chan struct{} {
+	s.kickOnce.Do(func() { s.kick = make(chan struct{}, 1) })
+	return s.kick
+}
+
+// sampled is told of every record the puller ingests (certSink): a
+// record with replicas or routes kicks a scale-up pass while some app is
+// autoscaled.
+func (s *appScaler) sampled(groups []nodeapi.MetricsGroup) {
+	if !s.any.Load() {
+		return
+	}
+	for _, g := range groups {
+		if g.Kind == nodeapi.GroupContainer || g.Kind == nodeapi.GroupRoute {
+			select {
+			case s.kicks() <- struct{}{}:
+			default:
+			}
+			return
+		}
+	}
 }
 
 type routeRate struct {
@@ -114,7 +149,11 @@ func (m *Master) AppScaleStatus() []appscale.Status {
 	return out
 }
 
-// appScaleLoop decides every period until ctx ends.
+// appScaleLoop decides every period until ctx ends; and, unless
+// AppScalePeriodOnly, a second after fresh samples arrive, for scale-ups
+// only: a node samples every 10 s, so a load step is seen up to 20 s
+// after it (the first whole interval after it), and waiting for the next
+// period on top would make 35 s; decided as samples come, 21 s.
 func (m *Master) appScaleLoop(ctx context.Context) {
 	period := m.cfg.AppScaleInterval
 	if period <= 0 {
@@ -122,20 +161,34 @@ func (m *Master) appScaleLoop(ctx context.Context) {
 	}
 	tick := time.NewTicker(period)
 	defer tick.Stop()
+	pass := func(upOnly bool) {
+		if err := m.appScaleOnce(ctx, time.Now(), upOnly); err != nil && ctx.Err() == nil {
+			m.log.Warn("app autoscaler", "err", err)
+		}
+	}
+	pass(false)
+	var soon <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if err := m.appScaleOnce(ctx, time.Now()); err != nil && ctx.Err() == nil {
-				m.log.Warn("app autoscaler", "err", err)
+			pass(false)
+		case <-m.appScale.kicks():
+			if !m.cfg.AppScalePeriodOnly && soon == nil {
+				soon = time.After(sampleSettle)
 			}
+		case <-soon:
+			soon = nil
+			pass(true)
 		}
 	}
 }
 
-// appScaleOnce makes one decision for every autoscaled app.
-func (m *Master) appScaleOnce(ctx context.Context, now time.Time) error {
+// appScaleOnce makes one decision for every autoscaled app. upOnly (a
+// pass kicked by fresh samples) applies only scale-ups and records
+// nothing else: the period's passes are the decisions status shows.
+func (m *Master) appScaleOnce(ctx context.Context, now time.Time, upOnly bool) error {
 	apps, err := m.db.Apps(ctx)
 	if err != nil {
 		return err
@@ -185,6 +238,11 @@ func (m *Master) appScaleOnce(ctx context.Context, now time.Time) error {
 		}
 	}
 	s := &m.appScale
+	any := false
+	for _, t := range targets {
+		any = any || t.sp.Autoscale != nil
+	}
+	s.any.Store(any)
 	s.mu.Lock()
 	for key := range s.status {
 		if t, ok := targets[key]; !ok || t.sp.Autoscale == nil {
@@ -202,6 +260,9 @@ func (m *Master) appScaleOnce(ctx context.Context, now time.Time) error {
 		as := t.sp.Autoscale
 		st := appscale.Status{App: a.Name, Min: as.Min, Max: as.Max, Current: t.sp.Replicas, Desired: t.sp.Replicas, Decided: now}
 		if inProgress(t.rev.Status) && !strings.HasPrefix(t.rev.Cause, "scale") {
+			if upOnly {
+				continue
+			}
 			st.Reason = fmt.Sprintf("revision %d (%s) is rolling out: no decision until it is done", t.rev.Revision, t.rev.Cause)
 			m.setAppScaleStatus(st)
 			continue
@@ -244,6 +305,9 @@ func (m *Master) appScaleOnce(ctx context.Context, now time.Time) error {
 		past := s.past[a.Name]
 		s.mu.Unlock()
 		d := appscale.Decide(tg, in, past)
+		if upOnly && d.Desired <= in.Current {
+			continue
+		}
 		s.mu.Lock()
 		if s.past == nil {
 			s.past = map[string][]appscale.Recommendation{}

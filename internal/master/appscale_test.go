@@ -92,7 +92,7 @@ func TestAppScaleOnce(t *testing.T) {
 	now := time.Now()
 	// Not busy enough: nothing changes, and the status says so.
 	ingest(t, m, "n1", now, map[string]float64{"web-a00000": 0.105, "web-b00000": 0.105}, nil)
-	if err := m.appScaleOnce(ctx, now); err != nil {
+	if err := m.appScaleOnce(ctx, now, false); err != nil {
 		t.Fatal(err)
 	}
 	st := m.AppScaleStatus()
@@ -102,7 +102,7 @@ func TestAppScaleOnce(t *testing.T) {
 	// 5× the load: 0.5 cores a replica, limited to 0.2: 100 %, so 4.
 	now = now.Add(time.Second)
 	ingest(t, m, "n1", now, map[string]float64{"web-a00000": 0.2, "web-b00000": 0.2}, nil)
-	if err := m.appScaleOnce(ctx, now); err != nil {
+	if err := m.appScaleOnce(ctx, now, false); err != nil {
 		t.Fatal(err)
 	}
 	_, cur, sp, err := m.targetSpec(ctx, "web")
@@ -135,7 +135,7 @@ func TestAppScaleOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	now = now.Add(time.Second)
-	if err := m.appScaleOnce(ctx, now); err != nil {
+	if err := m.appScaleOnce(ctx, now, false); err != nil {
 		t.Fatal(err)
 	}
 	if st := m.AppScaleStatus(); len(st) != 1 || !strings.Contains(st[0].Reason, "is rolling out: no decision") || st[0].LastScale.IsZero() {
@@ -163,9 +163,9 @@ func TestAppScaleRPS(t *testing.T) {
 	now := time.Now()
 	ingest(t, m, "n1", now, nil, map[string]float64{"web.test": 20, "www.web.test": 5})
 	ingest(t, m, "n2", now, nil, map[string]float64{"web.test": 15})
-	ingest(t, m, "n3", now, nil, map[string]float64{"web.test": 1000})                         // not an edge
+	ingest(t, m, "n3", now, nil, map[string]float64{"web.test": 1000})                     // not an edge
 	ingest(t, m, "n2", now.Add(-time.Hour), nil, map[string]float64{"www.web.test": 1000}) // stale
-	if err := m.appScaleOnce(ctx, now); err != nil {
+	if err := m.appScaleOnce(ctx, now, false); err != nil {
 		t.Fatal(err)
 	}
 	_, cur, sp, _ := m.targetSpec(ctx, "web")
@@ -184,5 +184,45 @@ func TestAppScaleRPS(t *testing.T) {
 	m.appScale.noteRate("n1", "web.test", now, 1e300)
 	if _, ok := m.appScale.hostRate("web.test", now, func(string) bool { return true }); ok {
 		t.Errorf("an infinite, negative or huge rate was noted")
+	}
+}
+
+// TestAppScaleUpOnly: a pass kicked by fresh samples scales up at once
+// but never down, and leaves the status to the period's passes; a sample
+// kicks one only while some app is autoscaled.
+func TestAppScaleUpOnly(t *testing.T) {
+	ctx := context.Background()
+	m, rev := appScaleMaster(t, "name: web\nimage: probe:1\nresources: {cpu: 200m}\nautoscale: {min: 1, max: 10, cpu: 50%}\nreplicas: 2\n", false)
+	now := time.Now()
+	ingest(t, m, "n1", now, map[string]float64{"web-a00000": 0.01, "web-b00000": 0.01}, nil)
+	if err := m.appScaleOnce(ctx, now, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, cur, _, _ := m.targetSpec(ctx, "web"); cur.Revision != rev.Revision {
+		t.Errorf("an up-only pass scaled down: %q", cur.Cause)
+	}
+	if st := m.AppScaleStatus(); len(st) != 0 {
+		t.Errorf("an up-only pass without a change set the status: %+v", st)
+	}
+	select {
+	case <-m.appScale.kicks():
+		t.Errorf("a sample kicked a pass before any pass saw an autoscaled app")
+	default:
+	}
+	if err := m.appScaleOnce(ctx, now, false); err != nil { // sees web: autoscaled
+		t.Fatal(err)
+	}
+	now = now.Add(time.Second)
+	ingest(t, m, "n1", now, map[string]float64{"web-a00000": 0.2, "web-b00000": 0.2}, nil)
+	select {
+	case <-m.appScale.kicks():
+	default:
+		t.Errorf("a sample of an autoscaled app's replicas kicked no pass")
+	}
+	if err := m.appScaleOnce(ctx, now, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, cur, sp, _ := m.targetSpec(ctx, "web"); sp.Replicas != 4 || cur.Cause != "scale to 4 (cpu 100% of 50%)" {
+		t.Errorf("up-only pass under load: %q, %d replicas", cur.Cause, sp.Replicas)
 	}
 }

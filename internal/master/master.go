@@ -79,6 +79,9 @@ type Config struct {
 	// stabilisation (default appscale.DefaultWindow, 5 min).
 	AppScaleInterval time.Duration
 	AppScaleWindow   time.Duration
+	// AppScalePeriodOnly: the app autoscaler decides on its period only,
+	// not also (scale-ups) as fresh samples arrive.
+	AppScalePeriodOnly bool
 }
 
 // Defaults.
@@ -133,7 +136,6 @@ type Master struct {
 	dials     dialCounts    // connections open through dial, per replica (dialcount.go)
 	linkKeys  linkKeys      // links' key pairs (links.go)
 	alerts    alerter       // alerts and webhooks (alerts.go)
-	scaler    scaler        // the cluster autoscaler (autoscaler.go)
 	poolData  poolState     // pools' sealed tokens, providers and prices (pools.go)
 	appScale  appScaler     // the app autoscaler (appscale.go)
 	// secretsChanged counts writes of secrets (set, removed, envelopes
