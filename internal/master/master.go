@@ -136,6 +136,7 @@ type Master struct {
 	dials     dialCounts    // connections open through dial, per replica (dialcount.go)
 	linkKeys  linkKeys      // links' key pairs (links.go)
 	alerts    alerter       // alerts and webhooks (alerts.go)
+	scaler    scaler        // the cluster autoscaler (autoscaler.go)
 	poolData  poolState     // pools' sealed tokens, providers and prices (pools.go)
 	appScale  appScaler     // the app autoscaler (appscale.go)
 	// secretsChanged counts writes of secrets (set, removed, envelopes
