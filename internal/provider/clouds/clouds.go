@@ -5,7 +5,6 @@
 package clouds
 
 import (
-	"fmt"
 	"net/url"
 	"path/filepath"
 
@@ -31,6 +30,9 @@ func Open(kind, token, endpoint, localDir, moatBinary string) (provider.Provider
 		if localDir == "" || !filepath.IsAbs(localDir) {
 			return nil, errs.Invalid("local-dir", "%q: a local provider needs an absolute state directory", localDir)
 		}
+		if moatBinary == "" {
+			return nil, errs.Invalid("moat", "a local provider needs the moat binary its machines run")
+		}
 		return openLocal(localDir, moatBinary)
 	case "digitalocean":
 		return openDigitalOcean(token, endpoint)
@@ -40,9 +42,4 @@ func Open(kind, token, endpoint, localDir, moatBinary string) (provider.Provider
 		return nil, errs.Invalid("provider", "a static pool has no provider: its nodes are added with moat node add")
 	}
 	return nil, errs.Invalid("provider", "%q: want one of local, digitalocean, hetzner", kind)
-}
-
-// notBuilt is a provider kind whose package has not landed in this moat.
-func notBuilt(kind string) error {
-	return fmt.Errorf("provider %s is not built into this moat: %w", kind, errs.ErrUnavailable)
 }

@@ -46,3 +46,20 @@ func TestOpenKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenLocal: a local cloud opens on its state directory (nothing is
+// made at open but the directory: the bridge comes with the first server).
+func TestOpenLocal(t *testing.T) {
+	dir := t.TempDir()
+	p, err := Open("local", "", "", dir, "/usr/local/bin/moat")
+	if err != nil || p.Kind() != "local" {
+		t.Fatalf("Open(local) = %v, %v", p, err)
+	}
+	types, err := p.Types(t.Context())
+	if err != nil || len(types) == 0 {
+		t.Errorf("local types: %v %v", types, err)
+	}
+	if _, err := Open("local", "", "", dir, ""); !errors.Is(err, errs.ErrInvalid) {
+		t.Errorf("Open(local) without moat: %v", err)
+	}
+}
