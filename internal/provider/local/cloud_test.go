@@ -306,6 +306,28 @@ func TestCloudSnapshotFirstboot(t *testing.T) {
 	if out, err := sshRun(s.IPv4, operator, d.HostKeyPublic, "true"); err != nil {
 		t.Errorf("the operator's key from the image: %v %s", err, out)
 	}
+	// The master replaces the one-time key it installed, once; the new
+	// key is pinned from then on.
+	rotated, err := conn.NodeAPI().RotateHostKey(cctx, fp)
+	if err != nil {
+		t.Fatalf("rotate the one-time host key: %v", err)
+	}
+	if rotated.New == "" || strings.Contains(rotated.New, strings.Fields(d.HostKeyPublic)[1]) {
+		t.Errorf("rotated to %q", rotated.New)
+	}
+	// sshd re-executes itself on SIGHUP: a moment without a listener.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out, err := sshRun(s.IPv4, operator, rotated.New, "test ! -e /etc/moat/hostkey.onetime")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ssh with the new key pinned: %v %s", err, out)
+		}
+	}
+	if _, err := sshRun(s.IPv4, operator, d.HostKeyPublic, "true"); err == nil {
+		t.Error("the one-time host key still answers after the rotation")
+	}
 
 	// Refusals: nothing changes, no sshd.
 	unpinned := hostData(t, "web-3", operatorLine)
