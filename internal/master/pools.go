@@ -666,3 +666,50 @@ func (m *Master) checkNodePool(ctx context.Context, labels map[string]string) er
 	}
 	return nil
 }
+
+// poolOffer is what a pool can buy, in its order of preference: for each
+// of its types, as the account sells it in the first of its regions that
+// has it (a type listed for every region fits any); a type the account
+// does not sell, or sells in none of the pool's regions, is left out. A
+// pool without regions (local) takes a type wherever it is listed. Pure:
+// the autoscaler simulates placement on these, the pool manager creates
+// them in this order.
+func poolOffer(types []provider.ServerType, p store.Pool) []provider.ServerType {
+	var out []provider.ServerType
+	for _, name := range p.Types {
+		var pick *provider.ServerType
+		if len(p.Regions) == 0 {
+			for i := range types {
+				if types[i].Name == name {
+					pick = &types[i]
+					break
+				}
+			}
+		}
+		for _, region := range p.Regions {
+			for i := range types {
+				if types[i].Name == name && (len(types[i].Regions) == 0 || slices.Contains(types[i].Regions, region)) {
+					pick = &types[i]
+					break
+				}
+			}
+			if pick != nil {
+				break
+			}
+		}
+		if pick != nil {
+			out = append(out, *pick)
+		}
+	}
+	return out
+}
+
+// poolOffered is poolOffer on the account's types as last fetched
+// (poolTypes: at most hourly).
+func (m *Master) poolOffered(ctx context.Context, p store.Pool) ([]provider.ServerType, error) {
+	types, err := m.poolTypes(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return poolOffer(types, p), nil
+}

@@ -3,7 +3,9 @@ package master
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/provider"
+	hfake "github.com/moatcloud/moat/internal/provider/hetzner/fake"
 )
 
 func fp(v float64) *float64 { return &v }
@@ -230,4 +233,99 @@ func TestPoolSpecs(t *testing.T) {
 	if _, err := m.RemovePool(ctx, "static", "root"); !errors.Is(err, errs.ErrInvalid) {
 		t.Errorf("rm static: %v", err)
 	}
+}
+
+// TestPoolOffer: the pool's types in its order, each as sold in the first
+// of its regions that has it; unsold types left out.
+func TestPoolOffer(t *testing.T) {
+	types := []provider.ServerType{
+		{Name: "cx22", Regions: []string{"nbg1"}, Monthly: 4.6},
+		{Name: "cx22", Regions: []string{"fsn1"}, Monthly: 4.5},
+		{Name: "cx32", Regions: []string{"hel1"}, Monthly: 8},
+		{Name: "s-1", Monthly: 6}, // everywhere
+		{Name: "local-1", Regions: []string{"local"}},
+	}
+	names := func(ts []provider.ServerType) string {
+		var out []string
+		for _, t := range ts {
+			out = append(out, t.Name+"@"+strings.Join(t.Regions, "+"))
+		}
+		return strings.Join(out, " ")
+	}
+	for _, c := range []struct {
+		types, regions []string
+		want           string
+	}{
+		{[]string{"cx22"}, []string{"fsn1", "nbg1"}, "cx22@fsn1"},
+		{[]string{"cx22"}, []string{"nbg1", "fsn1"}, "cx22@nbg1"},
+		{[]string{"cx32", "cx22"}, []string{"fsn1"}, "cx22@fsn1"},
+		{[]string{"cx32", "cx22"}, []string{"hel1", "fsn1"}, "cx32@hel1 cx22@fsn1"},
+		{[]string{"s-1", "nosuch"}, []string{"fra1"}, "s-1@"},
+		{[]string{"local-1"}, nil, "local-1@local"},
+		{[]string{"nosuch"}, nil, ""},
+	} {
+		got := names(poolOffer(types, store.Pool{Types: c.types, Regions: c.regions}))
+		if got != c.want {
+			t.Errorf("types %v regions %v: %q, want %q", c.types, c.regions, got, c.want)
+		}
+	}
+}
+
+// TestCostFromProvider: moat cost prices a hetzner pool's servers from
+// the prices the (fake) API lists, by type and location; the prices are
+// kept, so a provider gone away still gives the estimate; the token is
+// the one the pool sealed.
+func TestCostFromProvider(t *testing.T) {
+	f, err := hfake.New(&hfake.Memory{}, hfake.Options{Token: "fake-token-abc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m := poolsMaster(t)
+	ctx := context.Background()
+	if _, err := m.AddPool(ctx, masterapi.PoolSpec{Name: "web", Provider: "hetzner", Max: ptr(4), Types: ptr([]string{"cx22", "cx32"}),
+		Regions: ptr([]string{"fsn1"}), Endpoint: ptr(f.URL()), Token: ptr(f.Token())}, "root"); err != nil {
+		t.Fatal(err)
+	}
+	for i, typ := range []string{"cx22", "cx22", "cx32"} {
+		s := store.PoolServer{Name: fmt.Sprintf("web-%d", i), Pool: "web", Type: typ, Region: "fsn1", State: store.ServerReady, Created: time.Now()}
+		if _, err := m.db.RecordCreateIntent(ctx, s, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := store.PoolServer{Name: "web-9", Pool: "web", Type: "cx32", Region: "fsn1", State: store.ServerDestroying, Created: time.Now()}
+	if _, err := m.db.RecordCreateIntent(ctx, gone, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	want := 2*4.51 + 8.09 // hetzner fake's DefaultTypes in fsn1
+	check := func(when string) {
+		c, err := m.Cost(ctx) // root on the socket: every pool
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		if len(c.Pools) != 1 || c.Pools[0].Nodes != 3 || c.Pools[0].Monthly == nil || math.Abs(*c.Pools[0].Monthly-want) > 1e-6 ||
+			c.Pools[0].Currency != "EUR" || math.Abs(c.Totals["EUR"]-want) > 1e-6 || c.Prices.IsZero() {
+			t.Errorf("%s: cost %+v", when, c)
+		}
+		ps, err := m.Pools(ctx)
+		if err != nil || len(ps) != 2 || ps[1].Name != "web" || ps[1].Monthly == nil || math.Abs(*ps[1].Monthly-want) > 1e-6 {
+			t.Errorf("%s: pools %+v %v", when, ps, err)
+		}
+	}
+	check("fetched")
+	f.Close()
+	check("cached")
+	offer, err := m.poolOffered(ctx, mustPool(t, m, "web"))
+	if err != nil || len(offer) != 2 || offer[0].Name != "cx22" || offer[1].Name != "cx32" {
+		t.Errorf("offer: %+v %v", offer, err)
+	}
+}
+
+func mustPool(t *testing.T, m *Master, name string) store.Pool {
+	t.Helper()
+	p, err := m.db.GetPool(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
