@@ -71,6 +71,8 @@ type Config struct {
 	// besides its API's GET /v1/prometheus: 127.0.0.1:PORT (loopback
 	// only) or unix:/path (package prom).
 	PrometheusListen string
+	// Pools times the pool manager (pools_manager.go); zero: defaults.
+	Pools PoolSettings
 	// MoatBinary is the moat a local pool's machines run (default: this
 	// executable).
 	MoatBinary string
@@ -137,6 +139,7 @@ type Master struct {
 	linkKeys  linkKeys      // links' key pairs (links.go)
 	alerts    alerter       // alerts and webhooks (alerts.go)
 	scaler    scaler        // the cluster autoscaler (autoscaler.go)
+	poolMgr   *poolManager  // makes pools' servers match their size (pools_manager.go)
 	poolData  poolState     // pools' sealed tokens, providers and prices (pools.go)
 	appScale  appScaler     // the app autoscaler (appscale.go)
 	// secretsChanged counts writes of secrets (set, removed, envelopes
@@ -273,6 +276,7 @@ func Open(cfg Config) (*Master, error) {
 		db.Close()
 		return nil, err
 	}
+	m.poolMgr = newPoolManager(m, cfg.Pools)
 	m.delivery = delivery.New(images, deliveryNodes{m}, cfg.MaxPushes, cfg.Log)
 	m.pool = sshx.NewPool(sshx.Config{Signer: key, KeepaliveInterval: cfg.KeepaliveInterval, DownAfter: cfg.DownAfter, Log: cfg.Log})
 	return m, nil
@@ -319,6 +323,10 @@ func (m *Master) Run(ctx context.Context) error {
 	}
 	go m.reconcileLoop(ctx)
 	go m.autoGC(ctx)
+	poolsCtx, stopPools := context.WithCancel(ctx)
+	poolsDone := make(chan struct{})
+	go func() { m.poolMgr.run(poolsCtx); close(poolsDone) }()
+	defer func() { stopPools(); <-poolsDone }() // before the database closes
 	go m.appScaleLoop(ctx)
 	err = wire.Serve(ctx, "master.pid", m.log, func() {
 		m.log.Info("master serving", "socket", m.cfg.Socket, "api", m.cfg.APISocket, "nodes", len(nodes))

@@ -143,6 +143,18 @@ func (d *DB) PutPoolServer(ctx context.Context, s PoolServer) error {
 	return nil
 }
 
+// SwapPoolServerState moves a server from one state to another, only if
+// it is in from (so a retirement and a reuse of the same node cannot both
+// win); it says whether it did.
+func (d *DB) SwapPoolServerState(ctx context.Context, name, from, to string) (bool, error) {
+	res, err := d.db.ExecContext(ctx, `UPDATE pool_servers SET state = ? WHERE name = ? AND state = ?`, to, name, from)
+	if err != nil {
+		return false, fmt.Errorf("pool server %s from %s to %s: %w", name, from, to, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // DeletePoolServer forgets a server: only once its provider says it is gone.
 func (d *DB) DeletePoolServer(ctx context.Context, name string) error {
 	_, err := d.db.ExecContext(ctx, `DELETE FROM pool_servers WHERE name = ?`, name)

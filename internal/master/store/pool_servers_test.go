@@ -44,6 +44,13 @@ func TestPoolServers(t *testing.T) {
 	if got.ProviderID != "42" || got.State != ServerBooting || !got.BilledSince.Equal(s.BilledSince) || len(got.LastError) > maxLastError+len("…") || !strings.HasSuffix(got.LastError, "é…") {
 		t.Errorf("updated row %+v", got)
 	}
+	if ok, err := db.SwapPoolServerState(ctx, s.Name, ServerReady, ServerRetiring); ok || err != nil {
+		t.Errorf("swapped from a state it is not in: %v %v", ok, err)
+	}
+	if ok, err := db.SwapPoolServerState(ctx, s.Name, ServerBooting, ServerEnrolling); !ok || err != nil {
+		t.Errorf("not swapped from its state: %v %v", ok, err)
+	}
+	s.State = ServerEnrolling
 	if err := db.PutPoolServer(ctx, PoolServer{Name: "nope"}); !errors.Is(err, errs.ErrNotFound) {
 		t.Errorf("update of an unknown server: %v", err)
 	}
