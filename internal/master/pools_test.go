@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/moatcloud/moat/internal/access"
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/master/store"
 	"github.com/moatcloud/moat/internal/masterapi"
@@ -328,4 +329,42 @@ func mustPool(t *testing.T, m *Master, name string) store.Pool {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestCheckNodePool: a node added through the API joins the static pool
+// or another static pool; a cloud pool's or an unknown pool's label is
+// refused; the pool manager (no API caller) registers cloud pool nodes.
+func TestCheckNodePool(t *testing.T) {
+	m := poolsMaster(t)
+	ctx := context.Background()
+	for _, s := range []masterapi.PoolSpec{
+		{Name: "boxes", Provider: "static"},
+		{Name: "try", Provider: "local", Max: ptr(2), Types: ptr([]string{"local-1"})},
+	} {
+		if _, err := m.AddPool(ctx, s, "root"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	api := access.WithCaller(ctx, access.Caller{User: "boss"})
+	for _, c := range []struct {
+		ctx   context.Context
+		pool  string
+		field string // "" allowed
+	}{
+		{api, "", ""},
+		{api, "static", ""},
+		{api, "boxes", ""},
+		{api, "try", "created by moat"},
+		{api, "nosuch", "no such pool"},
+		{ctx, "try", ""},
+	} {
+		labels := map[string]string{"zone": "eu"}
+		if c.pool != "" {
+			labels[store.PoolLabel] = c.pool
+		}
+		err := m.checkNodePool(c.ctx, labels)
+		if c.field == "" && err != nil || c.field != "" && (!errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), c.field)) {
+			t.Errorf("pool %q (api %v): %v, want %q", c.pool, c.ctx != ctx, err, c.field)
+		}
+	}
 }
