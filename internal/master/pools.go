@@ -215,7 +215,7 @@ func (m *Master) AddPool(ctx context.Context, s masterapi.PoolSpec, actor string
 		return masterapi.Pool{}, err
 	}
 	m.log.Info("pool added", "pool", p.Name, "provider", p.Provider, "min", p.Min, "max", p.Max, "token", len(p.TokenSealed) > 0, "by", actor)
-	m.kickReconcile()
+	m.kickPools()
 	return poolView(p, 0), nil
 }
 
@@ -243,7 +243,7 @@ func (m *Master) SetPool(ctx context.Context, s masterapi.PoolSpec, actor string
 		m.forgetPoolAccount(before)
 	}
 	m.log.Info("pool changed", "pool", p.Name, "fields", strings.Join(specFields(s), ","), "by", actor)
-	m.kickReconcile()
+	m.kickPools()
 	return m.onePool(ctx, p.Name)
 }
 
@@ -432,7 +432,7 @@ func (m *Master) RemovePool(ctx context.Context, name, actor string) (masterapi.
 		return masterapi.PoolRemoval{}, err
 	}
 	m.log.Info("pool removing", "pool", name, "nodes", len(nodes), "servers", servers, "by", actor)
-	m.kickReconcile()
+	m.kickPools()
 	return masterapi.PoolRemoval{Draining: max(len(nodes), servers)}, nil
 }
 
@@ -462,7 +462,7 @@ func (m *Master) ScalePools(ctx context.Context, s masterapi.PoolScale, actor st
 	for _, name := range slices.Sorted(maps.Keys(s.Desired)) {
 		m.log.Info("pool scaled", "pool", name, "desired", s.Desired[name], "by", actor)
 	}
-	m.kickReconcile()
+	m.kickPools()
 	ps, err := m.Pools(ctx)
 	if err != nil {
 		return nil, err
@@ -712,4 +712,13 @@ func (m *Master) poolOffered(ctx context.Context, p store.Pool) ([]provider.Serv
 		return nil, err
 	}
 	return poolOffer(types, p), nil
+}
+
+// kickPools wakes the pool manager (a pool or its size changed) and the
+// reconciler.
+func (m *Master) kickPools() {
+	if m.poolMgr != nil {
+		m.poolMgr.kickPools()
+	}
+	m.kickReconcile()
 }
