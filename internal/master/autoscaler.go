@@ -260,7 +260,8 @@ func (m *Master) AutoscalerStatus(ctx context.Context, nodes bool) (masterapi.Au
 // cordoned; as Coming while it is created, boots, enrols, or its node is
 // not yet in sync — and so does the part of desired no server stands for
 // yet (growPool raised it; the manager has not created them), unless the
-// breaker stops the pool creating.
+// breaker stops the pool creating. A node an operator cordoned is
+// neither, and lowers the room under max.
 func scalerPools(w *world, pools []scalerPool) ([]autoscale.Pool, []autoscale.Draining) {
 	var out []autoscale.Pool
 	var draining []autoscale.Draining
@@ -272,6 +273,7 @@ func scalerPools(w *world, pools []scalerPool) ([]autoscale.Pool, []autoscale.Dr
 		ap := autoscale.Pool{Name: p.Name, Min: p.Min, Max: p.Max, Tenant: p.Tenant, Shared: p.Shared,
 			Labels: poolNodeLabels(p.Pool), BreakerOpen: p.BreakerOpen, BreakerReason: p.BreakerReason,
 			IdleAfter: p.IdleAfter, KeepBilledHour: p.KeepBilledHour}
+		held := 0
 		for _, t := range p.Types {
 			ap.Types = append(ap.Types, autoscale.Type{Name: t.Name, MilliCPU: t.CPUMilli, MemoryBytes: t.MemoryBytes,
 				Hourly: t.Hourly, Monthly: t.Monthly, Currency: t.Currency, BilledHourly: t.BilledHourly})
@@ -288,6 +290,8 @@ func scalerPools(w *world, pools []scalerPool) ([]autoscale.Pool, []autoscale.Dr
 					ap.Coming++
 				case !n.Cordoned && !n.Draining:
 					ap.Ready++
+				default:
+					held++
 				}
 			case store.ServerRetiring:
 				if _, known := w.nodes[sv.Name]; known {
@@ -302,9 +306,12 @@ func scalerPools(w *world, pools []scalerPool) ([]autoscale.Pool, []autoscale.Dr
 				}
 			}
 		}
-		if owed := p.Desired - ap.Ready - ap.Coming; owed > 0 && !p.BreakerOpen {
+		if owed := p.Desired - ap.Ready - ap.Coming - held; owed > 0 && !p.BreakerOpen {
 			ap.Coming += owed
 		}
+		// A node an operator cordoned takes no replicas but a place
+		// under max.
+		ap.Max -= held
 		out = append(out, ap)
 	}
 	return out, draining

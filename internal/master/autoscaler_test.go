@@ -67,7 +67,7 @@ func TestScalerPools(t *testing.T) {
 			return p
 		}(), 1, 0, nil},
 		{"a retiring node may be taken back", localPool(1, server("p1-a", store.ServerReady), server("p1-d", store.ServerRetiring)), 1, 0, []string{"p1-d"}},
-		{"an operator's cordon is neither", localPool(1, server("p1-a", store.ServerReady), server("p1-d", store.ServerReady)), 1, 0, nil},
+		{"an operator's cordon is neither, nor owed", localPool(2, server("p1-a", store.ServerReady), server("p1-d", store.ServerReady)), 1, 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pools, draining := scalerPools(w, []scalerPool{static, tc.pool})
