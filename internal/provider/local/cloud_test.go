@@ -161,9 +161,10 @@ func TestCloudBaseImage(t *testing.T) {
 		}
 		nodes = append(nodes, n)
 	}
+	errs = make([]error, len(all))
 	for i, s := range all {
 		wg.Add(1)
-		go func() { defer wg.Done(); errs[i%4] = errors.Join(errs[i%4], cloud.Destroy(ctx, s.ID)) }()
+		go func() { defer wg.Done(); errs[i] = cloud.Destroy(ctx, s.ID) }()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
