@@ -15,9 +15,9 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/moatcloud/moat/internal/cloudinit"
+	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/provider"
-	"github.com/moatcloud/moat/internal/provider/local"
 	"github.com/moatcloud/moat/internal/secret"
 	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/sshx"
@@ -25,8 +25,8 @@ import (
 )
 
 // TestPoolImageEndToEnd: the operator builds a local pool's image with
-// moat pool image (the master unreachable: from flags), which leaves an
-// image and no builder. A server made from it with the master's user data
+// moat pool image (where: the master's pool), which leaves an image,
+// recorded in the pool, and no builder. A server made from it with the master's user data
 // (cloudinit.Render: hostname, one-time host key, the master's and peer's
 // gate-pinned keys) boots through moat-firstboot; the master dials it with
 // the one-time key pinned, rotates it through POST /v1/hostkey, and dials
@@ -34,32 +34,28 @@ import (
 // signing policy, secrets key and the operator's login came from the
 // image: it runs a signed image and refuses an unsigned one.
 func TestPoolImageEndToEnd(t *testing.T) {
-	moat := testcluster.Moat(t)
-	testcluster.RequireRoot(t)
-	dir, err := os.MkdirTemp("", "moat-cloud-")
+	cloud := testcluster.NewCloud(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// The master, holding a local pool on the cloud (empty: min 0).
+	masterKeyPath := filepath.Join(dir, "master_ed25519")
+	masterKey, err := sshkey.GenerateKey(masterKeyPath, "moat-master")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cloudDir := filepath.Join(dir, "cloud")
-	var cloud *local.Cloud
-	t.Cleanup(func() {
-		// Whatever the CLI left, and what the test made.
-		c, err := local.OpenCloud(cloudDir, moat)
-		if err == nil {
-			if t.Failed() {
-				servers, _ := c.List(context.Background(), nil)
-				for _, s := range servers {
-					out, _ := c.Console(s.ID)
-					t.Logf("server %s %s console:\n%s", s.ID, s.Name, out)
-				}
-			}
-			err = c.DestroyAll()
-		}
-		if err != nil {
-			t.Errorf("destroy cloud: %v", err)
-		}
-		os.RemoveAll(dir)
-	})
+	peerPath := filepath.Join(dir, "peer_ed25519")
+	peerKey, err := sshkey.GenerateKey(peerPath, "moat-peer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := testcluster.StartMaster(t, masterKeyPath)
+	cloudDir, zero, two, types := cloud.Dir(), 0, 2, []string{"local-1"}
+	if _, err := m.Client.AddPool(ctx, masterapi.PoolSpec{Name: "work", Provider: "local", LocalDir: &cloudDir, Types: &types,
+		Min: &zero, Max: &two}); err != nil {
+		t.Fatal(err)
+	}
 
 	// The operator's material: their login key, signers, secrets key.
 	opKey := filepath.Join(dir, "operator_ed25519")
@@ -75,9 +71,9 @@ func TestPoolImageEndToEnd(t *testing.T) {
 	secretsKey := filepath.Join(dir, "secrets.key")
 	os.WriteFile(secretsKey, keys.Marshal(), 0o600)
 
-	cmd := exec.Command(moat, "pool", "image", "work", "--provider", "local", "--local-dir", cloudDir, "--type", "local-1",
-		"-i", opKey, "--allowed-signers", signers, "--secrets-key", secretsKey, "--boot-timeout", "2m")
-	cmd.Env = append(os.Environ(), "MOAT_MASTER_SOCKET="+filepath.Join(dir, "no-master.sock"), "MOAT_MASTER=", "SSH_AUTH_SOCK=", "HOME="+dir)
+	cmd := exec.Command(testcluster.Moat(t), "pool", "image", "work", "-i", opKey, "--allowed-signers", signers, "--secrets-key", secretsKey,
+		"--boot-timeout", "2m")
+	cmd.Env = append(os.Environ(), "MOAT_MASTER_SOCKET="+m.Socket, "MOAT_MASTER=", "SSH_AUTH_SOCK=", "HOME="+dir)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -85,17 +81,14 @@ func TestPoolImageEndToEnd(t *testing.T) {
 	}
 	image := strings.TrimSpace(stdout.String())
 	t.Logf("moat pool image:\n%s", stderr.String())
-	for _, want := range []string{"the master does not answer", "builder", "sealed", "destroyed builder"} {
+	for _, want := range []string{"builder", "sealed", "destroyed builder", "pool work's servers now boot image " + image} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("moat pool image does not say %q", want)
 		}
 	}
-
-	if cloud, err = local.OpenCloud(cloudDir, moat); err != nil {
-		t.Fatal(err)
+	if pools, err := m.Client.Pools(ctx); err != nil || !slices.ContainsFunc(pools, func(p masterapi.Pool) bool { return p.Name == "work" && p.Image == image }) {
+		t.Errorf("the image is not recorded in the pool: %+v %v", pools, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	if servers, err := cloud.List(ctx, nil); err != nil || len(servers) != 0 {
 		t.Fatalf("servers after moat pool image: %+v %v; want none (the builder destroyed)", servers, err)
 	}
@@ -104,15 +97,6 @@ func TestPoolImageEndToEnd(t *testing.T) {
 	}
 
 	// The master creates a server from it with its own user data.
-	masterKey, err := sshkey.GenerateKey(filepath.Join(dir, "master_ed25519"), "moat-master")
-	if err != nil {
-		t.Fatal(err)
-	}
-	peerPath := filepath.Join(dir, "peer_ed25519")
-	peerKey, err := sshkey.GenerateKey(peerPath, "moat-peer")
-	if err != nil {
-		t.Fatal(err)
-	}
 	peerPEM, _ := os.ReadFile(peerPath)
 	private, public, err := cloudinit.NewHostKey()
 	if err != nil {
@@ -135,11 +119,11 @@ func TestPoolImageEndToEnd(t *testing.T) {
 	if refused, _ := cloud.Firstboot(srv.ID); refused != "" {
 		t.Fatalf("firstboot refused the master's user data: %s", refused)
 	}
-	m, err := cloud.Machine(srv.ID)
+	machine, err := cloud.Machine(srv.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := func(rel string) string { b, _ := os.ReadFile(filepath.Join(m.Dir, rel)); return string(b) }
+	file := func(rel string) string { b, _ := os.ReadFile(filepath.Join(machine.Dir, rel)); return string(b) }
 
 	oneTime, err := sshkey.ParsePublicKey(public)
 	if err != nil {
@@ -198,13 +182,13 @@ func TestPoolImageEndToEnd(t *testing.T) {
 	if ak := file("root/.ssh/authorized_keys"); !strings.Contains(ak, " operator") || strings.Count(ak, "moat gate") != 2 {
 		t.Errorf("authorized_keys: the operator's from the image, the master's and peer's from the user data:\n%s", ak)
 	}
-	if _, err := os.Stat(filepath.Join(m.Dir, "etc-moat", "hostkey.onetime")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(machine.Dir, "etc-moat", "hostkey.onetime")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("hostkey.onetime after the rotation: %v", err)
 	}
 
 	// Root on the node (the operator) imports two images; only the signed
 	// one runs when the master asks.
-	root := nodeapi.UnixClient(filepath.Join(m.Dir, "run-moat", "node.sock"))
+	root := nodeapi.UnixClient(filepath.Join(machine.Dir, "run-moat", "node.sock"))
 	for _, ref := range []string{"signed:1", "unsigned:1"} {
 		// Different images (a signature covers a digest, not a name).
 		f, err := os.Open(testcluster.ProbeImage(t, ref, "--env", "IMAGE="+ref))
