@@ -25,7 +25,7 @@ import (
 	"github.com/moatcloud/moat/internal/testcluster"
 )
 
-func hostData(t *testing.T, hostname string, lines ...string) cloudinit.NodeData {
+func hostData(t testing.TB, hostname string, lines ...string) cloudinit.NodeData {
 	t.Helper()
 	priv, pub, err := cloudinit.NewHostKey()
 	if err != nil {
@@ -433,4 +433,64 @@ func TestSweepStaleClouds(t *testing.T) {
 		t.Errorf("bridge %s left", cloud.Bridge())
 	}
 	assertGone(t, []local.Node{n})
+}
+
+// BenchmarkCloudCreate: a server from the base image and one from a
+// snapshot with moat (firstboot inside, sshd, node daemon answering),
+// each created and destroyed; reported as ms per create and per destroy.
+//
+//	go test -run XXX -bench CloudCreate -benchtime 5x ./internal/provider/local
+func BenchmarkCloudCreate(b *testing.B) {
+	cloud := testcluster.NewCloud(b)
+	ctx := context.Background()
+	builder, err := cloud.Create(ctx, provider.CreateRequest{Name: "builder", Type: "local-1", Image: local.BaseImage})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bn, _ := cloud.Machine(builder.ID)
+	bin, err := os.ReadFile(testcluster.Moat(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(bn.Dir, "usr-local-bin/moat"), bin, 0o755)
+	os.WriteFile(filepath.Join(bn.Dir, "etc-moat/allowed_signers"), []byte(testcluster.AllowedSigners(b)), 0o644)
+	img, err := cloud.Snapshot(ctx, builder.ID, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cloud.Destroy(ctx, builder.ID)
+	master, _, _ := cloudinit.NewHostKey()
+	masterKey, _ := ssh.ParsePrivateKey([]byte(master))
+	for _, image := range []string{local.BaseImage, img} {
+		name := "base"
+		if image != local.BaseImage {
+			name = "snapshot"
+		}
+		b.Run(name, func(b *testing.B) {
+			var create, destroy time.Duration
+			for i := range b.N {
+				var ud string
+				if image != local.BaseImage {
+					d := hostData(b, fmt.Sprintf("s%d", i), nodeapi.AuthorizedLine(nodeapi.BinaryPath, nodeapi.RoleMaster, sshkey.AuthorizedKey(masterKey.PublicKey())))
+					if ud, err = cloudinit.Render(d); err != nil {
+						b.Fatal(err)
+					}
+				}
+				t0 := time.Now()
+				s, err := cloud.Create(ctx, provider.CreateRequest{Name: fmt.Sprintf("s%d", i), Type: "local-1", Image: image, UserData: ud})
+				if err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if err := cloud.Destroy(ctx, s.ID); err != nil {
+					b.Fatal(err)
+				}
+				create += t1.Sub(t0)
+				destroy += time.Since(t1)
+			}
+			b.ReportMetric(float64(create.Milliseconds())/float64(b.N), "create-ms")
+			b.ReportMetric(float64(destroy.Milliseconds())/float64(b.N), "destroy-ms")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }
