@@ -284,6 +284,12 @@ func (b machinesByName) Destroy(ctx context.Context, name string) error {
 	return b.c.Destroy(ctx, id)
 }
 
+// DeleteImage removes an image (not part of provider.Machines: a fake
+// API's DELETE of an image may assert for it).
+func (b machinesByName) DeleteImage(ctx context.Context, image string) error {
+	return b.c.DeleteImage(ctx, image)
+}
+
 func (b machinesByName) Snapshot(ctx context.Context, name string) (string, error) {
 	id, ok, err := b.c.byName(name)
 	if err != nil {
