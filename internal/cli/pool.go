@@ -236,23 +236,58 @@ func (a *app) poolLsCommand() *cobra.Command {
 }
 
 func poolRows(ps []masterapi.Pool) [][]string {
-	rows := [][]string{{"POOL", "PROVIDER", "NODES", "SIZE", "TYPES", "REGIONS", "IMAGE", "TOKEN", "MONTHLY"}}
+	rows := [][]string{{"POOL", "PROVIDER", "NODES", "SIZE", "TYPES", "REGIONS", "IMAGE", "TOKEN", "MONTHLY", "STATUS"}}
 	for _, p := range ps {
 		name, nodes := p.Name, strconv.Itoa(p.Nodes)
-		if p.Removing {
-			name += " (removing)"
-		}
 		if p.Provider != "static" {
 			nodes += "/" + strconv.Itoa(p.Desired)
+			if n := coming(p.Servers); n > 0 {
+				nodes += fmt.Sprintf(" (+%d coming)", n)
+			}
 		}
 		token := "-"
 		if p.TokenSet {
 			token = "set"
 		}
 		rows = append(rows, []string{name, p.Provider, nodes, poolSize(p), orDash(strings.Join(p.Types, ",")),
-			orDash(strings.Join(p.Regions, ",")), orDash(p.Image), token, money(p.Monthly, p.Currency, 0)})
+			orDash(strings.Join(p.Regions, ",")), orDash(p.Image), token, money(p.Monthly, p.Currency, 0), poolStatus(p)})
 	}
 	return rows
+}
+
+// coming counts servers being made.
+func coming(ss []masterapi.PoolServer) int {
+	n := 0
+	for _, s := range ss {
+		switch s.State {
+		case "creating", "booting", "enrolling":
+			n++
+		}
+	}
+	return n
+}
+
+// poolStatus is what an operator should know first: removing, the loop
+// breaker open, no image yet, the manager's last error; else ok.
+func poolStatus(p masterapi.Pool) string {
+	const most = 80
+	cut := func(s string) string {
+		if r := []rune(s); len(r) > most {
+			return string(r[:most-1]) + "…"
+		}
+		return s
+	}
+	switch {
+	case p.Removing:
+		return "removing"
+	case p.Breaker != "":
+		return cut("breaker " + p.Breaker)
+	case p.Provider != "static" && p.Image == "":
+		return "no image (moat pool image " + p.Name + ")"
+	case p.LastError != "":
+		return cut(p.LastError)
+	}
+	return "ok"
 }
 
 func poolSize(p masterapi.Pool) string {

@@ -176,11 +176,21 @@ func (m *Master) Pools(ctx context.Context) ([]masterapi.Pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	servers, err := m.db.PoolServers(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
 	out := make([]masterapi.Pool, 0, len(ps))
 	for i, p := range ps {
 		v := poolView(p, in[i].nodes)
 		r := rows[p.Name]
 		v.Monthly, v.Currency, v.Cluster = r.Monthly, r.Currency, cluster
+		if p.Cloud() {
+			if err := m.poolState(ctx, p, servers, now, &v); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, v)
 	}
 	return out, nil
@@ -721,4 +731,31 @@ func (m *Master) kickPools() {
 		m.poolMgr.kickPools()
 	}
 	m.kickReconcile()
+}
+
+// poolState fills in a cloud pool's servers, its loop breaker and the
+// manager's last error.
+func (m *Master) poolState(ctx context.Context, p store.Pool, servers []store.PoolServer, now time.Time, v *masterapi.Pool) error {
+	for _, s := range servers {
+		if s.Pool == p.Name {
+			v.Servers = append(v.Servers, masterapi.PoolServer{Name: s.Name, ID: s.ProviderID, Type: s.Type, Region: s.Region,
+				State: s.State, Created: s.Created, LastError: s.LastError})
+		}
+	}
+	cs, err := m.db.PoolCreations(ctx, p.Name, now.Add(-time.Hour))
+	if err != nil {
+		return err
+	}
+	b := breaker(cs, p.MaxCreatesPerHour, now)
+	v.CreatesLastHour = b.Calls
+	if b.Open {
+		v.Breaker = fmt.Sprintf("open: %d create calls in the last hour (max %d); the next at %s",
+			b.Calls, p.MaxCreatesPerHour, b.Until.UTC().Format(time.RFC3339))
+	}
+	if pm := m.poolMgr; pm != nil {
+		pm.mu.Lock()
+		v.LastError = pm.lastErr[p.Name]
+		pm.mu.Unlock()
+	}
+	return nil
 }

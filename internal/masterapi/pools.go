@@ -43,10 +43,30 @@ type Pool struct {
 	Currency string    `json:"currency,omitempty"`
 	Created  time.Time `json:"created"`
 	Updated  time.Time `json:"updated"`
+	// Servers are a cloud pool's servers as the pool manager knows them
+	// (state creating, booting, enrolling, ready, retiring, destroying).
+	Servers []PoolServer `json:"servers,omitempty"`
+	// CreatesLastHour counts create calls in the last hour, which the
+	// loop breaker caps at MaxCreatesPerHour; Breaker says why it is
+	// open ("" when closed); LastError is the manager's last failure.
+	CreatesLastHour int    `json:"createsLastHour,omitempty"`
+	Breaker         string `json:"breaker,omitempty"`
+	LastError       string `json:"lastError,omitempty"`
 	// Cluster is the cluster's id, the value of the moat-cluster label
 	// on every server moat creates (moat pool image labels its builder
 	// with it).
 	Cluster string `json:"cluster,omitempty"`
+}
+
+// PoolServer is one server of a cloud pool; Name is its node's name.
+type PoolServer struct {
+	Name      string    `json:"name"`
+	ID        string    `json:"id,omitempty"` // the provider's; "" until its create call answered
+	Type      string    `json:"type"`
+	Region    string    `json:"region"`
+	State     string    `json:"state"`
+	Created   time.Time `json:"created"`
+	LastError string    `json:"lastError,omitempty"`
 }
 
 // PoolSpec is a pool to add (POST /v1/pools, Name and Provider required)
