@@ -60,6 +60,10 @@ one-time host key, and the master's and peer's keys pinned to moat gate;
 moat-firstboot refuses anything else. Your key stays in the image: your own
 root login to every pool node.
 
+The master says only where to build; your token goes to the provider's
+own API, or to the endpoint you give with --endpoint, never to one the
+master names.
+
 Whoever holds the provider's token can read a server's disk (rescue
 systems, snapshots), the secrets key included: --no-secrets-key keeps it
 out, and apps with secrets off the pool.`,
@@ -157,10 +161,12 @@ out, and apps with secrets off the pool.`,
 // imagePool is where pool's image is built: the master's description of
 // the pool, each flag given replacing its value. Without the master's
 // answer the flags must name the provider and a type; known says whether
-// the master knows the pool (so the image can be recorded).
+// the master knows the pool (so the image can be recorded). The API
+// endpoint is never the master's word: the operator's token is sent
+// there, so a pool with an endpoint of its own needs --endpoint.
 func imagePool(ctx context.Context, c *masterapi.Client, pool string, flags imageTarget, changed func(string) bool) (imageTarget, bool, error) {
 	t := imageTarget{}
-	known := false
+	known, endpoint := false, ""
 	pools, err := c.Pools(ctx)
 	if err == nil {
 		for _, p := range pools {
@@ -168,7 +174,10 @@ func imagePool(ctx context.Context, c *masterapi.Client, pool string, flags imag
 				continue
 			}
 			known = true
-			t.provider, t.endpoint, t.localDir, t.cluster = p.Provider, p.Endpoint, p.LocalDir, p.Cluster
+			// Not the endpoint: the operator's token goes there, and
+			// only the operator says where that is (see below).
+			t.provider, t.localDir, t.cluster = p.Provider, p.LocalDir, p.Cluster
+			endpoint = p.Endpoint
 			if len(p.Types) > 0 {
 				t.typ = p.Types[0]
 			}
@@ -193,6 +202,8 @@ func imagePool(ctx context.Context, c *masterapi.Client, pool string, flags imag
 		}
 	}
 	switch {
+	case endpoint != "" && !changed("endpoint"):
+		return t, known, usageError{fmt.Errorf("the master says pool %s's provider API is at %s: your token goes only where you say, give --endpoint %s to send it there", pool, endpoint, endpoint)}
 	case t.provider == "static":
 		return t, known, usageError{fmt.Errorf("pool %s is static: its machines are yours, enrolled with moat node add", pool)}
 	case t.typ == "":

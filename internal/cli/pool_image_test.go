@@ -32,6 +32,7 @@ func TestImagePool(t *testing.T) {
 		{Name: "web", Provider: "hetzner", Types: []string{"cx22", "cx32"}, Regions: []string{"fsn1", "nbg1"}, Cluster: "c1"},
 		{Name: "static", Provider: "static"},
 		{Name: "bare", Provider: "digitalocean"},
+		{Name: "faked", Provider: "digitalocean", Types: []string{"s-1vcpu-1gb"}, Endpoint: "http://127.0.0.1:9/"},
 	}
 	up := masterapi.NewClient(&http.Client{Transport: handlerTransport{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(pools)
@@ -58,6 +59,9 @@ func TestImagePool(t *testing.T) {
 		{"master down, flags", down, "web", map[string]string{"provider": "hetzner", "type": "cx22"}, imageTarget{provider: "hetzner", typ: "cx22"}, false, nil},
 		{"static", up, "static", nil, imageTarget{}, true, errs.ErrInvalid},
 		{"no type", up, "bare", nil, imageTarget{}, true, errs.ErrInvalid},
+		{"the master's endpoint is not taken", up, "faked", nil, imageTarget{}, true, errs.ErrInvalid},
+		{"the endpoint given", up, "faked", map[string]string{"endpoint": "http://127.0.0.1:9/"},
+			imageTarget{provider: "digitalocean", typ: "s-1vcpu-1gb", endpoint: "http://127.0.0.1:9/"}, true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
