@@ -617,3 +617,23 @@ func TestStatus(t *testing.T) {
 		}
 	}
 }
+
+// A server whose OS never comes up (Silent): the API says it runs; only
+// a dial would tell (the pool manager's boot deadline). Destroyed, gone.
+func TestSilentServer(t *testing.T) {
+	e := newEnv(t, fake.Options{}, testOpts)
+	e.f.Inject(fake.Failure{Route: "POST /servers", Kind: fake.Silent})
+	s, err := e.create(t, "a", "cx22", "fsn1", "web")
+	if err != nil || s.Status != provider.Running || !strings.HasPrefix(s.IPv4, "192.0.2.") {
+		t.Fatalf("%+v, %v", s, err)
+	}
+	if len(e.mem.Machines()) != 0 {
+		t.Errorf("machines: %v", e.mem.Machines())
+	}
+	if err := e.c.Destroy(context.Background(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.f.Servers(); len(got) != 0 {
+		t.Fatalf("left: %+v", got)
+	}
+}

@@ -50,7 +50,11 @@ func (f *Fake) handle(r *http.Request, route string, id int64, body createBody, 
 	case "GET /servers":
 		return f.listServers(q)
 	case "POST /servers":
-		return f.createServer(body, fail != nil && fail.Kind == NeverBoot)
+		var kind Kind
+		if fail != nil {
+			kind = fail.Kind
+		}
+		return f.createServer(body, kind)
 	case "GET /servers/{id}":
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -205,7 +209,7 @@ func (f *Fake) findType(ref idOrName) (Type, int64, bool) {
 	return Type{}, 0, false
 }
 
-func (f *Fake) createServer(b createBody, neverBoot bool) (int, any, *apiError) {
+func (f *Fake) createServer(b createBody, fail Kind) (int, any, *apiError) {
 	if !validHostname(b.Name) {
 		return 0, nil, errInvalid("name %q is not a valid hostname (RFC 1123)", b.Name)
 	}
@@ -270,8 +274,15 @@ func (f *Fake) createServer(b createBody, neverBoot bool) (int, any, *apiError) 
 	start := f.newAction("start_server", s.ID)
 	answer := map[string]any{"server": f.serverJSON(s), "action": actionJSON(create),
 		"next_actions": []any{actionJSON(start)}, "root_password": nil}
-	if neverBoot {
+	switch fail {
+	case NeverBoot:
 		close(s.booted)
+		return 201, answer, nil
+	case Silent:
+		close(s.booted)
+		s.Status, s.IPv4 = "running", fmt.Sprintf("192.0.2.%d", s.ID%250+1)
+		create.Status, create.Finished = "success", now
+		start.Status, start.Finished = "success", now
 		return 201, answer, nil
 	}
 	f.wg.Add(1)

@@ -45,6 +45,11 @@ const (
 	// NeverBoot (POST /servers only): the server is recorded and stays
 	// initializing, its create action running, for ever.
 	NeverBoot
+	// Silent (POST /servers only): the API says the server runs (actions
+	// succeed, status running, an address in TEST-NET-1, 192.0.2.0/24)
+	// but no machine stands behind it: its OS never came up, nothing
+	// answers on the address.
+	Silent
 )
 
 // Failure makes the next Times requests of Route (e.g. "POST /servers",
@@ -413,7 +418,7 @@ func (f *Fake) takeFailure(route string, body createBody) *Failure {
 		if x.Location != "" && x.Location != body.Location {
 			continue
 		}
-		if (x.Kind == NeverBoot || x.Type != "" || x.Location != "") && route != "POST /servers" {
+		if (x.Kind == NeverBoot || x.Kind == Silent || x.Type != "" || x.Location != "") && route != "POST /servers" {
 			continue
 		}
 		x.Times--
