@@ -19,9 +19,11 @@ import (
 // ciphertexts. Made on first use, 0600.
 const PoolTokenKeyFile = "pool-token.key"
 
-// tokenSealer seals and opens pools' tokens; each is bound to its pool's
-// name (the additional data), so a sealed token copied to another pool's
-// row does not open there.
+// tokenSealer seals and opens pools' tokens; each is bound (the
+// additional data) to its pool's name, provider and API endpoint, so a
+// sealed token copied to another pool's row, or a row whose endpoint was
+// edited in the database, does not open: a token is sent only where the
+// operator who gave it said.
 type tokenSealer struct {
 	once sync.Once
 	aead cipher.AEAD
@@ -73,27 +75,29 @@ func loadOrMakeKey(path string) ([]byte, error) {
 	return key, nil
 }
 
-func tokenAD(pool string) []byte { return []byte("moat pool token v1\x00" + pool) }
+func tokenAD(pool, provider, endpoint string) []byte {
+	return []byte("moat pool token v1\x00" + pool + "\x00" + provider + "\x00" + endpoint)
+}
 
 // sealToken seals a pool's token: nonce, then ciphertext.
-func sealToken(aead cipher.AEAD, pool, token string) ([]byte, error) {
+func sealToken(aead cipher.AEAD, pool, provider, endpoint, token string) ([]byte, error) {
 	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(token)+aead.Overhead())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	return aead.Seal(nonce, nonce, []byte(token), tokenAD(pool)), nil
+	return aead.Seal(nonce, nonce, []byte(token), tokenAD(pool, provider, endpoint)), nil
 }
 
-// openToken opens what sealToken sealed for the same pool. The error
-// never holds any of the token.
-func openToken(aead cipher.AEAD, pool string, sealed []byte) (string, error) {
+// openToken opens what sealToken sealed for the same pool, provider and
+// endpoint. The error never holds any of the token.
+func openToken(aead cipher.AEAD, pool, provider, endpoint string, sealed []byte) (string, error) {
 	if len(sealed) < aead.NonceSize()+aead.Overhead() {
 		return "", fmt.Errorf("pool %s: the sealed API token is cut short", pool)
 	}
 	n := aead.NonceSize()
-	plain, err := aead.Open(nil, sealed[:n], sealed[n:], tokenAD(pool))
+	plain, err := aead.Open(nil, sealed[:n], sealed[n:], tokenAD(pool, provider, endpoint))
 	if err != nil {
-		return "", fmt.Errorf("pool %s: the API token does not open with %s (another master's key, or a row copied from another pool): set it again with moat pool set %s --token-file", pool, PoolTokenKeyFile, pool)
+		return "", fmt.Errorf("pool %s: the API token does not open with %s (another master's key, or a row copied from another pool or changed in the database): set it again with moat pool set %s --token-file", pool, PoolTokenKeyFile, pool)
 	}
 	return string(plain), nil
 }

@@ -71,7 +71,7 @@ func (m *Master) poolToken(p store.Pool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return openToken(aead, p.Name, p.TokenSealed)
+	return openToken(aead, p.Name, p.Provider, p.Endpoint, p.TokenSealed)
 }
 
 // openPool is a pool's provider, opened once per account.
@@ -339,6 +339,12 @@ func (m *Master) applyPoolSpec(p *store.Pool, s masterapi.PoolSpec, adding bool)
 		p.Shared = *s.Shared
 	}
 	if s.Endpoint != nil {
+		// The token goes only where the one who gave it said: a new
+		// endpoint needs the token given again (else a cluster admin who
+		// never had the token could send it to a server of theirs).
+		if *s.Endpoint != p.Endpoint && len(p.TokenSealed) > 0 && s.Token == nil {
+			return errs.Invalid("endpoint", "pool %s's API token goes only to the endpoint it was given with: give it again with the new endpoint (--token-file or --token-env)", p.Name)
+		}
 		p.Endpoint = *s.Endpoint
 	}
 	if s.LocalDir != nil {
@@ -393,7 +399,7 @@ func (m *Master) setPoolToken(p *store.Pool, token string) error {
 	if err != nil {
 		return err
 	}
-	if p.TokenSealed, err = sealToken(aead, p.Name, token); err != nil {
+	if p.TokenSealed, err = sealToken(aead, p.Name, p.Provider, p.Endpoint, token); err != nil {
 		return fmt.Errorf("seal pool %s's token: %w", p.Name, err)
 	}
 	return nil

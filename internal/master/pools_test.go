@@ -143,6 +143,25 @@ func TestPoolToken(t *testing.T) {
 	if _, err := m.poolToken(moved); err == nil || strings.Contains(err.Error(), token) {
 		t.Errorf("a token moved to another pool: %v", err)
 	}
+	// Nor with its endpoint changed in the database.
+	moved = row
+	moved.Endpoint = "https://attacker.example"
+	if _, err := m.poolToken(moved); err == nil {
+		t.Error("a token opened for another endpoint")
+	}
+	// Through the API, a new endpoint needs the token again.
+	if _, err := m.SetPool(ctx, masterapi.PoolSpec{Name: "web", Endpoint: ptr("https://attacker.example")}, "root"); !errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), "endpoint") {
+		t.Errorf("endpoint changed without the token: %v", err)
+	}
+	p, err = m.SetPool(ctx, masterapi.PoolSpec{Name: "web", Endpoint: ptr("http://127.0.0.1:9/v1"), Token: ptr(token + "2")}, "root")
+	if err != nil || p.Endpoint != "http://127.0.0.1:9/v1" {
+		t.Fatalf("endpoint changed with a token: %+v %v", p, err)
+	}
+	if row, _ = m.db.GetPool(ctx, "web"); true {
+		if got, err := m.poolToken(row); got != token+"2" || err != nil {
+			t.Errorf("the new token: %q %v", got, err)
+		}
+	}
 	// Another master's key does not open it either.
 	other := poolsMaster(t)
 	if _, err := other.poolToken(row); err == nil {
