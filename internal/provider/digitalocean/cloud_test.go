@@ -365,6 +365,20 @@ func TestCreateTimeout(t *testing.T) {
 	}
 	only(t, f, m, s.ID)
 
+	// The connection dropped with no answer (a proxy's timeout): the same.
+	f.Inject(fake.Failure{Route: "POST /v2/droplets", Kind: fake.Drop})
+	s2, err := c.Create(ctx, req("drop-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.Requests("POST /v2/droplets"); n != 2 {
+		t.Fatalf("%d creates sent, want 2 (the dropped one adopted)", n)
+	}
+	only(t, f, m, s.ID, s2.ID)
+	if err := c.Destroy(ctx, s2.ID); err != nil {
+		t.Fatal(err)
+	}
+
 	// With no retry left the create fails; the droplet it made carries the
 	// name and labels, so whoever listed it (the pool manager) destroys it.
 	c.Policy.Attempts = 1

@@ -52,6 +52,10 @@ const (
 	// NeverBoot (POST /v2/droplets): the droplet is recorded and stays
 	// "new", its create action in progress, for ever.
 	NeverBoot
+	// Drop does the request (a create records and boots the droplet),
+	// waits Delay, then closes the connection without an answer: a
+	// proxy's timeout in the middle of a create, as the client sees it.
+	Drop
 )
 
 // Failure makes the next Times requests of Route (a pattern:
@@ -405,6 +409,20 @@ func (f *Fake) guard(route string, h http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusUnprocessableEntity, "unprocessable_entity", "Size is not available in this region.")
 		case NeverBoot:
 			h(w, r.WithContext(context.WithValue(r.Context(), neverBootKey{}, true)))
+		case Drop:
+			h(httptest.NewRecorder(), r)
+			select {
+			case <-time.After(fail.Delay):
+			case <-r.Context().Done():
+			case <-f.closing:
+			}
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					conn.Close()
+					return
+				}
+			}
+			panic(http.ErrAbortHandler)
 		case Hang:
 			rec := httptest.NewRecorder()
 			h(rec, r)
@@ -931,6 +949,16 @@ func (f *Fake) deleteImage(w http.ResponseWriter, r *http.Request) {
 	}
 	delete(f.images, id)
 	f.mu.Unlock()
+	// A Machines that can (provider/local's) deletes the image behind it.
+	if d, ok := f.m.(interface {
+		DeleteImage(context.Context, string) error
+	}); ok {
+		if err := d.DeleteImage(r.Context(), i.Machine); err != nil {
+			f.mu.Lock()
+			f.bootErrs = append(f.bootErrs, fmt.Errorf("deleting image %d (%s): %w", id, i.Machine, err))
+			f.mu.Unlock()
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
