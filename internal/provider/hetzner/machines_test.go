@@ -105,6 +105,9 @@ func TestLocalMachines(t *testing.T) {
 	if err := c.DeleteImage(ctx, img); err != nil {
 		t.Fatal(err)
 	}
+	if imgs, err := cloud.Images(); err != nil || len(imgs) != 0 {
+		t.Errorf("the local cloud's images after the delete: %v, %v", imgs, err)
+	}
 	if got := f.Servers(); len(got) != 0 {
 		t.Errorf("the fake still holds %+v", got)
 	}

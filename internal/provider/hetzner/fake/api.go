@@ -2,6 +2,7 @@ package fake
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -100,8 +101,17 @@ func (f *Fake) handle(r *http.Request, route string, id int64, body createBody, 
 		if id == SystemImageID {
 			return 0, nil, errorf(403, "forbidden", "system images cannot be deleted")
 		}
-		if f.images[id] == nil {
+		im := f.images[id]
+		if im == nil {
 			return 0, nil, errNotFound("image")
+		}
+		// Machines that keep images (provider/local's) drop its disk too.
+		if d, ok := f.m.(interface {
+			DeleteImage(context.Context, string) error
+		}); ok && im.Machine != "" {
+			if err := d.DeleteImage(r.Context(), im.Machine); err != nil {
+				return 0, nil, errorf(500, "server_error", "deleting image %d: %v", id, err)
+			}
 		}
 		delete(f.images, id)
 		return http.StatusNoContent, nil, nil
