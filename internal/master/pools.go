@@ -568,7 +568,8 @@ func (m *Master) costInputs(ctx context.Context, ps []store.Pool) ([]costPool, e
 const hoursPerMonth = 730
 
 // priceOf is a server type's monthly price in a region: the type listed
-// for that region, else one listed everywhere; false when unlisted.
+// for that region, else one listed everywhere (or, for a server of no
+// region, a local pool's, the first listed); false when unlisted.
 func priceOf(types []provider.ServerType, name, region string) (float64, string, bool) {
 	var found *provider.ServerType
 	for i, t := range types {
@@ -579,7 +580,7 @@ func priceOf(types []provider.ServerType, name, region string) (float64, string,
 			found = &types[i]
 			break
 		}
-		if len(t.Regions) == 0 && found == nil {
+		if (len(t.Regions) == 0 || region == "") && found == nil {
 			found = &types[i]
 		}
 	}

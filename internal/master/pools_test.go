@@ -56,6 +56,12 @@ func TestCostTable(t *testing.T) {
 			Tenants: []masterapi.CostRow{{Tenant: "shop", Nodes: 4, Monthly: fp(4.51 + 5.49 + 0.0113*730), Currency: "EUR", Unpriced: 1}},
 			Totals:  map[string]float64{"EUR": 4.51 + 5.49 + 0.0113*730},
 		}},
+		{"local: no region", []costPool{{pool: pool("try", "local", ""), types: []provider.ServerType{{Name: "local-1", Regions: []string{"local"}, Currency: "USD"}},
+			servers: []costServer{{"local-1", ""}}}}, masterapi.Cost{
+			Pools:   []masterapi.CostRow{{Pool: "try", Provider: "local", Tenant: "default", Nodes: 1, Monthly: fp(0), Currency: "USD"}},
+			Tenants: []masterapi.CostRow{{Tenant: "default", Nodes: 1, Monthly: fp(0), Currency: "USD"}},
+			Totals:  map[string]float64{"USD": 0},
+		}},
 		{"no servers costs 0", []costPool{{pool: pool("idle", "digitalocean", "")}}, masterapi.Cost{
 			Pools:   []masterapi.CostRow{{Pool: "idle", Provider: "digitalocean", Tenant: "default", Monthly: fp(0)}},
 			Tenants: []masterapi.CostRow{{Tenant: "default", Monthly: fp(0)}},
