@@ -277,10 +277,17 @@ func (f *Fake) Images() []int64 {
 }
 
 // Requests is how many requests a route got ("POST /servers"), 429s and
-// injected failures included.
+// injected failures included; route "" is every request served.
 func (f *Fake) Requests(route string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if route == "" {
+		n := 0
+		for _, c := range f.requests {
+			n += c
+		}
+		return n
+	}
 	return f.requests[route]
 }
 
