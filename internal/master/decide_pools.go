@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/moatcloud/moat/internal/enroll"
 	"github.com/moatcloud/moat/internal/master/store"
 	"github.com/moatcloud/moat/internal/provider"
 )
@@ -230,6 +231,9 @@ type orphanInput struct {
 	Now     time.Time
 }
 
+// builderGrace is the least grace of moat pool image's builder server.
+const builderGrace = 2 * time.Hour
+
 // orphanPlan: servers to destroy, rows to give the id the provider lists
 // for them (a create whose answer was lost), and rows to forget (a create
 // call that made nothing).
@@ -273,7 +277,14 @@ func orphans(in orphanInput) orphanPlan {
 			// The name is known with another id: a second server of the
 			// same name is an orphan like any other.
 		}
-		if in.Busy[s.Name] || s.Created.IsZero() || in.Now.Sub(s.Created) < in.Grace {
+		grace := in.Grace
+		if s.Labels[enroll.LabelRole] == enroll.RoleBuilder {
+			// moat pool image's builder, snapshotting (minutes at some
+			// clouds): the operator's CLI destroys it; only one left
+			// behind by a CLI that died is the reconciler's.
+			grace = max(grace, builderGrace)
+		}
+		if in.Busy[s.Name] || s.Created.IsZero() || in.Now.Sub(s.Created) < grace {
 			p.Waiting = append(p.Waiting, s)
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/moatcloud/moat/internal/enroll"
 	"github.com/moatcloud/moat/internal/master/store"
 	"github.com/moatcloud/moat/internal/provider"
 )
@@ -162,6 +163,7 @@ func TestOrphans(t *testing.T) {
 	const cl = "abc123"
 	lab := map[string]string{provider.LabelCluster: cl, provider.LabelPool: "p"}
 	other := map[string]string{provider.LabelCluster: "elsewhere"}
+	builder := map[string]string{provider.LabelCluster: cl, provider.LabelPool: "p", enroll.LabelRole: enroll.RoleBuilder}
 	s := func(id, name string, labels map[string]string, age time.Duration) provider.Server {
 		return provider.Server{ID: id, Name: name, Labels: labels, Created: poolAgo(age)}
 	}
@@ -183,12 +185,13 @@ func TestOrphans(t *testing.T) {
 			s("6", "theirs", other, 5*time.Hour),
 			s("7", "p-known", lab, time.Hour), // a second server under a known name
 			{ID: "8", Name: "p-nodate", Labels: lab},
+			s("9", "moat-builder-p-abc", builder, time.Hour),    // moat pool image snapshotting
+			s("10", "moat-builder-p-old", builder, 3*time.Hour), // its CLI died
 		},
 	})
-	got.Destroy[0].Created, got.Destroy[1].Created = time.Time{}, time.Time{}
 	want := orphanPlan{
-		Destroy: []provider.Server{{ID: "3", Name: "p-stray", Labels: lab}, {ID: "7", Name: "p-known", Labels: lab}},
-		Waiting: []provider.Server{s("4", "p-fresh", lab, time.Minute), {ID: "8", Name: "p-nodate", Labels: lab}},
+		Destroy: []provider.Server{s("3", "p-stray", lab, 11*time.Minute), s("7", "p-known", lab, time.Hour), s("10", "moat-builder-p-old", builder, 3*time.Hour)},
+		Waiting: []provider.Server{s("4", "p-fresh", lab, time.Minute), {ID: "8", Name: "p-nodate", Labels: lab}, s("9", "moat-builder-p-abc", builder, time.Hour)},
 		Adopt:   map[string]provider.Server{"p-lost": s("2", "p-lost", lab, time.Minute)},
 		Forget:  []string{"p-never"},
 	}
