@@ -488,14 +488,14 @@ func (m *Master) ScalePools(ctx context.Context, s masterapi.PoolScale, actor st
 
 // Cost is the monthly estimate per pool and tenant, of the pools the
 // caller sees: its tenant's, or every one for a caller acting in every
-// tenant and root on the master's socket.
+// tenant, root on the master's socket and the master itself.
 func (m *Master) Cost(ctx context.Context) (masterapi.Cost, error) {
 	ps, err := m.db.Pools(ctx)
 	if err != nil {
 		return masterapi.Cost{}, err
 	}
-	c, _ := access.CallerFrom(ctx)
-	all := c.Tenant == AllTenants || (c.Local && c.Tenant == "")
+	c, ok := access.CallerFrom(ctx)
+	all := !ok || c.Tenant == AllTenants || (c.Local && c.Tenant == "")
 	ps = slices.DeleteFunc(ps, func(p store.Pool) bool { return !all && poolTenant(p) != callerTenant(ctx) })
 	in, err := m.costInputs(ctx, ps)
 	if err != nil {

@@ -393,3 +393,52 @@ func TestCheckNodePool(t *testing.T) {
 		}
 	}
 }
+
+// TestCostByTenant: a tenant's users see their tenant's pools' cost;
+// a caller in every tenant and root on the socket see every pool's.
+func TestCostByTenant(t *testing.T) {
+	m := poolsMaster(t)
+	ctx := context.Background()
+	if _, err := m.db.AddTenant(ctx, "shop"); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []masterapi.PoolSpec{
+		{Name: "a", Provider: "local", Max: ptr(2), Types: ptr([]string{"local-1"}), Tenant: ptr("shop")},
+		{Name: "b", Provider: "local", Max: ptr(2), Types: ptr([]string{"local-1"})},
+	} {
+		if _, err := m.AddPool(ctx, s, "root"); err != nil {
+			t.Fatal(err)
+		}
+		s := store.PoolServer{Name: s.Name + "-x", Pool: s.Name, Type: "local-1", State: store.ServerReady, Created: time.Now()}
+		if _, err := m.db.RecordCreateIntent(ctx, s, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		caller *access.Caller
+		want   string
+	}{
+		{nil, "a b"},
+		{&access.Caller{User: "root", Local: true}, "a b"},
+		{&access.Caller{User: "boss", Tenant: AllTenants}, "a b"},
+		{&access.Caller{User: "v", Tenant: "shop"}, "a"},
+		{&access.Caller{User: "v", Tenant: "default"}, "b"},
+		{&access.Caller{User: "v", Tenant: "blog"}, ""},
+	} {
+		cctx := ctx
+		if c.caller != nil {
+			cctx = access.WithCaller(ctx, *c.caller)
+		}
+		cost, err := m.Cost(cctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range cost.Pools {
+			got = append(got, r.Pool)
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("caller %+v sees %v, want %q", c.caller, got, c.want)
+		}
+	}
+}
