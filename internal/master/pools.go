@@ -766,3 +766,22 @@ func (m *Master) poolState(ctx context.Context, p store.Pool, servers []store.Po
 	}
 	return nil
 }
+
+// noPoolOfTenant refuses to remove a tenant a pool makes nodes for.
+func (m *Master) noPoolOfTenant(ctx context.Context, tenant string) error {
+	ps, err := m.db.Pools(ctx)
+	if err != nil {
+		return err
+	}
+	var of []string
+	for _, p := range ps {
+		if p.Tenant == tenant {
+			of = append(of, p.Name)
+		}
+	}
+	if len(of) > 0 {
+		return fmt.Errorf("tenant %s: pools %s make nodes for it: moat pool rm them or moat pool set --tenant first: %w",
+			tenant, strings.Join(of, ", "), errs.ErrConflict)
+	}
+	return nil
+}

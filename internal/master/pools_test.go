@@ -414,6 +414,9 @@ func TestCostByTenant(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := m.RemoveTenant(ctx, "shop", "root"); !errors.Is(err, errs.ErrConflict) || !strings.Contains(err.Error(), "pools a") {
+		t.Errorf("removing a tenant a pool makes nodes for: %v", err)
+	}
 	for _, c := range []struct {
 		caller *access.Caller
 		want   string

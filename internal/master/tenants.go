@@ -186,6 +186,9 @@ func (m *Master) AddTenant(ctx context.Context, name, actor string) (masterapi.T
 func (m *Master) RemoveTenant(ctx context.Context, name, actor string) error {
 	m.deploys.Lock() // no app of it is being made meanwhile
 	defer m.deploys.Unlock()
+	if err := m.noPoolOfTenant(ctx, name); err != nil {
+		return err
+	}
 	if err := m.db.RemoveTenant(ctx, name); err != nil {
 		return err
 	}
