@@ -180,6 +180,9 @@ from --token-file or --token-env. It starts at --min nodes. Without
 				return printJSON(a.stdout, p)
 			}
 			fmt.Fprintf(a.stdout, "pool %s added (%s, %s)\n", p.Name, p.Provider, poolSize(p))
+			if p.Provider != "static" && p.Image == "" {
+				fmt.Fprintf(a.stdout, "it creates no server until it has an image: moat pool image %s\n", p.Name)
+			}
 			return nil
 		},
 	}
