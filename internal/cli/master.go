@@ -88,6 +88,7 @@ master is down; a restarted master adopts what runs.`,
 	f.DurationVar(&cfg.Pools.Interval, "pool-interval", master.DefaultPoolInterval, "how often the pool manager makes each pool's servers match its size")
 	f.DurationVar(&cfg.Pools.BootDeadline, "pool-boot-deadline", master.DefaultBootDeadline, "a pool server not enrolled this long after its create call is destroyed and made again elsewhere")
 	f.DurationVar(&cfg.Pools.CreateTimeout, "pool-create-timeout", master.DefaultCreateTimeout, "a create call unanswered this long is given up (a server it made is found by name)")
+	f.DurationVar(&cfg.Pools.CreateBackoff, "pool-create-backoff", master.DefaultCreateBackoff, "after a failed creation, a pool waits this long before the next (doubling with each failure in a row, up to 5 minutes)")
 	f.DurationVar(&cfg.Pools.OrphanEvery, "pool-orphan-every", master.DefaultOrphanEvery, "how often the providers' servers labelled with this cluster are listed for orphans")
 	f.DurationVar(&cfg.Pools.OrphanGrace, "pool-orphan-grace", master.DefaultOrphanGrace, "a server labelled with this cluster and unknown to moat this long is destroyed")
 	f.StringVar(&cfg.PrometheusListen, "prometheus-listen", "", "also serve Prometheus' /metrics on 127.0.0.1:PORT (loopback only) or unix:/path (mode 0660); remote scrapers use ssh -L")

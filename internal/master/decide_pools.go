@@ -298,6 +298,23 @@ func orphans(in orphanInput) orphanPlan {
 	return p
 }
 
+// maxCreateBackoff bounds the wait between failed creations.
+const maxCreateBackoff = 5 * time.Minute
+
+// createBackoff is the wait before a pool's next creation after fails
+// failed in a row: base, doubling, at most maxCreateBackoff. A failure
+// must not spend the breaker's hourly allowance in one burst.
+func createBackoff(base time.Duration, fails int) time.Duration {
+	if fails <= 0 || base <= 0 {
+		return 0
+	}
+	d := base << min(fails-1, 30)
+	if d <= 0 || d > maxCreateBackoff {
+		return max(base, maxCreateBackoff)
+	}
+	return d
+}
+
 // breakerNote is the line moat pool ls and the log say about an open breaker.
 func breakerNote(pool string, b breakerState, perHour, refused int) string {
 	return fmt.Sprintf("pool %s: loop breaker open: %d create calls in the last hour (max-creates-per-hour %d); %d server(s) not created until %s",

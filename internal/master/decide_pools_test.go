@@ -56,6 +56,22 @@ func TestBreaker(t *testing.T) {
 	}
 }
 
+func TestCreateBackoff(t *testing.T) {
+	for _, c := range []struct {
+		base  time.Duration
+		fails int
+		want  time.Duration
+	}{
+		{10 * time.Second, 0, 0}, {10 * time.Second, 1, 10 * time.Second}, {10 * time.Second, 2, 20 * time.Second},
+		{10 * time.Second, 5, 160 * time.Second}, {10 * time.Second, 6, 5 * time.Minute}, {10 * time.Second, 100, 5 * time.Minute},
+		{10 * time.Minute, 1, 10 * time.Minute}, {0, 3, 0},
+	} {
+		if got := createBackoff(c.base, c.fails); got != c.want {
+			t.Errorf("createBackoff(%s, %d) = %s, want %s", c.base, c.fails, got, c.want)
+		}
+	}
+}
+
 func TestPlacements(t *testing.T) {
 	sold := []provider.ServerType{{Name: "cx22", Regions: []string{"fsn1", "nbg1"}}, {Name: "cx32", Regions: []string{"nbg1"}}, {Name: "cpx11"}}
 	for _, c := range []struct {

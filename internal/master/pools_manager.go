@@ -41,6 +41,9 @@ type PoolSettings struct {
 	OrphanEvery   time.Duration // how often the provider's servers are listed
 	OrphanGrace   time.Duration // how old an unknown server must be to be destroyed
 	GoneTimeout   time.Duration // how long a destroyed server may take to be gone before the destroy is asked again
+	// CreateBackoff is the wait before a pool's next creation after one
+	// failed, doubling with each failure in a row (createBackoff).
+	CreateBackoff time.Duration
 }
 
 // Pool manager defaults.
@@ -51,6 +54,7 @@ const (
 	DefaultOrphanEvery   = 3 * time.Minute
 	DefaultOrphanGrace   = 10 * time.Minute
 	DefaultGoneTimeout   = 5 * time.Minute
+	DefaultCreateBackoff = 10 * time.Second
 )
 
 func (s *PoolSettings) setDefaults() {
@@ -58,7 +62,8 @@ func (s *PoolSettings) setDefaults() {
 		v *time.Duration
 		d time.Duration
 	}{{&s.Interval, DefaultPoolInterval}, {&s.BootDeadline, DefaultBootDeadline}, {&s.CreateTimeout, DefaultCreateTimeout},
-		{&s.OrphanEvery, DefaultOrphanEvery}, {&s.OrphanGrace, DefaultOrphanGrace}, {&s.GoneTimeout, DefaultGoneTimeout}} {
+		{&s.OrphanEvery, DefaultOrphanEvery}, {&s.OrphanGrace, DefaultOrphanGrace}, {&s.GoneTimeout, DefaultGoneTimeout},
+		{&s.CreateBackoff, DefaultCreateBackoff}} {
 		if *f.v <= 0 {
 			*f.v = f.d
 		}
@@ -76,18 +81,19 @@ type poolManager struct {
 	bring func(ctx context.Context, p store.Pool, s *store.PoolServer, prov provider.Provider) error
 
 	mu      sync.Mutex
-	busy    map[string]bool        // servers a goroutine is working on
-	creates map[string]*sync.Mutex // per pool: breaker checks and intents one at a time
-	notes   map[string]string      // per pool: why it is not at its size (the breaker, the last error)
-	lastErr map[string]string      // per pool: the last create or destroy error
-	orphans time.Time              // last orphan pass
+	busy    map[string]bool         // servers a goroutine is working on
+	creates map[string]*sync.Mutex  // per pool: breaker checks and intents one at a time
+	notes   map[string]string       // per pool: why it is not at its size (the breaker, the last error)
+	lastErr map[string]string       // per pool: the last create or destroy error
+	backoff map[string]backoffState // per pool: failed creations in a row
+	orphans time.Time               // last orphan pass
 	wg      sync.WaitGroup
 }
 
 func newPoolManager(m *Master, set PoolSettings) *poolManager {
 	set.setDefaults()
 	pm := &poolManager{m: m, set: set, kick: make(chan struct{}, 1), busy: map[string]bool{}, creates: map[string]*sync.Mutex{},
-		notes: map[string]string{}, lastErr: map[string]string{}}
+		notes: map[string]string{}, lastErr: map[string]string{}, backoff: map[string]backoffState{}}
 	pm.open = func(_ context.Context, p store.Pool) (provider.Provider, error) { return m.openPool(p) }
 	pm.bring = pm.enrol
 	return pm
@@ -207,6 +213,35 @@ func (pm *poolManager) noteErr(pool string, err error) {
 	pm.lastErr[pool] = err.Error()
 }
 
+// backoffState is a pool's run of failed creations.
+type backoffState struct {
+	fails int
+	until time.Time // no creation before
+}
+
+// failed notes a failed creation: the next waits createBackoff.
+func (pm *poolManager) failed(pool string) {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	b := pm.backoff[pool]
+	b.fails++
+	b.until = time.Now().Add(createBackoff(pm.set.CreateBackoff, b.fails))
+	pm.backoff[pool] = b
+}
+
+// succeeded ends a pool's run of failures.
+func (pm *poolManager) succeeded(pool string) {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	delete(pm.backoff, pool)
+}
+
+func (pm *poolManager) backingOff(pool string, now time.Time) bool {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	return now.Before(pm.backoff[pool].until)
+}
+
 // passPool decides and starts what one pool needs.
 func (pm *poolManager) passPool(ctx context.Context, p store.Pool, servers []store.PoolServer) error {
 	now := time.Now()
@@ -295,6 +330,9 @@ func (pm *poolManager) passPool(ctx context.Context, p store.Pool, servers []sto
 		pm.m.log.Warn("pool loop breaker open", "pool", p.Name, "calls", plan.Breaker.Calls, "cap", p.MaxCreatesPerHour, "refused", plan.Refused, "until", plan.Breaker.Until)
 		pm.m.RecordEvent(masterapi.Event{Kind: "pool-breaker", Message: note})
 	}
+	if plan.Create > 0 && pm.backingOff(p.Name, now) {
+		return nil // after a failure: the breaker's hour is not spent in a burst
+	}
 	for range plan.Create {
 		if err := pm.create(ctx, p, prov); err != nil {
 			return err
@@ -363,9 +401,11 @@ func (pm *poolManager) create(ctx context.Context, p store.Pool, prov provider.P
 	}
 	pm.start(ctx, name, func(ctx context.Context) {
 		s, ok := pm.createCalls(ctx, p, prov, name, pub, userData)
-		if ok {
-			pm.bringUp(ctx, p, s, prov)
+		if !ok {
+			pm.failed(p.Name)
+			return
 		}
+		pm.bringUp(ctx, p, s, prov)
 	})
 	return nil
 }
@@ -498,6 +538,7 @@ func (pm *poolManager) bringUp(ctx context.Context, p store.Pool, s store.PoolSe
 	if ctx.Err() != nil {
 		return // the master stops: the next one resumes from the row
 	}
+	pm.failed(p.Name)
 	pm.m.log.Warn("pool server not brought up: destroying it", "pool", p.Name, "server", s.Name, "err", err)
 	s.LastError = err.Error()
 	pm.markTimeout(ctx, p, s)
@@ -543,6 +584,7 @@ func (pm *poolManager) enrol(ctx context.Context, p store.Pool, s *store.PoolSer
 	if err := pm.m.db.PutPoolServer(context.WithoutCancel(ctx), *s); err != nil {
 		return err
 	}
+	pm.succeeded(p.Name)
 	pm.m.log.Info("pool server enrolled", "pool", p.Name, "node", s.Name, "addr", addr, "took", time.Since(s.Created).Round(time.Millisecond))
 	pm.m.RecordEvent(masterapi.Event{Kind: "pool-node-enrolled", Node: s.Name, Message: fmt.Sprintf("pool %s: node %s enrolled (host key rotated) %s after its create call", p.Name, s.Name, time.Since(s.Created).Round(time.Second))})
 	return nil

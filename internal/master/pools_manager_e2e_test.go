@@ -155,14 +155,15 @@ func (e *poolEnv) poolNodes(pool string) []masterapi.Node {
 }
 
 // waitPool polls until the pool has n nodes up and described, and the
-// cloud holds exactly those servers (nothing moat does not know).
-func (e *poolEnv) waitPool(pool string, n int, timeout time.Duration) []masterapi.Node {
+// cloud holds exactly those servers (nothing moat does not know) and the
+// ones named in also.
+func (e *poolEnv) waitPool(pool string, n int, timeout time.Duration, also ...string) []masterapi.Node {
 	e.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		nodes := e.poolNodes(pool)
 		up := 0
-		var names []string
+		names := slices.Clone(also)
 		for _, nd := range nodes {
 			if nd.State == "up" && nd.Info.CPUs > 0 && !nd.Cordoned {
 				up++
@@ -270,4 +271,91 @@ func TestLocalPoolEndToEnd(t *testing.T) {
 	if n, _ := ready(ev.replicas("app")); n != 2 {
 		t.Errorf("%d replicas ready after the restart, want 2", n)
 	}
+}
+
+// TestLocalPoolFailures: a region where the provider sells none of the
+// pool's types is not asked (capacity errors moving to the next type and
+// region are TestPoolManagerCapacity's and the fake clouds'); a server labelled with the cluster
+// that moat does not know is destroyed after the grace and one without
+// the label is never touched; a type that always fails is called no more
+// than the pool's max-creates-per-hour, and the pool says its breaker is
+// open.
+func TestLocalPoolFailures(t *testing.T) {
+	e := newPoolEnv(t, "--pool-interval", "200ms", "--pool-boot-deadline", "60s", "--pool-orphan-every", "1s", "--pool-orphan-grace", "8s",
+		"--pool-create-backoff", "500ms")
+	ctx := context.Background()
+	pools, err := e.m.Client.Pools(ctx)
+	if err != nil || len(pools) == 0 || pools[0].Cluster == "" {
+		t.Fatalf("pools %+v, %v: want the cluster's id", pools, err)
+	}
+	cluster := pools[0].Cluster
+	// Before any pool opens the cloud: a stray with the cluster's label,
+	// and the operator's own server without it.
+	c, err := local.OpenCloud(e.cloudDir, testcluster.Moat(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Create(ctx, provider.CreateRequest{Name: "web-stray", Type: "local-1", Image: local.BaseImage,
+		Labels: map[string]string{provider.LabelCluster: cluster, provider.LabelPool: "web"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Create(ctx, provider.CreateRequest{Name: "my-own-vps", Type: "local-1", Image: local.BaseImage}); err != nil {
+		t.Fatal(err)
+	}
+	c = nil // the master opens it from here on
+
+	// The local cloud has only the region "local": every type in
+	// "elsewhere" answers a capacity error.
+	one, four, creates := 1, 4, 20
+	types, regions, dir := []string{"local-1", "local-2"}, []string{"elsewhere", "local"}, e.cloudDir
+	e.addPool(masterapi.PoolSpec{Name: "web", Provider: "local", Min: &one, Max: &four, Desired: &one, Types: &types, Regions: &regions,
+		Image: &e.image, LocalDir: &dir, MaxCreatesPerHour: &creates})
+	nodes := e.waitPool("web", 1, 2*time.Minute, "my-own-vps")
+	if srv := e.machines()[nodes[0].Name]; srv.Type != "local-1" || srv.Region != "local" {
+		t.Errorf("server %+v: want local-1 in local after capacity errors", srv)
+	}
+	// The cloud lists where it sells each type: "elsewhere" is never asked.
+	if n := strings.Count(e.m.Log(), "pool server type out of capacity"); n != 0 {
+		t.Errorf("%d capacity errors: a region the provider does not sell the type in was asked", n)
+	}
+	if _, ok := e.machines()["web-stray"]; ok {
+		t.Error("the labelled stray is still there")
+	}
+
+	// A type the cloud does not sell: at most 3 create calls.
+	three, bad := 3, []string{"local-9"}
+	e.addPool(masterapi.PoolSpec{Name: "bad", Provider: "local", Min: &one, Max: &one, Desired: &one, Types: &bad,
+		Image: &e.image, LocalDir: &dir, MaxCreatesPerHour: &three})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		pools, err := e.m.Client.Pools(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p masterapi.Pool
+		for _, q := range pools {
+			if q.Name == "bad" {
+				p = q
+			}
+		}
+		if p.Breaker != "" && p.CreatesLastHour == 3 {
+			t.Logf("pool bad: breaker %q, last error %q", p.Breaker, p.LastError)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pool bad: %+v: want the breaker open after 3 create calls", p)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second) // fifteen more passes: none may call
+	calls := 0
+	for _, line := range strings.Split(e.m.Log(), "\n") {
+		if strings.Contains(line, "pool server not created") && strings.Contains(line, "pool=bad") {
+			calls++
+		}
+	}
+	if calls != 3 {
+		t.Errorf("%d create calls for the pool whose type always fails, want the cap 3", calls)
+	}
+	e.waitPool("web", 1, time.Minute, "my-own-vps")
 }

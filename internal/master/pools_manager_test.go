@@ -255,7 +255,7 @@ func (pt *poolTest) sameServers() {
 }
 
 var fastPools = PoolSettings{Interval: 10 * time.Millisecond, BootDeadline: 2 * time.Second, CreateTimeout: 300 * time.Millisecond,
-	OrphanEvery: 10 * time.Millisecond, OrphanGrace: 500 * time.Millisecond, GoneTimeout: 2 * time.Second}
+	OrphanEvery: 10 * time.Millisecond, OrphanGrace: 500 * time.Millisecond, GoneTimeout: 2 * time.Second, CreateBackoff: time.Millisecond}
 
 // TestPoolManagerScales: min 1 gives one ready server; desired 3 three;
 // desired 1 retires two (node removed, server destroyed, row forgotten).
