@@ -18,6 +18,7 @@ import (
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/provider"
+	"github.com/moatcloud/moat/internal/provider/local"
 	"github.com/moatcloud/moat/internal/secret"
 	"github.com/moatcloud/moat/internal/sshkey"
 	"github.com/moatcloud/moat/internal/sshx"
@@ -81,6 +82,11 @@ func TestPoolImageEndToEnd(t *testing.T) {
 	}
 	image := strings.TrimSpace(stdout.String())
 	t.Logf("moat pool image:\n%s", stderr.String())
+	// The cloud's owner is its last opener, the CLI, now gone: open it
+	// again so no other test sweeps it as stale.
+	if _, err := local.OpenCloud(cloud.Dir(), testcluster.Moat(t)); err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []string{"builder", "sealed", "destroyed builder", "pool work's servers now boot image " + image} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("moat pool image does not say %q", want)
@@ -150,7 +156,10 @@ func TestPoolImageEndToEnd(t *testing.T) {
 	conn = pool.Add(sshx.Target{Name: "work-1", Addr: addr, User: "root", HostKey: fresh})
 	var info nodeapi.NodeInfo
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if info, err = conn.NodeAPI().Info(ctx); err == nil || time.Now().After(deadline) {
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		info, err = conn.NodeAPI().Info(actx)
+		acancel()
+		if err == nil || time.Now().After(deadline) {
 			break
 		}
 	}
