@@ -145,8 +145,11 @@ func poolNode(p Pool, name string) sched.Node {
 
 // Up decides a scale-up for the requests no node could take (each with
 // Count the replicas left unplaced). Pinned requests cannot be helped: a
-// new node holds none of the app's volumes.
-func Up(reqs []sched.Request, pools []Pool, draining []Draining) UpPlan {
+// new node holds none of the app's volumes. Existing is the cluster as
+// the scheduler sees it now, per app (which nodes accept its image):
+// what fits there already (a node came up since the replicas were found
+// unplaceable) asks for nothing.
+func Up(reqs []sched.Request, pools []Pool, draining []Draining, existing map[string][]sched.Node) UpPlan {
 	plan := UpPlan{Waiting: map[string]string{}, Unhelped: map[string]string{}}
 	var left []sched.Request
 	for _, r := range reqs {
@@ -161,6 +164,8 @@ func Up(reqs []sched.Request, pools []Pool, draining []Draining) UpPlan {
 		left = append(left, r)
 	}
 
+	// 0. Room on the nodes there are now.
+	left = onExisting(left, existing)
 	// 1. Nodes on their way, of pools that can still bring them.
 	var coming []*hyp
 	for _, p := range pools {
@@ -400,6 +405,36 @@ func ceilDiv(a, b int64) int {
 		return 0
 	}
 	return int((a + b - 1) / b)
+}
+
+// onExisting places the requests on the nodes there are, each app on its
+// own view of them, the allocation shared; it returns what does not fit.
+func onExisting(reqs []sched.Request, existing map[string][]sched.Node) []sched.Request {
+	if len(existing) == 0 {
+		return reqs
+	}
+	added := map[string]sched.Resources{}
+	var left []sched.Request
+	for _, r := range reqs {
+		nodes := slices.Clone(existing[r.App])
+		for i, n := range nodes {
+			a := added[n.Name]
+			nodes[i].Allocated.MilliCPU += a.MilliCPU
+			nodes[i].Allocated.MemoryBytes += a.MemoryBytes
+		}
+		res := sched.Place(nodes, r)
+		for _, name := range res.Nodes {
+			a := added[name]
+			a.MilliCPU += max(r.Resources.MilliCPU, 0)
+			a.MemoryBytes += max(r.Resources.MemoryBytes, 0)
+			added[name] = a
+		}
+		if res.Unplaced > 0 {
+			r.Count = res.Unplaced
+			left = append(left, r)
+		}
+	}
+	return left
 }
 
 // simulate places the requests on the hypothetical nodes with the real

@@ -42,6 +42,9 @@ func TestUp(t *testing.T) {
 	acmeApp.Tenant = "acme"
 	pinned := req("db", 1, 500, gib)
 	pinned.Pinned = "n1"
+	roomy := sched.Node{Name: "n1", Capacity: sched.Resources{MilliCPU: 2000, MemoryBytes: 2 * gib}}
+	refusing := roomy
+	refusing.RefusesImage = true
 	drainNode := sched.Node{Name: "p1-x", Capacity: sched.Resources{MilliCPU: 2000, MemoryBytes: 2 * gib}, Cordoned: true}
 
 	tests := []struct {
@@ -49,6 +52,7 @@ func TestUp(t *testing.T) {
 		reqs     []sched.Request
 		pools    []Pool
 		draining []Draining
+		existing map[string][]sched.Node
 		grow     []Grow // Why not compared
 		reuse    []string
 		notes    map[string]string // pool → reason substring
@@ -118,13 +122,22 @@ func TestUp(t *testing.T) {
 		{name: "draining node not enough: one more", reqs: []sched.Request{req("web", 3, 1000, 0)},
 			pools: []Pool{pool("p1", 0, 4, 1, 0, local2)}, draining: []Draining{{Node: drainNode, Pool: "p1"}},
 			reuse: []string{"p1-x"}, grow: []Grow{{Pool: "p1", N: 1}}},
+		{name: "room appeared on a node since: nothing asked", reqs: []sched.Request{req("web", 2, 1000, 0)},
+			pools: []Pool{pool("p1", 0, 4, 1, 0, local2)}, existing: map[string][]sched.Node{"web": {roomy}},
+			notes: map[string]string{"p1": "not needed"}},
+		{name: "a node refusing the app's image is no room", reqs: []sched.Request{req("web", 2, 1000, 0)},
+			pools: []Pool{pool("p1", 0, 4, 1, 0, local2)}, existing: map[string][]sched.Node{"web": {refusing}},
+			grow: []Grow{{Pool: "p1", N: 1}}},
+		{name: "room on a node is taken once", reqs: []sched.Request{req("web", 2, 1000, 0), req("api", 2, 1000, 0)},
+			pools: []Pool{pool("p1", 0, 4, 1, 0, local2)}, existing: map[string][]sched.Node{"web": {roomy}, "api": {roomy}},
+			grow: []Grow{{Pool: "p1", N: 1}}, waiting: map[string]string{"api": "1 new node in pool p1"}},
 		{name: "no pools", reqs: []sched.Request{req("web", 1, 1000, 0)}, unhelped: map[string]string{"web": "no pool to grow"}},
 		{name: "pool without types", reqs: []sched.Request{req("web", 1, 1000, 0)}, pools: []Pool{{Name: "x", Max: 3}},
 			notes: map[string]string{"x": "no server type"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			plan := Up(tc.reqs, tc.pools, tc.draining)
+			plan := Up(tc.reqs, tc.pools, tc.draining, tc.existing)
 			var grow []Grow
 			for _, g := range plan.Grow {
 				if g.Why == "" {
@@ -163,7 +176,10 @@ func TestUp(t *testing.T) {
 					t.Errorf("%s both waiting and unhelped", app)
 				}
 			}
-			for _, r := range tc.reqs { // every app is accounted for
+			for _, r := range tc.reqs { // every app is accounted for (or placed now)
+				if tc.existing != nil {
+					break
+				}
 				_, w := plan.Waiting[r.App]
 				_, u := plan.Unhelped[r.App]
 				if !w && !u {
@@ -185,7 +201,7 @@ func TestUpSimulatesTheScheduler(t *testing.T) {
 		{[]sched.Request{req("a", 9, 300, 900<<20)}, cx22},
 		{[]sched.Request{req("a", 1, 2000, 2*gib), req("b", 5, 100, 100<<20)}, local2},
 	} {
-		plan := Up(tc.reqs, []Pool{pool("p", 0, 50, 0, 0, tc.typ)}, nil)
+		plan := Up(tc.reqs, []Pool{pool("p", 0, 50, 0, 0, tc.typ)}, nil, nil)
 		if len(plan.Grow) != 1 || plan.Left != 0 {
 			t.Fatalf("%v: grow %v", tc.reqs, plan.Grow)
 		}
@@ -207,7 +223,7 @@ func TestUpSimulatesTheScheduler(t *testing.T) {
 		}
 		// One node fewer would not do (the fewest).
 		if n > 1 {
-			less := Up(tc.reqs, []Pool{pool("p", 0, n-1, 0, 0, tc.typ)}, nil)
+			less := Up(tc.reqs, []Pool{pool("p", 0, n-1, 0, 0, tc.typ)}, nil, nil)
 			if less.Left == 0 {
 				t.Errorf("%d nodes bought where %d place everything", n, n-1)
 			}
@@ -241,6 +257,7 @@ func TestDown(t *testing.T) {
 		nodes   []Node
 		cluster []sched.Node // besides the nodes'
 		pending string
+		refuses map[string]map[string]bool
 		retire  []string
 		reasons map[string]string
 		fresh   []string // nodes whose idle clock starts now
@@ -281,6 +298,12 @@ func TestDown(t *testing.T) {
 				n.Apps = []sched.Request{req("web", 1, 500, 500<<20)}
 			})}, cluster: []sched.Node{sn("static", 1800)},
 			reasons: map[string]string{"a": "its replicas of app web fit on no other node (1 node lacks CPU)"}, reset: []string{"a"}},
+		{name: "other nodes refusing the app's image are no room", pools: []Pool{p1}, nodes: []Node{
+			with(node("a", time.Hour), func(n *Node) {
+				n.Sched = sn("a", 500)
+				n.Apps = []sched.Request{req("web", 1, 500, 500<<20)}
+			})}, cluster: []sched.Node{sn("static", 0)}, refuses: map[string]map[string]bool{"web": {"static": true}},
+			reasons: map[string]string{"a": "fit on no other node (1 node does not accept the image's signature)"}},
 		{name: "one node with replicas at a time", pools: []Pool{pool("p1", 0, 4, 3, 0, local2)}, nodes: []Node{
 			with(node("a", time.Hour), func(n *Node) { n.Sched = sn("a", 300); n.Apps = []sched.Request{req("web", 1, 300, 300<<20)} }),
 			with(node("b", time.Hour), func(n *Node) { n.Sched = sn("b", 400); n.Apps = []sched.Request{req("api", 1, 400, 400<<20)} }),
@@ -304,7 +327,7 @@ func TestDown(t *testing.T) {
 			for _, n := range tc.nodes {
 				cluster = append(cluster, n.Sched)
 			}
-			notes := Down(DownInput{Now: now, Pools: tc.pools, Nodes: tc.nodes, Cluster: cluster, Pending: tc.pending})
+			notes := Down(DownInput{Now: now, Pools: tc.pools, Nodes: tc.nodes, Cluster: cluster, Pending: tc.pending, Refuses: tc.refuses})
 			if len(notes) != len(tc.nodes) {
 				t.Fatalf("%d notes for %d nodes", len(notes), len(tc.nodes))
 			}

@@ -32,7 +32,7 @@ func benchInput() ([]sched.Node, []sched.Request, []Pool) {
 func BenchmarkUp(b *testing.B) {
 	_, reqs, pools := benchInput()
 	for b.Loop() {
-		Up(reqs, pools, nil)
+		Up(reqs, pools, nil, nil)
 	}
 }
 

@@ -50,6 +50,8 @@ type DownInput struct {
 	// Utilisation is the share of CPU and memory a node's replicas may
 	// request and the node still count as idle (0: DefaultUtilisation).
 	Utilisation float64
+	// Refuses says, per app, the nodes that do not accept its image.
+	Refuses map[string]map[string]bool
 }
 
 // NodeNote is the decision about one node.
@@ -121,7 +123,7 @@ func Down(in DownInput) []NodeNote {
 		case used(n.Sched) > util:
 			note.Reason = "busy: " + usage(n.Sched) + " requested"
 		default:
-			moved, why := fitsElsewhere(n, cluster, gone)
+			moved, why := fitsElsewhere(n, cluster, gone, in.Refuses)
 			if why != "" {
 				note.Reason = why
 				break
@@ -171,7 +173,7 @@ func hourLeft(n Node, p Pool, now time.Time) time.Duration {
 // fitsElsewhere places the node's replicas on the other nodes that are
 // not going away, and returns the cluster with them placed, or why they
 // do not fit.
-func fitsElsewhere(n Node, cluster []sched.Node, gone map[string]bool) ([]sched.Node, string) {
+func fitsElsewhere(n Node, cluster []sched.Node, gone map[string]bool, refuses map[string]map[string]bool) ([]sched.Node, string) {
 	if len(n.Apps) == 0 {
 		return cluster, ""
 	}
@@ -186,6 +188,9 @@ func fitsElsewhere(n Node, cluster []sched.Node, gone map[string]bool) ([]sched.
 		idx[c.Name] = i
 	}
 	for _, r := range n.Apps {
+		for i := range others {
+			others[i].RefusesImage = refuses[r.App][others[i].Name]
+		}
 		res := sched.Place(others, r)
 		if res.Unplaced > 0 {
 			return nil, fmt.Sprintf("its replicas of app %s fit on no other node (%s)", r.App, res.Reason)
@@ -199,7 +204,7 @@ func fitsElsewhere(n Node, cluster []sched.Node, gone map[string]bool) ([]sched.
 	out := slices.Clone(cluster)
 	for i, c := range out {
 		if j, ok := idx[c.Name]; ok {
-			out[i] = others[j]
+			out[i].Allocated = others[j].Allocated
 		}
 	}
 	return out, ""

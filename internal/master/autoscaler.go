@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/moatcloud/moat/internal/autoscale"
 	"github.com/moatcloud/moat/internal/master/store"
 	"github.com/moatcloud/moat/internal/masterapi"
@@ -67,6 +69,7 @@ type scaler struct {
 	waiting   map[string]string    // app key → what its replicas wait for
 	idleSince map[string]time.Time // node → since when it is idle
 	lastDown  time.Time
+	downEvery time.Duration // from the pools last read (downEvery)
 
 	mu      sync.Mutex
 	up      *masterapi.ScaleUpDecision
@@ -98,7 +101,7 @@ func (m *Master) autoscale(ctx context.Context, w *world) {
 	if ops.pools == nil {
 		return
 	}
-	downDue := w.now.Sub(s.lastDown) >= scaleDownEvery
+	downDue := w.now.Sub(s.lastDown) >= cmp.Or(s.downEvery, scaleDownEvery)
 	if len(w.unplaced) == 0 && len(s.waiting) == 0 && !downDue {
 		return
 	}
@@ -107,12 +110,13 @@ func (m *Master) autoscale(ctx context.Context, w *world) {
 		m.log.Error("autoscaler: read the pools", "err", err)
 		return
 	}
+	s.downEvery = downEvery(pools)
 	if len(w.unplaced) > 0 {
 		m.scaleUp(ctx, w, pools, ops)
 	} else {
 		s.waiting = nil
 	}
-	if downDue || w.now.Sub(s.lastDown) >= downEvery(pools) {
+	if w.now.Sub(s.lastDown) >= s.downEvery {
 		s.lastDown = w.now
 		m.scaleDown(ctx, w, pools, ops)
 	}
@@ -137,7 +141,11 @@ func (m *Master) scaleUp(ctx context.Context, w *world, pools []scalerPool, ops 
 	if ops.reuse == nil {
 		draining = nil
 	}
-	plan := autoscale.Up(w.unplaced, in, draining)
+	existing := map[string][]sched.Node{}
+	for _, r := range w.unplaced {
+		existing[r.App] = schedNodes(w, m.appSigners(w, r.App))
+	}
+	plan := autoscale.Up(w.unplaced, in, draining, existing)
 	s := &m.scaler
 	s.waiting = plan.Waiting
 	d := &masterapi.ScaleUpDecision{Time: w.now, Reuse: plan.Reuse, Took: time.Since(start)}
@@ -168,7 +176,7 @@ func (m *Master) scaleUp(ctx context.Context, w *world, pools []scalerPool, ops 
 // scaleDown decides which idle pool nodes to retire, and has them retired.
 func (m *Master) scaleDown(ctx context.Context, w *world, pools []scalerPool, ops scalerOps) {
 	s := &m.scaler
-	in := scalerDownInput(w, pools, s.idleSince)
+	in := scalerDownInput(w, pools, s.idleSince, func(app string) []string { return m.appSigners(w, app) })
 	notes := autoscale.Down(in)
 	s.idleSince = map[string]time.Time{}
 	d := &masterapi.ScaleDownDecision{Time: w.now, Pending: in.Pending}
@@ -258,7 +266,7 @@ func (m *Master) AutoscalerStatus(ctx context.Context, nodes bool) (masterapi.Au
 // a static pool never grows), and the draining pool nodes it may take
 // back. A server counts as Ready once its node is up, in sync and not
 // cordoned; as Coming while it is created, boots, enrols, or its node is
-// not yet in sync — and so does the part of desired no server stands for
+// not yet in sync or has not reported its size — and so does the part of desired no server stands for
 // yet (growPool raised it; the manager has not created them), unless the
 // breaker stops the pool creating. A node an operator cordoned is
 // neither, and lowers the room under max.
@@ -270,7 +278,7 @@ func scalerPools(w *world, pools []scalerPool) ([]autoscale.Pool, []autoscale.Dr
 		if !p.Cloud() || p.Removing {
 			continue
 		}
-		ap := autoscale.Pool{Name: p.Name, Min: p.Min, Max: p.Max, Tenant: p.Tenant, Shared: p.Shared,
+		ap := autoscale.Pool{Name: p.Name, Min: p.Min, Max: p.Max, Tenant: cmp.Or(p.Tenant, store.DefaultTenant), Shared: p.Shared,
 			Labels: poolNodeLabels(p.Pool), BreakerOpen: p.BreakerOpen, BreakerReason: p.BreakerReason,
 			IdleAfter: p.IdleAfter, KeepBilledHour: p.KeepBilledHour}
 		held := 0
@@ -286,7 +294,10 @@ func scalerPools(w *world, pools []scalerPool) ([]autoscale.Pool, []autoscale.Dr
 				n, known := w.nodes[sv.Name]
 				v, seen := w.views[sv.Name]
 				switch {
-				case !known || !seen || !v.synced:
+				case !known || !seen || !v.synced || n.Info.CPUs == 0 || n.Info.MemoryBytes == 0:
+					// Not in sync, or its size not reported
+					// yet: the scheduler cannot use it, its
+					// type stands in for it.
 					ap.Coming++
 				case !n.Cordoned && !n.Draining:
 					ap.Ready++
@@ -300,6 +311,9 @@ func scalerPools(w *world, pools []scalerPool) ([]autoscale.Pool, []autoscale.Dr
 					}
 					for _, sn := range all {
 						if sn.Name == sv.Name && !sn.Down {
+							// Its pool's image trusts what its
+							// other nodes do.
+							sn.RefusesImage = false
 							draining = append(draining, autoscale.Draining{Node: sn, Pool: p.Name})
 						}
 					}
@@ -317,6 +331,17 @@ func scalerPools(w *world, pools []scalerPool) ([]autoscale.Pool, []autoscale.Dr
 	return out, draining
 }
 
+// refusing are the nodes that do not accept an image signed by signers.
+func refusing(w *world, signers []string) map[string]bool {
+	out := map[string]bool{}
+	for name, n := range w.nodes {
+		if !accepts(nodeInfo(n.Info), signers) {
+			out[name] = true
+		}
+	}
+	return out
+}
+
 // poolNodeLabels are the labels a node of the pool is registered with:
 // the pool's, and the pool's name under store.PoolLabel.
 func poolNodeLabels(p store.Pool) map[string]string {
@@ -328,13 +353,24 @@ func poolNodeLabels(p store.Pool) map[string]string {
 	return l
 }
 
+// appSigners are the keys that signed an app's target image.
+func (m *Master) appSigners(w *world, app string) []string {
+	for _, a := range w.apps {
+		if a.Name == app && m.images != nil {
+			return m.images.Signers(digest.Digest(a.rev.Image))
+		}
+	}
+	return nil
+}
+
 // scalerDownInput is what autoscale.Down looks at: the ready nodes of the
 // cloud pools, each with its replicas, the apps whose volumes it holds,
-// the singletons on it, its billing, and its idle clock (idleSince).
+// the singletons on it, its billing, and its idle clock (idleSince); and
+// which nodes refuse each app's image (signers: the keys that signed it).
 // Nothing is retired while replicas wait for room or nodes are on their
 // way.
-func scalerDownInput(w *world, pools []scalerPool, idleSince map[string]time.Time) autoscale.DownInput {
-	in := autoscale.DownInput{Now: w.now, Cluster: schedNodes(w, nil)}
+func scalerDownInput(w *world, pools []scalerPool, idleSince map[string]time.Time, signers func(app string) []string) autoscale.DownInput {
+	in := autoscale.DownInput{Now: w.now, Cluster: schedNodes(w, nil), Refuses: map[string]map[string]bool{}}
 	ups, _ := scalerPools(w, pools)
 	in.Pools = ups
 	byName := map[string]sched.Node{}
@@ -391,6 +427,9 @@ func scalerDownInput(w *world, pools []scalerPool, idleSince map[string]time.Tim
 			}
 			for _, app := range slices.Sorted(maps.Keys(on)) {
 				a := specs[app]
+				if _, ok := in.Refuses[app]; !ok {
+					in.Refuses[app] = refusing(w, signers(app))
+				}
 				an.Apps = append(an.Apps, sched.Request{App: app, Tenant: keyTenant(app), Count: on[app], Labels: a.spec.Placement.Labels,
 					Spread: a.spec.Placement.Spread, Resources: sched.Resources{MilliCPU: a.spec.Resources.MilliCPU, MemoryBytes: a.spec.Resources.MemoryBytes}})
 			}

@@ -44,7 +44,8 @@ func sizedNodes(names ...string) map[string]store.Node {
 
 func TestScalerPools(t *testing.T) {
 	w := &world{now: t0, nodes: sizedNodes("static", "p1-a", "p1-b", "p1-c", "p1-d"),
-		views: map[string]view{"static": upView(), "p1-a": upView(), "p1-b": {}, "p1-d": upView()}}
+		views: map[string]view{"static": upView(), "p1-a": upView(), "p1-b": {}, "p1-d": upView(), "p1-e": upView()}}
+	w.nodes["p1-e"] = store.Node{Name: "p1-e", Tenant: store.DefaultTenant}
 	cordoned := w.nodes["p1-d"]
 	cordoned.Cordoned = true
 	w.nodes["p1-d"] = cordoned
@@ -57,6 +58,9 @@ func TestScalerPools(t *testing.T) {
 	}{
 		{"a ready node in sync counts ready", localPool(1, server("p1-a", store.ServerReady)), 1, 0, nil},
 		{"a node not in sync is coming", localPool(2, server("p1-a", store.ServerReady), server("p1-b", store.ServerReady)), 1, 1, nil},
+		{"a node in sync that has not reported its size is coming", func() scalerPool {
+			return localPool(2, server("p1-a", store.ServerReady), server("p1-e", store.ServerReady))
+		}(), 1, 1, nil},
 		{"a registered node never seen is coming", localPool(2, server("p1-a", store.ServerReady), server("p1-c", store.ServerReady)), 1, 1, nil},
 		{"servers being created, booted, enrolled are coming", localPool(4, server("p1-a", store.ServerReady),
 			server("x", store.ServerCreating), server("y", store.ServerBooting), server("z", store.ServerEnrolling)), 1, 3, nil},
@@ -77,6 +81,9 @@ func TestScalerPools(t *testing.T) {
 			p := pools[0]
 			if p.Ready != tc.ready || p.Coming != tc.coming {
 				t.Errorf("ready %d coming %d, want %d and %d", p.Ready, p.Coming, tc.ready, tc.coming)
+			}
+			if p.Tenant != store.DefaultTenant {
+				t.Errorf("tenant %q: a pool of no tenant's is the default tenant's, as its nodes", p.Tenant)
 			}
 			if p.Labels[store.PoolLabel] != "p1" || p.Labels["zone"] != "a" {
 				t.Errorf("labels %v: want the pool's and moat-pool=p1", p.Labels)
@@ -111,7 +118,7 @@ func TestScalerDownInput(t *testing.T) {
 	pools := []scalerPool{localPool(4, server("p1-a", store.ServerReady), server("p1-b", store.ServerReady),
 		server("p1-c", store.ServerReady), server("p1-d", store.ServerReady))}
 	idle := map[string]time.Time{"p1-a": ago(time.Hour), "p1-d": ago(2 * time.Minute)}
-	in := scalerDownInput(w, pools, idle)
+	in := scalerDownInput(w, pools, idle, func(string) []string { return nil })
 	if in.Pending != "" {
 		t.Errorf("pending %q with nothing waiting", in.Pending)
 	}
@@ -146,13 +153,13 @@ func TestScalerDownInput(t *testing.T) {
 
 	// Replicas waiting for room: nothing is retired.
 	w.unplaced = []sched.Request{{App: "web", Count: 1}}
-	if in := scalerDownInput(w, pools, idle); in.Pending != "replicas of web wait for room" {
+	if in := scalerDownInput(w, pools, idle, func(string) []string { return nil }); in.Pending != "replicas of web wait for room" {
 		t.Errorf("pending %q", in.Pending)
 	}
 	w.unplaced = nil
 	// Nodes on their way: nothing is retired.
 	pools[0].Servers = append(pools[0].Servers, server("p1-e", store.ServerBooting))
-	if in := scalerDownInput(w, pools, idle); in.Pending != "1 nodes on their way" {
+	if in := scalerDownInput(w, pools, idle, func(string) []string { return nil }); in.Pending != "1 nodes on their way" {
 		t.Errorf("pending %q", in.Pending)
 	}
 }
@@ -210,6 +217,17 @@ func TestAutoscalePass(t *testing.T) {
 	if got := m.waitingFor("web"); got != "" {
 		t.Errorf("waiting %q once placed", got)
 	}
+	// Found unplaceable, but a node came up since: nothing is bought.
+	pool.Servers = append(pool.Servers, server("p1-b", store.ServerReady))
+	w.nodes = sizedNodes("p1-a", "p1-b")
+	w.views["p1-b"] = upView()
+	w.unplaced = []sched.Request{{App: "web", Count: 2, Resources: sched.Resources{MilliCPU: 1000, MemoryBytes: 256 << 20}, Spread: true}}
+	w.now = t0.Add(2 * time.Second)
+	m.autoscale(context.Background(), w)
+	if len(grown) != 1 {
+		t.Errorf("grown %v: nodes bought for replicas a node that came up takes", grown)
+	}
+	w.unplaced = nil
 	// A tenant's viewer, who may not list nodes, sees its apps only.
 	st, _ = m.AutoscalerStatus(context.Background(), false)
 	if st.ScaleDown != nil || len(st.Actions) != 0 || len(st.ScaleUp.Pools) != 0 {
