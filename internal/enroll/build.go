@@ -70,6 +70,13 @@ func BuildImage(ctx context.Context, o BuildOptions) (image string, err error) {
 	if _, err := ParseOperatorKey(o.OperatorKey); err != nil {
 		return "", err
 	}
+	// What Prepare would refuse is refused before a server is paid for.
+	if !metadataRE.MatchString(o.Image.Metadata) {
+		return "", errs.Invalid("metadata", "%q: want a provider kind, e.g. digitalocean", o.Image.Metadata)
+	}
+	if err := checkSigning(Options{RequireSigned: o.Image.RequireSigned, AllowedSigners: o.Image.AllowedSigners}); err != nil {
+		return "", err
+	}
 	now := time.Now
 	if o.Now != nil {
 		now = o.Now
