@@ -27,14 +27,14 @@ import (
 // min 1, max 4, idle after idleAfter) on a local cloud, its image built by
 // moat pool image from the operator's side, and the signed probe image.
 type autoscaled struct {
-	t     *testing.T
+	t     testing.TB
 	m     *testcluster.Master
 	moat  string
 	env   []string // the CLI against the master
 	cloud string
 }
 
-func newAutoscaled(t *testing.T, idleAfter time.Duration) *autoscaled {
+func newAutoscaled(t testing.TB, idleAfter time.Duration) *autoscaled {
 	t.Helper()
 	moat := testcluster.Moat(t)
 	cloud := testcluster.NewCloud(t)
@@ -332,7 +332,7 @@ func TestClusterAutoscalerLocal(t *testing.T) {
 
 // watchDeployed follows a rollout, calling seen (if any) with each
 // progress, and wants it deployed.
-func watchDeployed(t *testing.T, c *masterapi.Client, app string, rev int, timeout time.Duration, seen func(masterapi.Progress)) {
+func watchDeployed(t testing.TB, c *masterapi.Client, app string, rev int, timeout time.Duration, seen func(masterapi.Progress)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -347,4 +347,79 @@ func watchDeployed(t *testing.T, c *masterapi.Client, app string, rev int, timeo
 	if err != nil || last.Status != "deployed" {
 		t.Fatalf("%s revision %d: %v (last %+v)", app, rev, err, last)
 	}
+}
+
+// BenchmarkClusterAutoscale: on a local pool (local-2, min 1, max 4, idle
+// after 3 s) whose one node a base app fills to 1.5 CPUs, each iteration
+// deploys an app of one 1-CPU replica, which fits on no node: measured,
+// from the deploy, the scale-up request (the autoscaler's grow action; goal
+// ≤ 10 s) and the replica running on the new node (the rollout deployed);
+// then the app is removed and the pool shrinks back to one node. Baseline
+// in the same run: the same deploy of a 0.25-CPU replica, which fits on the
+// node there is. Reported: p50 and max of each, and running-on-a-new-node
+// over running-on-an-existing-one as a ratio.
+//
+//	go test -run XXX -bench ClusterAutoscale -benchtime 5x ./internal/master
+func BenchmarkClusterAutoscale(b *testing.B) {
+	testcluster.RequireRoot(b)
+	a := newAutoscaled(b, 3*time.Second)
+	ctx := context.Background()
+	deploy := func(name, cpu string) (time.Time, int) {
+		y := strings.Replace(spec(name, 1), "resources: {cpu: 100m, memory: 32Mi}", "resources: {cpu: "+cpu+", memory: 32Mi}", 1)
+		start := time.Now()
+		resp, err := a.m.Client.Deploy(ctx, masterapi.DeployRequest{Spec: y, File: name + ".yaml"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return start, resp.Revision
+	}
+	_, rev := deploy("base", "1500m")
+	watchDeployed(b, a.m.Client, "base", rev, time.Minute, nil)
+	var decide, running, baseline []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		// Baseline: room on the node there is.
+		start, rev := deploy("small", "250m")
+		watchDeployed(b, a.m.Client, "small", rev, time.Minute, nil)
+		baseline = append(baseline, time.Since(start))
+		if err := a.m.Client.RemoveApp(ctx, "small"); err != nil {
+			b.Fatal(err)
+		}
+		// A new node.
+		name := fmt.Sprintf("burst%d", i)
+		start, rev = deploy(name, "1000m")
+		watchDeployed(b, a.m.Client, name, rev, 3*time.Minute, nil)
+		running = append(running, time.Since(start))
+		st, err := a.m.Client.Autoscaler(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var grew time.Time
+		for _, x := range st.Actions {
+			if x.Kind == masterapi.ActionGrow && x.Time.After(start) && grew.IsZero() {
+				grew = x.Time
+			}
+		}
+		if grew.IsZero() {
+			b.Fatalf("no scale-up for %s: %+v", name, st.Actions)
+		}
+		decide = append(decide, grew.Sub(start))
+		if err := a.m.Client.RemoveApp(ctx, name); err != nil {
+			b.Fatal(err)
+		}
+		a.waitNodes("back to one node", 2*time.Minute, func(ns []masterapi.Node) bool { return len(ns) == 1 })
+	}
+	b.StopTimer()
+	p := func(ds []time.Duration, q float64) float64 {
+		s := slices.Clone(ds)
+		slices.Sort(s)
+		return s[min(int(q*float64(len(s))), len(s)-1)].Seconds()
+	}
+	b.ReportMetric(p(decide, 0.5)*1000, "scale-up-p50-ms")
+	b.ReportMetric(p(decide, 1)*1000, "scale-up-max-ms")
+	b.ReportMetric(p(running, 0.5), "new-node-running-p50-s")
+	b.ReportMetric(p(running, 1), "new-node-running-max-s")
+	b.ReportMetric(p(baseline, 0.5), "existing-node-running-p50-s")
+	b.ReportMetric(p(running, 0.5)/p(baseline, 0.5), "new/existing")
+	b.ReportMetric(0, "ns/op")
 }
