@@ -74,11 +74,23 @@ func (m *Master) poolToken(p store.Pool) (string, error) {
 	return openToken(aead, p.Name, p.Provider, p.Endpoint, p.TokenSealed)
 }
 
+// withToken is p with its sealed token as stored, when p comes without
+// it (a view that cleared it).
+func (m *Master) withToken(p store.Pool) store.Pool {
+	if len(p.TokenSealed) == 0 && (p.Provider == store.ProviderDigitalOcean || p.Provider == store.ProviderHetzner) {
+		if row, err := m.db.GetPool(context.Background(), p.Name); err == nil && row.Provider == p.Provider && row.Endpoint == p.Endpoint {
+			p.TokenSealed = row.TokenSealed
+		}
+	}
+	return p
+}
+
 // openPool is a pool's provider, opened once per account.
 func (m *Master) openPool(p store.Pool) (provider.Provider, error) {
 	if !p.Cloud() {
 		return nil, errs.Invalid("pool "+p.Name, "a static pool has no provider")
 	}
+	p = m.withToken(p)
 	key := providerKey(p)
 	m.poolData.mu.Lock()
 	defer m.poolData.mu.Unlock()
@@ -110,6 +122,7 @@ func (m *Master) openPool(p store.Pool) (provider.Provider, error) {
 // fetched at most hourly; a stale list is better than none when the
 // provider fails.
 func (m *Master) poolTypes(ctx context.Context, p store.Pool) ([]provider.ServerType, error) {
+	p = m.withToken(p)
 	key := providerKey(p)
 	m.poolData.mu.Lock()
 	c, ok := m.poolData.prices[key]

@@ -339,6 +339,14 @@ func TestCostFromProvider(t *testing.T) {
 		}
 	}
 	check("fetched")
+	// A view of the pool without its sealed token (the pool manager's)
+	// still opens the account: the token is read back from the store.
+	bare := mustPool(t, m, "web")
+	bare.TokenSealed = nil
+	m.forgetPoolAccount(mustPool(t, m, "web"))
+	if types, err := m.poolTypes(ctx, bare); err != nil || len(types) == 0 {
+		t.Errorf("types of a pool given without its token: %v %v", types, err)
+	}
 	f.Close()
 	check("cached")
 	offer, err := m.poolOffered(ctx, mustPool(t, m, "web"))
