@@ -101,11 +101,11 @@ func RenderStock(d NodeData) (string, error) {
 
 func render(d NodeData) (string, error) {
 	str := func(s string) *yaml.Node {
-		n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+		// Quoted: cloud-init's YAML is 1.1, where a plain on, yes or no
+		// is a boolean.
+		n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s, Style: yaml.SingleQuotedStyle}
 		if strings.Contains(s, "\n") {
 			n.Style = yaml.LiteralStyle
-		} else if s == "0600" {
-			n.Style = yaml.SingleQuotedStyle
 		}
 		return n
 	}
@@ -116,7 +116,8 @@ func render(d NodeData) (string, error) {
 			if !ok {
 				v = str(kv[i+1].(string))
 			}
-			m.Content = append(m.Content, str(kv[i].(string)), v)
+			key := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: kv[i].(string)}
+			m.Content = append(m.Content, key, v)
 		}
 		return m
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	yaml "go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/moatcloud/moat/internal/nodeapi"
@@ -49,8 +50,8 @@ func TestRenderParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"#cloud-config\n", "hostname: web-3\n", "ssh_keys:\n", "ed25519_private: |\n", "write_files:\n",
-		"path: /root/.ssh/authorized_keys\n", "append: true\n", "permissions: '0600'\n", "path: /etc/moat/peer_ed25519\n"} {
+	for _, want := range []string{"#cloud-config\n", "hostname: 'web-3'\n", "ssh_keys:\n", "ed25519_private: |\n", "write_files:\n",
+		"path: '/root/.ssh/authorized_keys'\n", "append: true\n", "permissions: '0600'\n", "path: '/etc/moat/peer_ed25519'\n"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("rendered document lacks %q:\n%s", want, doc)
 		}
@@ -116,18 +117,18 @@ func TestParseRefuses(t *testing.T) {
 		{"ssh_authorized_keys", good + "ssh_authorized_keys:\n  - " + operatorLine + "\n", `key "ssh_authorized_keys"`},
 		{"duplicate key", good + "hostname: other\n", "twice"},
 		{"not a map", "#cloud-config\n- a\n", "want a map"},
-		{"no hostname", strings.Replace(good, "hostname: web-3\n", "", 1), "no hostname"},
-		{"bad hostname", strings.Replace(good, "hostname: web-3", "hostname: Web_3;rm", 1), "hostname"},
-		{"hostname not a string", strings.Replace(good, "hostname: web-3", "hostname: 12", 1), "want a str"},
+		{"no hostname", strings.Replace(good, "hostname: 'web-3'\n", "", 1), "no hostname"},
+		{"bad hostname", strings.Replace(good, "hostname: 'web-3'", "hostname: Web_3;rm", 1), "hostname"},
+		{"hostname not a string", strings.Replace(good, "hostname: 'web-3'", "hostname: 12", 1), "want a str"},
 		{"no ssh_keys", "#cloud-config\nhostname: a\n", "no ssh_keys"},
-		{"other path", strings.Replace(good, "path: /etc/moat/peer_ed25519", "path: /etc/moat/allowed_signers", 1), `"/etc/moat/allowed_signers"`},
-		{"encoding", strings.Replace(good, "  - path: /etc/moat/peer_ed25519\n", "  - path: /etc/moat/peer_ed25519\n    encoding: b64\n", 1), "encoding"},
-		{"owner", strings.Replace(good, "  - path: /etc/moat/peer_ed25519\n", "  - path: /etc/moat/peer_ed25519\n    owner: nobody:nogroup\n", 1), "owner"},
+		{"other path", strings.Replace(good, "path: '/etc/moat/peer_ed25519'", "path: /etc/moat/allowed_signers", 1), `"/etc/moat/allowed_signers"`},
+		{"encoding", strings.Replace(good, "  - path: '/etc/moat/peer_ed25519'\n", "  - path: /etc/moat/peer_ed25519\n    encoding: b64\n", 1), "encoding"},
+		{"owner", strings.Replace(good, "  - path: '/etc/moat/peer_ed25519'\n", "  - path: /etc/moat/peer_ed25519\n    owner: nobody:nogroup\n", 1), "owner"},
 		{"permissions", strings.Replace(good, "permissions: '0600'", "permissions: '0644'", 1), "0644"},
 		{"octal permissions", strings.Replace(good, "permissions: '0600'", "permissions: 0600", 1), "want a str"},
 		{"no append", strings.Replace(good, "    append: true\n", "", 1), "append: true"},
 		{"append false", strings.Replace(good, "append: true", "append: false", 1), "append: true"},
-		{"two authorized_keys", strings.Replace(good, "path: /etc/moat/peer_ed25519", "path: /root/.ssh/authorized_keys", 1), "second time"},
+		{"two authorized_keys", strings.Replace(good, "path: '/etc/moat/peer_ed25519'", "path: '/root/.ssh/authorized_keys'", 1), "second time"},
 		{"unpinned key", withKeys(operatorLine), "not pinned"},
 		{"root gate", withKeys(nodeapi.AuthorizedLine(nodeapi.BinaryPath, nodeapi.RoleRoot, pubLine(t, operator))), "not pinned"},
 		{"no restrict", withKeys(`command="/usr/local/bin/moat gate --as master" ` + pubLine(t, operator) + " moat-master"), "not pinned"},
@@ -136,8 +137,8 @@ func TestParseRefuses(t *testing.T) {
 		{"other binary", withKeys(`restrict,command="/tmp/moat gate --as master" ` + pubLine(t, operator) + " moat-master"), "not pinned"},
 		{"wrong comment", withKeys(`restrict,command="/usr/local/bin/moat gate --as master" ` + pubLine(t, operator) + " x"), "comment"},
 		{"blank line", withKeys(d.AuthorizedKeys[0], "", d.AuthorizedKeys[1]), "line 2"},
-		{"anchor", strings.Replace(good, "hostname: web-3", "hostname: &h web-3\nx: *h", 1), "anchors"},
-		{"tag", strings.Replace(good, "hostname: web-3", "hostname: !!binary d2ViLTM=", 1), "hostname"},
+		{"anchor", strings.Replace(good, "hostname: 'web-3'", "hostname: &h web-3\nx: *h", 1), "anchors"},
+		{"tag", strings.Replace(good, "hostname: 'web-3'", "hostname: !!binary d2ViLTM=", 1), "hostname"},
 		{"merge key", strings.Replace(good, "ssh_keys:\n", "ssh_keys:\n  <<: {}\n", 1), "merge"},
 		{"dsa host key", strings.Replace(good, "ed25519_public:", "dsa_public:", 1), "dsa_public"},
 		{"ecdsa private", hostKeys(ecPEM, d.HostKeyPublic), "ed25519 key"},
@@ -252,4 +253,45 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRenderForYAML11: cloud-init reads YAML 1.1, where a plain on, yes,
+// no or 017 is not a string: every value Render writes but append's
+// boolean is quoted or a literal block, so a stock cloud-init reads the
+// same document Parse does.
+func TestRenderForYAML11(t *testing.T) {
+	for _, host := range []string{"on", "yes", "no", "off", "y", "null", "12", "017", "0x1f", "1e3", "web-1"} {
+		d := testData(t)
+		d.Hostname = host
+		doc, err := Render(d)
+		if err != nil {
+			t.Fatalf("%s: %v", host, err)
+		}
+		var root yaml.Node
+		if err := yaml.Unmarshal([]byte(doc), &root); err != nil {
+			t.Fatal(err)
+		}
+		var walk func(n *yaml.Node, key bool)
+		walk = func(n *yaml.Node, key bool) {
+			switch n.Kind {
+			case yaml.DocumentNode, yaml.SequenceNode:
+				for _, c := range n.Content {
+					walk(c, false)
+				}
+			case yaml.MappingNode:
+				for i, c := range n.Content {
+					walk(c, i%2 == 0)
+				}
+			case yaml.ScalarNode:
+				quoted := n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle|yaml.LiteralStyle) != 0
+				if !key && !quoted && n.Tag != "!!bool" {
+					t.Errorf("hostname %s: plain value %q (line %d)", host, n.Value, n.Line)
+				}
+			}
+		}
+		walk(&root, false)
+		if got, err := Parse([]byte(doc)); err != nil || got.Hostname != host {
+			t.Errorf("%s: parsed %q, %v", host, got.Hostname, err)
+		}
+	}
 }
