@@ -234,3 +234,40 @@ func TestAutoscalePass(t *testing.T) {
 		t.Errorf("a caller who may not list nodes sees %+v", st)
 	}
 }
+
+// TestAutoscaleReuse: a pool node being retired is taken back for
+// replicas that fit on it, before a new node is bought; an operator's
+// drain is never undone.
+func TestAutoscaleReuse(t *testing.T) {
+	m := &Master{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	pool := localPool(1, server("p1-a", store.ServerReady), server("p1-b", store.ServerRetiring))
+	var grown, reused []string
+	m.scaler.ops = scalerOps{
+		pools: func(context.Context) ([]scalerPool, error) { return []scalerPool{pool}, nil },
+		grow: func(_ context.Context, p string, n int, why string) error {
+			grown = append(grown, p)
+			return nil
+		},
+		retire: func(context.Context, string, string) error { return nil },
+		reuse: func(_ context.Context, node, why string) error {
+			reused = append(reused, node)
+			return nil
+		},
+	}
+	web := webApp(spec.App{Replicas: 3, Resources: spec.Resources{MilliCPU: 1000, MemoryBytes: 256 << 20}}, store.StatusProgressing)
+	w := &world{now: t0, nodes: sizedNodes("p1-a", "p1-b", "ops"), views: map[string]view{"p1-a": upView(), "p1-b": upView(), "ops": upView()}, apps: []appState{web},
+		replicas: []store.Replica{rep("w1", "p1-a", "t2"), rep("w2", "p1-a", "t2")},
+		unplaced: []sched.Request{{App: "web", Count: 1, Tenant: store.DefaultTenant, Resources: sched.Resources{MilliCPU: 1000, MemoryBytes: 256 << 20}}}}
+	for _, name := range []string{"p1-b", "ops"} {
+		n := w.nodes[name]
+		n.Cordoned, n.Draining = true, true
+		w.nodes[name] = n
+	}
+	m.autoscale(context.Background(), w)
+	if !slices.Equal(reused, []string{"p1-b"}) || len(grown) != 0 {
+		t.Errorf("reused %v, grown %v: want p1-b taken back and nothing bought", reused, grown)
+	}
+	if got := m.waitingFor("web"); got != "waiting for draining p1-b taken back" {
+		t.Errorf("waiting %q", got)
+	}
+}
