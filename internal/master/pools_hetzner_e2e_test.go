@@ -247,6 +247,16 @@ func TestHetznerPool(t *testing.T) {
 	}
 	t.Logf("API calls: %d creates in all, %d listings", e.f.Requests("POST /servers"), e.f.Requests("GET /servers"))
 
+	// A clean scale-up by one: the API calls it costs, from the scale to
+	// the node up (the create, its action, the server looked at until
+	// sshd answers, and the orphan listings meanwhile).
+	up0, list0 := e.f.Requests(""), e.f.Requests("GET /servers")
+	e.scale("web", 2)
+	e.waitPool("web", 2, 2*time.Minute)
+	t.Logf("scale-up by one node: %d API calls (%d of them orphan listings, 1 a second here)", e.f.Requests("")-up0, e.f.Requests("GET /servers")-list0)
+	e.scale("web", 1)
+	e.waitPool("web", 1, 2*time.Minute)
+
 	// An idle pool: what the manager asks of the API in 10 s (passes every
 	// 200 ms, the orphan listing every 1 s here).
 	routes := []string{"GET /servers", "GET /servers/{id}", "GET /server_types", "GET /servers/actions/{id}", "POST /servers", "DELETE /servers/{id}"}
