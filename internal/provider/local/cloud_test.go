@@ -203,6 +203,19 @@ func assertGone(t *testing.T, nodes []local.Node) {
 			t.Errorf("cgroups left: %v", cg)
 		}
 	}
+	// No process left that sees a node's directories mounted (mountinfo
+	// names a bind's source within its file system: /tmp's own, if a
+	// tmpfs, hence the path without /tmp).
+	infos, _ := filepath.Glob("/proc/[0-9]*/mountinfo")
+	for _, info := range infos {
+		b, _ := os.ReadFile(info)
+		for _, n := range nodes {
+			if strings.Contains(string(b), strings.TrimPrefix(n.Dir, os.TempDir())+"/") {
+				cmd, _ := os.ReadFile(filepath.Join(filepath.Dir(info), "cmdline"))
+				t.Errorf("process %s (%s) still has %s's directories mounted", filepath.Base(filepath.Dir(info)), strings.ReplaceAll(string(cmd), "\x00", " "), n.Name)
+			}
+		}
+	}
 }
 
 // TestCloudSnapshotFirstboot: a server with moat installed is snapshotted;
