@@ -66,6 +66,7 @@ func only(t *testing.T, f *fake.Fake, m *fake.Memory, ids ...string) {
 		held := map[string]bool{}
 		for _, d := range f.Servers() {
 			held[d.Name] = true
+			held[fmt.Sprintf("%s-%d", d.Name, d.ID)] = true
 			if _, ok := m.Machines()[d.Name]; d.Status == "active" && !ok {
 				return false
 			}
@@ -456,6 +457,14 @@ func TestListedLate(t *testing.T) {
 		}
 		return twin != ""
 	})
+	// Both run: DigitalOcean lets names repeat (the fake's machine for the
+	// second is named after its id too).
+	running(t, c, twin)
+	_, a := m.Machines()["late-2-"+twin]
+	_, b := m.Machines()["late-2-"+s2.ID]
+	if _, first := m.Machines()["late-2"]; !first || a == b {
+		t.Fatalf("not one machine for each droplet named late-2: %v", m.Machines())
+	}
 	only(t, f, m, s.ID, s2.ID, twin)
 	for _, id := range []string{s.ID, s2.ID, twin} {
 		if err := c.Destroy(ctx, id); err != nil {

@@ -158,6 +158,7 @@ type droplet struct {
 	image    *image
 	listedAt time.Time
 	snaps    []int
+	machine  string        // the Machines name standing for it ("" until its boot starts)
 	booted   chan struct{} // closed once the boot attempt ended (or will never run)
 	cancel   context.CancelFunc
 }
@@ -280,6 +281,17 @@ func (f *Fake) Inject(x Failure) {
 		x.Times = 1
 	}
 	f.failures = append(f.failures, &x)
+}
+
+// Failures are the injected failures not used up yet, in order.
+func (f *Fake) Failures() []Failure {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]Failure, 0, len(f.failures))
+	for _, x := range f.failures {
+		out = append(out, *x)
+	}
+	return out
 }
 
 // SetListDelay changes how long new droplets stay out of lists.
@@ -634,14 +646,16 @@ func (f *Fake) boot(ctx context.Context, d *droplet, a *action) {
 	defer f.wg.Done()
 	defer close(d.booted)
 	f.mu.Lock()
-	if other, taken := f.owner[d.Name]; taken && other != d.ID {
-		f.mu.Unlock()
-		f.finish(a, "errored", fmt.Errorf("droplet %d: a machine named %s already stands for droplet %d", d.ID, d.Name, other))
-		return
+	// DigitalOcean lets two droplets share a name; machines cannot, so a
+	// second droplet of a name gets the machine NAME-ID (its hostname is
+	// still what its user data says).
+	d.machine = d.Name
+	if _, taken := f.owner[d.machine]; taken {
+		d.machine = fmt.Sprintf("%s-%d", d.Name, d.ID)
 	}
-	f.owner[d.Name] = d.ID
+	f.owner[d.machine] = d.ID
 	f.mu.Unlock()
-	ip, err := f.m.Boot(ctx, d.Name, d.image.Machine, d.UserData)
+	ip, err := f.m.Boot(ctx, d.machine, d.image.Machine, d.UserData)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err != nil {
@@ -653,15 +667,6 @@ func (f *Fake) boot(ctx context.Context, d *droplet, a *action) {
 		d.Status, d.IPv4 = "active", ip
 	}
 	a.Status, a.Completed = "completed", time.Now().UTC()
-}
-
-func (f *Fake) finish(a *action, status string, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err != nil {
-		f.bootErrs = append(f.bootErrs, err)
-	}
-	a.Status, a.Completed = status, time.Now().UTC()
 }
 
 func (f *Fake) size(slug string) (Size, bool) {
@@ -770,13 +775,13 @@ func (f *Fake) deleteDroplet(w http.ResponseWriter, r *http.Request) {
 		defer f.wg.Done()
 		<-d.booted
 		f.mu.Lock()
-		mine := f.owner[d.Name] == d.ID
+		mine := d.machine != "" && f.owner[d.machine] == d.ID
 		if mine {
-			delete(f.owner, d.Name)
+			delete(f.owner, d.machine)
 		}
 		f.mu.Unlock()
 		if mine {
-			if err := f.m.Destroy(context.Background(), d.Name); err != nil {
+			if err := f.m.Destroy(context.Background(), d.machine); err != nil {
 				f.mu.Lock()
 				f.bootErrs = append(f.bootErrs, fmt.Errorf("destroying droplet %d (%s): %w", d.ID, d.Name, err))
 				f.mu.Unlock()
@@ -852,7 +857,7 @@ func (f *Fake) dropletAction(w http.ResponseWriter, r *http.Request) {
 			a.Status, a.Completed = "completed", time.Now().UTC()
 			f.mu.Unlock()
 		case "snapshot":
-			img, err := f.m.Snapshot(f.ctx, d.Name)
+			img, err := f.m.Snapshot(f.ctx, d.machine)
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			if err != nil {
