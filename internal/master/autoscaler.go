@@ -176,7 +176,7 @@ func (m *Master) scaleUp(ctx context.Context, w *world, pools []scalerPool, ops 
 // scaleDown decides which idle pool nodes to retire, and has them retired.
 func (m *Master) scaleDown(ctx context.Context, w *world, pools []scalerPool, ops scalerOps) {
 	s := &m.scaler
-	in := scalerDownInput(w, pools, s.idleSince, func(app string) []string { return m.appSigners(w, app) })
+	in := scalerDownInput(w, pools, s.idleSince, s.waiting, func(app string) []string { return m.appSigners(w, app) })
 	notes := autoscale.Down(in)
 	s.idleSince = map[string]time.Time{}
 	d := &masterapi.ScaleDownDecision{Time: w.now, Pending: in.Pending}
@@ -367,9 +367,11 @@ func (m *Master) appSigners(w *world, app string) []string {
 // cloud pools, each with its replicas, the apps whose volumes it holds,
 // the singletons on it, its billing, and its idle clock (idleSince); and
 // which nodes refuse each app's image (signers: the keys that signed it).
-// Nothing is retired while replicas wait for room or nodes are on their
-// way.
-func scalerDownInput(w *world, pools []scalerPool, idleSince map[string]time.Time, signers func(app string) []string) autoscale.DownInput {
+// Nothing is retired while replicas wait for nodes the autoscaler is
+// getting (waiting, by app) or nodes are on their way; replicas no pool
+// can help hold nothing back (a pinned app whose node is gone would
+// otherwise keep every idle node forever).
+func scalerDownInput(w *world, pools []scalerPool, idleSince map[string]time.Time, waiting map[string]string, signers func(app string) []string) autoscale.DownInput {
 	in := autoscale.DownInput{Now: w.now, Cluster: schedNodes(w, nil), Refuses: map[string]map[string]bool{}}
 	ups, _ := scalerPools(w, pools)
 	in.Pools = ups
@@ -381,17 +383,13 @@ func scalerDownInput(w *world, pools []scalerPool, idleSince map[string]time.Tim
 	for _, a := range w.apps {
 		specs[a.Name] = a
 	}
-	var waiting []string
-	for _, r := range w.unplaced {
-		waiting = append(waiting, r.App)
-	}
 	coming := 0
 	for _, p := range ups {
 		coming += p.Coming
 	}
 	switch {
 	case len(waiting) > 0:
-		in.Pending = "replicas of " + strings.Join(slices.Compact(slices.Sorted(slices.Values(waiting))), ", ") + " wait for room"
+		in.Pending = "replicas of " + strings.Join(slices.Sorted(maps.Keys(waiting)), ", ") + " wait for new nodes"
 	case coming > 0:
 		in.Pending = fmt.Sprintf("%d nodes on their way", coming)
 	}

@@ -118,7 +118,7 @@ func TestScalerDownInput(t *testing.T) {
 	pools := []scalerPool{localPool(4, server("p1-a", store.ServerReady), server("p1-b", store.ServerReady),
 		server("p1-c", store.ServerReady), server("p1-d", store.ServerReady))}
 	idle := map[string]time.Time{"p1-a": ago(time.Hour), "p1-d": ago(2 * time.Minute)}
-	in := scalerDownInput(w, pools, idle, func(string) []string { return nil })
+	in := scalerDownInput(w, pools, idle, nil, func(string) []string { return nil })
 	if in.Pending != "" {
 		t.Errorf("pending %q with nothing waiting", in.Pending)
 	}
@@ -151,15 +151,19 @@ func TestScalerDownInput(t *testing.T) {
 		}
 	}
 
-	// Replicas waiting for room: nothing is retired.
-	w.unplaced = []sched.Request{{App: "web", Count: 1}}
-	if in := scalerDownInput(w, pools, idle, func(string) []string { return nil }); in.Pending != "replicas of web wait for room" {
+	// Replicas waiting for new nodes: nothing is retired.
+	if in := scalerDownInput(w, pools, idle, map[string]string{"web": "waiting for 1 new node in pool p1"}, func(string) []string { return nil }); in.Pending != "replicas of web wait for new nodes" {
 		t.Errorf("pending %q", in.Pending)
+	}
+	// Replicas no pool helps hold nothing back.
+	w.unplaced = []sched.Request{{App: "db", Count: 1, Pinned: "gone"}}
+	if in := scalerDownInput(w, pools, idle, nil, func(string) []string { return nil }); in.Pending != "" {
+		t.Errorf("pending %q for replicas no pool helps", in.Pending)
 	}
 	w.unplaced = nil
 	// Nodes on their way: nothing is retired.
 	pools[0].Servers = append(pools[0].Servers, server("p1-e", store.ServerBooting))
-	if in := scalerDownInput(w, pools, idle, func(string) []string { return nil }); in.Pending != "1 nodes on their way" {
+	if in := scalerDownInput(w, pools, idle, nil, func(string) []string { return nil }); in.Pending != "1 nodes on their way" {
 		t.Errorf("pending %q", in.Pending)
 	}
 }
