@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/moatcloud/moat/internal/provider/local"
@@ -12,6 +13,14 @@ import (
 
 // Clouds of killed test runs are swept by the next run.
 const cloudGlob = "/tmp/moat-cloud-*"
+
+// A cloud this test process or its children (a master, moat pool image)
+// open belongs to it: swept only once it is gone.
+func init() {
+	if os.Getenv(local.OwnerEnv) == "" {
+		os.Setenv(local.OwnerEnv, strconv.Itoa(os.Getpid()))
+	}
+}
 
 // NewCloud opens a local cloud (provider/local's Cloud) for a test, and
 // destroys every server, image, namespace, link, cgroup and process it

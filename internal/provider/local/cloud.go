@@ -52,7 +52,7 @@ type cloudState struct {
 	Name       string              `json:"name"`
 	Subnet     netip.Prefix        `json:"subnet"`
 	Gateway    netip.Addr          `json:"gateway"`
-	Owner      int                 `json:"owner"` // the process that last opened it, for sweeping after crashes
+	Owner      int                 `json:"owner"` // see cloudOwner: for sweeping after crashes
 	NextServer int                 `json:"nextServer"`
 	NextImage  int                 `json:"nextImage"`
 	Machines   map[string]*machine `json:"machines"` // by server id
@@ -113,7 +113,9 @@ func OpenCloud(dir, moat string) (*Cloud, error) {
 		if st.Name == "" {
 			*st = cloudState{Name: "c" + randomLetters(6), NextServer: 1, NextImage: 1}
 		}
-		st.Owner = os.Getpid()
+		if st.Owner == 0 || !alive(st.Owner) {
+			st.Owner = cloudOwner()
+		}
 		c.name = st.Name
 		return nil
 	})
@@ -187,6 +189,21 @@ func readCloudState(dir string) (cloudState, error) {
 		st.Images = map[string]*image{}
 	}
 	return st, nil
+}
+
+// OwnerEnv names the process a cloud opened by this one (or its children:
+// a master, moat pool image) belongs to, for SweepStaleClouds: a test
+// sets it to its own pid, so its clouds outlive the short-lived processes
+// that open them, and go once the test run is killed.
+const OwnerEnv = "MOAT_LOCAL_OWNER"
+
+// cloudOwner is the live process a newly opened cloud belongs to: the
+// one OwnerEnv names, else this one.
+func cloudOwner() int {
+	if pid, err := strconv.Atoi(os.Getenv(OwnerEnv)); err == nil && pid > 0 && alive(pid) {
+		return pid
+	}
+	return os.Getpid()
 }
 
 func randomLetters(n int) string {
