@@ -27,15 +27,19 @@ import (
 //     for good), a 429 and a 500 on the create that follows; the node
 //     runs replicas;
 //   - scale-up to 3: one create's connection dropped with no answer
-//     (adopted by name), one droplet that never boots (destroyed at the
-//     boot deadline and made again), droplets listed only 2 s after their
-//     create, 500s on the listing;
+//     (adopted by name at once), one create unanswered past the master's
+//     create timeout (its droplet found by name by the orphan pass), one
+//     droplet that never boots (destroyed at the boot deadline and made
+//     again), droplets listed only 2 s after their create, 500s on the
+//     listing;
 //   - orphans: a droplet carrying this cluster's tag that moat does not
 //     know is destroyed after the grace, an untagged one is never touched;
 //   - scale-down to 1: two nodes drained and destroyed, no replica lost.
 //
 // After each step the fake holds exactly the droplets of the pool's
-// nodes. The API calls made per step are logged (the figures).
+// nodes: a twin made when a lost create's droplet was not listed yet (the
+// late listing) is destroyed by the orphan pass, as it knows ids. The API
+// calls made per step are logged (the figures).
 func TestDigitalOceanPool(t *testing.T) {
 	cloud := testcluster.NewCloud(t)
 	f, err := fake.New(cloud.Machines(), fake.Options{})
@@ -54,7 +58,7 @@ func TestDigitalOceanPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := testcluster.StartMaster(t, keyPath, "--pool-interval", "200ms", "--pool-boot-deadline", "40s",
-		"--pool-orphan-every", "1s", "--pool-orphan-grace", "10s")
+		"--pool-orphan-every", "1s", "--pool-orphan-grace", "10s", "--pool-create-timeout", "5s")
 	m.ImportProbe(t, "probe:1")
 	e := &poolEnv{t: t, dir: dir, m: m}
 	ev := &env{t: t, m: m}
@@ -101,16 +105,23 @@ func TestDigitalOceanPool(t *testing.T) {
 		t.Fatalf("replicas ready %d on %v, want 2 on %s", n, where, nodes[0].Name)
 	}
 
-	// 2. Scale to 3: a create dropped mid-answer, a droplet that never
-	// boots, lists 2 s late, two 500s on the listing.
+	// 2. Scale to 3: a create dropped mid-answer, one unanswered past the
+	// create timeout, a droplet that never boots, lists 2 s late, two 500s
+	// on the listing.
 	f.SetListDelay(2 * time.Second)
-	f.Inject(fake.Failure{Route: "POST /v2/droplets", Kind: fake.Drop})
+	// (The two creates take the first two failures; the third is the
+	// create that replaces the droplet that never booted.)
 	f.Inject(fake.Failure{Route: "POST /v2/droplets", Kind: fake.NeverBoot})
+	f.Inject(fake.Failure{Route: "POST /v2/droplets", Kind: fake.Drop})
+	f.Inject(fake.Failure{Route: "POST /v2/droplets", Kind: fake.Hang})
 	f.Inject(fake.Failure{Route: "GET /v2/droplets", Kind: fake.ServerError, Times: 2})
 	calls = f.Requests("")
 	e.scale("web", 3)
 	waitDOPool(e, f, "web", 3, ignore, 4*time.Minute)
-	t.Logf("scale-up 1→3 (a dropped create, a droplet that never boots, lists 2 s late, 500s on lists): %d API calls (%d creates)",
+	if left := f.Failures(); len(left) != 1 || left[0].Kind != fake.Unavailable {
+		t.Errorf("failures not met: %+v", left)
+	}
+	t.Logf("scale-up 1→3 (a dropped create, a create timing out, a droplet that never boots, lists 2 s late, 500s on lists): %d API calls (%d creates)",
 		f.Requests("")-calls, f.Requests("POST /v2/droplets"))
 	f.SetListDelay(0)
 
