@@ -126,12 +126,13 @@ func (m *Master) judge(ctx context.Context, w *world, a appState, step rollout.S
 	}
 	if waiting != "" {
 		unplaced += ": " + waiting
+		m.scaler.waited(key, w.now)
 	}
 	j := judgeRevision(judgeInput{
 		App: a.Name, Status: a.rev.Status, Message: a.rev.Message, Created: a.rev.Created,
 		Deadline: a.spec.Update.Deadline, AutoPromote: a.spec.Update.Promote == "auto",
 		Phase: step.Phase, Failing: failing, Unplaced: unplaced, UnplacedSince: m.unplacedSince[key],
-		CouldGrow: couldGrow(w) || waiting != "", WaitingForNodes: waiting != "", Now: w.now,
+		CouldGrow: couldGrow(w) || waiting != "", WaitingForNodes: waiting != "", WaitedUntil: m.scaler.waitedUntil[key], Now: w.now,
 	})
 	// One entry per app at most, and none once its revision is judged:
 	// an earlier revision's (superseded while it waited) goes too.
@@ -140,6 +141,7 @@ func (m *Master) judge(ctx context.Context, w *world, a appState, step rollout.S
 			delete(m.unplacedSince, k)
 		}
 	}
+	m.scaler.forgetWaits(a.Name, key, j.Verdict == verdictDeployed || j.Verdict == verdictFailed)
 	if j.UnplacedSince.IsZero() || j.Verdict == verdictDeployed || j.Verdict == verdictFailed {
 		delete(m.unplacedSince, key)
 	} else {

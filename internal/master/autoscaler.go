@@ -70,6 +70,9 @@ type scaler struct {
 	idleSince map[string]time.Time // node → since when it is idle
 	lastDown  time.Time
 	downEvery time.Duration // from the pools last read (downEvery)
+	// waitedUntil: per app revision ("app@rev"), the last pass its
+	// replicas waited for new nodes (its deadline runs from then).
+	waitedUntil map[string]time.Time
 
 	mu      sync.Mutex
 	up      *masterapi.ScaleUpDecision
@@ -86,6 +89,24 @@ func (m *Master) scalerOps() scalerOps {
 		}
 	})
 	return s.ops
+}
+
+// waited notes that an app revision's replicas wait for new nodes now.
+func (s *scaler) waited(key string, now time.Time) {
+	if s.waitedUntil == nil {
+		s.waitedUntil = map[string]time.Time{}
+	}
+	s.waitedUntil[key] = now
+}
+
+// forgetWaits forgets the waits of an app's other revisions, and of key
+// too once it is judged (done).
+func (s *scaler) forgetWaits(app, key string, done bool) {
+	for k := range s.waitedUntil {
+		if (k != key || done) && strings.HasPrefix(k, app+"@") {
+			delete(s.waitedUntil, k)
+		}
+	}
 }
 
 // waitingFor says what an app's unplaceable replicas wait for (new nodes,

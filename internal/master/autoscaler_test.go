@@ -275,3 +275,23 @@ func TestAutoscaleReuse(t *testing.T) {
 		t.Errorf("waiting %q", got)
 	}
 }
+
+// TestWaitedUntil: the last wait for new nodes is remembered per app
+// revision, forgotten for a revision superseded, and once judged.
+func TestWaitedUntil(t *testing.T) {
+	var s scaler
+	s.waited("web@2", t0)
+	s.waited("api@1", t0)
+	s.forgetWaits("web", "web@2", false)
+	if !s.waitedUntil["web@2"].Equal(t0) {
+		t.Errorf("web@2 forgotten while still rolling out")
+	}
+	s.forgetWaits("web", "web@3", false)
+	if _, ok := s.waitedUntil["web@2"]; ok {
+		t.Errorf("web@2 kept once superseded by web@3")
+	}
+	s.forgetWaits("api", "api@1", true)
+	if len(s.waitedUntil) != 0 {
+		t.Errorf("waits %v kept once judged", s.waitedUntil)
+	}
+}

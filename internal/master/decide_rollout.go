@@ -87,8 +87,10 @@ type judgeInput struct {
 	// WaitingForNodes: the cluster autoscaler is getting nodes for the
 	// unplaced replicas; the revision waits for them past its deadline
 	// (a pool whose creations keep failing opens its breaker, and then
-	// nothing waits).
+	// nothing waits). WaitedUntil is the last pass it did: the deadline
+	// runs again from then, the replicas having had nowhere to go.
 	WaitingForNodes bool
+	WaitedUntil     time.Time
 	Now             time.Time
 }
 
@@ -114,7 +116,8 @@ const failFastAfter = 2 * time.Second
 // judgeRevision decides how a revision's rollout goes, in this order:
 // deployed once the planner is done; failed at the first current replica
 // that failed, or past its deadline (saying what could not be placed)
-// unless new nodes are on their way for it;
+// unless new nodes are on their way for it (the deadline then runs from
+// the last pass that waited for them);
 // failed early when replicas stayed unplaceable for failFastAfter and no
 // node that is away could bring room back (waiting out the deadline would
 // only make the operator wait); promoted or waiting for promotion when
@@ -133,7 +136,7 @@ func judgeRevision(in judgeInput) judgment {
 	case in.Failing != "":
 		j.Verdict, j.Failing = verdictFailed, in.Failing
 		return j
-	case in.Now.Sub(in.Created) > in.Deadline && !in.WaitingForNodes:
+	case in.Now.Sub(later(in.Created, in.WaitedUntil)) > in.Deadline && !in.WaitingForNodes:
 		j.Verdict, j.Message = verdictFailed, fmt.Sprintf("not healthy within the %s deadline", in.Deadline)
 		if in.Unplaced != "" {
 			j.Message += ": " + in.Unplaced
@@ -153,6 +156,14 @@ func judgeRevision(in judgeInput) judgment {
 		j.Verdict, j.Message = verdictMessage, in.Unplaced
 	}
 	return j
+}
+
+// later is the later of two times.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // unplacedClock is since when replicas have been unplaceable: since now

@@ -82,6 +82,12 @@ func TestJudgeRevision(t *testing.T) {
 		{"waiting for new nodes: past the deadline it still waits", judging(func(in *judgeInput) {
 			in.Created, in.Unplaced, in.Message, in.UnplacedSince, in.CouldGrow, in.WaitingForNodes = ago(2*time.Minute), unplaced, unplaced, ago(time.Minute), true, true
 		}), judgment{UnplacedSince: ago(time.Minute)}},
+		{"the nodes came after the deadline: it runs again from the last wait", judging(func(in *judgeInput) {
+			in.Created, in.WaitedUntil = ago(2*time.Minute), ago(59*time.Second)
+		}), judgment{}},
+		{"the nodes came after the deadline: a deadline after the last wait fails it", judging(func(in *judgeInput) {
+			in.Created, in.WaitedUntil = ago(3*time.Minute), ago(time.Minute+time.Nanosecond)
+		}), judgment{Verdict: verdictFailed, Message: "not healthy within the 1m0s deadline"}},
 		{"waiting for new nodes, a replica failing: fails", judging(func(in *judgeInput) {
 			in.Unplaced, in.Failing, in.CouldGrow, in.WaitingForNodes = unplaced, "r1", true, true
 		}), judgment{Verdict: verdictFailed, Failing: "r1"}},
