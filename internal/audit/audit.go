@@ -58,7 +58,7 @@ var SSHDKeys = []string{"port", "listenaddress", "passwordauthentication", "kbdi
 // up on PATH and in /usr/sbin; its failure becomes a finding, not an error),
 // moat's sshd drop-in, and Check.
 func Run(ctx context.Context) (Report, error) {
-	return runner{procRoot: "/proc", sshdT: execSSHDT, dropIn: readDropIn}.run(ctx)
+	return runner{procRoot: "/proc", sshdT: execSSHDT, dropIn: readDropIn, oneTime: readOneTime}.run(ctx)
 }
 
 // runner holds what Run touches outside the process, so tests can stub it.
@@ -66,6 +66,7 @@ type runner struct {
 	procRoot string
 	sshdT    func(ctx context.Context) ([]byte, error) // output of `sshd -T`
 	dropIn   func() (string, error)                    // moat's sshd drop-in; fs.ErrNotExist if absent
+	oneTime  func() (string, error)                    // firstboot's one-time host key marker; fs.ErrNotExist if absent
 	intended []Intended
 }
 
@@ -94,6 +95,11 @@ func (r runner) run(ctx context.Context) (Report, error) {
 		var f *Finding
 		rep.Hardening, f = hardeningState(text, err, all)
 		if f != nil {
+			rep.Findings = sortFindings(append(rep.Findings, *f))
+		}
+	}
+	if r.oneTime != nil {
+		if f := oneTimeFinding(r.oneTime()); f != nil {
 			rep.Findings = sortFindings(append(rep.Findings, *f))
 		}
 	}

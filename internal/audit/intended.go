@@ -17,7 +17,7 @@ type Intended struct {
 
 // RunIntended is Run with listeners the operator asked for.
 func RunIntended(ctx context.Context, intended []Intended) (Report, error) {
-	return runner{procRoot: "/proc", sshdT: execSSHDT, dropIn: readDropIn, intended: intended}.run(ctx)
+	return runner{procRoot: "/proc", sshdT: execSSHDT, dropIn: readDropIn, oneTime: readOneTime, intended: intended}.run(ctx)
 }
 
 // splitIntended marks the sockets that are intended, returns the others

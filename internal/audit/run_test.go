@@ -129,3 +129,38 @@ func TestRunHardening(t *testing.T) {
 		})
 	}
 }
+
+// TestOneTimeHostKey: a node still serving the host key from its user
+// data is told; one whose key was replaced (no marker) is not.
+func TestOneTimeHostKey(t *testing.T) {
+	p := newFakeProc(t)
+	p.write(t, "net/tcp", tcpHeader)
+	sshdT := func(context.Context) ([]byte, error) { return []byte("port 22\n"), nil }
+	for _, tt := range []struct {
+		name   string
+		marker string
+		err    error
+		want   string // in a warn finding; "" none
+	}{
+		{"rotated", "", fs.ErrNotExist, ""},
+		{"one-time", "SHA256:abc\n", nil, "sshd still serves the one-time host key SHA256:abc from the server's user data"},
+		{"unreadable", "", fs.ErrPermission, "could not read /etc/moat/hostkey.onetime"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runner{procRoot: p.root, sshdT: sshdT, oneTime: func() (string, error) { return tt.marker, tt.err }}
+			rep, err := r.run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var found []string
+			for _, f := range rep.Findings {
+				if f.Severity == "warn" && strings.Contains(f.What, "hostkey.onetime") {
+					found = append(found, f.What)
+				}
+			}
+			if (tt.want == "" && len(found) != 0) || (tt.want != "" && (len(found) != 1 || !strings.Contains(found[0], tt.want))) {
+				t.Errorf("findings %q; want one containing %q", found, tt.want)
+			}
+		})
+	}
+}

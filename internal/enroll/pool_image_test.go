@@ -133,6 +133,26 @@ func TestPoolImageEndToEnd(t *testing.T) {
 		t.Fatalf("hostkey.onetime = %q, want the one-time key's fingerprint %s", got, ssh.FingerprintSHA256(oneTime))
 	}
 
+	// The node's audit says its host key is the one-time key, until the
+	// master replaces it.
+	root := nodeapi.UnixClient(filepath.Join(machine.Dir, "run-moat", "node.sock"))
+	oneTimeFinding := func() bool {
+		t.Helper()
+		rep, err := root.Audit(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range rep.Findings {
+			if strings.Contains(f.What, "one-time host key") {
+				return true
+			}
+		}
+		return false
+	}
+	if !oneTimeFinding() {
+		t.Error("the audit of a node serving its one-time host key does not say so")
+	}
+
 	// The master dials with the one-time key pinned and rotates it.
 	pool := sshx.NewPool(sshx.Config{Signer: masterKey})
 	defer pool.Close()
@@ -175,6 +195,10 @@ func TestPoolImageEndToEnd(t *testing.T) {
 	pool.Remove("work-1")
 	stale.Remove("work-1")
 
+	if oneTimeFinding() {
+		t.Error("the audit still reports a one-time host key after the rotation")
+	}
+
 	// What the node trusts came from the image.
 	if !info.RequireSigned || len(info.Signers) != 1 || !strings.HasPrefix(info.Signers[0], "ops@test SHA256:") {
 		t.Errorf("the node's signing policy: require-signed %v, signers %v; want the image's", info.RequireSigned, info.Signers)
@@ -191,7 +215,6 @@ func TestPoolImageEndToEnd(t *testing.T) {
 
 	// Root on the node (the operator) imports two images; only the signed
 	// one runs when the master asks.
-	root := nodeapi.UnixClient(filepath.Join(machine.Dir, "run-moat", "node.sock"))
 	for _, ref := range []string{"signed:1", "unsigned:1"} {
 		// Different images (a signature covers a digest, not a name).
 		f, err := os.Open(testcluster.ProbeImage(t, ref, "--env", "IMAGE="+ref))
