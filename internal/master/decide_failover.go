@@ -33,13 +33,26 @@ func surelyStopped(v view, now time.Time, ft fenceTimes) bool {
 // is down, so that the planner replaces them elsewhere: those the master
 // wants running on a node it watches that is down (not one still
 // connecting). A pinned app (volumes) never moves: its data stays on its
-// node. A singleton moves only once its node surely stopped it.
+// node. A singleton moves only once its node surely stopped it. Any
+// replica wanted on a node no longer enrolled stops, whatever its app: a
+// pass that looked before the node was removed (moat node rm, a pool
+// retiring it) placed it after the removal deleted the node's replicas,
+// as removal would have; left, nothing runs it and it holds the app's
+// rollout or a drain back for ever.
 func failoverStops(w *world, a appState, mine []store.Replica, ft fenceTimes) []store.Replica {
-	if a.spec.PinnedNode() != "" {
-		return nil
-	}
 	var out []store.Replica
 	for _, r := range mine {
+		if _, enrolled := w.nodes[r.Node]; r.Desired == store.Run && !enrolled {
+			out = append(out, r)
+		}
+	}
+	if a.spec.PinnedNode() != "" {
+		return out
+	}
+	for _, r := range mine {
+		if _, enrolled := w.nodes[r.Node]; !enrolled {
+			continue
+		}
 		v, ok := w.views[r.Node]
 		if r.Desired != store.Run || !ok || v.state != sshx.Down {
 			continue

@@ -71,10 +71,17 @@ func TestFailoverStops(t *testing.T) {
 		{"singleton on a node down past the grace, lease valid: stays", single, []store.Replica{rep("r7", "n6", "t2")}, nil},
 		{"pinned app: never moves", pinned, all, nil},
 		{"pinned singleton: never moves", spec.App{Replicas: 1, Singleton: true, Volumes: pinned.Volumes}, []store.Replica{rep("r3", "n3", "t2")}, nil},
+		// A replica placed on a node that was removed meanwhile (the pass
+		// looked before moat node rm or a pool's retirement deleted it): no
+		// one will ever run it, and counted it would hold a drain or a
+		// rolling update back for ever. It goes whatever the app.
+		{"wanted on a node no longer enrolled: stops", plain, []store.Replica{rep("r8", "gone", "t2"), rep("r2", "n2", "t2")}, []string{"r8"}},
+		{"singleton on a node no longer enrolled: stops", single, []store.Replica{rep("r8", "gone", "t2")}, []string{"r8"}},
+		{"pinned app on a node no longer enrolled: stops", pinned, []store.Replica{rep("r8", "gone", "t2")}, []string{"r8"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := &world{now: t0, views: views}
+			w := &world{now: t0, views: views, nodes: nodes("n1", "n2", "n3", "n4", "n5", "n6", "recovered")}
 			var got []string
 			for _, r := range failoverStops(w, webApp(tt.app, store.StatusDeployed), tt.mine, testFence) {
 				got = append(got, r.ID)
