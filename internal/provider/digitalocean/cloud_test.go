@@ -675,6 +675,34 @@ func TestConcurrent(t *testing.T) {
 	}
 }
 
+// The hourly budget spent (RateLimit-Remaining: 0, perhaps by another
+// client of the token): no request is sent before RateLimit-Reset.
+func TestBudgetSpent(t *testing.T) {
+	f, err := fake.New(&fake.Memory{}, fake.Options{PerHour: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c, err := digitalocean.New(f.Token(), f.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	for range 3 {
+		if _, err := c.Types(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if _, err := c.Types(short); err == nil || !strings.Contains(err.Error(), "request budget") {
+		t.Fatalf("a request past the spent budget: %v", err)
+	}
+	if n := f.Requests(""); n != 3 {
+		t.Fatalf("%d requests reached the API, want 3", n)
+	}
+}
+
 // The fake's own budget: past the per-minute limit it answers 429 with
 // Retry-After and DigitalOcean's headers.
 func TestFakeRateLimit(t *testing.T) {

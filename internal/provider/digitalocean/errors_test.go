@@ -195,3 +195,39 @@ func TestLimiterWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestHoldFor(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	reset := strconv.FormatInt(now.Unix()+120, 10)
+	for _, tc := range []struct {
+		status int
+		h      http.Header
+		want   time.Duration
+	}{
+		{200, http.Header{"Ratelimit-Remaining": {"4999"}, "Ratelimit-Reset": {reset}}, 0},
+		{200, http.Header{"Ratelimit-Remaining": {"0"}, "Ratelimit-Reset": {reset}}, 2 * time.Minute},
+		{200, http.Header{"Ratelimit-Remaining": {"0"}, "Ratelimit-Reset": {"1"}}, 0},
+		{200, http.Header{"Ratelimit-Remaining": {"0"}, "Ratelimit-Reset": {"x"}}, 0},
+		{200, http.Header{"Ratelimit-Remaining": {"0"}, "Ratelimit-Reset": {"9223372036854775807"}}, maxRetryAfter},
+		{429, http.Header{"Retry-After": {"3"}}, 3 * time.Second},
+		{500, http.Header{"Retry-After": {"3"}}, 0},
+	} {
+		if got := holdFor(tc.status, tc.h, now); got != tc.want {
+			t.Errorf("%d %v: %s, want %s", tc.status, tc.h, got, tc.want)
+		}
+	}
+}
+
+func FuzzHoldFor(f *testing.F) {
+	f.Add(200, "0", "1800000120", "")
+	f.Add(429, "", "", "30")
+	f.Fuzz(func(t *testing.T, status int, remaining, reset, retryAfter string) {
+		h := http.Header{}
+		h.Set("RateLimit-Remaining", remaining)
+		h.Set("RateLimit-Reset", reset)
+		h.Set("Retry-After", retryAfter)
+		if d := holdFor(status, h, time.Unix(1_800_000_000, 0)); d < 0 || d > maxRetryAfter {
+			t.Fatalf("%d %q %q %q: %s", status, remaining, reset, retryAfter, d)
+		}
+	})
+}

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +48,7 @@ func (w *window) record(now time.Time) {
 type limiter struct {
 	mu      sync.Mutex
 	windows []*window
+	until   time.Time // DigitalOcean said: nothing before then
 	now     func() time.Time
 }
 
@@ -61,7 +64,7 @@ func (l *limiter) wait(ctx context.Context) error {
 	for {
 		l.mu.Lock()
 		now := l.now()
-		var d time.Duration
+		d := l.until.Sub(now)
 		for _, w := range l.windows {
 			d = max(d, w.delay(now))
 		}
@@ -81,6 +84,40 @@ func (l *limiter) wait(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// hold makes every request of this token wait d from now (what a 429 or
+// an exhausted hourly budget asked, for all of this process's callers).
+func (l *limiter) hold(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t := l.now().Add(d); t.After(l.until) {
+		l.until = t
+	}
+}
+
+// holdFor is how long an answer asks every caller to wait: a 429's
+// Retry-After, or, when RateLimit-Remaining says the hourly budget is
+// spent (another client of the same token may have spent it), until
+// RateLimit-Reset.
+func holdFor(status int, h http.Header, now time.Time) time.Duration {
+	if status == http.StatusTooManyRequests {
+		return RetryAfter(h, now)
+	}
+	if strings.TrimSpace(h.Get("RateLimit-Remaining")) != "0" {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(h.Get("RateLimit-Reset")), 10, 64)
+	if err != nil || n <= now.Unix() {
+		return 0
+	}
+	if n > now.Unix()+int64(maxRetryAfter/time.Second) {
+		return maxRetryAfter
+	}
+	return bound(time.Unix(n, 0).Sub(now))
 }
 
 var limiters sync.Map // sha256(endpoint NUL token) -> *limiter
@@ -110,5 +147,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.calls.Add(1)
 	r := req.Clone(req.Context())
 	r.Header.Set("Authorization", "Bearer "+t.token)
-	return t.base.RoundTrip(r)
+	resp, err := t.base.RoundTrip(r)
+	if err == nil {
+		t.limit.hold(holdFor(resp.StatusCode, resp.Header, t.limit.now()))
+	}
+	return resp, err
 }
