@@ -248,6 +248,9 @@ func (m *Master) SetPool(ctx context.Context, s masterapi.PoolSpec, actor string
 	if err := m.checkPoolTenant(ctx, s); err != nil {
 		return masterapi.Pool{}, err
 	}
+	if err := m.checkAccountChange(ctx, s); err != nil {
+		return masterapi.Pool{}, err
+	}
 	var before store.Pool
 	p, err := m.db.UpdatePool(ctx, s.Name, func(p *store.Pool) error {
 		before = *p
@@ -795,6 +798,78 @@ func (m *Master) noPoolOfTenant(ctx context.Context, tenant string) error {
 	if len(of) > 0 {
 		return fmt.Errorf("tenant %s: pools %s make nodes for it: moat pool rm them or moat pool set --tenant first: %w",
 			tenant, strings.Join(of, ", "), errs.ErrConflict)
+	}
+	return nil
+}
+
+// accountCheckLimit bounds the look at a new account (one listing).
+const accountCheckLimit = 30 * time.Second
+
+// checkAccountChange refuses to move a pool that has servers to another
+// account (a token, endpoint or state directory that does not see them):
+// its servers would answer "not found" there, be forgotten as gone and
+// stay billed where no orphan pass looks. A new token of the same
+// project (a rotation) lists them all, and is taken.
+func (m *Master) checkAccountChange(ctx context.Context, s masterapi.PoolSpec) error {
+	if s.Token == nil && s.Endpoint == nil && s.LocalDir == nil {
+		return nil
+	}
+	cur, err := m.db.GetPool(ctx, s.Name)
+	if err != nil || !cur.Cloud() {
+		return err
+	}
+	next := cur
+	if err := m.applyPoolSpec(&next, s, false); err != nil {
+		return err // UpdatePool would refuse it the same way
+	}
+	oldToken, err := m.poolToken(cur)
+	if err != nil {
+		oldToken = "\x00unreadable" // cannot be the same account as a token given
+	}
+	newToken, err := m.poolToken(next)
+	if err != nil {
+		return err
+	}
+	if oldToken == newToken && cur.Endpoint == next.Endpoint && cur.LocalDir == next.LocalDir {
+		return nil
+	}
+	servers, err := m.db.PoolServers(ctx, s.Name)
+	if err != nil || len(servers) == 0 {
+		return err
+	}
+	bin := m.cfg.MoatBinary
+	if bin == "" {
+		if bin, err = os.Executable(); err != nil {
+			return err
+		}
+	}
+	prov, err := clouds.Open(next.Provider, newToken, next.Endpoint, next.LocalDir, bin)
+	if err != nil {
+		return fmt.Errorf("pool %s: the new account: %w", s.Name, err)
+	}
+	cluster, err := m.db.ClusterID(ctx)
+	if err != nil {
+		return err
+	}
+	lctx, cancel := context.WithTimeout(ctx, accountCheckLimit)
+	defer cancel()
+	listed, err := prov.List(lctx, map[string]string{provider.LabelCluster: cluster, provider.LabelPool: s.Name})
+	if err != nil {
+		return fmt.Errorf("pool %s has servers: the new account must list them, and listing failed: %w", s.Name, err)
+	}
+	ids, names := map[string]bool{}, map[string]bool{}
+	for _, l := range listed {
+		ids[l.ID], names[l.Name] = true, true
+	}
+	var missing []string
+	for _, srv := range servers {
+		if srv.ProviderID != "" && !ids[srv.ProviderID] || srv.ProviderID == "" && !names[srv.Name] {
+			missing = append(missing, srv.Name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("pool %s: its servers %s are not in the account the new token, endpoint or directory opens: they would be forgotten and stay billed; empty the pool first (moat pool set %s --min 0, moat pool scale %s=0, or moat pool rm %s), then change its account: %w",
+			s.Name, strings.Join(missing, ", "), s.Name, s.Name, s.Name, errs.ErrConflict)
 	}
 	return nil
 }

@@ -453,3 +453,79 @@ func TestCostByTenant(t *testing.T) {
 		}
 	}
 }
+
+// TestAccountChange: a pool with servers keeps its account: a new token
+// the same project takes (it lists every server) is taken; an endpoint
+// or token of another account is refused naming the servers, changing
+// nothing; a pool without servers changes account freely.
+func TestAccountChange(t *testing.T) {
+	ctx := context.Background()
+	a, err := hfake.New(&hfake.Memory{}, hfake.Options{Token: "token-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := hfake.New(&hfake.Memory{}, hfake.Options{Token: "token-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	m := poolsMaster(t)
+	if _, err := m.AddPool(ctx, masterapi.PoolSpec{Name: "web", Provider: "hetzner", Max: ptr(2), Types: ptr([]string{"cx22"}),
+		Regions: ptr([]string{"fsn1"}), Endpoint: ptr(a.URL()), Token: ptr("token-a")}, "root"); err != nil {
+		t.Fatal(err)
+	}
+	// Without servers, anything goes (and back).
+	if _, err := m.SetPool(ctx, masterapi.PoolSpec{Name: "web", Endpoint: ptr(b.URL()), Token: ptr("token-b")}, "root"); err != nil {
+		t.Fatalf("moving an empty pool: %v", err)
+	}
+	if _, err := m.SetPool(ctx, masterapi.PoolSpec{Name: "web", Endpoint: ptr(a.URL()), Token: ptr("token-a")}, "root"); err != nil {
+		t.Fatalf("moving it back: %v", err)
+	}
+	// A server in account a, recorded as the pool manager records one.
+	cluster, err := m.db.ClusterID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := m.openPool(mustPool(t, m, "web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := pr.Create(ctx, provider.CreateRequest{Name: "web-abc123", Type: "cx22", Region: "fsn1", Image: "debian-12",
+		Labels: map[string]string{provider.LabelCluster: cluster, provider.LabelPool: "web"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := store.PoolServer{Name: srv.Name, Pool: "web", Type: "cx22", Region: "fsn1", State: store.ServerReady, Created: time.Now()}
+	if _, err := m.db.RecordCreateIntent(ctx, row, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// While its id is not recorded it is looked for by name; then by id.
+	for _, id := range []string{"", srv.ID} {
+		row.ProviderID = id
+		if err := m.db.PutPoolServer(ctx, row); err != nil {
+			t.Fatal(err)
+		}
+		// The same project's token again: taken.
+		if _, err := m.SetPool(ctx, masterapi.PoolSpec{Name: "web", Token: ptr("token-a")}, "root"); err != nil {
+			t.Errorf("id %q: a new token of the same account: %v", id, err)
+		}
+		before := mustPool(t, m, "web")
+		for _, c := range []masterapi.PoolSpec{
+			{Name: "web", Endpoint: ptr(b.URL()), Token: ptr("token-b")},
+			{Name: "web", Token: ptr("token-b")}, // refused by a's API: listing fails
+		} {
+			if _, err := m.SetPool(ctx, c, "root"); err == nil || !strings.Contains(err.Error(), "web") || strings.Contains(err.Error(), "token-") {
+				t.Errorf("id %q: moving a pool with a server to another account (%+v): %v", id, c, err)
+			}
+		}
+		if after := mustPool(t, m, "web"); after.Endpoint != before.Endpoint || !bytesEqual(after.TokenSealed, before.TokenSealed) {
+			t.Errorf("id %q: a refused move changed the pool", id)
+		}
+	}
+	if _, err := m.SetPool(ctx, masterapi.PoolSpec{Name: "web", Endpoint: ptr(b.URL()), Token: ptr("token-b")}, "root"); !errors.Is(err, errs.ErrConflict) || !strings.Contains(err.Error(), "web-abc123") {
+		t.Errorf("the refusal names the server: %v", err)
+	}
+}
+
+func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
