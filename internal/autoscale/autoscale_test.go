@@ -319,6 +319,11 @@ func TestDown(t *testing.T) {
 			with(node("b", time.Hour), func(n *Node) { n.Retiring = true }),
 			with(node("c", time.Hour), func(n *Node) { n.Cordoned = true }),
 		}, reasons: map[string]string{"a": "not up", "b": "being retired", "c": "cordoned by an operator"}, reset: []string{"a", "b", "c"}},
+		{name: "down for the idle period: retired, even at min; not while it holds a volume", pools: []Pool{p1}, nodes: []Node{
+			with(node("a", 0), func(n *Node) { n.Ready, n.DownSince = false, now.Add(-11*time.Minute) }),
+			with(node("b", 0), func(n *Node) { n.Ready, n.DownSince = false, now.Add(-3*time.Minute) }),
+			with(node("c", 0), func(n *Node) { n.Ready, n.DownSince, n.Pinned = false, now.Add(-time.Hour), []string{"db"} }),
+		}, retire: []string{"a"}, reasons: map[string]string{"a": "down 11m (after 10m)", "b": "down 3m of 10m", "c": "holds pinned volume of app db"}},
 		{name: "a clock from the future starts now", pools: []Pool{p1}, nodes: []Node{node("a", -time.Hour)}, fresh: []string{"a"}},
 	}
 	for _, tc := range tests {

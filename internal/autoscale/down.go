@@ -17,6 +17,9 @@ type Node struct {
 	// replicas the master wants there request.
 	Sched sched.Node
 	Ready bool // up and in sync
+	// DownSince is since when the master cannot reach it (zero: it can,
+	// or has not tried long enough to say).
+	DownSince time.Time
 	// Cordoned by an operator (not by a retirement): left alone.
 	Cordoned bool
 	Retiring bool // being drained and destroyed already
@@ -64,8 +67,9 @@ type NodeNote struct {
 	Reason    string
 }
 
-// Down decides which pool nodes to retire: a node is retired when it has
-// been idle (its replicas request at most Utilisation of its CPU and
+// Down decides which pool nodes to retire: a node down (unreachable) for
+// its pool's IdleAfter, unless it holds a pinned volume or a singleton
+// (its disk may be all there is of them); a node that has been idle (its replicas request at most Utilisation of its CPU and
 // memory, and fit on other nodes) for its pool's IdleAfter, its pool stays
 // at or above min without it, it holds no pinned volume and no singleton,
 // nothing waits for room, and — for an hourly-billed type in a pool that
@@ -112,14 +116,24 @@ func Down(in DownInput) []NodeNote {
 		switch {
 		case n.Retiring:
 			note.Reason = "being retired"
-		case !n.Ready:
-			note.Reason = "not up"
 		case n.Cordoned:
 			note.Reason = "cordoned by an operator"
 		case len(n.Pinned) > 0:
 			note.Reason = "holds pinned volume of app " + strings.Join(n.Pinned, ", ")
 		case len(n.Singletons) > 0:
 			note.Reason = "holds singleton lease of app " + strings.Join(n.Singletons, ", ")
+		case !n.Ready && (n.DownSince.IsZero() || in.Now.Sub(n.DownSince) < p.idleAfter()):
+			note.Reason = "not up"
+			if !n.DownSince.IsZero() {
+				note.Reason = fmt.Sprintf("down %s of %s", short(in.Now.Sub(n.DownSince)), short(p.idleAfter()))
+			}
+		case !n.Ready:
+			// Down for as long as an idle node is kept: its replicas
+			// went elsewhere; the server still costs and holds a
+			// place under max (min is the pool manager's to make up).
+			note.Retire = true
+			note.Reason = fmt.Sprintf("down %s (after %s): replaced if the pool needs it", short(in.Now.Sub(n.DownSince)), short(p.idleAfter()))
+			gone[n.Name] = true
 		case used(n.Sched) > util:
 			note.Reason = "busy: " + usage(n.Sched) + " requested"
 		default:

@@ -17,6 +17,7 @@ import (
 	"github.com/moatcloud/moat/internal/masterapi"
 	"github.com/moatcloud/moat/internal/provider"
 	"github.com/moatcloud/moat/internal/sched"
+	"github.com/moatcloud/moat/internal/sshx"
 )
 
 // The cluster autoscaler: on every reconcile pass that leaves replicas
@@ -31,6 +32,10 @@ import (
 // scaleDownEvery is how often idle nodes are looked for (at most; a pool
 // with a short idle period is looked at four times per period).
 const scaleDownEvery = 10 * time.Second
+
+// joinGrace is how long after its registration a pool node that is not
+// in sync, or has not reported its size, counts as coming.
+const joinGrace = 2 * time.Minute
 
 // maxScalerActions bounds the actions remembered for status.
 const maxScalerActions = 50
@@ -289,8 +294,9 @@ func (m *Master) AutoscalerStatus(ctx context.Context, nodes bool) (masterapi.Au
 // cordoned; as Coming while it is created, boots, enrols, or its node is
 // not yet in sync or has not reported its size — and so does the part of desired no server stands for
 // yet (growPool raised it; the manager has not created them), unless the
-// breaker stops the pool creating. A node an operator cordoned is
-// neither, and lowers the room under max.
+// breaker stops the pool creating. A node an operator cordoned, or one
+// down (or silent about its size) joinGrace after it joined, is neither,
+// and lowers the room under max.
 func scalerPools(w *world, pools []scalerPool) ([]autoscale.Pool, []autoscale.Draining) {
 	var out []autoscale.Pool
 	var draining []autoscale.Draining
@@ -315,11 +321,20 @@ func scalerPools(w *world, pools []scalerPool) ([]autoscale.Pool, []autoscale.Dr
 				n, known := w.nodes[sv.Name]
 				v, seen := w.views[sv.Name]
 				switch {
-				case !known || !seen || !v.synced || n.Info.CPUs == 0 || n.Info.MemoryBytes == 0:
-					// Not in sync, or its size not reported
-					// yet: the scheduler cannot use it, its
-					// type stands in for it.
-					ap.Coming++
+				case !known:
+					ap.Coming++ // registered after this pass looked
+				case !seen || !v.synced || n.Info.CPUs == 0 || n.Info.MemoryBytes == 0:
+					// Not in sync, or its size not reported: the
+					// scheduler cannot use it. Just joined, its
+					// type stands in for it; later it is down or
+					// silent (what a node says is untrusted): it
+					// takes a place under max, and replicas it
+					// cannot take get new nodes.
+					if w.now.Sub(n.Enrolled) < joinGrace {
+						ap.Coming++
+					} else {
+						held++
+					}
 				case !n.Cordoned && !n.Draining:
 					ap.Ready++
 				default:
@@ -350,6 +365,15 @@ func scalerPools(w *world, pools []scalerPool) ([]autoscale.Pool, []autoscale.Dr
 		out = append(out, ap)
 	}
 	return out, draining
+}
+
+// downSince is since when a node is down, as its connection says (zero
+// when it is up or still connecting).
+func downSince(v view) time.Time {
+	if v.state != sshx.Down || v.synced {
+		return time.Time{}
+	}
+	return v.since
 }
 
 // refusing are the nodes that do not accept an image signed by signers.
@@ -428,7 +452,7 @@ func scalerDownInput(w *world, pools []scalerPool, idleSince map[string]time.Tim
 				continue
 			}
 			v := w.views[sv.Name]
-			an := autoscale.Node{Name: sv.Name, Pool: p.Name, Sched: byName[sv.Name], Ready: v.synced,
+			an := autoscale.Node{Name: sv.Name, Pool: p.Name, Sched: byName[sv.Name], Ready: v.synced, DownSince: downSince(v),
 				Cordoned: (node.Cordoned || node.Draining) && sv.State != store.ServerRetiring, Retiring: sv.State == store.ServerRetiring,
 				BilledSince: sv.BilledSince, BilledHourly: types[sv.Type].BilledHourly, IdleSince: idleSince[sv.Name]}
 			on := map[string]int{}

@@ -45,7 +45,15 @@ func sizedNodes(names ...string) map[string]store.Node {
 func TestScalerPools(t *testing.T) {
 	w := &world{now: t0, nodes: sizedNodes("static", "p1-a", "p1-b", "p1-c", "p1-d"),
 		views: map[string]view{"static": upView(), "p1-a": upView(), "p1-b": {}, "p1-d": upView(), "p1-e": upView()}}
-	w.nodes["p1-e"] = store.Node{Name: "p1-e", Tenant: store.DefaultTenant}
+	w.nodes["p1-e"] = store.Node{Name: "p1-e", Tenant: store.DefaultTenant, Enrolled: ago(time.Second)}
+	w.nodes["p1-f"] = store.Node{Name: "p1-f", Tenant: store.DefaultTenant, Enrolled: ago(time.Hour)}
+	w.views["p1-g"] = view{}
+	w.nodes["p1-g"] = store.Node{Name: "p1-g", Tenant: store.DefaultTenant, Enrolled: ago(time.Hour), Info: store.NodeInfo{CPUs: 2, MemoryBytes: 2 * gib}}
+	for _, name := range []string{"p1-b", "p1-c"} {
+		n := w.nodes[name]
+		n.Enrolled = ago(time.Second)
+		w.nodes[name] = n
+	}
 	cordoned := w.nodes["p1-d"]
 	cordoned.Cordoned = true
 	w.nodes["p1-d"] = cordoned
@@ -61,6 +69,8 @@ func TestScalerPools(t *testing.T) {
 		{"a node in sync that has not reported its size is coming", func() scalerPool {
 			return localPool(2, server("p1-a", store.ServerReady), server("p1-e", store.ServerReady))
 		}(), 1, 1, nil},
+		{"a node silent about its size long after it joined is held, not coming", localPool(2, server("p1-a", store.ServerReady), server("p1-f", store.ServerReady)), 1, 0, nil},
+		{"a node down long after it joined is held, not coming", localPool(2, server("p1-a", store.ServerReady), server("p1-g", store.ServerReady)), 1, 0, nil},
 		{"a registered node never seen is coming", localPool(2, server("p1-a", store.ServerReady), server("p1-c", store.ServerReady)), 1, 1, nil},
 		{"servers being created, booted, enrolled are coming", localPool(4, server("p1-a", store.ServerReady),
 			server("x", store.ServerCreating), server("y", store.ServerBooting), server("z", store.ServerEnrolling)), 1, 3, nil},
