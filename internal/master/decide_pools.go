@@ -81,11 +81,17 @@ const avoidFor = 15 * time.Minute
 // last of all, so a retry goes elsewhere; none is dropped, so a pool whose
 // every place failed still tries, under the breaker.
 func placements(types, regions []string, sold []provider.ServerType, recent []store.PoolCreation, now time.Time) []placement {
+	// A provider may list a type once per region (Hetzner: its price
+	// differs by location): the regions are the union, and one entry
+	// without regions sells it everywhere.
 	where := map[string][]string{}
-	known := map[string]bool{}
+	known, everywhere := map[string]bool{}, map[string]bool{}
 	for _, t := range sold {
 		known[t.Name] = true
-		where[t.Name] = t.Regions
+		where[t.Name] = append(where[t.Name], t.Regions...)
+		if len(t.Regions) == 0 {
+			everywhere[t.Name] = true
+		}
 	}
 	if len(regions) == 0 {
 		regions = []string{""}
@@ -93,7 +99,7 @@ func placements(types, regions []string, sold []provider.ServerType, recent []st
 	var all []placement
 	for _, r := range regions {
 		for _, t := range types {
-			if known[t] && r != "" && len(where[t]) > 0 && !slices.Contains(where[t], r) {
+			if known[t] && r != "" && !everywhere[t] && !slices.Contains(where[t], r) {
 				continue
 			}
 			all = append(all, placement{t, r})

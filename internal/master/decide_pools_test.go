@@ -73,7 +73,7 @@ func TestCreateBackoff(t *testing.T) {
 }
 
 func TestPlacements(t *testing.T) {
-	sold := []provider.ServerType{{Name: "cx22", Regions: []string{"fsn1", "nbg1"}}, {Name: "cx32", Regions: []string{"nbg1"}}, {Name: "cpx11"}}
+	sold := []provider.ServerType{{Name: "cx22", Regions: []string{"fsn1"}}, {Name: "cx22", Regions: []string{"nbg1"}}, {Name: "cx32", Regions: []string{"nbg1"}}, {Name: "cpx11"}}
 	for _, c := range []struct {
 		name           string
 		types, regions []string
@@ -84,6 +84,8 @@ func TestPlacements(t *testing.T) {
 			[]placement{{"cx22", "fsn1"}, {"cpx11", "fsn1"}, {"cx22", "nbg1"}, {"cpx11", "nbg1"}}},
 		{"a type not sold in a region is skipped", []string{"cx32", "cx22"}, []string{"fsn1", "nbg1"}, nil,
 			[]placement{{"cx22", "fsn1"}, {"cx32", "nbg1"}, {"cx22", "nbg1"}}},
+		{"a type listed once per region (Hetzner)", []string{"cx22"}, []string{"hel1", "fsn1", "nbg1"}, nil,
+			[]placement{{"cx22", "fsn1"}, {"cx22", "nbg1"}}},
 		{"unknown types are tried (the provider answers)", []string{"zz"}, []string{"fsn1"}, nil, []placement{{"zz", "fsn1"}}},
 		{"no regions", []string{"cx22", "cpx11"}, nil, nil, []placement{{"cx22", ""}, {"cpx11", ""}}},
 		{"a recent capacity error goes last", []string{"cx22", "cpx11"}, []string{"fsn1", "nbg1"},

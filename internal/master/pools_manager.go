@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -493,7 +494,10 @@ func (pm *poolManager) createCalls(ctx context.Context, p store.Pool, prov provi
 		pm.m.log.Error("pool server not created", "pool", p.Name, "server", name, "type", pl.Type, "region", pl.Region, "err", err)
 		return s, false
 	}
-	pm.noteErr(p.Name, fmt.Errorf("pool %s: no capacity for any of its server types in any of its regions", p.Name))
+	err := fmt.Errorf("pool %s: no capacity for any of its server types (%s) in any of its regions (%s), or none sold there",
+		p.Name, strings.Join(p.Types, ", "), strings.Join(p.Regions, ", "))
+	pm.noteErr(p.Name, err)
+	pm.m.log.Warn("pool server not created", "pool", p.Name, "server", name, "err", err)
 	return store.PoolServer{}, false
 }
 
