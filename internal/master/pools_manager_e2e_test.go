@@ -24,7 +24,7 @@ import (
 // only while it runs), the image the operator built for it with moat
 // pool image, and a master with the cluster's keys.
 type poolEnv struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string // temporary: keys, the operator's material
 	cloudDir string
 	image    string
@@ -33,7 +33,7 @@ type poolEnv struct {
 
 // newPoolEnv builds the image and starts a master with the pool
 // manager's timings shortened by args.
-func newPoolEnv(t *testing.T, args ...string) *poolEnv {
+func newPoolEnv(t testing.TB, args ...string) *poolEnv {
 	t.Helper()
 	moat := testcluster.Moat(t)
 	testcluster.RequireRoot(t)
