@@ -6,7 +6,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/moatcloud/moat/internal/provider/local"
 )
@@ -60,6 +63,9 @@ func NewCloud(t testing.TB) *local.Cloud {
 	return c
 }
 
+// dumpCloudLogs logs each server's console, sshd and node daemon logs,
+// after asking each node daemon for its goroutines (SIGQUIT: a Go
+// program prints every stack and exits), so a daemon that hung says where.
 func dumpCloudLogs(t testing.TB, c *local.Cloud) {
 	servers, _ := c.List(context.Background(), nil)
 	for _, s := range servers {
@@ -67,10 +73,32 @@ func dumpCloudLogs(t testing.TB, c *local.Cloud) {
 		if err != nil {
 			continue
 		}
+		if pid := nodeDaemon(n.NetNS); pid > 0 && syscall.Kill(pid, syscall.SIGQUIT) == nil {
+			for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && syscall.Kill(pid, 0) == nil; {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
 		for _, f := range []string{"console.log", "sshd.log", "node.log", "var-log/moat-node.log"} {
 			if b, err := os.ReadFile(filepath.Join(n.Dir, f)); err == nil && len(b) > 0 {
-				t.Logf("server %s (%s) %s:\n%s", s.ID, s.Name, f, tail(string(b), 80))
+				lines := 80
+				if f == "node.log" {
+					lines = 1000 // the goroutines
+				}
+				t.Logf("server %s (%s) %s:\n%s", s.ID, s.Name, f, tail(string(b), lines))
 			}
 		}
 	}
+}
+
+// nodeDaemon is the pid of the `moat node serve` in a network namespace.
+func nodeDaemon(netns string) int {
+	out, _ := exec.Command("ip", "netns", "pids", netns).Output()
+	for _, p := range strings.Fields(string(out)) {
+		cmd, _ := os.ReadFile("/proc/" + p + "/cmdline")
+		if args := strings.Split(string(cmd), "\x00"); len(args) >= 3 && args[1] == "node" && args[2] == "serve" {
+			pid, _ := strconv.Atoi(p)
+			return pid
+		}
+	}
+	return 0
 }
