@@ -844,7 +844,8 @@ type PoolView struct {
 	Pool    store.Pool // its config; TokenSealed cleared
 	Servers []store.PoolServer
 	// Types are the pool's types as its provider sells them, in the
-	// pool's order; nil until the provider listed them.
+	// pool's order, each as sold in the first of its regions that has it
+	// (poolOffer); nil until the provider listed them.
 	Types           []provider.ServerType
 	CreatesLastHour int
 	BreakerOpen     bool
@@ -869,6 +870,7 @@ func (m *Master) poolViews(ctx context.Context) ([]PoolView, error) {
 		if !p.Cloud() {
 			continue
 		}
+		sealed := p
 		p.TokenSealed = nil
 		v := PoolView{Pool: p}
 		for _, s := range servers {
@@ -891,14 +893,8 @@ func (m *Master) poolViews(ctx context.Context) ([]PoolView, error) {
 			v.LastError = pm.lastErr[p.Name]
 			pm.mu.Unlock()
 		}
-		if sold, err := m.poolTypes(ctx, p); err == nil {
-			for _, t := range p.Types {
-				for _, st := range sold {
-					if st.Name == t {
-						v.Types = append(v.Types, st)
-					}
-				}
-			}
+		if offered, err := m.poolOffered(ctx, sealed); err == nil {
+			v.Types = offered
 		}
 		out = append(out, v)
 	}
