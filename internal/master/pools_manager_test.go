@@ -455,3 +455,24 @@ func TestReuseNode(t *testing.T) {
 	}
 	pt.sameServers()
 }
+
+// TestPoolRemoving: a pool being removed has its servers retired and
+// destroyed, then its row goes.
+func TestPoolRemoving(t *testing.T) {
+	pt := newPoolTest(t, fastPools, store.Pool{Name: "web", Min: 2, Max: 3, Desired: 2})
+	ctx := context.Background()
+	pt.until("two ready", func(s []store.PoolServer) bool { return readyCount(s) == 2 })
+	if _, err := pt.m.db.UpdatePool(ctx, "web", func(p *store.Pool) error { p.Removing = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	pt.until("gone", func(s []store.PoolServer) bool {
+		_, err := pt.m.db.GetPool(ctx, "web")
+		return len(s) == 0 && errors.Is(err, errs.ErrNotFound)
+	})
+	if ids := pt.cloud.ids(); len(ids) != 0 {
+		t.Errorf("the cloud still holds %v", ids)
+	}
+	if nodes, _ := pt.m.db.Nodes(ctx); len(nodes) != 0 {
+		t.Errorf("nodes left: %+v", nodes)
+	}
+}
