@@ -81,6 +81,12 @@ type poolManager struct {
 	open  func(ctx context.Context, p store.Pool) (provider.Provider, error)
 	bring func(ctx context.Context, p store.Pool, s *store.PoolServer, prov provider.Provider) error
 
+	// decide is held by a pass while it reads and decides, and by
+	// growPool, retireNode and reuseNode while they change a pool's size
+	// and a server's state together: a pass never sees one without the
+	// other (a server retiring with the old size wanted would be replaced).
+	decide sync.Mutex
+
 	mu      sync.Mutex
 	busy    map[string]bool         // servers a goroutine is working on
 	creates map[string]*sync.Mutex  // per pool: breaker checks and intents one at a time
@@ -133,22 +139,33 @@ func (pm *poolManager) run(ctx context.Context) {
 
 // pass is one look at every cloud pool.
 func (pm *poolManager) pass(ctx context.Context) {
-	pools, err := pm.m.db.Pools(ctx)
-	if err != nil {
-		pm.m.log.Error("pool manager: read pools", "err", err)
-		return
-	}
-	servers, err := pm.m.db.PoolServers(ctx, "")
-	if err != nil {
-		pm.m.log.Error("pool manager: read pool servers", "err", err)
-		return
-	}
+	pools := pm.decidePass(ctx)
 	pm.mu.Lock()
 	orphansDue := time.Since(pm.orphans) >= pm.set.OrphanEvery
 	if orphansDue {
 		pm.orphans = time.Now()
 	}
 	pm.mu.Unlock()
+	if orphansDue && pools != nil {
+		pm.orphanPass(ctx, pools)
+	}
+	pm.m.db.PrunePoolCreations(ctx, time.Now().Add(-store.CreationsKept))
+}
+
+// decidePass decides and starts what every pool needs, under decide.
+func (pm *poolManager) decidePass(ctx context.Context) []store.Pool {
+	pm.decide.Lock()
+	defer pm.decide.Unlock()
+	pools, err := pm.m.db.Pools(ctx)
+	if err != nil {
+		pm.m.log.Error("pool manager: read pools", "err", err)
+		return nil
+	}
+	servers, err := pm.m.db.PoolServers(ctx, "")
+	if err != nil {
+		pm.m.log.Error("pool manager: read pool servers", "err", err)
+		return nil
+	}
 	for _, p := range pools {
 		if !p.Cloud() {
 			continue
@@ -164,10 +181,7 @@ func (pm *poolManager) pass(ctx context.Context) {
 			pm.noteErr(p.Name, err)
 		}
 	}
-	if orphansDue {
-		pm.orphanPass(ctx, pools)
-	}
-	pm.m.db.PrunePoolCreations(ctx, time.Now().Add(-store.CreationsKept))
+	return pools
 }
 
 func (pm *poolManager) isBusy(name string) bool {
@@ -904,6 +918,8 @@ func (m *Master) poolViews(ctx context.Context) ([]PoolView, error) {
 // growPool asks a pool for n more servers than it wants now (clamped to
 // its max) and starts a pass.
 func (m *Master) growPool(ctx context.Context, pool string, n int, why string) error {
+	m.poolMgr.decide.Lock()
+	defer m.poolMgr.decide.Unlock()
 	p, err := m.db.GetPool(ctx, pool)
 	if err != nil {
 		return err
@@ -919,9 +935,7 @@ func (m *Master) growPool(ctx context.Context, pool string, n int, why string) e
 		return err
 	}
 	m.log.Info("pool grown", "pool", pool, "from", p.Desired, "to", want, "why", why)
-	if m.poolMgr != nil {
-		m.poolMgr.kickPools()
-	}
+	m.poolMgr.kickPools()
 	return nil
 }
 
@@ -930,6 +944,8 @@ func (m *Master) growPool(ctx context.Context, pool string, n int, why string) e
 // by one (never below min), and a goroutine drains it, removes it and
 // destroys its server. It returns once that is under way.
 func (m *Master) retireNode(ctx context.Context, node, why string) error {
+	m.poolMgr.decide.Lock()
+	defer m.poolMgr.decide.Unlock()
 	s, err := m.db.GetPoolServer(ctx, node)
 	if err != nil {
 		return fmt.Errorf("node %s is not a pool's server: %w", node, err)
@@ -950,14 +966,13 @@ func (m *Master) retireNode(ctx context.Context, node, why string) error {
 	}
 	if want := clampDesired(p.Desired-1, p.Min, p.Max); want != p.Desired && !p.Removing {
 		if err := m.db.SetPoolDesired(ctx, map[string]int{p.Name: want}); err != nil {
+			m.db.SwapPoolServerState(context.WithoutCancel(ctx), node, store.ServerRetiring, store.ServerReady)
 			return err
 		}
 	}
 	m.log.Info("pool node retiring", "pool", p.Name, "node", node, "why", why)
 	m.RecordEvent(masterapi.Event{Kind: "pool-node-retiring", Node: node, Message: fmt.Sprintf("pool %s: node %s retiring: %s", p.Name, node, why)})
-	if m.poolMgr != nil {
-		m.poolMgr.kickPools()
-	}
+	m.poolMgr.kickPools()
 	return nil
 }
 
@@ -973,6 +988,8 @@ func orNone(s string) string {
 // size grows by one (within max), so a scale-up uses it before buying a
 // new server. Its drain's goroutine sees the state and stops.
 func (m *Master) reuseNode(ctx context.Context, node, why string) error {
+	m.poolMgr.decide.Lock()
+	defer m.poolMgr.decide.Unlock()
 	s, err := m.db.GetPoolServer(ctx, node)
 	if err != nil {
 		return fmt.Errorf("node %s is not a pool's server: %w", node, err)
@@ -996,8 +1013,6 @@ func (m *Master) reuseNode(ctx context.Context, node, why string) error {
 	}
 	m.log.Info("pool node reused", "pool", s.Pool, "node", node, "why", why)
 	m.RecordEvent(masterapi.Event{Kind: "pool-node-reused", Node: node, Message: fmt.Sprintf("pool %s: node %s taken back from its drain: %s", s.Pool, node, why)})
-	if m.poolMgr != nil {
-		m.poolMgr.kickPools()
-	}
+	m.poolMgr.kickPools()
 	return nil
 }
