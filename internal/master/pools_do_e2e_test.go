@@ -34,7 +34,8 @@ import (
 //     listing;
 //   - orphans: a droplet carrying this cluster's tag that moat does not
 //     know is destroyed after the grace, an untagged one is never touched;
-//   - scale-down to 1: two nodes drained and destroyed, no replica lost.
+//   - scale-down to 1: two nodes drained and destroyed, no replica lost;
+//   - scale-up to 2 with nothing failing (the calls one node costs).
 //
 // After each step the fake holds exactly the droplets of the pool's
 // nodes: a twin made when a lost create's droplet was not listed yet (the
@@ -176,6 +177,14 @@ func TestDigitalOceanPool(t *testing.T) {
 	if err := c.Destroy(ctx, mine.ID); err != nil {
 		t.Fatal(err)
 	}
+	delete(ignore, "mine-1")
+
+	// 5. A scale-up with nothing failing: the calls one node costs.
+	calls, gets, posts := f.Requests(""), f.Requests("GET /v2/droplets/{id}"), f.Requests("POST /v2/droplets")
+	e.scale("web", 2)
+	waitDOPool(e, f, "web", 2, ignore, 3*time.Minute)
+	t.Logf("scale-up 1→2, no failure: %d API calls (%d creates, %d Get polls, the rest orphan lists)",
+		f.Requests("")-calls, f.Requests("POST /v2/droplets")-posts, f.Requests("GET /v2/droplets/{id}")-gets)
 	if errs := f.BootErrors(); len(errs) != 0 {
 		t.Errorf("machines behind the fake failed: %v", errs)
 	}
