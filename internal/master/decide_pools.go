@@ -136,6 +136,10 @@ type poolPlan struct {
 	// Destroy: servers to destroy at once: not yet nodes and either in
 	// excess or past the boot deadline.
 	Destroy []string
+	// Kept: ready servers in excess not retired because they hold an app
+	// pinned to them by its volumes (its replica cannot move: a drain
+	// would never end, the server cordoned and paid for for ever).
+	Kept    []string
 	Breaker breakerState
 }
 
@@ -146,6 +150,7 @@ type poolInput struct {
 	Servers           []store.PoolServer
 	Creations         []store.PoolCreation // the last hour's, at least
 	Replicas          map[string]int       // replicas per node
+	Pinned            map[string]bool      // nodes an app is pinned to (its volumes): never retired
 	Busy              map[string]bool      // servers a goroutine is working on (creating, enrolling, retiring)
 	BootDeadline      time.Duration        // from created to ready
 	Now               time.Time
@@ -155,7 +160,7 @@ type poolInput struct {
 // not retiring or destroying; too few, and the missing are created (as
 // far as the breaker allows); too many, and the excess goes — first those
 // not yet nodes (newest first), then ready nodes with the fewest replicas,
-// newest first. A server not ready by BootDeadline after its creation,
+// newest first, never one an app is pinned to (Kept). A server not ready by BootDeadline after its creation,
 // and no goroutine of this master bringing it up (which keeps its own
 // deadline), is destroyed; its place is retried elsewhere.
 func planPool(in poolInput) poolPlan {
@@ -219,8 +224,17 @@ func planPool(in poolInput) poolPlan {
 			if excess == 0 {
 				break
 			}
+			if in.Pinned[s.Name] {
+				continue
+			}
 			p.Retire = append(p.Retire, s.Name)
 			excess--
+		}
+		for _, s := range ready {
+			if excess > 0 && in.Pinned[s.Name] {
+				p.Kept = append(p.Kept, s.Name)
+				excess--
+			}
 		}
 	}
 	return p

@@ -162,6 +162,18 @@ func TestPlanPool(t *testing.T) {
 				srv("a", store.ServerReady, "1", 3*time.Hour), srv("b", store.ServerReady, "2", 2*time.Hour), srv("c", store.ServerReady, "3", time.Hour),
 				srv("d", store.ServerBooting, "4", time.Minute), srv("e", store.ServerCreating, "", time.Second)}},
 			poolPlan{Desired: 1, Active: 5, Destroy: []string{"d"}, Retire: []string{"c", "b"}}},
+		// A node holding an app pinned to it by its volumes cannot be
+		// drained (the replica has nowhere else to go): retired, it
+		// would stay cordoned and paid for for ever, out of the count.
+		{"scale down: a node holding a pinned app is kept", poolInput{Min: 0, Max: 5, Desired: 1, PerHour: 10,
+			Replicas: map[string]int{"a": 1, "b": 1, "c": 3}, Pinned: map[string]bool{"a": true},
+			Servers: []store.PoolServer{
+				srv("a", store.ServerReady, "1", time.Minute), srv("b", store.ServerReady, "2", 2*time.Hour), srv("c", store.ServerReady, "3", 3*time.Hour)}},
+			poolPlan{Desired: 1, Active: 3, Retire: []string{"b", "c"}}},
+		{"scale down: only pinned nodes left in excess: kept, said", poolInput{Min: 0, Max: 5, Desired: 0, PerHour: 10,
+			Replicas: map[string]int{"a": 1}, Pinned: map[string]bool{"a": true},
+			Servers: []store.PoolServer{srv("a", store.ServerReady, "1", time.Hour)}},
+			poolPlan{Desired: 0, Active: 1, Kept: []string{"a"}}},
 		{"scale down never below min", poolInput{Min: 2, Max: 5, Desired: 0, PerHour: 10, Servers: []store.PoolServer{
 			srv("a", store.ServerReady, "1", time.Hour), srv("b", store.ServerReady, "2", time.Hour), srv("c", store.ServerReady, "3", time.Minute)}},
 			poolPlan{Desired: 2, Active: 3, Retire: []string{"c"}}},

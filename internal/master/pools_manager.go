@@ -312,8 +312,15 @@ func (pm *poolManager) passPool(ctx context.Context, p store.Pool, servers []sto
 			return nil
 		}
 	}
+	var pinned map[string]bool
+	if len(servers) > clampDesired(desired, lo, hi) { // some may be retired: which hold pinned apps
+		if pinned, err = pm.pinnedNodes(ctx); err != nil {
+			return err
+		}
+	}
 	plan := planPool(poolInput{Min: lo, Max: hi, Desired: desired, PerHour: p.MaxCreatesPerHour, Servers: servers, Creations: creations,
-		Replicas: perNode, Busy: pm.busyNames(), BootDeadline: pm.set.BootDeadline, Now: now})
+		Replicas: perNode, Pinned: pinned, Busy: pm.busyNames(), BootDeadline: pm.set.BootDeadline, Now: now})
+	pm.noteKept(p.Name, plan.Kept)
 	for _, name := range plan.Destroy {
 		s := serverNamed(servers, name)
 		why := "not up within the boot deadline"
@@ -354,6 +361,51 @@ func (pm *poolManager) passPool(ctx context.Context, p store.Pool, servers []sto
 		}
 	}
 	return nil
+}
+
+// pinnedNodes are the nodes apps are pinned to by their volumes: a drain
+// cannot move their replicas, so the pool never retires them.
+func (pm *poolManager) pinnedNodes(ctx context.Context) (map[string]bool, error) {
+	apps, err := pm.m.db.Apps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, a := range apps {
+		rev, err := pm.m.db.GetRevision(ctx, a.Name, a.Revision)
+		if err != nil {
+			return nil, err
+		}
+		sp, err := pm.m.specOf(rev)
+		if err != nil {
+			return nil, err
+		}
+		if n := sp.PinnedNode(); n != "" {
+			out[n] = true
+		}
+	}
+	return out, nil
+}
+
+// noteKept says, when it changes, which nodes a pool keeps above its size
+// because apps are pinned to them (moat pool ls shows it as the pool's
+// last error until something else happens).
+func (pm *poolManager) noteKept(pool string, kept []string) {
+	note := ""
+	if len(kept) > 0 {
+		note = fmt.Sprintf("pool %s: node(s) %s kept above the pool's size: apps are pinned to them by their volumes (move or remove those apps)",
+			pool, strings.Join(kept, ", "))
+	}
+	pm.mu.Lock()
+	old := pm.notes[pool+"\x00kept"]
+	pm.notes[pool+"\x00kept"] = note
+	if note != "" {
+		pm.lastErr[pool] = note
+	}
+	pm.mu.Unlock()
+	if note != old && note != "" {
+		pm.m.log.Warn("pool nodes kept: apps pinned to them", "pool", pool, "nodes", strings.Join(kept, ","))
+	}
 }
 
 func serverNamed(servers []store.PoolServer, name string) store.PoolServer {

@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/master/store"
 	"github.com/moatcloud/moat/internal/provider"
+	"github.com/moatcloud/moat/internal/spec"
 )
 
 // memCloud is a provider in memory for the pool manager's own tests: it
@@ -475,4 +478,41 @@ func TestPoolRemoving(t *testing.T) {
 	if nodes, _ := pt.m.db.Nodes(ctx); len(nodes) != 0 {
 		t.Errorf("nodes left: %+v", nodes)
 	}
+}
+
+// TestPoolKeepsPinnedNodes: scaling a pool down never retires the node an
+// app is pinned to by its volumes (its replica has nowhere to go: the
+// drain would never end and the server would stay paid for, cordoned);
+// the other goes, and the pool says which it keeps and why.
+func TestPoolKeepsPinnedNodes(t *testing.T) {
+	pt := newPoolTest(t, fastPools, store.Pool{Name: "web", Min: 0, Max: 4, Desired: 2})
+	rows := pt.until("two ready", func(s []store.PoolServer) bool { return len(s) == 2 && readyCount(s) == 2 })
+	// The newest, least loaded is the one a plain scale-down picks: pin
+	// an app to it.
+	slices.SortFunc(rows, func(a, b store.PoolServer) int { return b.Created.Compare(a.Created) })
+	pinnedTo, other := rows[0].Name, rows[1].Name
+	sp, _ := json.Marshal(spec.App{Name: "db", Replicas: 1, Volumes: []spec.Volume{{Node: pinnedTo, Source: "/srv/db", Target: "/data"}}})
+	if _, err := pt.m.db.NewRevision(context.Background(), store.Revision{App: "db", Spec: sp, Image: "sha256:" + strings.Repeat("0", 64), Template: "t1", Cause: "deploy"}); err != nil {
+		t.Fatal(err)
+	}
+	pt.setDesired(0)
+	left := pt.until("the unpinned node retired", func(s []store.PoolServer) bool { return len(s) == 1 })
+	if left[0].Name != pinnedTo || left[0].State != store.ServerReady {
+		t.Errorf("left %+v, want %s ready (the pinned app's node); %s retired", left, pinnedTo, other)
+	}
+	// More passes change nothing: it is kept, not drained.
+	for range 5 {
+		pt.pm.pass(pt.ctx)
+	}
+	if s, err := pt.m.db.GetPoolServer(context.Background(), pinnedTo); err != nil || s.State != store.ServerReady {
+		t.Errorf("the pinned node: %+v, %v", s, err)
+	}
+	if n, err := pt.m.db.GetNode(context.Background(), pinnedTo); err != nil || n.Cordoned {
+		t.Errorf("the pinned node's node: %+v, %v", n, err)
+	}
+	views, err := pt.m.poolViews(context.Background())
+	if err != nil || len(views) != 1 || !strings.Contains(views[0].LastError, pinnedTo) || !strings.Contains(views[0].LastError, "pinned") {
+		t.Errorf("the pool does not say why it keeps %s: %+v, %v", pinnedTo, views, err)
+	}
+	pt.sameServers()
 }
