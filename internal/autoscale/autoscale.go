@@ -55,7 +55,9 @@ type Pool struct {
 	Min, Max int
 	// Ready is how many of its nodes are registered, up and in sync and
 	// not being retired; Coming how many are on their way (servers being
-	// created or enrolled, nodes not yet in sync). Both count towards Max.
+	// created or enrolled, nodes not yet in sync; not servers the pool
+	// has yet to create while its breaker is open). Both count towards
+	// Max.
 	Ready, Coming int
 	Types         []Type // preference order; the first is what a new node is
 	Labels        map[string]string
@@ -166,10 +168,11 @@ func Up(reqs []sched.Request, pools []Pool, draining []Draining, existing map[st
 
 	// 0. Room on the nodes there are now.
 	left = onExisting(left, existing)
-	// 1. Nodes on their way, of pools that can still bring them.
+	// 1. Nodes on their way (servers that exist: a breaker that opened
+	// since stops creations, not them).
 	var coming []*hyp
 	for _, p := range pools {
-		if len(p.Types) == 0 || p.BreakerOpen {
+		if len(p.Types) == 0 {
 			continue
 		}
 		for i := range p.Coming {
