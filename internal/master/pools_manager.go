@@ -305,11 +305,7 @@ func (pm *poolManager) passPool(ctx context.Context, p store.Pool, servers []sto
 	if p.Removing {
 		lo, hi, desired = 0, 0, 0
 		if len(servers) == 0 {
-			if err := pm.m.db.RemovePool(ctx, p.Name); err != nil {
-				return fmt.Errorf("remove pool %s once its servers are gone: %w", p.Name, err)
-			}
-			pm.m.log.Info("pool removed: its servers are gone", "pool", p.Name)
-			return nil
+			return pm.removeEmpty(ctx, p.Name)
 		}
 	}
 	var pinned map[string]bool
@@ -360,6 +356,24 @@ func (pm *poolManager) passPool(ctx context.Context, p store.Pool, servers []sto
 			return err
 		}
 	}
+	return nil
+}
+
+// removeEmpty removes a pool being removed once it has no server, read
+// again under its create lock: a creation between two places (no row
+// for a moment) either recorded its next intent first, and the pool
+// stays, or finds the pool gone and makes no call.
+func (pm *poolManager) removeEmpty(ctx context.Context, pool string) error {
+	mu := pm.poolLock(pool)
+	mu.Lock()
+	defer mu.Unlock()
+	if rows, err := pm.m.db.PoolServers(ctx, pool); err != nil || len(rows) > 0 {
+		return err
+	}
+	if err := pm.m.db.RemovePool(ctx, pool); err != nil {
+		return fmt.Errorf("remove pool %s once its servers are gone: %w", pool, err)
+	}
+	pm.m.log.Info("pool removed: its servers are gone", "pool", pool)
 	return nil
 }
 
@@ -504,6 +518,15 @@ func (pm *poolManager) createCalls(ctx context.Context, p store.Pool, prov provi
 		now := time.Now()
 		s := store.PoolServer{Name: name, Pool: p.Name, Type: pl.Type, Region: pl.Region, State: store.ServerCreating, HostKey: hostKey, Created: now}
 		mu.Lock()
+		// The pool may have gone since the pass that asked for this
+		// server (removed while no row of it existed: between a capacity
+		// answer and this intent), or be going: its server would be a
+		// node nothing retires, in an account no orphan pass lists.
+		if cur, err := pm.m.db.GetPool(ctx, p.Name); err != nil || cur.Removing {
+			mu.Unlock()
+			pm.m.log.Info("pool server not created: its pool is gone or being removed", "pool", p.Name, "server", name, "err", err)
+			return s, false
+		}
 		cs, err := pm.m.db.PoolCreations(ctx, p.Name, now.Add(-time.Hour))
 		if err != nil {
 			mu.Unlock()

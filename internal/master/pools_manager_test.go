@@ -36,6 +36,8 @@ type memCloud struct {
 	capacity, fail map[string]bool
 	hang           bool
 	noBoot         bool
+	// onCreate, if set, runs at the start of every create call.
+	onCreate func(provider.CreateRequest)
 }
 
 func newMemCloud() *memCloud {
@@ -63,6 +65,11 @@ func (c *memCloud) Types(context.Context) ([]provider.ServerType, error) {
 func (c *memCloud) Create(ctx context.Context, req provider.CreateRequest) (provider.Server, error) {
 	c.count("create")
 	c.mu.Lock()
+	if f := c.onCreate; f != nil {
+		c.mu.Unlock()
+		f(req)
+		c.mu.Lock()
+	}
 	if c.capacity[req.Type] {
 		c.mu.Unlock()
 		return provider.Server{}, fmt.Errorf("create %s: %w", req.Name, provider.ErrCapacity)
@@ -515,4 +522,48 @@ func TestPoolKeepsPinnedNodes(t *testing.T) {
 		t.Errorf("the pool does not say why it keeps %s: %+v, %v", pinnedTo, views, err)
 	}
 	pt.sameServers()
+}
+
+// TestCreateRechecksPool: a server's creation that moves on to the next
+// type after a capacity error asks again whether its pool still wants
+// servers: removed meanwhile (a pass found no server row in the gap
+// between the capacity answer and the next intent), or being removed, it
+// makes no more create calls — a server of a pool that no longer exists
+// would be a node nothing retires, in an account no orphan pass lists.
+func TestCreateRechecksPool(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		change func(pt *poolTest) error
+	}{
+		{"removed", func(pt *poolTest) error { return pt.m.db.RemovePool(context.Background(), "web") }},
+		{"being removed", func(pt *poolTest) error {
+			_, err := pt.m.db.UpdatePool(context.Background(), "web", func(p *store.Pool) error {
+				p.Removing, p.Min, p.Desired = true, 0, 0
+				return nil
+			})
+			return err
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pt := newPoolTest(t, fastPools, store.Pool{Name: "web", Min: 1, Max: 2, Desired: 1})
+			pt.cloud.capacity["small"] = true
+			done := make(chan error, 1)
+			pt.cloud.onCreate = func(req provider.CreateRequest) {
+				if req.Type == "small" {
+					done <- c.change(pt)
+				}
+			}
+			pt.pm.pass(pt.ctx)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			pt.pm.wg.Wait()
+			if n := pt.cloud.Calls("create"); n != 1 {
+				t.Errorf("%d create calls, want 1 (none after the pool went)", n)
+			}
+			if ids := pt.cloud.ids(); len(ids) != 0 {
+				t.Errorf("servers made for a pool %s: %v", c.name, ids)
+			}
+		})
+	}
 }
