@@ -105,7 +105,7 @@ ingress: [{host: web.test, port: http}]
 // up from 1; once the load stops it comes back to 1, after the
 // (shortened, 15 s) stabilisation window and not before. moat history
 // and moat events show both scales, by the autoscaler; moat scale is
-// refused; no request failed.
+// refused; a deploy keeps the count; no request failed.
 func TestAppAutoscale(t *testing.T) {
 	c := testcluster.NewCluster(t, 2)
 	c.AddNodeConf("n1", "edge=true", "metrics-interval=1s")
@@ -130,6 +130,12 @@ func TestAppAutoscale(t *testing.T) {
 		n, _ := ready(reps)
 		return n >= up
 	})
+	// A deploy keeps the count reached (the spec's replicas, left out, would be 1).
+	r = e.deploy(burnSpec("autoscale: {min: 1, max: 4, cpu: 50%}"))
+	e.wait("web", r.Revision)
+	if n := replicaCount(t, m, "web"); n < up {
+		t.Errorf("a deploy under load made %d replicas of %d: want the count kept", n, up)
+	}
 	ok, failed := stop()
 	idle := time.Now()
 	if failed > 0 {
