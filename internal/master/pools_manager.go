@@ -294,7 +294,7 @@ func (pm *poolManager) passPool(ctx context.Context, p store.Pool, servers []sto
 		case store.ServerReady:
 			// A node removed by hand (moat node rm) is a server that
 			// costs and serves nothing.
-			if _, err := pm.m.db.GetNode(ctx, s.Name); errors.Is(err, errs.ErrNotFound) {
+			if _, ok, err := pm.poolNode(ctx, p, s.Name); err == nil && !ok {
 				pm.start(ctx, s.Name, func(ctx context.Context) {
 					pm.destroy(ctx, p, s, prov, "its node was removed from the cluster")
 				})
@@ -357,6 +357,20 @@ func (pm *poolManager) passPool(ctx context.Context, p store.Pool, servers []sto
 		}
 	}
 	return nil
+}
+
+// poolNode is the node of a pool's server: registered under its name and
+// labelled with the pool (a node of the same name that is not the
+// pool's — an operator's — is none of the pool's business: ok false).
+func (pm *poolManager) poolNode(ctx context.Context, p store.Pool, name string) (store.Node, bool, error) {
+	n, err := pm.m.db.GetNode(ctx, name)
+	if errors.Is(err, errs.ErrNotFound) {
+		return n, false, nil
+	}
+	if err != nil {
+		return n, false, err
+	}
+	return n, store.NodePool(n.Labels) == p.Name, nil
 }
 
 // removeEmpty removes a pool being removed once it has no server, read
@@ -640,10 +654,15 @@ func (pm *poolManager) bringUp(ctx context.Context, p store.Pool, s store.PoolSe
 
 func (pm *poolManager) enrol(ctx context.Context, p store.Pool, s *store.PoolServer, prov provider.Provider) error {
 	// A node of that name already registered: the master died between
-	// registering it and recording so.
-	if n, err := pm.m.db.GetNode(ctx, s.Name); err == nil {
+	// registering it and recording so — if it is this pool's. Another
+	// (an operator's node of the same name) is not this server.
+	if n, ok, err := pm.poolNode(ctx, p, s.Name); err != nil {
+		return err
+	} else if ok {
 		s.State, s.HostKey = store.ServerReady, n.HostKey
 		return pm.m.db.PutPoolServer(ctx, *s)
+	} else if _, err := pm.m.db.GetNode(ctx, s.Name); err == nil {
+		return fmt.Errorf("server %s: a node of that name is registered and is not pool %s's: %w", s.Name, p.Name, errs.ErrConflict)
 	}
 	srv, err := pm.waitRunning(ctx, prov, s.ProviderID, true)
 	if err != nil {
@@ -754,7 +773,7 @@ func (pm *poolManager) rotateHostKey(ctx context.Context, name, addr string, one
 // drain), wait until no replica is left on it, remove the node, destroy.
 func (pm *poolManager) retire(ctx context.Context, p store.Pool, s store.PoolServer, prov provider.Provider) {
 	actor := "pool " + p.Name
-	if _, err := pm.m.db.GetNode(ctx, s.Name); err == nil {
+	if _, ok, _ := pm.poolNode(ctx, p, s.Name); ok {
 		if err := pm.m.Cordon(ctx, s.Name, "drain", actor); err != nil {
 			pm.m.log.Error("pool server not drained", "node", s.Name, "err", err)
 			return
@@ -805,7 +824,10 @@ func (pm *poolManager) replicasOn(ctx context.Context, node string) (int, error)
 // destroy destroys a server and forgets it once the provider says it is
 // gone. Its node, if registered, is removed first.
 func (pm *poolManager) destroy(ctx context.Context, p store.Pool, s store.PoolServer, prov provider.Provider, why string) {
-	if _, err := pm.m.db.GetNode(ctx, s.Name); err == nil {
+	if _, ok, err := pm.poolNode(ctx, p, s.Name); err != nil {
+		pm.m.log.Error("pool node not looked up", "node", s.Name, "err", err)
+		return
+	} else if ok {
 		if err := pm.m.RemoveNode(ctx, s.Name, "pool "+p.Name); err != nil {
 			pm.m.log.Error("pool node not removed", "node", s.Name, "err", err)
 			return

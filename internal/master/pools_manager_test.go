@@ -567,3 +567,45 @@ func TestCreateRechecksPool(t *testing.T) {
 		})
 	}
 }
+
+// TestEnrolOnlyItsOwnNode: a node already registered under a new
+// server's name is taken for it (the master died between registering and
+// recording) only if it is that pool's; any other (a static node of that
+// name) is neither adopted as the pool's server, nor removed when the
+// server is destroyed.
+func TestEnrolOnlyItsOwnNode(t *testing.T) {
+	pt := newPoolTest(t, fastPools, store.Pool{Name: "web", Min: 0, Max: 2, Desired: 0})
+	pt.pm.bring = pt.pm.enrol
+	ctx := context.Background()
+	const name = "web-abc123"
+	if err := pt.m.db.PutNode(ctx, store.Node{Name: name, Addr: "192.0.2.9:22", User: "root", HostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDummyDummyDummyDummyDummyDummyDummyDummyDummy",
+		Labels: map[string]string{"role": "db"}, Enrolled: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	id := pt.cloud.add(name, map[string]string{provider.LabelPool: "web"}, time.Now())
+	p, err := pt.m.db.GetPool(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := store.PoolServer{Name: name, Pool: "web", Type: "small", State: store.ServerCreating, Created: time.Now()}
+	if _, err := pt.m.db.RecordCreateIntent(ctx, s, s.Created); err != nil {
+		t.Fatal(err)
+	}
+	s.State, s.ProviderID = store.ServerBooting, id
+	if err := pt.m.db.PutPoolServer(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := pt.pm.enrol(ctx, p, &s, pt.cloud); err == nil {
+		t.Errorf("enrol took the static node %s for the pool's server", name)
+	}
+	if row, err := pt.m.db.GetPoolServer(ctx, name); err != nil || row.State == store.ServerReady {
+		t.Errorf("the server's row: %+v, %v", row, err)
+	}
+	pt.pm.bringUp(pt.ctx, p, s, pt.cloud) // fails, destroys the server
+	if _, err := pt.m.db.GetNode(ctx, name); err != nil {
+		t.Errorf("the static node went with the pool's server: %v", err)
+	}
+	if ids := pt.cloud.ids(); len(ids) != 0 {
+		t.Errorf("the server was not destroyed: %v", ids)
+	}
+}
