@@ -68,7 +68,7 @@ func newAutoscaled(t testing.TB, idleAfter time.Duration) *autoscaled {
 	a := &autoscaled{t: t, m: m, moat: moat, cloud: cloud.Dir(),
 		env: append(os.Environ(), "MOAT_MASTER_SOCKET="+m.Socket, "MOAT_MASTER=", "HOME="+dir)}
 	a.cli("pool", "add", "p1", "--provider", "local", "--local-dir", cloud.Dir(), "--type", "local-2", "--image", image,
-		"--min", "1", "--max", "4", "--idle-after", idleAfter.String())
+		"--min", "1", "--max", "4", "--idle-after", idleAfter.String(), "--max-creates-per-hour", "60")
 	m.ImportProbe(t, "probe:1")
 	a.waitNodes("the pool's first node", 3*time.Minute, func(ns []masterapi.Node) bool { return len(upNodes(ns)) == 1 })
 	return a

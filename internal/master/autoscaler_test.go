@@ -305,3 +305,21 @@ func TestWaitedUntil(t *testing.T) {
 		t.Errorf("waits %v kept once judged", s.waitedUntil)
 	}
 }
+
+// TestLostCreate: a create whose answer was lost is not on its way.
+func TestLostCreate(t *testing.T) {
+	for _, tc := range []struct {
+		s    store.PoolServer
+		lost bool
+	}{
+		{store.PoolServer{Name: "a", State: store.ServerCreating}, true},
+		{store.PoolServer{Name: "a", State: store.ServerCreating, ProviderID: "7"}, false},
+		{store.PoolServer{Name: "a", State: store.ServerBooting, ProviderID: "7"}, false},
+		{store.PoolServer{Name: "a", State: store.ServerReady}, false},
+		{store.PoolServer{Name: "a", State: store.ServerRetiring}, false},
+	} {
+		if got := lostCreate(tc.s, nil); got != tc.lost {
+			t.Errorf("%+v: lost %v, want %v", tc.s, got, tc.lost)
+		}
+	}
+}
