@@ -55,6 +55,7 @@ type cloudState struct {
 	Owner      int                 `json:"owner"` // see cloudOwner: for sweeping after crashes
 	NextServer int                 `json:"nextServer"`
 	NextImage  int                 `json:"nextImage"`
+	LastAddr   netip.Addr          `json:"lastAddr"` // the address handed out last`
 	Machines   map[string]*machine `json:"machines"` // by server id
 	Images     map[string]*image   `json:"images"`   // by image id
 }
@@ -311,16 +312,11 @@ func (c *Cloud) reserve(req provider.CreateRequest) (machine, error) {
 				return err
 			}
 		}
-		addr := st.Gateway
-		for range 10 {
-			addr = addr.Next()
-		}
-		for used[addr] {
-			addr = addr.Next()
-		}
-		if !st.Subnet.Contains(addr) || addr.As4()[3] == 255 {
+		addr, ok := nextAddr(st.Subnet, st.LastAddr, used)
+		if !ok {
 			return fmt.Errorf("create %s: the local cloud's subnet %s is full: %w", req.Name, st.Subnet, provider.ErrCapacity)
 		}
+		st.LastAddr = addr
 		num := st.NextServer
 		st.NextServer++
 		id := strconv.Itoa(num)
@@ -343,6 +339,26 @@ func (c *Cloud) reserve(req provider.CreateRequest) (machine, error) {
 		return nil
 	})
 	return m, err
+}
+
+// nextAddr is the free address (.11 to .254) after last, round the
+// subnet: a just-freed address is the last one handed out again, so
+// neighbour caches have forgotten the server that had it.
+func nextAddr(subnet netip.Prefix, last netip.Addr, used map[netip.Addr]bool) (netip.Addr, bool) {
+	base := subnet.Masked().Addr().As4()
+	start := 11
+	if last.Is4() && subnet.Contains(last) {
+		start = int(last.As4()[3]) + 1
+	}
+	for i := range 244 {
+		host := 11 + (start-11+i+244)%244
+		a := base
+		a[3] = byte(host)
+		if addr := netip.AddrFrom4(a); !used[addr] {
+			return addr, true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // cgroupParent is where a machine's containers go: nodes sharing this
@@ -431,6 +447,9 @@ func (c *Cloud) destroy(id string, n *Node) error {
 	if err := run("ip", "link", "del", n.HostVeth); err != nil && linkExists(n.HostVeth) {
 		errs = append(errs, err)
 	}
+	// This machine's cache of the address's link-layer address: the next
+	// server there has another.
+	run("ip", "neigh", "flush", "to", n.Addr.String(), "dev", c.bridge)
 	if err := errors.Join(errs...); err != nil {
 		c.update(func(st *cloudState) error {
 			if m := st.Machines[id]; m != nil {

@@ -65,6 +65,7 @@ func (c *Cloud) boot(ctx context.Context, m *machine, typ provider.ServerType, u
 	if err := os.WriteFile(filepath.Join(n.Dir, hostnameFile), []byte(n.Name+"\n"), 0o644); err != nil {
 		return "", err
 	}
+	run("ip", "neigh", "flush", "to", n.Addr.String(), "dev", c.bridge) // a former server's
 	if err := createNetwork(c.bridge, n); err != nil {
 		return "", err
 	}

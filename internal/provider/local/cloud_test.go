@@ -177,6 +177,17 @@ func TestCloudBaseImage(t *testing.T) {
 		t.Errorf("get a destroyed server: %v", err)
 	}
 	assertGone(t, nodes)
+
+	// The next server gets an address none of those had just now.
+	next, err := cloud.Create(ctx, provider.CreateRequest{Name: "next", Type: "local-1", Image: local.BaseImage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range all {
+		if s.IPv4 == next.IPv4 {
+			t.Errorf("%s got the address %s of %s, just destroyed", next.Name, next.IPv4, s.Name)
+		}
+	}
 }
 
 // assertGone: no namespace, link, directory, process or cgroup of the
