@@ -45,7 +45,7 @@ func (m *Master) RegisterNode(ctx context.Context, n inventory.Node, actor strin
 	if _, err := n.Target(); err != nil {
 		return errs.Invalid("hostKey", "%v", err)
 	}
-	if err := m.checkNodePool(ctx, n.Labels); err != nil {
+	if err := m.checkNodePool(ctx, n.Name, n.Labels); err != nil {
 		return err
 	}
 	row := nodeRow(n)

@@ -681,10 +681,21 @@ func costTable(in []costPool, prices time.Time) masterapi.Cost {
 
 // checkNodePool refuses a node registered through the API into a pool
 // moat does not let it join: one that does not exist, or a cloud pool
-// (whose nodes only the pool manager registers, with no API caller).
-func (m *Master) checkNodePool(ctx context.Context, labels map[string]string) error {
+// (whose nodes only the pool manager registers, with no API caller); and
+// under the name of a pool's server, whose row it would overwrite (the
+// pool would then destroy its server, and leave the operator's row).
+func (m *Master) checkNodePool(ctx context.Context, node string, labels map[string]string) error {
+	if _, api := access.CallerFrom(ctx); !api {
+		return nil
+	}
+	if s, err := m.db.GetPoolServer(ctx, node); err == nil {
+		return fmt.Errorf("node %s is pool %s's server: moat makes and enrols it (moat pool scale %s=N; moat node rm %s retires it): %w",
+			node, s.Pool, s.Pool, node, errs.ErrConflict)
+	} else if !errors.Is(err, errs.ErrNotFound) {
+		return err
+	}
 	name := store.NodePool(labels)
-	if _, api := access.CallerFrom(ctx); !api || name == store.StaticPool {
+	if name == store.StaticPool {
 		return nil
 	}
 	p, err := m.db.GetPool(ctx, name)

@@ -395,10 +395,22 @@ func TestCheckNodePool(t *testing.T) {
 		if c.pool != "" {
 			labels[store.PoolLabel] = c.pool
 		}
-		err := m.checkNodePool(c.ctx, labels)
+		err := m.checkNodePool(c.ctx, "n1", labels)
 		if c.field == "" && err != nil || c.field != "" && (!errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), c.field)) {
 			t.Errorf("pool %q (api %v): %v, want %q", c.pool, c.ctx != ctx, err, c.field)
 		}
+	}
+	// Under the name of a pool's server: refused to an API caller (it
+	// would overwrite the pool node's row), the pool manager's own passes.
+	s := store.PoolServer{Name: "try-abc123", Pool: "try", Type: "local-1", State: store.ServerEnrolling, Created: time.Now()}
+	if _, err := m.db.RecordCreateIntent(ctx, s, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.checkNodePool(api, "try-abc123", nil); !errors.Is(err, errs.ErrConflict) || !strings.Contains(err.Error(), "pool try's server") {
+		t.Errorf("node add under a pool server's name: %v", err)
+	}
+	if err := m.checkNodePool(ctx, "try-abc123", map[string]string{store.PoolLabel: "try"}); err != nil {
+		t.Errorf("the pool manager registering its server: %v", err)
 	}
 }
 
