@@ -158,6 +158,12 @@ func (m *Master) Rollback(ctx context.Context, name string, to int, actor string
 	if err := json.Unmarshal(old.Spec, &sp); err != nil {
 		return masterapi.DeployResponse{}, err
 	}
+	// As a deploy: the count the autoscaler reached, not the old
+	// revision's (a rollback is run under load, and the autoscaler
+	// decides nothing while it rolls out).
+	if n, ok := m.autoscaledCount(ctx, key); ok && sp.Autoscale != nil {
+		sp.Replicas = min(max(n, sp.Autoscale.Min), sp.Autoscale.Max)
+	}
 	if err := m.checkQuota(ctx, key, sp, "this rollback"); err != nil {
 		return masterapi.DeployResponse{}, err
 	}
