@@ -97,7 +97,10 @@ type Daemon struct {
 	// four per CPU: enough that a failover's fifty keep every CPU busy
 	// (runc waits on the kernel as much as it computes), few enough that a
 	// thousand do not thrash.
-	starts     chan struct{}
+	starts chan struct{}
+	// mu guards the containers map. It is taken while a container's own
+	// lock is held (Remove, discard), so a container's lock is never taken
+	// while mu is held: copy the pointers, let mu go, then lock each.
 	mu         sync.Mutex
 	containers map[string]*container
 	links      *links

@@ -135,9 +135,17 @@ type metricsTarget struct {
 // sampleGroups samples the node, its running containers (ordered by ID)
 // and, on an edge, its routes.
 func (d *Daemon) sampleGroups(now time.Time) []nodeapi.MetricsGroup {
-	var ts []metricsTarget
+	// The map's lock is let go before any container's is taken (as List
+	// does): Remove takes the map's while holding its container's, so
+	// waiting here for a container under the map's lock deadlocked the two.
 	d.mu.Lock()
+	all := make([]*container, 0, len(d.containers))
 	for _, c := range d.containers {
+		all = append(all, c)
+	}
+	d.mu.Unlock()
+	var ts []metricsTarget
+	for _, c := range all {
 		c.mu.Lock()
 		if c.rec.ID != "" && c.rec.State == nodeapi.StateRunning {
 			ts = append(ts, metricsTarget{
@@ -147,7 +155,6 @@ func (d *Daemon) sampleGroups(now time.Time) []nodeapi.MetricsGroup {
 		}
 		c.mu.Unlock()
 	}
-	d.mu.Unlock()
 	slices.SortFunc(ts, func(a, b metricsTarget) int { return strings.Compare(a.target.ID, b.target.ID) })
 	targets := make([]sample.Target, len(ts))
 	for i, t := range ts {
