@@ -198,6 +198,7 @@ func (l *requestLoop) halt() {
 // (shortened) idle period the nodes are drained and removed, down to the
 // pool's min, while a request loop through the master never fails.
 func TestClusterAutoscalerLocal(t *testing.T) {
+	t.Parallel() // its own cloud, master and directories
 	testcluster.RequireRoot(t)
 	a := newAutoscaled(t, 15*time.Second)
 	first := upNodes(a.nodes())

@@ -42,6 +42,7 @@ import (
 // late listing) is destroyed by the orphan pass, as it knows ids. The API
 // calls made per step are logged (the figures).
 func TestDigitalOceanPool(t *testing.T) {
+	t.Parallel() // its own cloud, fake API, master and directories
 	cloud := testcluster.NewCloud(t)
 	f, err := fake.New(cloud.Machines(), fake.Options{})
 	if err != nil {
@@ -58,8 +59,8 @@ func TestDigitalOceanPool(t *testing.T) {
 	if _, err := sshkey.GenerateKey(filepath.Join(dir, "keys", "peer_ed25519"), "moat-peer"); err != nil {
 		t.Fatal(err)
 	}
-	m := testcluster.StartMaster(t, keyPath, "--pool-interval", "200ms", "--pool-boot-deadline", "40s",
-		"--pool-orphan-every", "1s", "--pool-orphan-grace", "10s", "--pool-create-timeout", "5s")
+	m := testcluster.StartMaster(t, keyPath, "--pool-interval", "200ms", "--pool-boot-deadline", "25s",
+		"--pool-orphan-every", "1s", "--pool-orphan-grace", "10s", "--pool-create-timeout", "5s", "--pool-create-backoff", "500ms")
 	m.ImportProbe(t, "probe:1")
 	e := &poolEnv{t: t, dir: dir, m: m}
 	ev := &env{t: t, m: m}
@@ -129,8 +130,8 @@ func TestDigitalOceanPool(t *testing.T) {
 	// Idle: what the pool manager asks of DigitalOcean when nothing changes.
 	calls = f.Requests("")
 	lists := f.Requests("GET /v2/droplets")
-	time.Sleep(10 * time.Second) // a measurement window, not a synchronisation
-	t.Logf("idle for 10 s (pool pass every 200ms, orphan pass every 1s): %d API calls, %d of them lists",
+	time.Sleep(5 * time.Second) // a measurement window, not a synchronisation
+	t.Logf("idle for 5 s (pool pass every 200ms, orphan pass every 1s): %d API calls, %d of them lists",
 		f.Requests("")-calls, f.Requests("GET /v2/droplets")-lists)
 
 	// 3. Orphans: a droplet with this cluster's tag nobody recorded goes

@@ -145,11 +145,13 @@ func (e *hzEnv) scale(pool string, n int) {
 //     after the create timeout; another made;
 //   - a create whose answer never comes, with servers listed late: the
 //     provider's retry adopts the server; one node, not two;
-//   - a tagged server moat does not know is destroyed after the grace (20 s); an
+//   - a tagged server moat does not know is destroyed after the grace (10 s); an
 //     untagged one is never touched;
 //   - scaled down, the retired nodes' servers are destroyed.
 func TestHetznerPool(t *testing.T) {
-	e := newHzEnv(t, "--pool-interval", "200ms", "--pool-boot-deadline", "30s", "--pool-create-timeout", "20s", "--pool-orphan-every", "1s", "--pool-orphan-grace", "20s")
+	t.Parallel() // its own cloud, fake API, master and directories
+	e := newHzEnv(t, "--pool-interval", "200ms", "--pool-boot-deadline", "20s", "--pool-create-timeout", "15s", "--pool-orphan-every", "1s", "--pool-orphan-grace", "10s",
+		"--pool-create-backoff", "500ms")
 	e.m.ImportProbe(t, "probe:1")
 	ctx := context.Background()
 
@@ -228,8 +230,8 @@ func TestHetznerPool(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if orphanAge := time.Since(orphan.Created); orphanAge < 20*time.Second {
-		t.Errorf("the orphan went %s after its creation, before the 20 s grace", orphanAge)
+	if orphanAge := time.Since(orphan.Created); orphanAge < 10*time.Second {
+		t.Errorf("the orphan went %s after its creation, before the 10 s grace", orphanAge)
 	}
 	e.waitPool("web", 3, time.Minute)
 
@@ -257,7 +259,7 @@ func TestHetznerPool(t *testing.T) {
 	e.scale("web", 1)
 	e.waitPool("web", 1, 2*time.Minute)
 
-	// An idle pool: what the manager asks of the API in 10 s (passes every
+	// An idle pool: what the manager asks of the API in 5 s (passes every
 	// 200 ms, the orphan listing every 1 s here).
 	routes := []string{"GET /servers", "GET /servers/{id}", "GET /server_types", "GET /servers/actions/{id}", "POST /servers", "DELETE /servers/{id}"}
 	before := map[string]int{}
@@ -265,14 +267,14 @@ func TestHetznerPool(t *testing.T) {
 		before[r] = e.f.Requests(r)
 	}
 	idle := time.Now()
-	for time.Since(idle) < 10*time.Second {
+	for time.Since(idle) < 5*time.Second {
 		time.Sleep(100 * time.Millisecond)
 	}
 	var got []string
 	for _, r := range routes {
 		got = append(got, fmt.Sprintf("%s %d", r, e.f.Requests(r)-before[r]))
 	}
-	t.Logf("idle 10 s (1 node): %d API calls: %s", e.f.Requests("")-before[""], strings.Join(got, ", "))
+	t.Logf("idle 5 s (1 node): %d API calls: %s", e.f.Requests("")-before[""], strings.Join(got, ", "))
 	if n := e.f.Requests("POST /servers") - before["POST /servers"]; n != 0 {
 		t.Errorf("an idle pool at its size made %d create calls", n)
 	}

@@ -192,6 +192,7 @@ func (e *poolEnv) waitPool(pool string, n int, timeout time.Duration, also ...st
 // are drained (no replica lost) and destroyed; a master killed while a
 // server is being created leaks nothing once restarted.
 func TestLocalPoolEndToEnd(t *testing.T) {
+	t.Parallel() // its own cloud, master and directories
 	e := newPoolEnv(t, "--pool-interval", "200ms", "--pool-boot-deadline", "90s", "--pool-orphan-every", "1s", "--pool-orphan-grace", "15s")
 	e.m.ImportProbe(t, "probe:1")
 	one, four := 1, 4
@@ -281,6 +282,7 @@ func TestLocalPoolEndToEnd(t *testing.T) {
 // than the pool's max-creates-per-hour, and the pool says its breaker is
 // open.
 func TestLocalPoolFailures(t *testing.T) {
+	t.Parallel() // its own cloud, master and directories
 	e := newPoolEnv(t, "--pool-interval", "200ms", "--pool-boot-deadline", "60s", "--pool-orphan-every", "1s", "--pool-orphan-grace", "8s",
 		"--pool-create-backoff", "500ms")
 	ctx := context.Background()

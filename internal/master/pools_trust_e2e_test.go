@@ -42,6 +42,7 @@ import (
 //   - the master's key on that node cannot read the secrets key (shell,
 //     SFTP) nor rotate the host key a second time.
 func TestPoolTrust(t *testing.T) {
+	t.Parallel() // its own cloud, master and directories
 	e, masterKeyPath := newTrustEnv(t)
 	ctx := context.Background()
 	imageDir := filepath.Join(e.cloudDir, "images", e.image)
