@@ -73,11 +73,7 @@ func dumpCloudLogs(t testing.TB, c *local.Cloud) {
 		if err != nil {
 			continue
 		}
-		if pid := nodeDaemon(n.NetNS); pid > 0 && syscall.Kill(pid, syscall.SIGQUIT) == nil {
-			for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && syscall.Kill(pid, 0) == nil; {
-				time.Sleep(20 * time.Millisecond)
-			}
-		}
+		quitNodeDaemon(n.NetNS)
 		for _, f := range []string{"console.log", "sshd.log", "node.log", "var-log/moat-node.log"} {
 			if b, err := os.ReadFile(filepath.Join(n.Dir, f)); err == nil && len(b) > 0 {
 				lines := 80
@@ -86,6 +82,17 @@ func dumpCloudLogs(t testing.TB, c *local.Cloud) {
 				}
 				t.Logf("server %s (%s) %s:\n%s", s.ID, s.Name, f, tail(string(b), lines))
 			}
+		}
+	}
+}
+
+// quitNodeDaemon asks the node daemon in a network namespace for its
+// goroutines (SIGQUIT: a Go program prints every stack to its log and
+// exits) and waits a little for it to be done.
+func quitNodeDaemon(netns string) {
+	if pid := nodeDaemon(netns); pid > 0 && syscall.Kill(pid, syscall.SIGQUIT) == nil {
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && syscall.Kill(pid, 0) == nil; {
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 }

@@ -195,9 +195,14 @@ func (c *Cluster) NodeAPI(name string) *nodeapi.Client {
 
 func (c *Cluster) dumpLogs() {
 	for _, n := range c.Nodes {
+		quitNodeDaemon(n.NetNS) // a hung daemon says where
 		for _, f := range []string{"sshd.log", "node.log", "var-log/moat-node.log"} {
 			if b, err := os.ReadFile(filepath.Join(n.Dir, f)); err == nil && len(b) > 0 {
-				c.t.Logf("node %s %s:\n%s", n.Name, f, tail(string(b), 80))
+				lines := 80
+				if f == "node.log" {
+					lines = 1000 // the goroutines
+				}
+				c.t.Logf("node %s %s:\n%s", n.Name, f, tail(string(b), lines))
 			}
 		}
 	}
