@@ -193,7 +193,10 @@ func (e *poolEnv) waitPool(pool string, n int, timeout time.Duration, also ...st
 // server is being created leaks nothing once restarted.
 func TestLocalPoolEndToEnd(t *testing.T) {
 	t.Parallel() // its own cloud, master and directories
-	e := newPoolEnv(t, "--pool-interval", "200ms", "--pool-boot-deadline", "90s", "--pool-orphan-every", "1s", "--pool-orphan-grace", "15s")
+	// The boot deadline is what the restarted master waits for the
+	// server its predecessor was creating when killed (a local server
+	// boots in a second or two).
+	e := newPoolEnv(t, "--pool-interval", "200ms", "--pool-boot-deadline", "20s", "--pool-orphan-every", "1s", "--pool-orphan-grace", "15s")
 	e.m.ImportProbe(t, "probe:1")
 	one, four := 1, 4
 	creates := 20
