@@ -71,6 +71,11 @@ type Pool struct {
 	// KeepBilledHour: a node of an hourly-billed type is retired only in
 	// the last BillWindow of its billed hour.
 	KeepBilledHour bool
+	// Refuses are the apps whose image the pool's nodes refuse (signed by
+	// no key its image allows): no node of the pool — new, coming or
+	// taken back — is counted on for them (it would stay empty, be
+	// retired idle, and be bought again).
+	Refuses map[string]bool
 }
 
 // Defaults.
@@ -124,11 +129,12 @@ type Draining struct {
 
 // hyp is a hypothetical node: being created, reusable, or to buy.
 type hyp struct {
-	node  sched.Node
-	pool  string
-	kind  int // kindComing, kindReuse, kindNew
-	apps  map[string]bool
-	taken bool
+	node    sched.Node
+	pool    string
+	refuses map[string]bool // apps whose image its pool's nodes refuse
+	kind    int             // kindComing, kindReuse, kindNew
+	apps    map[string]bool
+	taken   bool
 }
 
 const (
@@ -176,16 +182,20 @@ func Up(reqs []sched.Request, pools []Pool, draining []Draining, existing map[st
 			continue
 		}
 		for i := range p.Coming {
-			coming = append(coming, &hyp{node: poolNode(p, fmt.Sprintf("%s/coming-%d", p.Name, i+1)), pool: p.Name, kind: kindComing})
+			coming = append(coming, &hyp{node: poolNode(p, fmt.Sprintf("%s/coming-%d", p.Name, i+1)), pool: p.Name, refuses: p.Refuses, kind: kindComing})
 		}
 	}
 	left = simulate(left, coming)
 	// 2. Draining pool nodes, taken back.
 	var reuse []*hyp
+	refuses := map[string]map[string]bool{}
+	for _, p := range pools {
+		refuses[p.Name] = p.Refuses
+	}
 	for _, d := range draining {
 		n := d.Node
 		n.Cordoned, n.Down = false, false
-		reuse = append(reuse, &hyp{node: n, pool: d.Pool, kind: kindReuse})
+		reuse = append(reuse, &hyp{node: n, pool: d.Pool, refuses: refuses[d.Pool], kind: kindReuse})
 	}
 	left = simulate(left, reuse)
 	for _, h := range reuse {
@@ -316,6 +326,9 @@ func mismatch(p Pool, reqs []sched.Request) string {
 
 // misfit says why no node of pool p takes a replica of r, or "".
 func misfit(p Pool, r sched.Request) string {
+	if p.Refuses[r.App] {
+		return fmt.Sprintf("its nodes refuse app %s's image (signed by no key the pool's image allows)", r.App)
+	}
 	if r.Tenant != "" && !p.Shared && p.Tenant != r.Tenant {
 		owner := "the default tenant"
 		if p.Tenant != "" {
@@ -354,7 +367,7 @@ func fewest(p Pool, reqs []sched.Request) (int, int, []sched.Request, []*hyp) {
 	try := func(n int) (int, []sched.Request, []*hyp) {
 		hs := make([]*hyp, n)
 		for i := range hs {
-			hs[i] = &hyp{node: poolNode(p, fmt.Sprintf("%s/new-%d", p.Name, i+1)), pool: p.Name, kind: kindNew}
+			hs[i] = &hyp{node: poolNode(p, fmt.Sprintf("%s/new-%d", p.Name, i+1)), pool: p.Name, refuses: p.Refuses, kind: kindNew}
 		}
 		rest := simulate(reqs, hs)
 		placed := total
@@ -455,6 +468,9 @@ func simulate(reqs []sched.Request, hs []*hyp) []sched.Request {
 	}
 	var left []sched.Request
 	for _, r := range reqs {
+		for i, h := range hs {
+			nodes[i].RefusesImage = h.node.RefusesImage || h.refuses[r.App]
+		}
 		res := sched.Place(nodes, r)
 		for _, name := range res.Nodes {
 			h := byName[name]

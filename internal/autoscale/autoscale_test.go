@@ -46,6 +46,10 @@ func TestUp(t *testing.T) {
 	refusing := roomy
 	refusing.RefusesImage = true
 	drainNode := sched.Node{Name: "p1-x", Capacity: sched.Resources{MilliCPU: 2000, MemoryBytes: 2 * gib}, Cordoned: true}
+	refusingPool := pool("p1", 0, 4, 1, 0, local2)
+	refusingPool.Refuses = map[string]bool{"web": true}
+	refusingComing := refusingPool
+	refusingComing.Coming = 2
 
 	tests := []struct {
 		name     string
@@ -59,6 +63,20 @@ func TestUp(t *testing.T) {
 		waiting  map[string]string // app → waiting substring
 		unhelped map[string]string // app → substring
 	}{
+		// A pool node enforces its image's signing policy: an app whose
+		// image the pool's nodes refuse gets no node there (each would
+		// stay empty, be retired idle, and be bought again).
+		{name: "the pool's nodes refuse the image: no node for it", reqs: []sched.Request{req("web", 1, 500, 256<<20)},
+			pools: []Pool{refusingPool}, notes: map[string]string{"p1": "refuse app web's image"},
+			unhelped: map[string]string{"web": "refuse app web's image"}},
+		{name: "the pool's nodes refuse the image: a draining one is not taken back for it", reqs: []sched.Request{req("web", 1, 500, 256<<20)},
+			pools: []Pool{refusingPool}, draining: []Draining{{Node: drainNode, Pool: "p1"}},
+			unhelped: map[string]string{"web": "refuse app web's image"}},
+		{name: "the pool's nodes refuse the image: nodes coming do not wait for it", reqs: []sched.Request{req("web", 1, 500, 256<<20)},
+			pools:    []Pool{refusingComing},
+			unhelped: map[string]string{"web": "refuse app web's image"}},
+		{name: "another pool's nodes take it", reqs: []sched.Request{req("web", 1, 500, 256<<20)},
+			pools: []Pool{refusingPool, pool("p2", 0, 2, 0, 0, local2)}, grow: []Grow{{Pool: "p2", N: 1}}},
 		{name: "nothing unplaced", pools: []Pool{pool("p1", 1, 4, 1, 0, local2)},
 			notes: map[string]string{"p1": "not needed"}},
 		{name: "fewest nodes of the only pool", reqs: []sched.Request{req("web", 5, 500, 256<<20)}, pools: []Pool{pool("p1", 1, 4, 1, 0, local2)},

@@ -167,6 +167,7 @@ func (m *Master) scaleUp(ctx context.Context, w *world, pools []scalerPool, ops 
 	if ops.reuse == nil {
 		draining = nil
 	}
+	poolRefuses(w, in, func(app string) []string { return m.appSigners(w, app) })
 	existing := map[string][]sched.Node{}
 	for _, r := range w.unplaced {
 		existing[r.App] = schedNodes(w, m.appSigners(w, r.App))
@@ -374,6 +375,33 @@ func downSince(v view) time.Time {
 		return time.Time{}
 	}
 	return v.since
+}
+
+// poolRefuses notes, for each pool, the unplaced apps whose image its
+// nodes refuse: a node of it reported a signing policy that does not take
+// the image's signers (a pool's nodes share the operator's image, so one
+// speaks for all; one that has not reported speaks for none). A new node
+// of that pool would refuse them too: no scale-up for them there (each
+// node bought would stay empty, be retired idle, and be bought again).
+func poolRefuses(w *world, pools []autoscale.Pool, signers func(app string) []string) {
+	apps := map[string]bool{}
+	for _, r := range w.unplaced {
+		apps[r.App] = true
+	}
+	for app := range apps {
+		ref := refusing(w, signers(app))
+		for i := range pools {
+			for name, n := range w.nodes {
+				if ref[name] && store.NodePool(n.Labels) == pools[i].Name {
+					if pools[i].Refuses == nil {
+						pools[i].Refuses = map[string]bool{}
+					}
+					pools[i].Refuses[app] = true
+					break
+				}
+			}
+		}
+	}
 }
 
 // refusing are the nodes that do not accept an image signed by signers.
