@@ -746,26 +746,41 @@ func (pm *poolManager) rotateHostKey(ctx context.Context, name, addr string, one
 	pool := sshx.NewPool(sshx.Config{Signer: pm.m.key, Log: pm.m.log})
 	defer pool.Close()
 	conn := pool.Add(sshx.Target{Name: name, Addr: addr, User: "root", HostKey: onetime})
-	for {
-		state, _, lastErr := conn.State()
-		if state == sshx.Up {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("connect to %s's gate at %s with its one-time host key: %w (last: %v)", name, addr, ctx.Err(), lastErr)
-		case <-conn.Changed():
-		case <-time.After(time.Second):
-		}
+	if err := waitUp(ctx, conn); err != nil {
+		return "", fmt.Errorf("connect to %s's gate at %s with its one-time host key: %w", name, addr, err)
 	}
 	rotated, err := conn.NodeAPI().RotateHostKey(ctx, ssh.FingerprintSHA256(onetime))
 	if err != nil {
 		return "", fmt.Errorf("rotate %s's one-time host key: %w", name, err)
 	}
-	if _, err := sshkey.ParsePublicKey(rotated.New); err != nil {
+	key, err := sshkey.ParsePublicKey(rotated.New)
+	if err != nil {
 		return "", fmt.Errorf("the host key %s answered: %w", name, err)
 	}
+	// sshd re-executes to load the new key and refuses connections for a
+	// moment: the node is registered once its sshd answers with the new
+	// key, or the master's first dial would record a node-down for it.
+	fresh := pool.Add(sshx.Target{Name: name + "/rotated", Addr: addr, User: "root", HostKey: key})
+	if err := waitUp(ctx, fresh); err != nil {
+		return "", fmt.Errorf("connect to %s's gate at %s with its new host key: %w", name, addr, err)
+	}
 	return rotated.New, nil
+}
+
+// waitUp waits until the connection is up, or the context ends.
+func waitUp(ctx context.Context, conn *sshx.Conn) error {
+	for {
+		state, _, lastErr := conn.State()
+		if state == sshx.Up {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), lastErr)
+		case <-conn.Changed():
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // retire drains a pool server's node and destroys the server: cordon and

@@ -235,6 +235,18 @@ func TestLocalPoolEndToEnd(t *testing.T) {
 		t.Errorf("the one-time host key marker is still there: %v", err)
 	}
 
+	// Registered once its sshd answers with the new key: the master's
+	// first dial finds it up, and no node-down is recorded for it.
+	events, err := e.m.Client.Events(context.Background(), masterapi.EventQuery{Node: nodes[0].Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range events {
+		if ev.Kind == "node-down" {
+			t.Errorf("a node-down event for the node just enrolled: %+v", ev)
+		}
+	}
+
 	// It runs replicas.
 	ev := &env{t: t, m: e.m}
 	resp := ev.deploy(spec("app", 2))
