@@ -218,7 +218,11 @@ func (a *app) devDownCommand(dir *string) *cobra.Command {
 			c, err := local.Load(filepath.Join(*dir, "cluster"))
 			if errors.Is(err, fs.ErrNotExist) {
 				fmt.Fprintln(a.stderr, "no local cluster")
+				clouds := localClouds(cmd.Context(), a.masterClient(), *dir)
 				stopDevMaster(a, *dir)
+				if err := destroyClouds(a, clouds); err != nil {
+					return err
+				}
 				return os.RemoveAll(*dir)
 			}
 			if err != nil {
@@ -228,9 +232,14 @@ func (a *app) devDownCommand(dir *string) *cobra.Command {
 			for _, n := range c.Nodes {
 				mc.RemoveNode(cmd.Context(), n.Name)
 			}
+			clouds := localClouds(cmd.Context(), mc, *dir)
 			// The master first: its socket keeps /run/moat, which the
-			// nodes' removal removes once it is empty.
+			// nodes' removal removes once it is empty; and stopped, it
+			// makes no more pool servers.
 			stopDevMaster(a, *dir)
+			if err := destroyClouds(a, clouds); err != nil {
+				return err
+			}
 			if err := c.Destroy(); err != nil {
 				return err
 			}
@@ -256,6 +265,51 @@ func (a *app) devNodeInitCommand() *cobra.Command {
 	cmd.Flags().StringVar(&hostname, "hostname", "", "the node's host name")
 	cmd.MarkFlagRequired("dir")
 	return cmd
+}
+
+// localClouds are the state directories of the local pools' clouds: those
+// the master names, and those under the dev master's directory (the
+// default place), so that down removes their machines too even when the
+// master is not answering.
+func localClouds(ctx context.Context, mc *masterapi.Client, dir string) []string {
+	var dirs []string
+	seen := map[string]bool{}
+	add := func(d string) {
+		if d != "" && !seen[d] {
+			seen[d] = true
+			dirs = append(dirs, d)
+		}
+	}
+	if pools, err := mc.Pools(ctx); err == nil {
+		for _, p := range pools {
+			if p.Provider == "local" {
+				add(p.LocalDir)
+			}
+		}
+	}
+	states, _ := filepath.Glob(filepath.Join(dir, "master", "pools", "*", "cloud.json"))
+	for _, st := range states {
+		add(filepath.Dir(st))
+	}
+	return dirs
+}
+
+// destroyClouds destroys the local clouds' machines, bridges and state.
+func destroyClouds(a *app, dirs []string) error {
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "cloud.json")); err != nil {
+			continue
+		}
+		c, err := local.OpenCloud(d, "")
+		if err != nil {
+			return err
+		}
+		if err := c.DestroyAll(); err != nil {
+			return fmt.Errorf("remove the local pool cloud in %s: %w", d, err)
+		}
+		fmt.Fprintf(a.stderr, "removed the local pool cloud in %s\n", d)
+	}
+	return nil
 }
 
 // stopDevMaster stops the master dev up started, if it did.

@@ -2,12 +2,16 @@ package cli_test
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/moatcloud/moat/internal/provider"
+	"github.com/moatcloud/moat/internal/provider/local"
 	"github.com/moatcloud/moat/internal/testcluster"
 )
 
@@ -50,8 +54,33 @@ func TestDevUpDown(t *testing.T) {
 			t.Errorf("the node daemon's log %s: %v, %d bytes", nodeLog, err, len(b))
 		}
 	}
+	// A local pool's machine where the dev master keeps its pools' clouds:
+	// down removes it too, master or not.
+	cloud, err := local.OpenCloud(filepath.Join(dir, "master", "pools", "try"), testcluster.Moat(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := cloud.Create(context.Background(), provider.CreateRequest{Name: "try-dev", Type: "local-1", Image: local.BaseImage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	machine, err := cloud.Machine(srv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// What a failed down left: the machine's processes, namespace, bridge.
+		if _, err := os.Stat("/run/netns/" + machine.NetNS); err == nil {
+			out, _ := exec.Command("ip", "netns", "pids", machine.NetNS).Output()
+			for _, pid := range strings.Fields(string(out)) {
+				exec.Command("kill", "-9", pid).Run()
+			}
+			exec.Command("ip", "netns", "del", machine.NetNS).Run()
+		}
+		exec.Command("ip", "link", "del", cloud.Bridge()).Run()
+	})
 	dev("down")
-	for _, gone := range []string{dir, "/run/netns/moat-dev-n1", "/sys/class/net/mbdev"} {
+	for _, gone := range []string{dir, "/run/netns/moat-dev-n1", "/sys/class/net/mbdev", "/run/netns/" + machine.NetNS, "/sys/class/net/" + cloud.Bridge()} {
 		if _, err := os.Lstat(gone); err == nil {
 			t.Errorf("moat dev down left %s", gone)
 		}
