@@ -52,6 +52,8 @@ may list nodes.`,
 func printAutoscaler(w io.Writer, st masterapi.AutoscalerStatus, now time.Time) error {
 	if up := st.ScaleUp; up == nil {
 		fmt.Fprintln(w, "scale-up: no replica has waited for room since the master started")
+	} else if len(up.Unplaced) == 0 {
+		fmt.Fprintf(w, "scale-up, %s: every replica placed, none waits for room\n", ago(up.Time, now))
 	} else {
 		fmt.Fprintf(w, "scale-up, %s (decided in %s):\n", ago(up.Time, now), up.Took.Round(time.Microsecond))
 		rows := [][]string{{"APP", "UNPLACED", "WAITING FOR"}}

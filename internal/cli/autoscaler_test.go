@@ -45,4 +45,9 @@ func TestPrintAutoscaler(t *testing.T) {
 	if !strings.Contains(out.String(), "no replica has waited for room") {
 		t.Errorf("empty status:\n%s", out.String())
 	}
+	out.Reset()
+	printAutoscaler(&out, masterapi.AutoscalerStatus{ScaleUp: &masterapi.ScaleUpDecision{Time: now.Add(-3 * time.Second)}}, now)
+	if !strings.Contains(out.String(), "scale-up, 3s: every replica placed, none waits for room") {
+		t.Errorf("status once the replicas that waited are placed:\n%s", out.String())
+	}
 }

@@ -139,8 +139,13 @@ func (m *Master) autoscale(ctx context.Context, w *world) {
 	s.downEvery = downEvery(pools)
 	if len(w.unplaced) > 0 {
 		m.scaleUp(ctx, w, pools, ops)
-	} else {
+	} else if len(s.waiting) > 0 {
+		// The replicas that waited are placed: say so, rather than keep
+		// showing them waiting until the next replica has no room.
 		s.waiting = nil
+		s.mu.Lock()
+		s.up = &masterapi.ScaleUpDecision{Time: w.now}
+		s.mu.Unlock()
 	}
 	if w.now.Sub(s.lastDown) >= s.downEvery {
 		s.lastDown = w.now

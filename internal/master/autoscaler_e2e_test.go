@@ -252,6 +252,20 @@ func TestClusterAutoscalerLocal(t *testing.T) {
 		t.Error("the deploy's progress never said it waits for new nodes in pool p1")
 	}
 	running := time.Since(deployed)
+	// Once placed, the status stops saying the replicas wait.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		st, err := a.m.Client.Autoscaler(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ScaleUp != nil && len(st.ScaleUp.Unplaced) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			j, _ := json.MarshalIndent(st.ScaleUp, "", "  ")
+			t.Fatalf("30s after the deploy the status still shows replicas waiting: %s", j)
+		}
+	}
 	ns := upNodes(a.nodes())
 	if len(ns) != 3 {
 		t.Fatalf("nodes up %v: want the first and 2 new", ns)
