@@ -290,8 +290,21 @@ func TestAlertNodeDownWebhookOutage(t *testing.T) {
 	down := up.wait("firing", "node-down/n2", 30*time.Second)
 	t.Logf("node down: notified %s after the node was stopped", down.at.Sub(t0).Round(time.Millisecond))
 
+	// Delivery is at least once: a notice the webhook got in the instant
+	// before a crash, before the master recorded it, is sent again (the
+	// notice's id and state let a receiver tell). So the master is killed
+	// once it has recorded the delivery to up.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		hooks, err := e.m.Client.Webhooks(context.Background())
+		if err == nil && slices.ContainsFunc(hooks, func(h masterapi.Webhook) bool { return h.Name == "up" && h.Queued == 0 }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the delivery to up not recorded within 30s: %+v, %v", hooks, err)
+		}
+	}
 	// The master restarts while n2 is down and the flaky webhook too: it
-	// neither forgets the alert nor sends it again.
+	// neither forgets the alert nor sends again what it delivered.
 	e.m.Kill9()
 	e.m.Start()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
