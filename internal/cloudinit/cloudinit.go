@@ -13,7 +13,6 @@ package cloudinit
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/moatcloud/moat/internal/nodeapi"
+	"github.com/moatcloud/moat/internal/sshkey"
 )
 
 // MaxSize is the largest user data accepted (DigitalOcean and Hetzner
@@ -56,19 +56,11 @@ type NodeData struct {
 
 // NewHostKey makes a one-time ed25519 host key in the forms NodeData holds.
 func NewHostKey() (private, public string, err error) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	priv, pub, err := sshkey.NewKey("")
 	if err != nil {
 		return "", "", err
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		return "", "", err
-	}
-	spub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return "", "", err
-	}
-	return string(pem.EncodeToMemory(block)), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(spub))), nil
+	return string(priv), sshkey.AuthorizedKey(pub), nil
 }
 
 // Fingerprint is the SHA256 fingerprint of the host key's public half.

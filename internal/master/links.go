@@ -2,24 +2,19 @@ package master
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
 	"path"
-	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/crypto/ssh"
 
 	"github.com/moatcloud/moat/internal/errs"
 	"github.com/moatcloud/moat/internal/master/store"
 	"github.com/moatcloud/moat/internal/nodeapi"
 	"github.com/moatcloud/moat/internal/spec"
+	"github.com/moatcloud/moat/internal/sshkey"
 )
 
 // linkKeys caches the links' keys (store.LinkKey) between passes.
@@ -100,19 +95,11 @@ func (m *Master) keepLinkKeys(ctx context.Context, want map[string]bool) (map[st
 
 // newLinkKey makes an ed25519 key pair for a link.
 func newLinkKey(id string) (linkKey, error) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	private, public, err := sshkey.NewKey(nodeapi.LinkComment(id))
 	if err != nil {
 		return linkKey{}, err
 	}
-	block, err := ssh.MarshalPrivateKey(priv, nodeapi.LinkComment(id))
-	if err != nil {
-		return linkKey{}, err
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return linkKey{}, err
-	}
-	return linkKey{Private: string(pem.EncodeToMemory(block)), Public: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))}, nil
+	return linkKey{Private: string(private), Public: sshkey.AuthorizedKey(public)}, nil
 }
 
 // linkPush is an agent's sending of its node's link table: the last table

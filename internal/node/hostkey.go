@@ -3,9 +3,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -93,19 +90,12 @@ func rotateHostKey(ctx context.Context, f hostKeyFiles, current string) (old, fr
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, nil, fmt.Errorf("rotate host key: %w", err)
 	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
 	host, _ := os.Hostname()
-	block, err := ssh.MarshalPrivateKey(priv, "root@"+host)
+	private, fresh, err := sshkey.NewKey("root@" + host)
 	if err != nil {
 		return nil, nil, err
 	}
-	if fresh, err = ssh.NewPublicKey(pub); err != nil {
-		return nil, nil, err
-	}
-	if err := installHostKey(f.Key, pem.EncodeToMemory(block), []byte(sshkey.AuthorizedKey(fresh)+" root@"+host+"\n")); err != nil {
+	if err := installHostKey(f.Key, private, []byte(sshkey.AuthorizedKey(fresh)+" root@"+host+"\n")); err != nil {
 		return nil, nil, fmt.Errorf("rotate host key: %w", err)
 	}
 	if err := f.Reload(ctx); err != nil {

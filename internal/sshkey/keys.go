@@ -23,29 +23,39 @@ func GenerateKey(path, comment string) (ssh.Signer, error) {
 	if _, err := os.Stat(path); err == nil {
 		return nil, fmt.Errorf("generate key: %s already exists", path)
 	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	block, err := ssh.MarshalPrivateKey(priv, comment)
+	private, pub, err := NewKey(comment)
 	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := os.WriteFile(path, private, 0o600); err != nil {
 		return nil, err
 	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return nil, err
-	}
-	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))) + " " + comment + "\n"
+	line := AuthorizedKey(pub) + " " + comment + "\n"
 	if err := os.WriteFile(path+".pub", []byte(line), 0o644); err != nil {
 		return nil, err
 	}
-	return ssh.NewSignerFromKey(priv)
+	return ssh.ParsePrivateKey(private)
+}
+
+// NewKey makes an ed25519 key pair: the private half as an OpenSSH PEM
+// block carrying comment, and the public half.
+func NewKey(comment string) (private []byte, public ssh.PublicKey, err error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, comment)
+	if err != nil {
+		return nil, nil, err
+	}
+	public, err = ssh.NewPublicKey(pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(block), public, nil
 }
 
 // LoadSigner reads an unencrypted OpenSSH private key.
