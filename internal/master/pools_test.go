@@ -302,7 +302,7 @@ func TestPoolOffer(t *testing.T) {
 // kept, so a provider gone away still gives the estimate; the token is
 // the one the pool sealed.
 func TestCostFromProvider(t *testing.T) {
-	f, err := hfake.New(&hfake.Memory{}, hfake.Options{Token: "fake-token-abc"})
+	f, err := hfake.New(&provider.MemoryMachines{}, hfake.Options{Token: "fake-token-abc"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,12 +472,12 @@ func TestCostByTenant(t *testing.T) {
 // nothing; a pool without servers changes account freely.
 func TestAccountChange(t *testing.T) {
 	ctx := context.Background()
-	a, err := hfake.New(&hfake.Memory{}, hfake.Options{Token: "token-a"})
+	a, err := hfake.New(&provider.MemoryMachines{}, hfake.Options{Token: "token-a"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := hfake.New(&hfake.Memory{}, hfake.Options{Token: "token-b"})
+	b, err := hfake.New(&provider.MemoryMachines{}, hfake.Options{Token: "token-b"})
 	if err != nil {
 		t.Fatal(err)
 	}

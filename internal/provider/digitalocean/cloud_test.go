@@ -19,9 +19,9 @@ import (
 
 var labels = map[string]string{provider.LabelCluster: "prod", provider.LabelPool: "web"}
 
-func setup(t *testing.T) (*digitalocean.Cloud, *fake.Fake, *fake.Memory) {
+func setup(t *testing.T) (*digitalocean.Cloud, *fake.Fake, *provider.MemoryMachines) {
 	t.Helper()
-	m := &fake.Memory{}
+	m := &provider.MemoryMachines{}
 	f, err := fake.New(m, fake.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +51,7 @@ func req(name string) provider.CreateRequest {
 // only checks that the fake holds exactly the droplets ids (the test
 // knows every one), and, once their destroys have run, machines for no
 // others.
-func only(t *testing.T, f *fake.Fake, m *fake.Memory, ids ...string) {
+func only(t *testing.T, f *fake.Fake, m *provider.MemoryMachines, ids ...string) {
 	t.Helper()
 	var got []string
 	for _, d := range f.Servers() {
@@ -573,7 +573,7 @@ func TestSnapshot(t *testing.T) {
 // again is refused (a pending event) and the droplet waited on until off;
 // the snapshot is found among the droplet's actions, not made twice.
 func TestSnapshotLostAnswers(t *testing.T) {
-	m := &fake.Memory{}
+	m := &provider.MemoryMachines{}
 	f, err := fake.New(m, fake.Options{ActionDelay: 400 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -678,7 +678,7 @@ func TestConcurrent(t *testing.T) {
 // The hourly budget spent (RateLimit-Remaining: 0, perhaps by another
 // client of the token): no request is sent before RateLimit-Reset.
 func TestBudgetSpent(t *testing.T) {
-	f, err := fake.New(&fake.Memory{}, fake.Options{PerHour: 3})
+	f, err := fake.New(&provider.MemoryMachines{}, fake.Options{PerHour: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -706,7 +706,7 @@ func TestBudgetSpent(t *testing.T) {
 // The fake's own budget: past the per-minute limit it answers 429 with
 // Retry-After and DigitalOcean's headers.
 func TestFakeRateLimit(t *testing.T) {
-	f, err := fake.New(&fake.Memory{}, fake.Options{PerMinute: 3})
+	f, err := fake.New(&provider.MemoryMachines{}, fake.Options{PerMinute: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

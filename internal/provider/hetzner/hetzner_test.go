@@ -41,7 +41,7 @@ func newCloud(t *testing.T, token, endpoint string, o Options) *Cloud {
 type env struct {
 	c   *Cloud
 	f   *fake.Fake
-	mem *fake.Memory
+	mem *provider.MemoryMachines
 	// known: the servers (by name) the test made on purpose; the cleanup
 	// fails the test if the fake holds any other, then destroys them all.
 	known map[string]bool
@@ -49,7 +49,7 @@ type env struct {
 
 func newEnv(t *testing.T, fo fake.Options, o Options) *env {
 	t.Helper()
-	mem := &fake.Memory{}
+	mem := &provider.MemoryMachines{}
 	f, err := fake.New(mem, fo)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moatcloud/moat/internal/provider"
 )
 
 func call(t *testing.T, f *Fake, method, path, token, body string) (*http.Response, map[string]any) {
@@ -36,7 +38,7 @@ func call(t *testing.T, f *Fake, method, path, token, body string) (*http.Respon
 
 // TestWire: what the fake answers, on the wire, as the reference has it.
 func TestWire(t *testing.T) {
-	mem := &Memory{}
+	mem := &provider.MemoryMachines{}
 	f, err := New(mem, Options{RateLimit: 5})
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +94,7 @@ func TestWire(t *testing.T) {
 }
 
 func TestPages(t *testing.T) {
-	f, err := New(&Memory{}, Options{PageSize: 2})
+	f, err := New(&provider.MemoryMachines{}, Options{PageSize: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
