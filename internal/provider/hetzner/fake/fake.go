@@ -298,8 +298,6 @@ type apiError struct {
 	message string
 }
 
-func (e *apiError) Error() string { return e.code + ": " + e.message }
-
 func errorf(status int, code, format string, a ...any) *apiError {
 	return &apiError{status, code, fmt.Sprintf(format, a...)}
 }
